@@ -1,8 +1,23 @@
 //! memlens: how much memory a container really uses, why, and what happens next.
 //!
 //! Data flows one way (see DEVELOPERS.md):
-//! `sys` (where files come from: the live system or a capture) →
-//! `cgroup`, `proc`, `kmsg` (kernel sources: read and parse) →
-//! `model` (what one sample means) →
-//! `views` (other tools' figures, derived values, rules) →
-//! `render` / `cli` (front ends; they never touch /sys or /proc).
+//! [`sys`] (where files come from: the live system or a capture) →
+//! [`cgroup`], [`proc`] (kernel sources: read and parse) →
+//! [`model`] (what one sample means) →
+//! [`views`] (other tools' figures, derived values) →
+//! [`report`] / [`overview`] (assembled results) → `render` and `cli` (front ends; they never
+//! touch /sys or /proc).
+
+pub mod capture;
+pub mod cgroup;
+pub mod cli;
+pub mod identity;
+pub mod model;
+pub mod overview;
+pub mod proc;
+pub mod render;
+pub mod report;
+pub mod sys;
+pub mod target;
+pub mod views;
+pub mod workload;

@@ -1,0 +1,199 @@
+//! Finding the memory controller's hierarchy from `/proc/self/mountinfo`.
+//!
+//! Pure v1 hosts mount a `cgroup` file system with the `memory` super option; pure v2 hosts
+//! mount one `cgroup2` whose `cgroup.controllers` lists `memory`; hybrid hosts (this project's
+//! CI machine among them) have both, with memory bound to v1 and a controller-less cgroup2 at
+//! `/sys/fs/cgroup/unified`. A controller is bound to one hierarchy at a time, so at most one
+//! candidate has memory; bind mounts of it elsewhere are ignored in favour of the one whose
+//! root is shallowest.
+
+use crate::model::{Hierarchy, Version};
+use crate::sys::{ReadError, Root};
+use std::path::{Path, PathBuf};
+
+/// A mountinfo line that mounts a cgroup hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupMount {
+    /// v1 or v2.
+    pub version: Version,
+    /// Mount point.
+    pub mount_point: PathBuf,
+    /// Root of the mount within the hierarchy.
+    pub root: String,
+    /// v1: the controllers in the super options (`memory`, `cpu`, `name=systemd`...).
+    pub options: Vec<String>,
+}
+
+/// Every cgroup mount in a mountinfo text. Lines that do not parse are skipped: a mountinfo
+/// has hundreds of lines we do not care about.
+pub fn cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount> {
+    mountinfo
+        .lines()
+        .filter_map(|l| procfs_core::process::MountInfo::from_line(l).ok())
+        .filter_map(|m| {
+            let version = match m.fs_type.as_str() {
+                "cgroup" => Version::V1,
+                "cgroup2" => Version::V2,
+                _ => return None,
+            };
+            let mut options: Vec<String> = m
+                .super_options
+                .iter()
+                .map(|(k, v)| match v {
+                    Some(v) => format!("{k}={v}"),
+                    None => k.clone(),
+                })
+                .collect();
+            options.sort();
+            Some(CgroupMount {
+                version,
+                mount_point: m.mount_point,
+                root: m.root,
+                options,
+            })
+        })
+        .collect()
+}
+
+/// Why no memory hierarchy was found.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    /// /proc/self/mountinfo could not be read.
+    #[error("cannot find the cgroup mounts: {0}")]
+    Mountinfo(#[from] ReadError),
+    /// No mount carries the memory controller.
+    #[error(
+        "no memory cgroup controller is mounted (looked for a `cgroup` mount with the `memory` option and a `cgroup2` mount whose cgroup.controllers lists `memory`; found: {found})"
+    )]
+    NoMemory {
+        /// Human list of the cgroup mounts that were found.
+        found: String,
+    },
+}
+
+/// Finds the hierarchy holding the memory controller.
+pub fn memory_hierarchy(root: &Root) -> Result<Hierarchy, MountError> {
+    let text = root.read(Path::new("/proc/self/mountinfo"))?;
+    let mounts = cgroup_mounts(&text);
+    let mut best: Option<&CgroupMount> = None;
+    for m in &mounts {
+        let has_memory = match m.version {
+            Version::V1 => m.options.iter().any(|o| o == "memory"),
+            Version::V2 => root
+                .read(&m.mount_point.join("cgroup.controllers"))
+                .is_ok_and(|c| c.split_whitespace().any(|w| w == "memory")),
+        };
+        if !has_memory {
+            continue;
+        }
+        let depth = |m: &CgroupMount| m.root.matches('/').count();
+        if best.is_none_or(|b| depth(m) < depth(b)) {
+            best = Some(m);
+        }
+    }
+    match best {
+        Some(m) => Ok(Hierarchy {
+            version: m.version,
+            mount_point: m.mount_point.clone(),
+            mount_root: m.root.clone(),
+        }),
+        None => Err(MountError::NoMemory {
+            found: if mounts.is_empty() {
+                "none".into()
+            } else {
+                mounts
+                    .iter()
+                    .map(|m| {
+                        format!(
+                            "{} at {} ({})",
+                            if m.version == Version::V1 {
+                                "cgroup"
+                            } else {
+                                "cgroup2"
+                            },
+                            m.mount_point.display(),
+                            m.options.join(",")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            },
+        }),
+    }
+}
+
+/// The memory cgroup of a process, from `/proc/PID/cgroup` (`N:memory:/path` on v1,
+/// `0::/path` on v2), as a path within the hierarchy *as mounted*: when the mount's root is
+/// not `/` (a container seeing its own cgroup bind-mounted, without a cgroup namespace) the
+/// mount root is stripped, so the result can be joined to the mount point.
+pub fn process_cgroup(root: &Root, h: &Hierarchy, pid: &str) -> Result<String, ReadError> {
+    let path = PathBuf::from(format!("/proc/{pid}/cgroup"));
+    let text = root.read(&path)?;
+    let found = text.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_id, ctrls, p) = (parts.next()?, parts.next()?, parts.next()?);
+        let wanted = match h.version {
+            Version::V1 => ctrls.split(',').any(|c| c == "memory"),
+            Version::V2 => ctrls.is_empty(),
+        };
+        wanted.then(|| p.to_string())
+    });
+    let p = found.ok_or_else(|| {
+        ReadError::parse(
+            &path,
+            format!(
+                "no {} line (the process is not in the memory hierarchy)",
+                if h.version == Version::V1 {
+                    "`memory` controller"
+                } else {
+                    "cgroup v2 (`0::`)"
+                }
+            ),
+        )
+    })?;
+    Ok(strip_mount_root(&h.mount_root, &p))
+}
+
+/// Strips the mount's root from a /proc/PID/cgroup path ("/docker/x/y" under a mount of
+/// "/docker/x" is "/y"). Paths outside the mount root are returned unchanged.
+pub fn strip_mount_root(mount_root: &str, p: &str) -> String {
+    if mount_root == "/" {
+        return p.to_string();
+    }
+    match p.strip_prefix(mount_root) {
+        Some("") => "/".into(),
+        Some(rest) if rest.starts_with('/') => rest.to_string(),
+        _ => p.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    #[test]
+    fn finds_v1_memory_on_hybrid_host() {
+        let m = cgroup_mounts(HYBRID);
+        assert_eq!(m.len(), 3);
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("proc/self")).unwrap();
+        std::fs::write(d.path().join("proc/self/mountinfo"), HYBRID).unwrap();
+        let h = memory_hierarchy(&Root::dir(d.path())).unwrap();
+        assert_eq!(h.version, Version::V1);
+        assert_eq!(h.mount_point, PathBuf::from("/sys/fs/cgroup/memory"));
+    }
+
+    #[test]
+    fn strips_mount_root() {
+        assert_eq!(strip_mount_root("/", "/a/b"), "/a/b");
+        assert_eq!(strip_mount_root("/docker/x", "/docker/x"), "/");
+        assert_eq!(strip_mount_root("/docker/x", "/docker/x/y"), "/y");
+        assert_eq!(strip_mount_root("/docker/x", "/docker/xy"), "/docker/xy");
+    }
+}

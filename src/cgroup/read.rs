@@ -1,0 +1,225 @@
+//! Reading one cgroup's memory files into a [`Cgroup`].
+//!
+//! Each file is read on its own: a file the kernel does not have leaves its counter `None`
+//! (unavailable), a file that exists but cannot be read or parsed adds a line to
+//! `Cgroup::problems`, and the rest of the cgroup is still read.
+
+use super::parse;
+use crate::model::{Cgroup, Events, Hierarchy, KeyValues, Limit, Limits, Usage, Version};
+use crate::sys::{ReadError, Root};
+use std::path::{Path, PathBuf};
+
+/// How much of a cgroup to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// The files the node overview needs (usage, limit, stat, kernel/swap, OOM kills): kept
+    /// small because the overview reads every cgroup on the node.
+    Overview,
+    /// Every memory file (`show`, `capture`).
+    Full,
+}
+
+/// The files `Level::Overview` reads, per version. The overview benchmark's floor reads
+/// exactly these.
+pub fn overview_files(v: Version) -> &'static [&'static str] {
+    match v {
+        Version::V1 => &[
+            "memory.usage_in_bytes",
+            "memory.limit_in_bytes",
+            "memory.stat",
+            "memory.kmem.usage_in_bytes",
+            "memory.oom_control",
+        ],
+        Version::V2 => &[
+            "memory.current",
+            "memory.max",
+            "memory.stat",
+            "memory.swap.current",
+            "memory.events",
+        ],
+    }
+}
+
+/// The system path of a cgroup given its path within the hierarchy.
+pub fn fs_path(h: &Hierarchy, path: &str) -> PathBuf {
+    let rel = path.trim_start_matches('/');
+    if rel.is_empty() {
+        h.mount_point.clone()
+    } else {
+        h.mount_point.join(rel)
+    }
+}
+
+struct Reader<'a> {
+    root: &'a Root,
+    dir: PathBuf,
+    problems: Vec<String>,
+}
+
+impl Reader<'_> {
+    fn text(&mut self, name: &str) -> Option<String> {
+        match self.root.read(&self.dir.join(name)) {
+            Ok(t) => Some(t),
+            Err(ReadError::Missing { .. }) => None,
+            Err(e) => {
+                self.problems.push(e.to_string());
+                None
+            }
+        }
+    }
+
+    fn parsed<T>(&mut self, name: &str, f: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+        let t = self.text(name)?;
+        match f(&t) {
+            Ok(v) => Some(v),
+            Err(reason) => {
+                self.problems
+                    .push(ReadError::parse(&self.dir.join(name), reason).to_string());
+                None
+            }
+        }
+    }
+
+    fn number(&mut self, name: &str) -> Option<u64> {
+        self.parsed(name, parse::number)
+    }
+
+    fn limit(&mut self, name: &str) -> Option<Limit> {
+        self.parsed(name, parse::limit)
+    }
+
+    fn keyed(&mut self, name: &str) -> Option<KeyValues> {
+        let t = self.text(name)?;
+        let (kv, bad) = parse::flat_keyed(&t);
+        let path = self.dir.join(name);
+        for b in bad {
+            self.problems.push(ReadError::parse(&path, b).to_string());
+        }
+        if kv.0.is_empty() && !t.trim().is_empty() {
+            return None;
+        }
+        Some(kv)
+    }
+}
+
+/// Reads the cgroup at `path` (within hierarchy `h`). Fails only when the cgroup itself does
+/// not exist (or vanished while being read); every other failure is a problem in the result.
+pub fn read_cgroup(
+    root: &Root,
+    h: &Hierarchy,
+    path: &str,
+    level: Level,
+) -> Result<Cgroup, ReadError> {
+    let dir = fs_path(h, path);
+    let full = level == Level::Full;
+    // Listing the children costs a readdir; the overview walk lists them already.
+    let children = if full {
+        root.subdirs(&dir)?
+    } else {
+        Vec::new()
+    };
+    let mut r = Reader {
+        root,
+        dir: dir.clone(),
+        problems: Vec::new(),
+    };
+    let mut limits = Limits::default();
+    let mut usage = Usage::default();
+    let mut events = Events::default();
+    let stat = r.keyed("memory.stat");
+    let (mut pressure, mut cgroup_stat, mut procs) = (None, None, None);
+    match h.version {
+        Version::V1 => {
+            usage.current = r.number("memory.usage_in_bytes");
+            limits.max = r.limit("memory.limit_in_bytes");
+            usage.kmem = r.number("memory.kmem.usage_in_bytes");
+            events.oom_control = r.keyed("memory.oom_control");
+            if full {
+                usage.peak = r.number("memory.max_usage_in_bytes");
+                usage.memsw = r.number("memory.memsw.usage_in_bytes");
+                usage.memsw_peak = r.number("memory.memsw.max_usage_in_bytes");
+                usage.kmem_tcp = r.number("memory.kmem.tcp.usage_in_bytes");
+                limits.soft = r.limit("memory.soft_limit_in_bytes");
+                limits.memsw = r.limit("memory.memsw.limit_in_bytes");
+                limits.kmem = r.limit("memory.kmem.limit_in_bytes");
+                limits.swappiness = r.number("memory.swappiness");
+                limits.use_hierarchy = r.number("memory.use_hierarchy").map(|v| v == 1);
+                events.failcnt = r.number("memory.failcnt");
+                events.memsw_failcnt = r.number("memory.memsw.failcnt");
+            }
+            if let Some(s) = &stat {
+                let lim = |k: &str| {
+                    s.get(k)
+                        .map(|v| parse::limit(&v.to_string()).unwrap_or(Limit::Bytes(v)))
+                };
+                limits.hierarchical = lim("hierarchical_memory_limit");
+                limits.hierarchical_memsw = lim("hierarchical_memsw_limit");
+            }
+        }
+        Version::V2 => {
+            usage.current = r.number("memory.current");
+            limits.max = r.limit("memory.max");
+            usage.swap = r.number("memory.swap.current");
+            events.events = r.keyed("memory.events");
+            if full {
+                usage.peak = r.number("memory.peak");
+                usage.swap_peak = r.number("memory.swap.peak");
+                limits.high = r.limit("memory.high");
+                limits.low = r.number("memory.low");
+                limits.min = r.number("memory.min");
+                limits.swap_max = r.limit("memory.swap.max");
+                limits.oom_group = r.number("memory.oom.group").map(|v| v == 1);
+                events.events_local = r.keyed("memory.events.local");
+                events.swap_events = r.keyed("memory.swap.events");
+                pressure = r.parsed("memory.pressure", parse::pressure);
+                cgroup_stat = r.keyed("cgroup.stat");
+            }
+        }
+    }
+    if full {
+        procs = r.parsed("cgroup.procs", parse::pids);
+    }
+    if !root.exists(&dir) {
+        return Err(ReadError::Missing {
+            path: dir.display().to_string(),
+        });
+    }
+    Ok(Cgroup {
+        path: normalise(path),
+        fs_path: dir,
+        version: h.version,
+        limits,
+        usage,
+        stat,
+        events,
+        pressure,
+        cgroup_stat,
+        procs,
+        children,
+        problems: r.problems,
+    })
+}
+
+/// `/a/b` form of a cgroup path (leading slash, no trailing slash, `/` for the root).
+pub fn normalise(path: &str) -> String {
+    let t = path.trim_matches('/');
+    if t.is_empty() {
+        "/".into()
+    } else {
+        format!("/{t}")
+    }
+}
+
+/// Reads the ancestors of `path` (nearest first) at overview level: the effective limit of a
+/// cgroup is the smallest on the way to the root (v2 has no hierarchical_memory_limit key).
+pub fn ancestors(root: &Root, h: &Hierarchy, path: &str) -> Vec<Cgroup> {
+    let mut out = Vec::new();
+    let mut p = Path::new(&normalise(path)).to_path_buf();
+    while let Some(parent) = p.parent().map(Path::to_path_buf) {
+        if let Ok(cg) = read_cgroup(root, h, &parent.to_string_lossy(), Level::Overview) {
+            out.push(cg);
+        }
+        p = parent;
+    }
+    out
+}

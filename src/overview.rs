@@ -1,0 +1,191 @@
+//! The node overview: one row per container-like cgroup (or every memory cgroup), plus the
+//! host line. Reads only `read::overview_files` per cgroup, so it stays close to the cost of
+//! reading those files (see benches/overview.rs).
+
+use crate::cgroup::read::{self, Level};
+use crate::cgroup::walk;
+use crate::identity::Identity;
+use crate::model::{Hierarchy, Host, Limit};
+use crate::proc;
+use crate::sys::Root;
+use crate::views::Figure;
+use crate::views::breakdown::Breakdown;
+use crate::views::tools::node_available;
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// One cgroup's row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    /// Path within the hierarchy.
+    pub path: String,
+    /// Container/pod identity from the path.
+    pub identity: Identity,
+    /// Effective limit (the smallest on the path to the root), `None` when unlimited.
+    pub limit_bytes: Option<u64>,
+    /// v1 memory.usage_in_bytes, v2 memory.current.
+    pub usage_bytes: Option<u64>,
+    /// usage − inactive_file (kubectl top).
+    pub working_set_bytes: Option<u64>,
+    /// anon.
+    pub anon_bytes: Option<u64>,
+    /// file (page cache incl. shmem).
+    pub file_bytes: Option<u64>,
+    /// shmem.
+    pub shmem_bytes: Option<u64>,
+    /// kernel.
+    pub kernel_bytes: Option<u64>,
+    /// swap.
+    pub swap_bytes: Option<u64>,
+    /// usage / limit × 100.
+    pub percent_of_limit: Option<f64>,
+    /// OOM kills (v2 memory.events oom_kill, v1 memory.oom_control oom_kill).
+    pub oom_kills: Option<u64>,
+    /// Problems reading this cgroup.
+    pub problems: Vec<String>,
+}
+
+/// The host line.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostLine {
+    /// /proc/meminfo and pressure.
+    pub host: Host,
+    /// kubelet's node memory.available.
+    pub node_memory_available: Figure,
+    /// The root cgroup's usage.
+    pub root_usage_bytes: Option<u64>,
+}
+
+/// The overview.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Overview {
+    /// The hierarchy.
+    pub hierarchy: Hierarchy,
+    /// `containers` or `all`.
+    pub filter: &'static str,
+    /// True when no container-like cgroup was found and every cgroup is shown instead.
+    pub fell_back_to_all: bool,
+    /// The rows.
+    pub rows: Vec<Row>,
+    /// The host.
+    pub host: HostLine,
+}
+
+/// Columns `--sort` accepts.
+pub const SORT_KEYS: &[&str] = &[
+    "usage",
+    "limit",
+    "working-set",
+    "anon",
+    "file",
+    "shmem",
+    "kernel",
+    "swap",
+    "percent",
+    "oom",
+    "name",
+];
+
+/// Collects the overview. `all`: every memory cgroup, else container-like ones.
+pub fn collect(root: &Root, h: &Hierarchy, all: bool) -> Overview {
+    let paths = walk::all_paths(root, h, "/");
+    let mut limits: HashMap<String, Option<u64>> = HashMap::new();
+    let mut rows = Vec::new();
+    let mut root_cg = None;
+    for p in &paths {
+        let Ok(cg) = read::read_cgroup(root, h, p, Level::Overview) else {
+            continue;
+        };
+        let parent_limit = parent(p).and_then(|pp| limits.get(pp).copied().flatten());
+        let own = cg.limits.max.and_then(Limit::bytes);
+        let hier = cg.limits.hierarchical.and_then(Limit::bytes);
+        let eff = [parent_limit, own, hier].into_iter().flatten().min();
+        limits.insert(p.clone(), eff);
+        let b = Breakdown::of(&cg);
+        let stat = |k: &str| cg.stat_hier(k);
+        let ws = match (b.usage.bytes, stat("inactive_file")) {
+            (Some(u), Some(i)) => Some(u.saturating_sub(i)),
+            _ => None,
+        };
+        let identity = Identity::from_path(p);
+        rows.push(Row {
+            path: p.clone(),
+            limit_bytes: eff,
+            usage_bytes: b.usage.bytes,
+            working_set_bytes: ws,
+            anon_bytes: b.anon.bytes,
+            file_bytes: b.file.bytes,
+            shmem_bytes: b.shmem.bytes,
+            kernel_bytes: b.kernel.bytes,
+            swap_bytes: b.swap.bytes,
+            percent_of_limit: match (b.usage.bytes, eff) {
+                (Some(u), Some(l)) if l > 0 => Some(u as f64 * 100.0 / l as f64),
+                _ => None,
+            },
+            oom_kills: cg.events.oom_kills(),
+            problems: cg.problems.clone(),
+            identity,
+        });
+        if cg.is_root() {
+            root_cg = Some(cg);
+        }
+    }
+    let host = proc::read_host(root);
+    let node = node_available(root_cg.as_ref(), &host);
+    let root_usage = rows
+        .first()
+        .filter(|r| r.path == "/")
+        .and_then(|r| r.usage_bytes);
+    let containers: Vec<Row> = rows
+        .iter()
+        .filter(|r| r.identity.is_container())
+        .cloned()
+        .collect();
+    let fell_back = !all && containers.is_empty();
+    let rows = if all || fell_back { rows } else { containers };
+    Overview {
+        hierarchy: h.clone(),
+        filter: if all { "all" } else { "containers" },
+        fell_back_to_all: fell_back,
+        rows,
+        host: HostLine {
+            host,
+            node_memory_available: node,
+            root_usage_bytes: root_usage,
+        },
+    }
+}
+
+fn parent(p: &str) -> Option<&str> {
+    if p == "/" {
+        return None;
+    }
+    match p.rfind('/') {
+        Some(0) => Some("/"),
+        Some(i) => Some(&p[..i]),
+        None => None,
+    }
+}
+
+/// Sorts rows by a `SORT_KEYS` column, largest first (name: alphabetical).
+pub fn sort(rows: &mut [Row], key: &str) {
+    let k = |r: &Row| -> Option<u64> {
+        match key {
+            "limit" => r.limit_bytes,
+            "working-set" => r.working_set_bytes,
+            "anon" => r.anon_bytes,
+            "file" => r.file_bytes,
+            "shmem" => r.shmem_bytes,
+            "kernel" => r.kernel_bytes,
+            "swap" => r.swap_bytes,
+            "percent" => r.percent_of_limit.map(|p| (p * 1000.0) as u64),
+            "oom" => r.oom_kills,
+            _ => r.usage_bytes,
+        }
+    };
+    if key == "name" {
+        rows.sort_by(|a, b| a.path.cmp(&b.path));
+    } else {
+        rows.sort_by(|a, b| k(b).cmp(&k(a)).then_with(|| a.path.cmp(&b.path)));
+    }
+}

@@ -1,0 +1,416 @@
+//! Human output: the overview table, the `show` report, the `ps` table.
+
+use super::{Style, bytes, percent, signed_bytes, table};
+use crate::model::{Limit, Process, Version};
+use crate::overview::Overview;
+use crate::report::Report;
+use crate::views::Figure;
+use std::fmt::Write;
+
+fn lim(l: Option<Limit>) -> String {
+    match l {
+        None => "n/a".into(),
+        Some(Limit::Unlimited) => "unlimited".into(),
+        Some(Limit::Bytes(b)) => bytes(Some(b)),
+    }
+}
+
+fn name_of(path: &str, id: &crate::identity::Identity) -> String {
+    match id.short() {
+        Some(s) => s,
+        None => path.to_string(),
+    }
+}
+
+/// The overview table and host line.
+pub fn overview(o: &Overview, s: Style) -> String {
+    let mut out = String::new();
+    if o.fell_back_to_all {
+        let _ = writeln!(
+            out,
+            "{}",
+            s.dim("No container-like cgroups (docker, containerd, CRI-O, podman, kubepods) here: showing every memory cgroup.")
+        );
+    }
+    let header = [
+        "NAME",
+        "LIMIT",
+        "USAGE",
+        "WORKING SET",
+        "ANON",
+        "FILE",
+        "SHMEM",
+        "KERNEL",
+        "SWAP",
+        "% LIMIT",
+        "OOM KILLS",
+    ];
+    let rows: Vec<Vec<String>> = o
+        .rows
+        .iter()
+        .map(|r| {
+            vec![
+                name_of(&r.path, &r.identity),
+                r.limit_bytes.map_or("unlimited".into(), |b| bytes(Some(b))),
+                bytes(r.usage_bytes),
+                bytes(r.working_set_bytes),
+                bytes(r.anon_bytes),
+                bytes(r.file_bytes),
+                bytes(r.shmem_bytes),
+                bytes(r.kernel_bytes),
+                bytes(r.swap_bytes),
+                percent(r.percent_of_limit),
+                r.oom_kills.map_or("n/a".into(), |n| n.to_string()),
+            ]
+        })
+        .collect();
+    out.push_str(&table(&header, &rows, &[], s));
+    let h = &o.host.host;
+    let _ = writeln!(
+        out,
+        "\n{} total {}, available {} (MemAvailable), free {}, page cache {}, shmem {}, swap {} of {} used; kubelet memory.available {}",
+        s.head("host"),
+        bytes(h.mem("MemTotal")),
+        bytes(h.mem("MemAvailable")),
+        bytes(h.mem("MemFree")),
+        bytes(h.mem("Cached")),
+        bytes(h.mem("Shmem")),
+        bytes(match (h.mem("SwapTotal"), h.mem("SwapFree")) {
+            (Some(t), Some(f)) => Some(t.saturating_sub(f)),
+            _ => None,
+        }),
+        bytes(h.mem("SwapTotal")),
+        bytes(o.host.node_memory_available.bytes),
+    );
+    if let Some(p) = &h.pressure {
+        let _ = writeln!(
+            out,
+            "     memory pressure: some {:.2}% full {:.2}% (avg10, /proc/pressure/memory)",
+            p.some.avg10, p.full.avg10
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        s.dim(&format!(
+            "cgroup v{} at {}; working set = usage − inactive_file (kubectl top); file includes shmem; swap is not in usage. `memlens show NAME` explains one.",
+            o.hierarchy.version.number(),
+            o.hierarchy.mount_point.display()
+        ))
+    );
+    let probs: Vec<String> = o
+        .rows
+        .iter()
+        .flat_map(|r| r.problems.iter().cloned())
+        .collect();
+    problems(&mut out, &probs, s);
+    out
+}
+
+fn problems(out: &mut String, probs: &[String], s: Style) {
+    if probs.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n{}",
+        s.warn("PROBLEMS (the rest of the report is complete)")
+    );
+    for p in probs {
+        let _ = writeln!(out, "  - {p}");
+    }
+}
+
+fn fig_row(name: &str, f: &Figure) -> Vec<String> {
+    vec![name.to_string(), bytes(f.bytes), f.source.clone()]
+}
+
+/// The full `show` report.
+pub fn show(r: &Report, s: Style) -> String {
+    let mut out = String::new();
+    let cg = &r.cgroup;
+    let b = &r.breakdown;
+    let d = &r.derived;
+    let _ = writeln!(
+        out,
+        "{} {}  (cgroup v{}, {})",
+        s.head("cgroup"),
+        cg.path,
+        cg.version.number(),
+        cg.fs_path.display()
+    );
+    if let Some(n) = r.identity.short() {
+        let mut extra = String::new();
+        if let Some(p) = &r.identity.pod_uid {
+            let _ = write!(extra, ", pod {p}");
+        }
+        if let Some(q) = r.identity.qos {
+            let _ = write!(extra, ", QoS {q}");
+        }
+        let _ = writeln!(out, "{} {n}{extra}", s.head("is"));
+    }
+    if let Some(k) = &r.host.kernel {
+        let _ = writeln!(out, "{} {k}", s.head("kernel"));
+    }
+    let _ = writeln!(
+        out,
+        "\n{} {} of {} limit ({}){}",
+        s.head("USAGE"),
+        bytes(b.usage.bytes),
+        d.limit.bytes.map_or("no".into(), |l| bytes(Some(l))),
+        percent(d.percent_of_limit),
+        s.dim(&format!(
+            "  [{}; limit: {}]",
+            b.usage.source, d.limit.source
+        ))
+    );
+
+    let _ = writeln!(out, "\n{}", s.head("BREAKDOWN"));
+    let mut rows: Vec<Vec<String>> = b.rows().into_iter().map(|(n, f)| fig_row(n, f)).collect();
+    rows.push(vec![
+        "residual (usage − parts)".into(),
+        signed_bytes(b.residual),
+        b.residual_source.clone(),
+    ]);
+    out.push_str(&indent(&table(&["", "BYTES", "SOURCE"], &rows, &[2], s)));
+
+    let _ = writeln!(out, "\n{}", s.head("WHAT HAPPENS NEXT"));
+    let rows = vec![
+        fig_row("reclaimable now", &d.reclaimable),
+        fig_row("not reclaimable without swap", &d.not_reclaimable),
+        fig_row("headroom to OOM kill", &d.oom_headroom),
+        fig_row("headroom to memory.high", &d.high_headroom),
+    ];
+    out.push_str(&indent(&table(&["", "BYTES", "FORMULA"], &rows, &[2], s)));
+    if let (Some(l), Some(n)) = (d.limit.bytes, d.not_reclaimable.bytes) {
+        let line = if n >= l {
+            s.bad("  What cannot be reclaimed already fills the limit: the next allocation that reclaim cannot satisfy triggers the OOM killer.")
+        } else if b.usage.bytes.is_some_and(|u| u as f64 >= l as f64 * 0.9)
+            && d.reclaimable.bytes.is_some_and(|r| r > 0)
+        {
+            format!(
+                "  Usage is near the limit, but {} of it is clean page cache the kernel drops at the limit before any OOM kill.",
+                bytes(d.reclaimable.bytes)
+            )
+        } else {
+            format!(
+                "  {} more unreclaimable memory fits before an OOM kill.",
+                bytes(d.oom_headroom.bytes)
+            )
+        };
+        let _ = writeln!(out, "{line}");
+    }
+
+    let _ = writeln!(out, "\n{}", s.head("WHAT OTHER TOOLS SHOW"));
+    let rows: Vec<Vec<String>> = r
+        .tools
+        .figures
+        .iter()
+        .map(|t| {
+            let v = if t.figure.count {
+                t.figure.bytes.map_or("n/a".into(), |n| n.to_string())
+            } else {
+                bytes(t.figure.bytes)
+            };
+            vec![t.tool.to_string(), v, t.figure.source.clone()]
+        })
+        .collect();
+    out.push_str(&indent(&table(&["", "BYTES", "FORMULA"], &rows, &[2], s)));
+    if let Some(p) = r.tools.docker_percent {
+        let _ = writeln!(out, "  docker stats MEM %: {p:.2}%");
+    }
+    let f = &r.tools.free;
+    let _ = writeln!(
+        out,
+        "  free inside the container: total {} used {} free {} shared {} buff/cache {} available {}\n  {}",
+        bytes(f.total_bytes),
+        bytes(f.used_bytes),
+        bytes(f.free_bytes),
+        bytes(f.shared_bytes),
+        bytes(f.buff_cache_bytes),
+        bytes(f.available_bytes),
+        s.dim(&f.note)
+    );
+
+    let _ = writeln!(out, "\n{}", s.head("LIMITS AND EVENTS"));
+    let l = &cg.limits;
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    match cg.version {
+        Version::V1 => {
+            rows.push(vec!["memory.limit_in_bytes".into(), lim(l.max)]);
+            rows.push(vec![
+                "hierarchical_memory_limit".into(),
+                lim(l.hierarchical),
+            ]);
+            rows.push(vec!["memory.soft_limit_in_bytes".into(), lim(l.soft)]);
+            rows.push(vec!["memory.memsw.limit_in_bytes".into(), lim(l.memsw)]);
+            rows.push(vec!["memory.kmem.limit_in_bytes".into(), lim(l.kmem)]);
+            rows.push(vec![
+                "memory.max_usage_in_bytes".into(),
+                bytes(cg.usage.peak),
+            ]);
+            rows.push(vec![
+                "memory.memsw.usage_in_bytes".into(),
+                bytes(cg.usage.memsw),
+            ]);
+            rows.push(vec![
+                "memory.swappiness".into(),
+                l.swappiness.map_or("n/a".into(), |v| v.to_string()),
+            ]);
+            rows.push(vec![
+                "memory.failcnt (limit hits)".into(),
+                cg.events.failcnt.map_or("n/a".into(), |v| v.to_string()),
+            ]);
+            if let Some(oc) = &cg.events.oom_control {
+                for (k, v) in &oc.0 {
+                    rows.push(vec![format!("memory.oom_control {k}"), v.to_string()]);
+                }
+                if !oc.has("oom_kill") {
+                    rows.push(vec![
+                        "memory.oom_control oom_kill".into(),
+                        "n/a (kernel < 4.13)".into(),
+                    ]);
+                }
+            }
+        }
+        Version::V2 => {
+            rows.push(vec!["memory.max".into(), lim(l.max)]);
+            rows.push(vec!["memory.high".into(), lim(l.high)]);
+            rows.push(vec!["memory.low".into(), bytes(l.low)]);
+            rows.push(vec!["memory.min".into(), bytes(l.min)]);
+            rows.push(vec!["memory.swap.max".into(), lim(l.swap_max)]);
+            rows.push(vec![
+                "memory.oom.group".into(),
+                l.oom_group.map_or("n/a".into(), |g| g.to_string()),
+            ]);
+            rows.push(vec!["memory.peak".into(), bytes(cg.usage.peak)]);
+            if let Some(ev) = &cg.events.events {
+                for (k, v) in &ev.0 {
+                    rows.push(vec![format!("memory.events {k}"), v.to_string()]);
+                }
+            }
+            if let Some(p) = &cg.pressure {
+                rows.push(vec![
+                    "memory.pressure some/full avg10".into(),
+                    format!("{:.2}% / {:.2}%", p.some.avg10, p.full.avg10),
+                ]);
+            }
+            if let Some(cs) = &cg.cgroup_stat
+                && let Some(n) = cs.get("nr_dying_descendants")
+            {
+                rows.push(vec![
+                    "cgroup.stat nr_dying_descendants".into(),
+                    n.to_string(),
+                ]);
+            }
+        }
+    }
+    out.push_str(&indent(&table(&["", "VALUE"], &rows, &[], s)));
+
+    let _ = writeln!(
+        out,
+        "\n{} ({}{})",
+        s.head("PROCESSES"),
+        r.processes.len(),
+        if r.processes.is_empty() {
+            ", none in this cgroup; -r includes descendants"
+        } else {
+            ""
+        }
+    );
+    if !r.processes.is_empty() {
+        out.push_str(&indent(&ps_table(&r.processes, s)));
+        let _ = writeln!(
+            out,
+            "\n{}",
+            s.head("WHY THE PROCESSES DO NOT ADD UP TO THE CGROUP")
+        );
+        let rows: Vec<Vec<String>> = r
+            .reconcile
+            .iter()
+            .map(|x| {
+                vec![
+                    x.what.clone(),
+                    bytes(x.processes_bytes),
+                    bytes(x.cgroup_bytes),
+                    x.why.clone(),
+                ]
+            })
+            .collect();
+        out.push_str(&indent(&table(
+            &["", "PROCESSES", "CGROUP", "WHY"],
+            &rows,
+            &[3],
+            s,
+        )));
+    }
+    problems(&mut out, &r.problems(), s);
+    out
+}
+
+fn indent(t: &str) -> String {
+    t.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+/// The process table.
+pub fn ps_table(procs: &[Process], s: Style) -> String {
+    let header = [
+        "PID", "COMMAND", "RSS", "ANON", "FILE", "SHMEM", "PSS", "USS", "SWAP", "CGROUP",
+    ];
+    let mut rows: Vec<Vec<String>> = procs
+        .iter()
+        .map(|p| {
+            vec![
+                p.pid.to_string(),
+                p.comm.clone().unwrap_or_else(|| "?".into()),
+                bytes(p.rss_bytes),
+                bytes(p.rss_anon_bytes),
+                bytes(p.rss_file_bytes),
+                bytes(p.rss_shmem_bytes),
+                bytes(p.pss_bytes),
+                bytes(p.uss_bytes),
+                bytes(p.swap_bytes),
+                p.cgroup.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let sums = crate::views::processes::ProcessSums::of(procs);
+    rows.push(vec![
+        "Σ".into(),
+        format!("{} processes", sums.count),
+        bytes(sums.rss_bytes),
+        bytes(sums.rss_anon_bytes),
+        bytes(sums.rss_file_bytes),
+        bytes(sums.rss_shmem_bytes),
+        bytes(sums.pss_bytes),
+        bytes(sums.uss_bytes),
+        bytes(sums.swap_bytes),
+        String::new(),
+    ]);
+    let mut t = table(&header, &rows, &[1, 9], s);
+    t.push_str(&s.dim("RSS/ANON/FILE/SHMEM: /proc/PID/status VmRSS/RssAnon/RssFile/RssShmem; PSS, USS (Private_Clean + Private_Dirty): /proc/PID/smaps_rollup; SWAP: VmSwap"));
+    t.push('\n');
+    t
+}
+
+/// `memlens ps` output.
+pub fn ps(r: &Report, s: Style) -> String {
+    let mut out = format!(
+        "{} {} ({} processes)\n",
+        s.head("cgroup"),
+        r.cgroup.path,
+        r.processes.len()
+    );
+    out.push_str(&ps_table(&r.processes, s));
+    let probs: Vec<String> = r
+        .processes
+        .iter()
+        .flat_map(|p| {
+            p.problems
+                .iter()
+                .map(move |x| format!("pid {}: {x}", p.pid))
+        })
+        .collect();
+    problems(&mut out, &probs, s);
+    out
+}

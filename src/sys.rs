@@ -1,0 +1,312 @@
+//! Where kernel files come from: the live system, a capture directory, or a capture archive.
+//!
+//! Every read of /sys or /proc in memlens goes through a [`Root`], so that the same code runs on
+//! the live kernel and on a capture taken on another machine (`--from`), and so that `capture`
+//! can record exactly the files a report read. Errors keep the path and the reason, and
+//! "the kernel does not have this file" ([`ReadError::Missing`]) is kept apart from every
+//! other failure, because memlens shows the first as *unavailable* and the others as problems.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
+
+/// Why a file could not be read. Every variant names the absolute (system) path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    /// The file does not exist: the kernel does not provide it (too old, controller or
+    /// config option absent), or the cgroup/process is gone.
+    #[error("{path}: not provided by this kernel (or gone)")]
+    Missing { path: String },
+    /// The file exists but we may not read it.
+    #[error(
+        "{path}: permission denied (run as root, or with CAP_SYS_PTRACE for other users' /proc/PID files)"
+    )]
+    Permission { path: String },
+    /// The process exited between listing and reading (ESRCH), or another I/O failure.
+    #[error("{path}: {reason}")]
+    Io { path: String, reason: String },
+    /// The file was read but its contents are not what the kernel prints.
+    #[error("{path}: {reason}")]
+    Parse { path: String, reason: String },
+}
+
+impl ReadError {
+    /// The system path this error is about.
+    pub fn path(&self) -> &str {
+        match self {
+            ReadError::Missing { path }
+            | ReadError::Permission { path }
+            | ReadError::Io { path, .. }
+            | ReadError::Parse { path, .. } => path,
+        }
+    }
+
+    /// Builds a parse error for `path`.
+    pub fn parse(path: &Path, reason: impl Into<String>) -> Self {
+        ReadError::Parse {
+            path: path.display().to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    fn from_io(path: &Path, e: &io::Error) -> Self {
+        let path = path.display().to_string();
+        match e.kind() {
+            io::ErrorKind::NotFound => ReadError::Missing { path },
+            io::ErrorKind::PermissionDenied => ReadError::Permission { path },
+            _ => match e.raw_os_error() {
+                // ESRCH: the process exited while we read its /proc files; ENODEV: cgroup
+                // removed between open and read.
+                Some(libc::ESRCH) | Some(libc::ENODEV) => ReadError::Missing { path },
+                _ => ReadError::Io {
+                    path,
+                    reason: e.to_string(),
+                },
+            },
+        }
+    }
+}
+
+/// Where the files are.
+#[derive(Debug)]
+enum Backing {
+    /// The live system or a capture directory: system path `/a/b` is `prefix/a/b`.
+    Dir(PathBuf),
+    /// A capture archive held in memory, keyed by system path.
+    Archive(BTreeMap<PathBuf, Vec<u8>>),
+}
+
+/// The file system memlens reads from (see the module docs).
+#[derive(Debug)]
+pub struct Root {
+    backing: Backing,
+    /// When set, every successful read is recorded here (for `memlens capture`).
+    recorder: Option<Mutex<BTreeMap<PathBuf, Vec<u8>>>>,
+    /// Failed reads, recorded with their reason (for `memlens capture`).
+    failures: Mutex<BTreeMap<PathBuf, String>>,
+}
+
+/// Name of the metadata file at the top of a capture.
+pub const CAPTURE_META: &str = "memlens-capture.json";
+
+impl Root {
+    /// The live system.
+    pub fn live() -> Self {
+        Self::dir("/")
+    }
+
+    /// A capture directory (or any directory laid out like `/`).
+    pub fn dir(prefix: impl Into<PathBuf>) -> Self {
+        Root {
+            backing: Backing::Dir(prefix.into()),
+            recorder: None,
+            failures: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// A capture archive (`.tar.gz`) as written by `memlens capture`.
+    pub fn archive(file: &Path) -> io::Result<Self> {
+        let f = std::fs::File::open(file)?;
+        let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(f));
+        let mut files = BTreeMap::new();
+        for entry in ar.entries()? {
+            let mut entry = entry?;
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let rel = entry.path()?.into_owned();
+            let mut sys = PathBuf::from("/");
+            // Archive members are relative; a leading "./" or a top directory named like the
+            // archive is tolerated by dropping components until the layout's first name.
+            let comps: Vec<_> = rel
+                .components()
+                .filter(|c| matches!(c, Component::Normal(_)))
+                .collect();
+            let start = comps
+                .iter()
+                .position(|c| {
+                    let s = c.as_os_str();
+                    s == "proc" || s == "sys" || s == CAPTURE_META
+                })
+                .unwrap_or(0);
+            for c in &comps[start..] {
+                sys.push(c);
+            }
+            let mut buf = Vec::new();
+            entry.read_to_end(&mut buf)?;
+            files.insert(sys, buf);
+        }
+        Ok(Root {
+            backing: Backing::Archive(files),
+            recorder: None,
+            failures: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// Opens `--from` input: a directory or a `.tar.gz` archive.
+    pub fn from_capture(path: &Path) -> io::Result<Self> {
+        if path.is_dir() {
+            Ok(Self::dir(path))
+        } else {
+            Self::archive(path)
+        }
+    }
+
+    /// True when this root is the running system (not a capture).
+    pub fn is_live(&self) -> bool {
+        matches!(&self.backing, Backing::Dir(p) if p == Path::new("/"))
+    }
+
+    /// Starts recording every file read, for `memlens capture`.
+    pub fn record(mut self) -> Self {
+        self.recorder = Some(Mutex::new(BTreeMap::new()));
+        self
+    }
+
+    /// The files recorded so far (system path → contents) and the failed reads.
+    pub fn recorded(&self) -> (BTreeMap<PathBuf, Vec<u8>>, BTreeMap<PathBuf, String>) {
+        let files = self
+            .recorder
+            .as_ref()
+            .and_then(|r| r.lock().ok().map(|m| m.clone()))
+            .unwrap_or_default();
+        let failures = self.failures.lock().map(|m| m.clone()).unwrap_or_default();
+        (files, failures)
+    }
+
+    fn host_path(prefix: &Path, sys: &Path) -> PathBuf {
+        let rel = sys.strip_prefix("/").unwrap_or(sys);
+        if rel.as_os_str().is_empty() {
+            prefix.to_path_buf()
+        } else {
+            prefix.join(rel)
+        }
+    }
+
+    /// Reads a whole file as bytes.
+    pub fn read_bytes(&self, sys: &Path) -> Result<Vec<u8>, ReadError> {
+        let res = match &self.backing {
+            Backing::Dir(prefix) => {
+                std::fs::read(Self::host_path(prefix, sys)).map_err(|e| ReadError::from_io(sys, &e))
+            }
+            Backing::Archive(files) => files.get(sys).cloned().ok_or(ReadError::Missing {
+                path: sys.display().to_string(),
+            }),
+        };
+        match &res {
+            Ok(bytes) => {
+                if let Some(rec) = &self.recorder
+                    && let Ok(mut m) = rec.lock()
+                {
+                    m.insert(sys.to_path_buf(), bytes.clone());
+                }
+            }
+            Err(e) => {
+                if self.recorder.is_some()
+                    && let Ok(mut m) = self.failures.lock()
+                {
+                    m.insert(sys.to_path_buf(), e.to_string());
+                }
+            }
+        }
+        res
+    }
+
+    /// Reads a whole file as text (lossy: the kernel's files are ASCII; a stray byte must not
+    /// make the whole file unreadable).
+    pub fn read(&self, sys: &Path) -> Result<String, ReadError> {
+        self.read_bytes(sys)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
+
+    /// Whether a path exists (file or directory).
+    pub fn exists(&self, sys: &Path) -> bool {
+        match &self.backing {
+            Backing::Dir(prefix) => Self::host_path(prefix, sys).exists(),
+            Backing::Archive(files) => {
+                files.contains_key(sys)
+                    || files
+                        .range(sys.to_path_buf()..)
+                        .next()
+                        .is_some_and(|(k, _)| k.starts_with(sys))
+            }
+        }
+    }
+
+    /// The names of the subdirectories of a directory, sorted. In an archive a directory is
+    /// any path prefix of a stored file.
+    pub fn subdirs(&self, sys: &Path) -> Result<Vec<String>, ReadError> {
+        match &self.backing {
+            Backing::Dir(prefix) => {
+                let rd = std::fs::read_dir(Self::host_path(prefix, sys))
+                    .map_err(|e| ReadError::from_io(sys, &e))?;
+                let mut out = Vec::new();
+                for ent in rd.flatten() {
+                    if ent.file_type().is_ok_and(|t| t.is_dir()) {
+                        out.push(ent.file_name().to_string_lossy().into_owned());
+                    }
+                }
+                out.sort();
+                Ok(out)
+            }
+            Backing::Archive(files) => {
+                let mut out = std::collections::BTreeSet::new();
+                for k in files.keys() {
+                    if let Ok(rest) = k.strip_prefix(sys) {
+                        let mut comps = rest.components();
+                        if let (Some(Component::Normal(first)), Some(_)) =
+                            (comps.next(), comps.next())
+                        {
+                            out.insert(first.to_string_lossy().into_owned());
+                        }
+                    }
+                }
+                if out.is_empty() && !self.exists(sys) {
+                    return Err(ReadError::Missing {
+                        path: sys.display().to_string(),
+                    });
+                }
+                Ok(out.into_iter().collect())
+            }
+        }
+    }
+
+    /// Lists the numeric entries of /proc (the processes), for PID targets and `--all`.
+    pub fn pids(&self) -> Vec<i32> {
+        let mut pids: Vec<i32> = self
+            .subdirs(Path::new("/proc"))
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        pids.sort_unstable();
+        pids
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dir_root_maps_system_paths_and_classifies_errors() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("sys/fs/cgroup/a")).unwrap();
+        std::fs::write(d.path().join("sys/fs/cgroup/a/memory.current"), "42\n").unwrap();
+        let r = Root::dir(d.path()).record();
+        assert_eq!(
+            r.read(Path::new("/sys/fs/cgroup/a/memory.current"))
+                .unwrap(),
+            "42\n"
+        );
+        assert!(matches!(
+            r.read(Path::new("/sys/fs/cgroup/a/memory.peak")),
+            Err(ReadError::Missing { .. })
+        ));
+        assert_eq!(r.subdirs(Path::new("/sys/fs/cgroup")).unwrap(), vec!["a"]);
+        let (files, failures) = r.recorded();
+        assert_eq!(files.len(), 1);
+        assert_eq!(failures.len(), 1);
+    }
+}

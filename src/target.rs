@@ -1,0 +1,109 @@
+//! Naming the target the way users think of it: a cgroup path (absolute system path, or
+//! relative to the hierarchy root), a PID, a container ID or a unique prefix of one, a pod
+//! UID, or the name of a cgroup directory.
+
+use crate::cgroup::{mount, read, walk};
+use crate::identity::Identity;
+use crate::model::Hierarchy;
+use crate::sys::Root;
+use std::path::Path;
+
+/// Why a target could not be resolved. Every variant is a "bad target" (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// Nothing matched.
+    #[error(
+        "no cgroup, process, container or pod matches {0:?} (try `memlens --all` to list memory cgroups)"
+    )]
+    NotFound(String),
+    /// A PID whose memory cgroup could not be read.
+    #[error("process {pid}: {reason}")]
+    Process {
+        /// The PID.
+        pid: String,
+        /// Why.
+        reason: String,
+    },
+    /// Several candidates.
+    #[error("{target:?} is ambiguous; it matches:\n{}", .candidates.iter().map(|c| format!("  {c}")).collect::<Vec<_>>().join("\n"))]
+    Ambiguous {
+        /// The target as given.
+        target: String,
+        /// The matching cgroup paths with what matched.
+        candidates: Vec<String>,
+    },
+}
+
+/// Resolves `target` to a cgroup path within the hierarchy.
+pub fn resolve(root: &Root, h: &Hierarchy, target: &str) -> Result<String, TargetError> {
+    let t = target.trim();
+    // A path: absolute system path under the mount point, or a hierarchy path.
+    if t.starts_with('/') || t.starts_with("./") || t == "." {
+        let mp = h.mount_point.to_string_lossy();
+        let rel = t
+            .strip_prefix(mp.as_ref())
+            .filter(|r| r.is_empty() || r.starts_with('/'))
+            .unwrap_or(t.trim_start_matches('.'));
+        let p = read::normalise(rel);
+        if root.exists(&read::fs_path(h, &p)) {
+            return Ok(p);
+        }
+        return Err(TargetError::NotFound(target.into()));
+    }
+    if !t.is_empty()
+        && t.bytes().all(|b| b.is_ascii_digit())
+        && root.exists(Path::new(&format!("/proc/{t}")))
+    {
+        return mount::process_cgroup(root, h, t).map_err(|e| TargetError::Process {
+            pid: t.into(),
+            reason: e.to_string(),
+        });
+    }
+    // A relative cgroup path that exists as given.
+    if t.contains('/') && root.exists(&read::fs_path(h, t)) {
+        return Ok(read::normalise(t));
+    }
+    let needle = t.to_ascii_lowercase();
+    let uid_needle = needle.replace('_', "-");
+    let mut hits: Vec<(String, String)> = Vec::new();
+    for p in walk::all_paths(root, h, "/") {
+        let id = Identity::from_path(&p);
+        let base = p.rsplit('/').next().unwrap_or("");
+        // Only the deepest component that carries the ID counts: a container's children
+        // (e.g. podman's `container` sub-cgroup) are not separate matches.
+        let own_id = Identity::from_path(base);
+        if let Some(c) = &own_id.container_id
+            && c.starts_with(&needle)
+        {
+            hits.push((
+                p.clone(),
+                format!("{} container {}", id.runtime.unwrap_or("?"), c),
+            ));
+        } else if own_id.container_id.is_none()
+            && let Some(u) = &own_id.pod_uid
+            && u.starts_with(&uid_needle)
+            && uid_needle.len() >= 4
+        {
+            hits.push((p.clone(), format!("pod {u}")));
+        } else if base == t {
+            hits.push((p.clone(), "cgroup name".into()));
+        }
+    }
+    match hits.len() {
+        0 => Err(TargetError::NotFound(target.into())),
+        1 => Ok(hits.remove(0).0),
+        _ => {
+            // An exact full ID or exact name wins over prefixes.
+            if let Some(exact) = hits.iter().find(|(p, _)| p.ends_with(&format!("/{t}"))) {
+                return Ok(exact.0.clone());
+            }
+            Err(TargetError::Ambiguous {
+                target: target.into(),
+                candidates: hits
+                    .into_iter()
+                    .map(|(p, w)| format!("{p}  ({w})"))
+                    .collect(),
+            })
+        }
+    }
+}

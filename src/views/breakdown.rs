@@ -1,0 +1,283 @@
+//! One normalised breakdown for cgroup v1 and v2, in bytes, each figure naming its source.
+//!
+//! v1 (Documentation/admin-guide/cgroup-v1/memory.rst, 5.2 "stat file"): `rss` is anonymous
+//! memory without shmem, `cache` is page cache *including* shmem/tmpfs; the hierarchical
+//! `total_*` keys are used (they equal the local ones in a leaf). Kernel memory is charged to
+//! `memory.usage_in_bytes` and shown by `memory.kmem.usage_in_bytes`.
+//! v2 (Documentation/admin-guide/cgroup-v2.rst, "memory.stat"): `anon` excludes shmem, `file`
+//! includes it; `kernel` exists from 5.18 and before that is the sum of `kernel_stack`,
+//! `pagetables`, `percpu`, `slab` and `vmalloc`; `sock` is charged to memory.current but is
+//! not part of `kernel`.
+
+use super::Figure;
+use crate::model::{Cgroup, Version};
+use serde::Serialize;
+
+/// The normalised breakdown of one cgroup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Breakdown {
+    /// v1 `memory.usage_in_bytes`, v2 `memory.current`.
+    pub usage: Figure,
+    /// Anonymous memory (heap, stacks, anonymous mmap), shmem excluded.
+    pub anon: Figure,
+    /// Page cache including shmem/tmpfs.
+    pub file: Figure,
+    /// Page cache on the active LRU (shmem excluded: it lives on the anon LRU).
+    pub active_file: Figure,
+    /// Page cache on the inactive LRU: reclaimed first.
+    pub inactive_file: Figure,
+    /// Anonymous memory on the active LRU.
+    pub active_anon: Figure,
+    /// Anonymous memory (and shmem) on the inactive LRU.
+    pub inactive_anon: Figure,
+    /// tmpfs, /dev/shm, SysV and shared anonymous memory: counted as cache, not reclaimable
+    /// without swap.
+    pub shmem: Figure,
+    /// Page cache mapped into some process (in their RssFile).
+    pub file_mapped: Figure,
+    /// Page cache modified and not yet written back.
+    pub file_dirty: Figure,
+    /// Page cache being written back.
+    pub file_writeback: Figure,
+    /// Kernel memory charged to the cgroup.
+    pub kernel: Figure,
+    /// Reclaimable slab (dentries, inodes).
+    pub slab_reclaimable: Figure,
+    /// Unreclaimable slab.
+    pub slab_unreclaimable: Figure,
+    /// Socket buffers.
+    pub sock: Figure,
+    /// Page tables.
+    pub pagetables: Figure,
+    /// Kernel stacks.
+    pub kernel_stack: Figure,
+    /// Swap used by the cgroup.
+    pub swap: Figure,
+    /// Unevictable (mlocked, ramfs) memory.
+    pub unevictable: Figure,
+    /// Transparent huge pages in anonymous memory (part of anon).
+    pub anon_thp: Figure,
+    /// `usage − (anon + file + kernel [+ sock on v2])`: what the parts do not explain
+    /// (v1 usage is per-CPU batched; kernel memory not broken down). Shown, never hidden.
+    /// Signed: the parts can exceed a batched usage.
+    pub residual: Option<i64>,
+    /// How the residual was computed, or why it could not be.
+    pub residual_source: String,
+}
+
+fn stat_fig(cg: &Cgroup, key: &str) -> Figure {
+    let file = "memory.stat";
+    match cg.version {
+        Version::V1 => {
+            let total = format!("total_{key}");
+            match cg.stat.as_ref() {
+                None => Figure::unavailable(format!("{file} unreadable")),
+                Some(s) => {
+                    if let Some(v) = s.get(&total) {
+                        Figure::new(Some(v), format!("{file} {total}"))
+                    } else if let Some(v) = s.get(key) {
+                        Figure::new(Some(v), format!("{file} {key}"))
+                    } else {
+                        Figure::unavailable(format!("{file} has no {key} on this kernel"))
+                    }
+                }
+            }
+        }
+        Version::V2 => match cg.stat.as_ref() {
+            None => Figure::unavailable(format!("{file} unreadable (the v2 root has none)")),
+            Some(s) => match s.get(key) {
+                Some(v) => Figure::new(Some(v), format!("{file} {key}")),
+                None => Figure::unavailable(format!("{file} has no {key} on this kernel")),
+            },
+        },
+    }
+}
+
+/// v1 key names for the normalised names.
+fn v1_key(name: &str) -> &str {
+    match name {
+        "anon" => "rss",
+        "file" => "cache",
+        "file_mapped" => "mapped_file",
+        "file_dirty" => "dirty",
+        "file_writeback" => "writeback",
+        "anon_thp" => "rss_huge",
+        other => other,
+    }
+}
+
+fn fig(cg: &Cgroup, name: &str) -> Figure {
+    match cg.version {
+        Version::V1 => stat_fig(cg, v1_key(name)),
+        Version::V2 => stat_fig(cg, name),
+    }
+}
+
+/// Sum of figures, `None` if any is unavailable.
+pub fn sum(figs: &[&Figure]) -> Option<u64> {
+    figs.iter().map(|f| f.bytes).sum()
+}
+
+impl Breakdown {
+    /// Computes the breakdown of `cg`.
+    pub fn of(cg: &Cgroup) -> Self {
+        let v1 = cg.version == Version::V1;
+        let usage = match (cg.version, cg.usage.current) {
+            (Version::V1, u) => Figure::new(u, "memory.usage_in_bytes"),
+            (Version::V2, Some(u)) => Figure::new(Some(u), "memory.current"),
+            // The v2 root has no memory.current before 6.x: cAdvisor uses anon + file there.
+            (Version::V2, None) => match cg
+                .stat
+                .as_ref()
+                .and_then(|s| Some(s.get("anon")? + s.get("file")?))
+            {
+                Some(v) if cg.is_root() => Figure::new(
+                    Some(v),
+                    "root has no memory.current: memory.stat anon + file (as cAdvisor)",
+                ),
+                _ => Figure::unavailable("memory.current unreadable"),
+            },
+        };
+        let kernel = if v1 {
+            match cg.usage.kmem {
+                Some(k) => Figure::new(Some(k), "memory.kmem.usage_in_bytes"),
+                None => Figure::unavailable(
+                    "memory.kmem.usage_in_bytes not provided (kernel memory accounting off)",
+                ),
+            }
+        } else {
+            let k = fig(cg, "kernel");
+            if k.bytes.is_some() {
+                k
+            } else {
+                // Before 5.18 (commit a8c49af3be5f "memcg: add per-memcg total kernel memory stat").
+                let parts = ["kernel_stack", "pagetables", "percpu", "slab", "vmalloc"];
+                let s = cg.stat.as_ref();
+                let present: Vec<(&str, u64)> = parts
+                    .iter()
+                    .filter_map(|p| s.and_then(|s| s.get(p)).map(|v| (*p, v)))
+                    .collect();
+                if present.is_empty() {
+                    Figure::unavailable("memory.stat has neither kernel nor its parts")
+                } else {
+                    Figure::new(
+                        Some(present.iter().map(|(_, v)| v).sum()),
+                        format!(
+                            "no `kernel` key before 5.18: memory.stat {}",
+                            present
+                                .iter()
+                                .map(|(k, _)| *k)
+                                .collect::<Vec<_>>()
+                                .join(" + ")
+                        ),
+                    )
+                }
+            }
+        };
+        let sock = if v1 {
+            Figure::unavailable("v1 charges socket memory to memory.kmem.tcp, not to memory usage")
+        } else {
+            fig(cg, "sock")
+        };
+        let swap = if v1 {
+            let f = fig(cg, "swap");
+            if f.bytes.is_some() {
+                f
+            } else {
+                Figure::unavailable(
+                    "memory.stat has no swap: swap accounting is off (swapaccount=0) or no swap",
+                )
+            }
+        } else {
+            match cg.usage.swap {
+                Some(s) => Figure::new(Some(s), "memory.swap.current"),
+                None => Figure::unavailable(
+                    "memory.swap.current not provided (no swap controller/accounting)",
+                ),
+            }
+        };
+        let slab = |name: &str| {
+            if v1 {
+                Figure::unavailable("v1 memory.stat does not split slab (see memory.kmem.slabinfo)")
+            } else {
+                fig(cg, name)
+            }
+        };
+        let v1_only_missing = |name: &str| {
+            if v1 {
+                Figure::unavailable(format!("v1 memory.stat has no {name}"))
+            } else {
+                fig(cg, name)
+            }
+        };
+        let anon = fig(cg, "anon");
+        let file = fig(cg, "file");
+        let mut parts = vec![&anon, &file, &kernel];
+        if !v1 {
+            parts.push(&sock);
+        }
+        let (residual, residual_source) = match (usage.bytes, sum(&parts)) {
+            (Some(u), Some(p)) => (
+                Some(u as i64 - p as i64),
+                if v1 {
+                    "memory.usage_in_bytes − (total_rss + total_cache + memory.kmem.usage_in_bytes); usage_in_bytes is per-CPU batched (cgroup-v1/memory.rst 5.5)".to_string()
+                } else {
+                    "memory.current − (anon + file + kernel + sock)".to_string()
+                },
+            ),
+            _ => (
+                None,
+                "a part is unavailable, so the residual cannot be computed".to_string(),
+            ),
+        };
+        Breakdown {
+            usage,
+            anon,
+            file,
+            active_file: fig(cg, "active_file"),
+            inactive_file: fig(cg, "inactive_file"),
+            active_anon: fig(cg, "active_anon"),
+            inactive_anon: fig(cg, "inactive_anon"),
+            shmem: fig(cg, "shmem"),
+            file_mapped: fig(cg, "file_mapped"),
+            file_dirty: fig(cg, "file_dirty"),
+            file_writeback: fig(cg, "file_writeback"),
+            kernel,
+            slab_reclaimable: slab("slab_reclaimable"),
+            slab_unreclaimable: slab("slab_unreclaimable"),
+            sock,
+            pagetables: v1_only_missing("pagetables"),
+            kernel_stack: v1_only_missing("kernel_stack"),
+            swap,
+            unevictable: fig(cg, "unevictable"),
+            anon_thp: fig(cg, "anon_thp"),
+            residual,
+            residual_source,
+        }
+    }
+
+    /// The rows in display order: (name, figure).
+    pub fn rows(&self) -> Vec<(&'static str, &Figure)> {
+        vec![
+            ("anon", &self.anon),
+            ("  active_anon", &self.active_anon),
+            ("  inactive_anon", &self.inactive_anon),
+            ("  anon_thp", &self.anon_thp),
+            ("file (page cache)", &self.file),
+            ("  active_file", &self.active_file),
+            ("  inactive_file", &self.inactive_file),
+            ("  shmem (tmpfs, /dev/shm, SysV)", &self.shmem),
+            ("  file_mapped", &self.file_mapped),
+            ("  file_dirty", &self.file_dirty),
+            ("  file_writeback", &self.file_writeback),
+            ("kernel", &self.kernel),
+            ("  slab_reclaimable", &self.slab_reclaimable),
+            ("  slab_unreclaimable", &self.slab_unreclaimable),
+            ("  pagetables", &self.pagetables),
+            ("  kernel_stack", &self.kernel_stack),
+            ("sock", &self.sock),
+            ("unevictable", &self.unevictable),
+            ("swap (not in usage)", &self.swap),
+        ]
+    }
+}

@@ -1,0 +1,184 @@
+//! Memory workloads written in Rust, run as `memlens __workload STEP...` inside a memcg by the
+//! real-kernel tests and `memlens lab`: each step does one thing the seed articles describe
+//! (touch anon memory, reserve without touching, fill page cache, tmpfs, shared mmap, SysV
+//! shm), then the process prints `READY` and holds everything until stdin closes or it is
+//! killed, so the counters can be read while the memory is held.
+
+use std::fs::OpenOptions;
+use std::io::{BufRead, Read, Write};
+
+/// Parses sizes like `64M`, `1G`, `4096`, `512K`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last() {
+        Some('K' | 'k') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('M' | 'm') => (&s[..s.len() - 1], 1 << 20),
+        Some('G' | 'g') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    let num = num.strip_suffix("i").unwrap_or(num);
+    num.parse::<u64>()
+        .map(|n| n * mult)
+        .map_err(|_| format!("bad size {s:?} (use e.g. 64M, 1G, 4096)"))
+}
+
+/// The steps a workload can take.
+pub const STEPS: &str = "anon=SIZE (malloc and touch) | reserve=SIZE (mmap, never touched) | write=PATH:SIZE (page cache via write) | read=PATH:N (read a file N times) | mmap=PATH:SIZE (MAP_SHARED file, memset) | shm=SIZE (SysV shmget+shmat, memset) | grow=SIZE (touch SIZE of anon, 1 MiB at a time, never stop: for OOM tests)";
+
+fn page_touch(ptr: *mut u8, len: usize) {
+    let mut off = 0;
+    while off < len {
+        // SAFETY: ptr..ptr+len is a live writable mapping owned by the caller.
+        unsafe { ptr.add(off).write_volatile(0x5a) };
+        off += 4096;
+    }
+}
+
+fn mmap_anon(len: usize) -> Result<*mut u8, String> {
+    // SAFETY: anonymous private mapping with no address hint; checked for MAP_FAILED.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(format!("mmap {len}: {}", std::io::Error::last_os_error()));
+    }
+    Ok(p.cast())
+}
+
+fn split2(arg: &str) -> Result<(&str, &str), String> {
+    arg.rsplit_once(':')
+        .ok_or_else(|| format!("expected PATH:VALUE, found {arg:?}"))
+}
+
+/// Runs the steps, prints `READY`, and holds until stdin closes.
+pub fn run(steps: &[String]) -> Result<(), String> {
+    let mut keep_files = Vec::new();
+    for step in steps {
+        let (kind, arg) = step
+            .split_once('=')
+            .ok_or_else(|| format!("bad step {step:?}; steps: {STEPS}"))?;
+        match kind {
+            "anon" => {
+                let n = parse_size(arg)? as usize;
+                let p = mmap_anon(n)?;
+                page_touch(p, n);
+            }
+            "reserve" => {
+                mmap_anon(parse_size(arg)? as usize)?;
+            }
+            "grow" => {
+                let total = parse_size(arg)? as usize;
+                let chunk = 1 << 20;
+                let mut done = 0;
+                while done < total {
+                    let p = mmap_anon(chunk)?;
+                    page_touch(p, chunk);
+                    done += chunk;
+                }
+            }
+            "write" => {
+                let (path, size) = split2(arg)?;
+                let n = parse_size(size)?;
+                let mut f = OpenOptions::new()
+                    .create(true)
+                    .truncate(true)
+                    .write(true)
+                    .open(path)
+                    .map_err(|e| format!("{path}: {e}"))?;
+                let buf = vec![0x41u8; 1 << 20];
+                let mut left = n;
+                while left > 0 {
+                    let k = left.min(buf.len() as u64) as usize;
+                    f.write_all(&buf[..k]).map_err(|e| format!("{path}: {e}"))?;
+                    left -= k as u64;
+                }
+                f.flush().map_err(|e| e.to_string())?;
+            }
+            "read" => {
+                let (path, times) = split2(arg)?;
+                let times: u32 = times.parse().map_err(|_| format!("bad count {times:?}"))?;
+                let mut buf = vec![0u8; 1 << 20];
+                for _ in 0..times {
+                    let mut f = std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
+                    while f.read(&mut buf).map_err(|e| e.to_string())? > 0 {}
+                }
+            }
+            "mmap" => {
+                let (path, size) = split2(arg)?;
+                let n = parse_size(size)? as usize;
+                let f = OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .read(true)
+                    .write(true)
+                    .open(path)
+                    .map_err(|e| format!("{path}: {e}"))?;
+                f.set_len(n as u64).map_err(|e| e.to_string())?;
+                use std::os::fd::AsRawFd;
+                // SAFETY: shared mapping of a file we hold open, length equal to its size.
+                let p = unsafe {
+                    libc::mmap(
+                        std::ptr::null_mut(),
+                        n,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                        libc::MAP_SHARED,
+                        f.as_raw_fd(),
+                        0,
+                    )
+                };
+                if p == libc::MAP_FAILED {
+                    return Err(format!("mmap {path}: {}", std::io::Error::last_os_error()));
+                }
+                page_touch(p.cast(), n);
+                keep_files.push(f);
+            }
+            "shm" => {
+                let n = parse_size(arg)? as usize;
+                // SAFETY: plain SysV calls; the segment is marked for removal right after
+                // attaching so it disappears when this process exits, even if killed.
+                unsafe {
+                    let id = libc::shmget(libc::IPC_PRIVATE, n, libc::IPC_CREAT | 0o600);
+                    if id < 0 {
+                        return Err(format!("shmget: {}", std::io::Error::last_os_error()));
+                    }
+                    let p = libc::shmat(id, std::ptr::null(), 0);
+                    if p as isize == -1 {
+                        return Err(format!("shmat: {}", std::io::Error::last_os_error()));
+                    }
+                    libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut());
+                    page_touch(p.cast(), n);
+                }
+            }
+            _ => return Err(format!("unknown step {kind:?}; steps: {STEPS}")),
+        }
+    }
+    println!("READY {}", std::process::id());
+    let _ = std::io::stdout().flush();
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        if line.is_err() {
+            break;
+        }
+    }
+    drop(keep_files);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("1Gi"), Ok(1 << 30));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("x").is_err());
+    }
+}
