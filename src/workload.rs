@@ -23,7 +23,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// The steps a workload can take.
-pub const STEPS: &str = "anon=SIZE (malloc and touch) | reserve=SIZE (mmap, never touched) | write=PATH:SIZE (page cache via write) | read=PATH:N (read a file N times) | mmap=PATH:SIZE (MAP_SHARED file, memset) | shm=SIZE (SysV shmget+shmat, memset) | grow=SIZE (touch SIZE of anon, 1 MiB at a time, never stop: for OOM tests)";
+pub const STEPS: &str = "anon=SIZE (malloc and touch) | reserve=SIZE (mmap, never touched) | write=PATH:SIZE (page cache via write) | read=PATH:N (read a file N times) | drop=PATH (fsync and drop its page cache) | mmap=PATH:SIZE (MAP_SHARED file, memset) | shm=SIZE (SysV shmget+shmat, memset) | grow=SIZE (touch SIZE of anon, 1 MiB at a time, never stop: for OOM tests)";
 
 fn page_touch(ptr: *mut u8, len: usize) {
     let mut off = 0;
@@ -109,6 +109,15 @@ pub fn run(steps: &[String]) -> Result<(), String> {
                     let mut f = std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
                     while f.read(&mut buf).map_err(|e| e.to_string())? > 0 {}
                 }
+            }
+            "drop" => {
+                // Write back and drop a file's page cache, so the next read charges it anew
+                // (first touch) and lands on the inactive list.
+                let f = std::fs::File::open(arg).map_err(|e| format!("{arg}: {e}"))?;
+                f.sync_all().map_err(|e| e.to_string())?;
+                use std::os::fd::AsRawFd;
+                // SAFETY: advisory call on an open fd.
+                unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
             }
             "mmap" => {
                 let (path, size) = split2(arg)?;

@@ -1,0 +1,187 @@
+//! Support for the real-kernel tests: own memcgs (`memlens-test-*`, removed on drop), a
+//! workload child that joins the memcg before exec, and running the memlens binary. Works on
+//! cgroup v1 (this host) and v2 (tests/vm/run) alike.
+#![allow(dead_code)]
+
+use memlens::cgroup::owned::OwnedCgroup;
+use memlens::model::{Hierarchy, Version};
+use memlens::sys::Root;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The memlens binary under test (MEMLENS_BIN overrides, for the VM).
+pub fn bin() -> PathBuf {
+    std::env::var_os("MEMLENS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_memlens")))
+}
+
+/// The memory hierarchy of this machine.
+pub fn hier() -> Hierarchy {
+    memlens::report::hierarchy(&Root::live()).expect("this machine has a memory cgroup controller")
+}
+
+static N: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh memcg of ours.
+pub fn cgroup(tag: &str) -> OwnedCgroup {
+    let h = hier();
+    let name = format!(
+        "memlens-test-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    );
+    OwnedCgroup::create(&h, "/", &name).expect("create test memcg")
+}
+
+/// A directory on a disk-backed file system for page-cache tests (MEMLENS_TEST_DIR, default
+/// /var/tmp). Page cache of a tmpfs would be shmem, which other tests cover.
+pub fn disk_dir() -> PathBuf {
+    PathBuf::from(std::env::var("MEMLENS_TEST_DIR").unwrap_or_else(|_| "/var/tmp".into()))
+}
+
+/// Whether `p` is on tmpfs.
+pub fn on_tmpfs(p: &Path) -> bool {
+    nix_statfs_is_tmpfs(p)
+}
+
+fn nix_statfs_is_tmpfs(p: &Path) -> bool {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = CString::new(p.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut s: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid C string and out pointer.
+    let r = unsafe { libc::statfs(c.as_ptr(), &mut s) };
+    r == 0 && s.f_type == libc::TMPFS_MAGIC
+}
+
+/// A running workload inside a memcg; killed and reaped on drop.
+pub struct Workload {
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl Workload {
+    /// Starts `memlens __workload STEPS` inside `cg` and waits until it holds its memory.
+    pub fn start(cg: &OwnedCgroup, steps: &[&str]) -> Workload {
+        let mut cmd = Command::new(bin());
+        cmd.arg("__workload")
+            .args(steps)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        cg.join_before_exec(&mut cmd).expect("open cgroup.procs");
+        let mut child = cmd.spawn().expect("spawn workload");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read READY");
+        assert!(
+            line.starts_with("READY"),
+            "workload {steps:?} failed: {line:?}"
+        );
+        let stdin = child.stdin.take();
+        Workload { child, stdin }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Lets the workload exit normally and waits for it.
+    pub fn finish(mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        if let Some(mut s) = self.stdin.take() {
+            let _ = s.flush();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs memlens with `args` and returns (exit code, stdout, stderr).
+pub fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin())
+        .args(args)
+        .output()
+        .expect("run memlens");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs memlens with `args` plus `--json` and parses the output.
+pub fn json(args: &[&str]) -> serde_json::Value {
+    let mut a = args.to_vec();
+    a.push("--json");
+    let (code, out, err) = run(&a);
+    assert_eq!(code, 0, "memlens {a:?} failed: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON from memlens {a:?}: {e}\n{out}"))
+}
+
+/// Reads a kernel file of a cgroup.
+pub fn kfile(cg: &OwnedCgroup, name: &str) -> String {
+    std::fs::read_to_string(cg.dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// memory.stat as a map.
+pub fn kstat(cg: &OwnedCgroup) -> std::collections::HashMap<String, u64> {
+    kfile(cg, "memory.stat")
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            Some((k.to_string(), v.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// The usage file of this hierarchy.
+pub fn usage_file() -> &'static str {
+    match hier().version {
+        Version::V1 => "memory.usage_in_bytes",
+        Version::V2 => "memory.current",
+    }
+}
+
+/// The memory.stat key for a normalised name on this hierarchy (v1 uses total_*).
+pub fn key(name: &str) -> String {
+    match hier().version {
+        Version::V2 => name.to_string(),
+        Version::V1 => format!(
+            "total_{}",
+            match name {
+                "anon" => "rss",
+                "file" => "cache",
+                "file_mapped" => "mapped_file",
+                "file_dirty" => "dirty",
+                "file_writeback" => "writeback",
+                o => o,
+            }
+        ),
+    }
+}
+
+pub const MIB: u64 = 1 << 20;
+
+/// Field of a JSON object as u64 (panics with the path when absent or null).
+pub fn u(v: &serde_json::Value, path: &str) -> u64 {
+    let mut cur = v;
+    for p in path.split('.') {
+        cur = &cur[p];
+    }
+    cur.as_u64()
+        .unwrap_or_else(|| panic!("{path} is not a number: {cur}"))
+}
