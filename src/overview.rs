@@ -5,11 +5,10 @@
 use crate::cgroup::read::{self, Level};
 use crate::cgroup::walk;
 use crate::identity::Identity;
-use crate::model::{Hierarchy, Host, Limit};
+use crate::model::{Hierarchy, Host, Limit, Version};
 use crate::proc;
 use crate::sys::Root;
 use crate::views::Figure;
-use crate::views::breakdown::Breakdown;
 use crate::views::tools::node_available;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -101,9 +100,33 @@ pub fn collect(root: &Root, h: &Hierarchy, all: bool) -> Overview {
         let hier = cg.limits.hierarchical.and_then(Limit::bytes);
         let eff = [parent_limit, own, hier].into_iter().flatten().min();
         limits.insert(p.clone(), eff);
-        let b = Breakdown::of(&cg);
+        // Six figures, not the full sourced breakdown (which formats a source string per
+        // figure): the same keys as `Breakdown`, checked equal to the kernel's files by
+        // tests/kernel_breakdown.rs.
         let stat = |k: &str| cg.stat_hier(k);
-        let ws = match (b.usage.bytes, stat("inactive_file")) {
+        let v1 = h.version == Version::V1;
+        let usage = cg.usage.current.or_else(|| {
+            // The v2 root has no memory.current before 6.x: anon + file, as cAdvisor.
+            (cg.is_root() && !v1)
+                .then(|| Some(stat("anon")? + stat("file")?))
+                .flatten()
+        });
+        let (anon, file) = if v1 {
+            (stat("rss"), stat("cache"))
+        } else {
+            (stat("anon"), stat("file"))
+        };
+        let kernel = if v1 {
+            cg.usage.kmem
+        } else {
+            stat("kernel").or_else(|| {
+                let parts = ["kernel_stack", "pagetables", "percpu", "slab", "vmalloc"];
+                let v: Vec<u64> = parts.iter().filter_map(|p| stat(p)).collect();
+                (!v.is_empty()).then(|| v.iter().sum())
+            })
+        };
+        let swap = if v1 { stat("swap") } else { cg.usage.swap };
+        let ws = match (usage, stat("inactive_file")) {
             (Some(u), Some(i)) => Some(u.saturating_sub(i)),
             _ => None,
         };
@@ -111,14 +134,14 @@ pub fn collect(root: &Root, h: &Hierarchy, all: bool) -> Overview {
         rows.push(Row {
             path: p.clone(),
             limit_bytes: eff,
-            usage_bytes: b.usage.bytes,
+            usage_bytes: usage,
             working_set_bytes: ws,
-            anon_bytes: b.anon.bytes,
-            file_bytes: b.file.bytes,
-            shmem_bytes: b.shmem.bytes,
-            kernel_bytes: b.kernel.bytes,
-            swap_bytes: b.swap.bytes,
-            percent_of_limit: match (b.usage.bytes, eff) {
+            anon_bytes: anon,
+            file_bytes: file,
+            shmem_bytes: stat("shmem"),
+            kernel_bytes: kernel,
+            swap_bytes: swap,
+            percent_of_limit: match (usage, eff) {
                 (Some(u), Some(l)) if l > 0 => Some(u as f64 * 100.0 / l as f64),
                 _ => None,
             },

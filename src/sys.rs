@@ -216,8 +216,10 @@ impl Root {
     /// Reads a whole file as text (lossy: the kernel's files are ASCII; a stray byte must not
     /// make the whole file unreadable).
     pub fn read(&self, sys: &Path) -> Result<String, ReadError> {
-        self.read_bytes(sys)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
+        self.read_bytes(sys).map(|b| match String::from_utf8(b) {
+            Ok(s) => s,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        })
     }
 
     /// Whether a path exists (file or directory).

@@ -179,7 +179,14 @@ pub fn read_cgroup(
     if full {
         procs = r.parsed("cgroup.procs", parse::pids);
     }
-    if !root.exists(&dir) {
+    // A cgroup removed while we read it: every file went missing. (At overview level the
+    // first file's absence is enough, which spares a stat per cgroup.)
+    let vanished = if full {
+        !root.exists(&dir)
+    } else {
+        stat.is_none() && usage.current.is_none() && !root.exists(&dir)
+    };
+    if vanished {
         return Err(ReadError::Missing {
             path: dir.display().to_string(),
         });
