@@ -154,6 +154,40 @@ mod tests {
         assert_eq!(kv.0.len(), 2);
     }
 
+    proptest::proptest! {
+        /// No input makes the /proc parsers panic: a truncated or garbled status or
+        /// smaps_rollup becomes a problem on that process, never a crash.
+        #[test]
+        fn proc_parsers_never_panic(s in "\\PC*", cut in 0usize..2000) {
+            let _ = meminfo(&s);
+            let _ = smaps_rollup(&s);
+            let real = format!("{ROLLUP}{s}");
+            let _ = smaps_rollup(&String::from_utf8_lossy(&real.as_bytes()[..cut.min(real.len())]));
+            let d = tempfile::tempdir().unwrap();
+            std::fs::create_dir_all(d.path().join("proc/7")).unwrap();
+            let status = format!("{STATUS}{s}");
+            std::fs::write(d.path().join("proc/7/status"), &status.as_bytes()[..cut.min(status.len())]).unwrap();
+            std::fs::write(d.path().join("proc/7/smaps_rollup"), &s).unwrap();
+            let p = read_process(&Root::dir(d.path()), 7);
+            proptest::prop_assert!(p.is_some());
+        }
+    }
+
+    // From this project's CI host (6.18), /proc/self/{smaps_rollup,status} of `cat`.
+    const ROLLUP: &str = "55c4bc634000-7fff603e2000 ---p 00000000 00:00 0                          [rollup]\nRss:                1620 kB\nPss:                 729 kB\nPss_Dirty:           112 kB\nPss_Anon:            112 kB\nPss_File:            617 kB\nPss_Shmem:             0 kB\nShared_Clean:       1400 kB\nShared_Dirty:          0 kB\nPrivate_Clean:       108 kB\nPrivate_Dirty:       112 kB\nReferenced:         1620 kB\nAnonymous:           112 kB\nSwap:                  0 kB\nSwapPss:               0 kB\n";
+    const STATUS: &str = "Name:\tcat\nUmask:\t0022\nState:\tR (running)\nTgid:\t1828\nNgid:\t0\nPid:\t1828\nPPid:\t1821\nTracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nFDSize:\t256\nGroups:\t \nVmPeak:\t    3060 kB\nVmSize:\t    3060 kB\nVmRSS:\t    1576 kB\nRssAnon:\t     116 kB\nRssFile:\t    1460 kB\nRssShmem:\t       0 kB\nThreads:\t1\n";
+
+    #[test]
+    fn rollup_fields_from_a_real_kernel() {
+        let kv = smaps_rollup(ROLLUP).unwrap();
+        assert_eq!(kv.get("Pss"), Some(729 * 1024));
+        assert_eq!(kv.get("Pss_Anon"), Some(112 * 1024));
+        assert_eq!(
+            kv.get("Private_Clean").unwrap() + kv.get("Private_Dirty").unwrap(),
+            220 * 1024
+        );
+    }
+
     #[test]
     fn rollup_empty_for_kernel_threads() {
         assert_eq!(smaps_rollup("").unwrap().0.len(), 0);
