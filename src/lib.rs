@@ -17,6 +17,7 @@ pub mod overview;
 pub mod proc;
 pub mod render;
 pub mod report;
+pub mod rules;
 pub mod sys;
 pub mod target;
 pub mod views;
