@@ -22,3 +22,4 @@ pub mod sys;
 pub mod target;
 pub mod views;
 pub mod workload;
+pub mod zombies;
