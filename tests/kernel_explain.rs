@@ -9,7 +9,19 @@ use common::*;
 use memlens::cgroup::owned::OwnedCgroup;
 use serde_json::Value;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// Zombie tests count node-wide dying memcgs, and every other test here creates and removes
+/// memcgs: the zombie tests take this lock exclusively, the others shared.
+static ZOMBIE: RwLock<()> = RwLock::new(());
+
+fn shared() -> RwLockReadGuard<'static, ()> {
+    ZOMBIE.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn exclusive() -> RwLockWriteGuard<'static, ()> {
+    ZOMBIE.write().unwrap_or_else(|e| e.into_inner())
+}
 
 fn explain(cg: &OwnedCgroup) -> Value {
     json(&["explain", cg.path()])
@@ -67,6 +79,7 @@ impl Drop for TempFile {
 
 #[test]
 fn reclaimable_near_limit_fires_on_cache_not_on_anon() {
+    let _s = shared();
     let Some(f) = TempFile::disk("nearlim") else {
         return;
     };
@@ -84,6 +97,7 @@ fn reclaimable_near_limit_fires_on_cache_not_on_anon() {
 
 #[test]
 fn oom_risk_fires_on_anon_at_the_limit_not_with_room() {
+    let _s = shared();
     let cg = cgroup("oomrisk");
     cg.set_limit(Some(64 * MIB)).unwrap();
     let _w = Workload::start(&cg, &["anon=60M"]);
@@ -102,6 +116,7 @@ fn oom_risk_fires_on_anon_at_the_limit_not_with_room() {
 
 #[test]
 fn no_limit_fires_only_without_a_limit() {
+    let _s = shared();
     let cg = cgroup("nolimit");
     let _w = Workload::start(&cg, &["anon=8M"]);
     let e = explain(&cg);
@@ -126,6 +141,7 @@ fn no_limit_fires_only_without_a_limit() {
 
 #[test]
 fn shmem_held_names_dev_shm() {
+    let _s = shared();
     let f = TempFile::shm("shmheld");
     let cg = cgroup("shmheld");
     let _w = Workload::start(&cg, &[&format!("write={}:32M", f.s())]);
@@ -147,6 +163,7 @@ fn shmem_held_names_dev_shm() {
 
 #[test]
 fn shmem_held_names_sysv_segment() {
+    let _s = shared();
     let cg = cgroup("sysvheld");
     let w = Workload::start(&cg, &["shm=32M"]);
     let e = explain(&cg);
@@ -174,6 +191,7 @@ fn shmem_held_names_sysv_segment() {
 
 #[test]
 fn limit_hits_fire_when_cache_hits_the_limit() {
+    let _s = shared();
     let Some(f) = TempFile::disk("limhit") else {
         return;
     };
@@ -195,6 +213,7 @@ fn limit_hits_fire_when_cache_hits_the_limit() {
 
 #[test]
 fn oom_killed_after_grow_past_the_limit() {
+    let _s = shared();
     let cg = cgroup("oomkill");
     cg.set_limit(Some(32 * MIB)).unwrap();
     let mut cmd = std::process::Command::new(bin());
@@ -217,6 +236,7 @@ fn oom_killed_after_grow_past_the_limit() {
 
 #[test]
 fn dirty_pages_on_the_live_kernel_when_not_yet_written_back() {
+    let _s = shared();
     let Some(f) = TempFile::disk("dirty") else {
         return;
     };
@@ -240,6 +260,7 @@ fn dirty_pages_on_the_live_kernel_when_not_yet_written_back() {
 
 #[test]
 fn charged_but_empty_after_the_workload_exits() {
+    let _s = shared();
     let Some(f) = TempFile::disk("empty") else {
         return;
     };
@@ -254,6 +275,7 @@ fn charged_but_empty_after_the_workload_exits() {
 
 #[test]
 fn process_sum_mismatch_explains_unmapped_cache() {
+    let _s = shared();
     let Some(f) = TempFile::disk("mismatch") else {
         return;
     };
@@ -276,6 +298,7 @@ fn process_sum_mismatch_explains_unmapped_cache() {
 
 #[test]
 fn virt_not_rss_for_untouched_reservations() {
+    let _s = shared();
     let cg = cgroup("virt");
     let _w = Workload::start(&cg, &["anon=8M", "reserve=1G"]);
     let x = has(&explain(&cg), "virt-not-rss").clone();
@@ -408,8 +431,20 @@ fn dirty_pages_rule_logic_on_a_v2_tree() {
 
 // ---- zombies on the live kernel ----
 
-/// Zombie tests count node-wide dying memcgs: run them one at a time within this binary.
-static ZOMBIE: Mutex<()> = Mutex::new(());
+/// The dying count once two reads 200 ms apart agree (memcgs freed by RCU and the css release
+/// work after an rmdir or a file deletion keep moving it for a moment).
+fn settled_dying() -> u64 {
+    let mut prev = dying();
+    for _ in 0..20 {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let cur = dying();
+        if cur == prev {
+            return cur;
+        }
+        prev = cur;
+    }
+    prev
+}
 
 fn dying() -> u64 {
     let z = json(&["zombies"]);
@@ -420,15 +455,22 @@ fn dying() -> u64 {
 
 #[test]
 fn removed_memcg_with_page_cache_becomes_dying_unless_reclaimed() {
-    let _g = ZOMBIE.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = exclusive();
     let Some(f) = TempFile::disk("zombie") else {
         return;
     };
+    // Each attempt writes its own file and keeps it: truncating or deleting a file frees its
+    // page cache, and with it the dying memcg the previous attempt left (and the files of the
+    // tests that ran before this one are being deleted as we start: settle first).
+    let mut keep = Vec::new();
     // Other processes on the host (other test binaries, other users) create and free dying
     // memcgs too: retry a few times and accept the first clean measurement.
     let mut rose = false;
-    for _ in 0..3 {
-        let before = dying();
+    for attempt in 0..5 {
+        let Some(f) = TempFile::disk(&format!("zombie{attempt}")) else {
+            return;
+        };
+        let before = settled_dying();
         let cg = cgroup("zombie");
         Workload::start(&cg, &[&format!("write={}:16M", f.s())]).finish();
         f.sync();
@@ -442,11 +484,15 @@ fn removed_memcg_with_page_cache_becomes_dying_unless_reclaimed() {
             "the exited workload's cgroup is listed as empty but charged: {z:#}"
         );
         cg.remove().unwrap();
+        // A memcg that still holds pages stays dying; give RCU and the release work time to
+        // free anything else we might have caused, then look.
+        std::thread::sleep(std::time::Duration::from_millis(500));
         let after = dying();
         if after > before {
             rose = true;
             break;
         }
+        keep.push(f);
         eprintln!("dying count {before} -> {after}: something else freed memcgs, retrying");
     }
     assert!(
@@ -455,7 +501,7 @@ fn removed_memcg_with_page_cache_becomes_dying_unless_reclaimed() {
     );
 
     let mut held = false;
-    for _ in 0..3 {
+    for _ in 0..5 {
         let cg = cgroup("zombie-rec");
         Workload::start(&cg, &[&format!("write={}:16M", f.s())]).finish();
         f.sync();
@@ -466,9 +512,18 @@ fn removed_memcg_with_page_cache_becomes_dying_unless_reclaimed() {
             u(rec, "usage_after_bytes") < MIB,
             "force_empty/memory.reclaim empties it: {r:#}"
         );
-        let before = dying();
+        let before = settled_dying();
         cg.remove().unwrap();
-        let after = dying();
+        // An emptied memcg is freed after an RCU grace period and the css release work:
+        // poll for a few seconds before calling it dying.
+        let mut after = dying();
+        for _ in 0..30 {
+            if after <= before {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            after = dying();
+        }
         if after <= before {
             held = true;
             break;
@@ -482,7 +537,7 @@ fn removed_memcg_with_page_cache_becomes_dying_unless_reclaimed() {
 
 #[test]
 fn zombies_sample_and_human_output() {
-    let _g = ZOMBIE.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = exclusive();
     let z = json(&["zombies", "--sample", "200ms"]);
     let s = &z["hierarchies"][0]["sample"];
     assert!(
