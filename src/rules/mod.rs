@@ -156,7 +156,7 @@ pub fn evaluate(r: &Report, sample: Option<Sample<'_>>) -> Vec<Finding> {
         .filter(|f| !f.evidence.is_empty())
         .collect();
     // Stable sort keeps the rule order within a severity.
-    v.sort_by(|a, b| b.severity.cmp(&a.severity));
+    v.sort_by_key(|f| std::cmp::Reverse(f.severity));
     v
 }
 
