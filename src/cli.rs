@@ -49,6 +49,9 @@ EXAMPLES
   memlens --all --sort working-set
   memlens show 3f2a9c          one container, explained
   memlens ps 1234 --sort pss   the processes in PID 1234's cgroup
+  memlens explain 3f2a9c       findings: OOM risk, limit hits, shmem, pressure... with evidence
+  memlens explain 3f2a9c --sample 5s   also rates (thrashing) from two samples
+  memlens zombies              dying memory cgroups and the empty cgroups still holding cache
   memlens capture 3f2a9c -o bundle.tar.gz && memlens show 3f2a9c --from bundle.tar.gz";
 
 /// memlens: how much memory does a container really use, why, and what happens next.
@@ -104,6 +107,29 @@ enum Command {
         #[arg(short = 'r', long)]
         descendants: bool,
     },
+    /// Findings: what the figures mean for this cgroup (OOM risk, limit hits, shmem and where
+    /// it lives, pressure...), each with its evidence and advice.
+    Explain {
+        /// cgroup path, PID, container ID (prefix), pod UID, or cgroup name.
+        target: String,
+        /// Include the processes of descendant cgroups.
+        #[arg(short = 'r', long)]
+        descendants: bool,
+        /// Take two samples this far apart (e.g. 5s, 500ms) for rates (thrashing).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        sample: Option<std::time::Duration>,
+    },
+    /// Dying (zombie) memory cgroups: how many, and the live cgroups with no processes that
+    /// still hold page cache and will become dying ones when removed.
+    Zombies {
+        /// Count twice this far apart (e.g. 5s) to show the trend.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        sample: Option<std::time::Duration>,
+        /// Empty the named cgroup's charges now (v1 memory.force_empty, v2 memory.reclaim)
+        /// and report what was freed. Writes only to that cgroup.
+        #[arg(long, value_name = "PATH")]
+        reclaim: Option<String>,
+    },
     /// The processes in a cgroup with RSS (anon/file/shmem), PSS, USS and swap.
     Ps {
         /// cgroup path, PID, container ID (prefix), pod UID, or cgroup name.
@@ -135,6 +161,42 @@ enum Command {
         /// Steps.
         steps: Vec<String>,
     },
+}
+
+/// Parses `5s`, `500ms`, `2m` or plain seconds.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let (num, mult_ms) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1000.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60_000.0)
+    } else {
+        (t, 1000.0)
+    };
+    match num.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() && v * mult_ms <= 3_600_000.0 => {
+            Ok(std::time::Duration::from_millis((v * mult_ms) as u64))
+        }
+        _ => Err(format!(
+            "bad duration {s:?} (use e.g. 5s, 500ms, 1m; at most 1h)"
+        )),
+    }
+}
+
+fn build(
+    root: &Root,
+    h: &Hierarchy,
+    path: &str,
+    descendants: bool,
+) -> Result<report::Report, Failure> {
+    report::build(root, h, path, Options { descendants }).map_err(|e| {
+        Failure::new(
+            exit::BAD_TARGET,
+            format!("cgroup {path} vanished while being read: {e}"),
+        )
+    })
 }
 
 /// An error with its exit code.
@@ -231,10 +293,101 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                     format!("cgroup {path} vanished while being read: {e}"),
                 )
             })?;
+            let findings = crate::rules::evaluate(&r, None);
             if g.json {
-                emit_json(&render::json::show(&r));
+                let mut v = render::json::show(&r);
+                v["findings"] = serde_json::json!(findings);
+                emit_json(&v);
             } else {
-                emit(&render::human::show(&r, st));
+                let mut out = render::human::show(&r, st);
+                out.push_str(&render::human::findings(&findings, st));
+                emit(&out);
+            }
+        }
+        Some(Command::Explain {
+            target,
+            descendants,
+            sample,
+        }) => {
+            let root = open_root(&g)?;
+            let h = hierarchy(&root)?;
+            let path = target::resolve(&root, &h, &target)?;
+            let (r, earlier) = match sample {
+                Some(d) => {
+                    if !root.is_live() {
+                        return Err(Failure::new(
+                            exit::BAD_TARGET,
+                            "--sample needs the live system, not --from",
+                        ));
+                    }
+                    let first = build(&root, &h, &path, descendants)?;
+                    let t0 = std::time::Instant::now();
+                    std::thread::sleep(d);
+                    let second = build(&root, &h, &path, descendants)?;
+                    (second, Some((first, t0.elapsed().as_secs_f64())))
+                }
+                None => (build(&root, &h, &path, descendants)?, None),
+            };
+            let findings = crate::rules::evaluate(
+                &r,
+                earlier.as_ref().map(|(e, secs)| crate::rules::Sample {
+                    earlier: e,
+                    seconds: *secs,
+                }),
+            );
+            if g.json {
+                emit_json(
+                    &serde_json::json!({"target": {"given": target, "path": r.cgroup.path, "version": r.cgroup.version.number()}, "findings": findings}),
+                );
+            } else {
+                emit(&render::human::explain(&r, &findings, st));
+            }
+        }
+        Some(Command::Zombies { sample, reclaim }) => {
+            let root = open_root(&g)?;
+            let h = hierarchy(&root)?;
+            if let Some(t) = reclaim {
+                if !root.is_live() {
+                    return Err(Failure::new(
+                        exit::BAD_TARGET,
+                        "--reclaim acts on the live system, not on --from",
+                    ));
+                }
+                let path = target::resolve(&root, &h, &t)?;
+                let done = crate::zombies::reclaim(&root, &h, &path)
+                    .map_err(|e| Failure::new(exit::FAILURE, e))?;
+                if g.json {
+                    emit_json(&serde_json::json!({"reclaimed": done}));
+                } else {
+                    emit(&render::human::reclaimed(&done, st));
+                }
+                return Ok(());
+            }
+            let first = crate::zombies::collect(&root, &h);
+            let trend = match sample {
+                Some(d) => {
+                    if !root.is_live() {
+                        return Err(Failure::new(
+                            exit::BAD_TARGET,
+                            "--sample needs the live system, not --from",
+                        ));
+                    }
+                    std::thread::sleep(d);
+                    let (n, _, _, _) = crate::zombies::count(&root, &h);
+                    Some((d.as_secs_f64(), n))
+                }
+                None => None,
+            };
+            if g.json {
+                let mut v = serde_json::json!(first);
+                if let Some((secs, n)) = trend
+                    && let Some(hz) = v["hierarchies"].get_mut(0)
+                {
+                    hz["sample"] = serde_json::json!({"seconds": secs, "dying_before": first.hierarchies.first().and_then(|x| x.dying), "dying_after": n});
+                }
+                emit_json(&v);
+            } else {
+                emit(&render::human::zombies(&first, trend, st));
             }
         }
         Some(Command::Ps {

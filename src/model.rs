@@ -287,3 +287,48 @@ impl Host {
         self.meminfo.as_ref().and_then(|m| m.get(key))
     }
 }
+
+/// A tmpfs (or other memory-backed file system) mounted where a member process can see it.
+/// Its pages are shmem: charged to the cgroup that first touched them, never reclaimable
+/// without swap (Documentation/filesystems/tmpfs.rst).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TmpfsMount {
+    /// Mount point as the member process sees it (mountinfo field 5).
+    pub mount_point: String,
+    /// File system type (`tmpfs`, `shm`...).
+    pub fs_type: String,
+    /// `major:minor` of the super block: one tmpfs instance, whatever its bind mounts.
+    pub device: String,
+    /// PIDs of the member processes that see this mount.
+    pub pids: Vec<i32>,
+    /// Size of the file system: f_blocks × f_bsize (the `size=` option; half of RAM by default).
+    pub size_bytes: Option<u64>,
+    /// Bytes used: (f_blocks − f_bfree) × f_bsize from statfs(2). Every used byte is a page
+    /// in memory or swap, charged to whichever cgroup wrote it first.
+    pub used_bytes: Option<u64>,
+    /// Where the numbers came from.
+    pub source: String,
+}
+
+/// A System V shared memory segment created or last used by a member process
+/// (/proc/sysvipc/shm). Its pages are shmem, charged to the cgroup that touched them first,
+/// and they stay until the segment is removed, even with no process attached.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SysvSegment {
+    /// Segment ID (`ipcs -m`).
+    pub shmid: u64,
+    /// Key (0 = IPC_PRIVATE).
+    pub key: i32,
+    /// Size requested at shmget.
+    pub size_bytes: u64,
+    /// Resident part.
+    pub rss_bytes: u64,
+    /// Part in swap.
+    pub swap_bytes: u64,
+    /// Creator PID.
+    pub cpid: i32,
+    /// Last shmat/shmdt PID.
+    pub lpid: i32,
+    /// Processes attached now.
+    pub nattch: u32,
+}

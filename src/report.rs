@@ -5,7 +5,7 @@ use crate::cgroup::mount::{self, MountError};
 use crate::cgroup::read::{self, Level};
 use crate::cgroup::walk;
 use crate::identity::Identity;
-use crate::model::{Cgroup, Hierarchy, Host, Process};
+use crate::model::{Cgroup, Hierarchy, Host, Process, SysvSegment, TmpfsMount};
 use crate::proc;
 use crate::sys::{ReadError, Root};
 use crate::views::breakdown::Breakdown;
@@ -44,6 +44,17 @@ pub struct Report {
     pub reconcile: Vec<Reconcile>,
     /// The host's memory.
     pub host: Host,
+    /// Every PID in the cgroup and its descendants (`charged-but-empty` needs "no process
+    /// anywhere below"); `None` when a cgroup.procs could not be read.
+    pub subtree_pids: Option<Vec<i32>>,
+    /// The memory-backed mounts the subtree's processes see, with statfs usage. Read only when
+    /// the cgroup holds shmem (the `shmem-held` rule's evidence).
+    pub tmpfs_mounts: Vec<TmpfsMount>,
+    /// SysV segments created or last used by the subtree's processes; `None` when not read
+    /// (no shmem) or the kernel has no SysV IPC.
+    pub sysv_segments: Option<Vec<SysvSegment>>,
+    /// Problems met reading the mounts and segments.
+    pub shm_problems: Vec<String>,
 }
 
 impl Report {
@@ -51,6 +62,7 @@ impl Report {
     pub fn problems(&self) -> Vec<String> {
         let mut v = self.cgroup.problems.clone();
         v.extend(self.host.problems.iter().cloned());
+        v.extend(self.shm_problems.iter().cloned());
         for p in &self.processes {
             v.extend(p.problems.iter().map(|x| format!("pid {}: {x}", p.pid)));
         }
@@ -94,6 +106,22 @@ pub fn processes(root: &Root, h: &Hierarchy, cg: &Cgroup, descendants: bool) -> 
         .collect()
 }
 
+/// Every PID in `cg` and its descendant cgroups; `None` when a cgroup.procs was unreadable.
+pub fn subtree_pids(root: &Root, h: &Hierarchy, cg: &Cgroup) -> Option<Vec<i32>> {
+    let mut pids = cg.procs.clone()?;
+    for p in walk::all_paths(root, h, &cg.path).into_iter().skip(1) {
+        match root.read(&read::fs_path(h, &p).join("cgroup.procs")) {
+            Ok(t) => pids.extend(crate::cgroup::parse::pids(&t).ok()?),
+            // Removed during the walk: no processes there.
+            Err(ReadError::Missing { .. }) => {}
+            Err(_) => return None,
+        }
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    Some(pids)
+}
+
 /// Builds the report for the cgroup at `path`.
 pub fn build(root: &Root, h: &Hierarchy, path: &str, opts: Options) -> Result<Report, ReadError> {
     let cg = read::read_cgroup(root, h, path, Level::Full)?;
@@ -110,6 +138,21 @@ pub fn build(root: &Root, h: &Hierarchy, path: &str, opts: Options) -> Result<Re
     let tools = Tools::of(&cg, &breakdown, &derived.limit, root_cg, &host, &procs);
     let sums = ProcessSums::of(&procs);
     let reconcile = reconcile(&sums, &breakdown);
+    let subtree = subtree_pids(root, h, &cg);
+    let (mut tmpfs, mut sysv, mut shm_problems) = (Vec::new(), None, Vec::new());
+    // Only a cgroup that holds shmem needs to know where it lives; reading every member's
+    // mountinfo is not free on a busy node.
+    if breakdown.shmem.bytes.is_none_or(|s| s > 0) {
+        let pids = subtree
+            .clone()
+            .unwrap_or_else(|| procs.iter().map(|p| p.pid).collect());
+        let (t, p1) = proc::shm::tmpfs_mounts(root, &pids);
+        let (s, p2) = proc::shm::sysv_segments(root, &pids);
+        tmpfs = t;
+        sysv = s;
+        shm_problems.extend(p1);
+        shm_problems.extend(p2);
+    }
     Ok(Report {
         hierarchy: h.clone(),
         identity: Identity::from_path(&cg.path),
@@ -121,5 +164,9 @@ pub fn build(root: &Root, h: &Hierarchy, path: &str, opts: Options) -> Result<Re
         sums,
         reconcile,
         host,
+        subtree_pids: subtree,
+        tmpfs_mounts: tmpfs,
+        sysv_segments: sysv,
+        shm_problems,
     })
 }

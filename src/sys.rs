@@ -274,6 +274,57 @@ impl Root {
         }
     }
 
+    /// statfs(2) of `sys` (a directory on the live system), as `(f_blocks, f_bfree, f_bsize)`.
+    /// statfs is not a file, so a capture stores the answer as a small text file at
+    /// [`statfs_record_path`]`(sys)` and `--from` reads it back: tmpfs usage then works on
+    /// captures too.
+    pub fn statfs(&self, sys: &Path) -> Result<(u64, u64, u64), ReadError> {
+        let rec = statfs_record_path(sys);
+        if !self.is_live() {
+            let t = self.read(&rec)?;
+            let v: Vec<u64> = t
+                .split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .collect();
+            return match v.as_slice() {
+                [b, f, s] => Ok((*b, *f, *s)),
+                _ => Err(ReadError::parse(
+                    &rec,
+                    "expected \"f_blocks f_bfree f_bsize\"",
+                )),
+            };
+        }
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(sys.as_os_str().as_bytes())
+            .map_err(|_| ReadError::parse(sys, "path contains a NUL byte"))?;
+        // SAFETY: statfs only writes into the zeroed struct we pass.
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: valid NUL-terminated path and out pointer.
+        let r = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+        let res = if r == 0 {
+            Ok((st.f_blocks as u64, st.f_bfree as u64, st.f_bsize as u64))
+        } else {
+            Err(ReadError::from_io(sys, &io::Error::last_os_error()))
+        };
+        match &res {
+            Ok((b, f, s)) => {
+                if let Some(recd) = &self.recorder
+                    && let Ok(mut m) = recd.lock()
+                {
+                    m.insert(rec, format!("{b} {f} {s}\n").into_bytes());
+                }
+            }
+            Err(e) => {
+                if self.recorder.is_some()
+                    && let Ok(mut m) = self.failures.lock()
+                {
+                    m.insert(rec, e.to_string());
+                }
+            }
+        }
+        res
+    }
+
     /// Lists the numeric entries of /proc (the processes), for PID targets and `--all`.
     pub fn pids(&self) -> Vec<i32> {
         let mut pids: Vec<i32> = self
@@ -285,6 +336,16 @@ impl Root {
         pids.sort_unstable();
         pids
     }
+}
+
+/// Where a capture keeps the statfs(2) answer for `sys`: `/proc/memlens-statfs/<sys with
+/// `%` as `%25` and `/` as `%2F`>` (under /proc so capture archives keep it).
+pub fn statfs_record_path(sys: &Path) -> PathBuf {
+    let s = sys
+        .to_string_lossy()
+        .replace('%', "%25")
+        .replace('/', "%2F");
+    PathBuf::from("/proc/memlens-statfs").join(s)
 }
 
 #[cfg(test)]

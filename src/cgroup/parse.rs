@@ -105,6 +105,28 @@ fn truncate(s: &str) -> String {
     s.chars().take(60).collect()
 }
 
+/// The memory controller's `num_cgroups` from `/proc/cgroups` (columns: subsys_name,
+/// hierarchy, num_cgroups, enabled). On v1 it counts every memory cgroup the kernel still
+/// holds, live or dying (kernel/cgroup/cgroup-v1.c proc_cgroupstats_show).
+pub fn proc_cgroups_memory(text: &str) -> Result<u64, String> {
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.first() == Some(&"memory") {
+            return f
+                .get(2)
+                .ok_or_else(|| {
+                    format!(
+                        "memory line has no num_cgroups column: {:?}",
+                        truncate(line)
+                    )
+                })?
+                .parse::<u64>()
+                .map_err(|_| format!("num_cgroups is not a number: {:?}", truncate(line)));
+        }
+    }
+    Err("no memory line (memory controller not compiled in)".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,5 +182,13 @@ mod tests {
             let _ = pressure(&s);
             let _ = pids(&s);
         }
+    }
+
+    #[test]
+    fn proc_cgroups_memory_line() {
+        let t =
+            "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpuset\t3\t1\t1\nmemory\t4\t13\t1\n";
+        assert_eq!(proc_cgroups_memory(t), Ok(13));
+        assert!(proc_cgroups_memory("#subsys_name\n").is_err());
     }
 }

@@ -2,6 +2,8 @@
 //! (`meminfo`, `pressure/memory`). Parsing is procfs-core's; this module decides which file
 //! each figure comes from and keeps "unavailable" apart from 0.
 
+pub mod shm;
+
 use crate::model::{Host, KeyValues, Process};
 use crate::sys::{ReadError, Root};
 use procfs_core::FromBufRead;

@@ -414,3 +414,178 @@ pub fn ps(r: &Report, s: Style) -> String {
     problems(&mut out, &probs, s);
     out
 }
+
+/// The findings section (appended to `show`, the body of `explain`).
+pub fn findings(f: &[crate::rules::Finding], s: Style) -> String {
+    use crate::rules::Severity;
+    let mut out = format!("\n{} ({})\n", s.head("FINDINGS"), f.len());
+    if f.is_empty() {
+        let _ = writeln!(out, "  {}", s.dim("nothing to report: no rule fired"));
+        return out;
+    }
+    for x in f {
+        let tag = format!("[{}]", x.severity.as_str());
+        let tag = match x.severity {
+            Severity::Critical => s.bad(&tag),
+            Severity::Warn => s.warn(&tag),
+            Severity::Info => s.dim(&tag),
+        };
+        let _ = writeln!(
+            out,
+            "\n  {tag} {}  {}",
+            x.title,
+            s.dim(&format!("({})", x.id))
+        );
+        let rows: Vec<Vec<String>> = x
+            .evidence
+            .iter()
+            .map(|e| vec![e.what.clone(), e.value.clone(), e.source.clone()])
+            .collect();
+        out.push_str(&indent(&indent(&table(
+            &["EVIDENCE", "VALUE", "SOURCE"],
+            &rows,
+            &[2],
+            s,
+        ))));
+        let _ = writeln!(out, "    {} {}", s.head("meaning:"), x.meaning);
+        let _ = writeln!(out, "    {} {}", s.head("advice:"), x.advice);
+    }
+    out
+}
+
+/// `memlens explain` output.
+pub fn explain(r: &Report, f: &[crate::rules::Finding], s: Style) -> String {
+    let d = &r.derived;
+    let mut out = format!(
+        "{} {}  (cgroup v{}): usage {} of {} limit ({}), not reclaimable {}, {} processes\n",
+        s.head("cgroup"),
+        r.cgroup.path,
+        r.cgroup.version.number(),
+        bytes(r.breakdown.usage.bytes),
+        d.limit.bytes.map_or("no".into(), |l| bytes(Some(l))),
+        percent(d.percent_of_limit),
+        bytes(d.not_reclaimable.bytes),
+        r.processes.len(),
+    );
+    out.push_str(&findings(f, s));
+    problems(&mut out, &r.problems(), s);
+    out
+}
+
+/// `memlens zombies` output.
+pub fn zombies(z: &crate::zombies::Zombies, trend: Option<(f64, Option<u64>)>, s: Style) -> String {
+    let mut out = String::new();
+    let n = |v: Option<u64>| v.map_or("n/a".into(), |x| x.to_string());
+    for h in &z.hierarchies {
+        let rows = vec![vec![
+            format!("v{} {}", h.version, h.mount),
+            n(h.dying),
+            h.live.to_string(),
+            h.dying_source.clone(),
+        ]];
+        out.push_str(&table(
+            &["HIERARCHY", "DYING", "LIVE", "SOURCE"],
+            &rows,
+            &[3],
+            s,
+        ));
+        if let Some((secs, after)) = trend {
+            let delta = match (h.dying, after) {
+                (Some(a), Some(b)) => format!(" ({:+})", b as i64 - a as i64),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "trend: {} → {} dying over {secs:.1} s{delta}",
+                n(h.dying),
+                n(after)
+            );
+        }
+        if !h.subtrees.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n{}",
+                s.head("SUBTREES WITH DYING DESCENDANTS (cgroup.stat nr_dying_descendants)")
+            );
+            let rows: Vec<Vec<String>> = h
+                .subtrees
+                .iter()
+                .take(20)
+                .map(|t| vec![t.path.clone(), t.dying.to_string()])
+                .collect();
+            out.push_str(&indent(&table(&["PATH", "DYING"], &rows, &[], s)));
+        }
+        let _ = writeln!(
+            out,
+            "\n{} ({})",
+            s.head("NO PROCESSES BUT STILL CHARGED: will be dying cgroups when removed"),
+            h.empty_charged.len()
+        );
+        if h.empty_charged.is_empty() {
+            let _ = writeln!(out, "  {}", s.dim("none"));
+        } else {
+            let rows: Vec<Vec<String>> = h
+                .empty_charged
+                .iter()
+                .map(|e| {
+                    vec![
+                        e.path.clone(),
+                        bytes(e.usage_bytes),
+                        bytes(e.file_bytes),
+                        bytes(e.shmem_bytes),
+                    ]
+                })
+                .collect();
+            out.push_str(&indent(&table(
+                &["PATH", "USAGE", "FILE", "SHMEM"],
+                &rows,
+                &[],
+                s,
+            )));
+        }
+        let _ = writeln!(out, "\n{}", s.head("WHAT TO DO (and the risk of each)"));
+        let remedy = if h.version == 1 {
+            "  - before removing an empty cgroup: `memlens zombies --reclaim PATH` (writes 0 to its memory.force_empty).\n    Risk: the dropped cache must be re-read from disk by whoever uses those files next; dirty pages are written first (I/O burst)."
+        } else {
+            "  - before removing, or for a parent full of dying children: `memlens zombies --reclaim PATH` (writes its usage to memory.reclaim).\n    Risk: reclaim of the whole amount also pushes the cgroup's live anon to swap where swap is allowed; dropped cache is re-read later."
+        };
+        let _ = writeln!(out, "{remedy}");
+        let _ = writeln!(
+            out,
+            "  - echo 1 > /proc/sys/vm/drop_caches frees every clean page cache page on the host, which also frees dying memcgs.\n    Risk: production avoids it: every workload on the node loses its cache at once and re-reads from disk (latency spike, I/O storm); it is a global hammer for a local problem and the zombies come back.\n  - dying cgroups that hold only page cache are freed by ordinary reclaim when memory gets short; a count that only grows (see --sample) points at a workload creating and removing cgroups (cron jobs, short-lived containers) that leave cache behind."
+        );
+    }
+    problems(&mut out, &z.problems, s);
+    out
+}
+
+/// `memlens zombies --reclaim` output.
+pub fn reclaimed(r: &crate::zombies::Reclaimed, s: Style) -> String {
+    let freed = match (r.usage_before_bytes, r.usage_after_bytes) {
+        (Some(a), Some(b)) => bytes(Some(a.saturating_sub(b))),
+        _ => "n/a".into(),
+    };
+    let rows = vec![
+        vec![
+            "usage".to_string(),
+            bytes(r.usage_before_bytes),
+            bytes(r.usage_after_bytes),
+        ],
+        vec![
+            "page cache (file)".to_string(),
+            bytes(r.file_before_bytes),
+            bytes(r.file_after_bytes),
+        ],
+    ];
+    let mut out = format!(
+        "{} {}: wrote {}; freed {freed}\n",
+        s.head("reclaimed"),
+        r.path,
+        r.file
+    );
+    out.push_str(&indent(&table(&["", "BEFORE", "AFTER"], &rows, &[], s)));
+    if let Some(p) = &r.partial {
+        let _ = writeln!(out, "  {}", s.warn(&format!("partial: {p}")));
+    }
+    out
+}

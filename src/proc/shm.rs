@@ -1,0 +1,152 @@
+//! Where a cgroup's shmem lives: the tmpfs mounts its processes see (with statfs usage) and
+//! the SysV shared memory segments they created or last used.
+//!
+//! shmem is counted in the cgroup's page cache but cannot be dropped without swap
+//! (Documentation/admin-guide/cgroup-v1/memory.rst 2.2.1, cgroup-v2.rst "memory.stat":
+//! `shmem`), so "which mount, which segment" is the useful answer. A page is charged to the
+//! cgroup that first touched it, so a mount's usage is evidence, not a per-cgroup figure.
+
+use crate::model::{SysvSegment, TmpfsMount};
+use crate::sys::{ReadError, Root};
+use procfs_core::FromBufRead;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// File system types whose pages are shmem.
+const SHMEM_FS: &[&str] = &["tmpfs", "shm", "devtmpfs"];
+
+/// The memory-backed mounts the processes `pids` see, one per file system instance
+/// (`major:minor`), with statfs(2) usage taken through `/proc/PID/root` so a container's mounts
+/// are measured from the host. Returns the mounts and the problems met.
+pub fn tmpfs_mounts(root: &Root, pids: &[i32]) -> (Vec<TmpfsMount>, Vec<String>) {
+    let mut by_dev: BTreeMap<String, TmpfsMount> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for &pid in pids {
+        let path = PathBuf::from(format!("/proc/{pid}/mountinfo"));
+        let text = match root.read(&path) {
+            Ok(t) => t,
+            Err(ReadError::Missing { .. }) => continue,
+            Err(e) => {
+                problems.push(e.to_string());
+                continue;
+            }
+        };
+        for line in text.lines() {
+            let Ok(m) = procfs_core::process::MountInfo::from_line(line) else {
+                continue;
+            };
+            if !SHMEM_FS.contains(&m.fs_type.as_str()) {
+                continue;
+            }
+            let mp = m.mount_point.to_string_lossy().into_owned();
+            if let Some(t) = by_dev.get_mut(&m.majmin) {
+                if !t.pids.contains(&pid) {
+                    t.pids.push(pid);
+                }
+                // Prefer the well-known name when one instance is mounted twice.
+                if mp == "/dev/shm" {
+                    t.mount_point = mp;
+                }
+                continue;
+            }
+            let seen_from =
+                Path::new(&format!("/proc/{pid}/root")).join(mp.trim_start_matches('/'));
+            let (size_bytes, used_bytes, source) = match root.statfs(&seen_from) {
+                Ok((blocks, bfree, bsize)) => (
+                    Some(blocks.saturating_mul(bsize)),
+                    Some(blocks.saturating_sub(bfree).saturating_mul(bsize)),
+                    format!(
+                        "statfs({}): (f_blocks − f_bfree) × f_bsize",
+                        seen_from.display()
+                    ),
+                ),
+                Err(e) => {
+                    if !matches!(e, ReadError::Missing { .. }) {
+                        problems.push(e.to_string());
+                    }
+                    (
+                        None,
+                        None,
+                        format!("statfs({}) failed: {e}", seen_from.display()),
+                    )
+                }
+            };
+            by_dev.insert(
+                m.majmin.clone(),
+                TmpfsMount {
+                    mount_point: mp,
+                    fs_type: m.fs_type.clone(),
+                    device: m.majmin.clone(),
+                    pids: vec![pid],
+                    size_bytes,
+                    used_bytes,
+                    source,
+                },
+            );
+        }
+    }
+    let mut v: Vec<TmpfsMount> = by_dev.into_values().collect();
+    v.sort_by(|a, b| {
+        b.used_bytes
+            .cmp(&a.used_bytes)
+            .then(a.mount_point.cmp(&b.mount_point))
+    });
+    (v, problems)
+}
+
+/// The SysV shm segments (/proc/sysvipc/shm) whose creator or last user is one of `pids`.
+/// `None` when the kernel has no SysV IPC (CONFIG_SYSVIPC off). Only the reader's IPC
+/// namespace is listed: a container with its own IPC namespace shows none from the host.
+pub fn sysv_segments(root: &Root, pids: &[i32]) -> (Option<Vec<SysvSegment>>, Vec<String>) {
+    let path = Path::new("/proc/sysvipc/shm");
+    let text = match root.read(path) {
+        Ok(t) => t,
+        Err(ReadError::Missing { .. }) => return (None, Vec::new()),
+        Err(e) => return (None, vec![e.to_string()]),
+    };
+    match parse_sysv(&text) {
+        Ok(all) => (
+            Some(
+                all.into_iter()
+                    .filter(|s| pids.contains(&s.cpid) || pids.contains(&s.lpid))
+                    .collect(),
+            ),
+            Vec::new(),
+        ),
+        Err(e) => (None, vec![ReadError::parse(path, e).to_string()]),
+    }
+}
+
+/// Parses /proc/sysvipc/shm (procfs-core's parser; the header line is skipped).
+pub fn parse_sysv(text: &str) -> Result<Vec<SysvSegment>, String> {
+    let segs = procfs_core::SharedMemorySegments::from_buf_read(text.as_bytes())
+        .map_err(|e| e.to_string())?;
+    Ok(segs
+        .0
+        .into_iter()
+        .map(|s| SysvSegment {
+            shmid: s.shmid,
+            key: s.key,
+            size_bytes: s.size,
+            rss_bytes: s.rss,
+            swap_bytes: s.swap,
+            cpid: s.cpid,
+            lpid: s.lpid,
+            nattch: s.nattch,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysv_text_from_6_18() {
+        let t = "       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      dtime      ctime                   rss                  swap\n         0          5   600              33554432  4242  4242      1     0     0     0     0 1700000000          0 1700000000              33554432                     0\n";
+        let v = parse_sysv(t).unwrap();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].rss_bytes, 32 << 20);
+        assert_eq!(v[0].cpid, 4242);
+    }
+}

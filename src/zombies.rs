@@ -1,0 +1,266 @@
+//! `memlens zombies`: dying memory cgroups, and the live cgroups that will become dying ones.
+//!
+//! A removed memcg is freed only when the last page charged to it is gone; until then it is
+//! "dying" (offline): invisible in the file system but still holding its kernel structures
+//! (per-CPU stats, a few hundred KiB each) and its page cache. Thousands of them slow
+//! down reclaim and memory.stat reads (Documentation/admin-guide/cgroup-v2.rst "cgroup.stat"
+//! nr_dying_descendants; cgroup-v1/memory.rst 5.1 "force_empty").
+//!
+//! Counting: v2 states it (`cgroup.stat` nr_dying_descendants, per subtree). v1 does not:
+//! `/proc/cgroups` num_cgroups counts live and dying memcgs together, so
+//! dying = num_cgroups − live directories (a walk of the hierarchy).
+
+use crate::cgroup::read::{self, Level};
+use crate::cgroup::{parse, walk};
+use crate::model::{Hierarchy, Version};
+use crate::sys::{ReadError, Root};
+use crate::views::breakdown::Breakdown;
+use serde::Serialize;
+use std::collections::HashSet;
+use std::path::Path;
+
+/// A live cgroup with no process in it or below that still has memory charged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EmptyCharged {
+    /// Path within the hierarchy.
+    pub path: String,
+    /// Usage (v1 memory.usage_in_bytes, v2 memory.current).
+    pub usage_bytes: Option<u64>,
+    /// Page cache (incl. shmem).
+    pub file_bytes: Option<u64>,
+    /// shmem (not freed by reclaim without swap).
+    pub shmem_bytes: Option<u64>,
+}
+
+/// A v2 subtree with dying descendants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DyingSubtree {
+    /// Path within the hierarchy.
+    pub path: String,
+    /// cgroup.stat nr_dying_descendants.
+    pub dying: u64,
+}
+
+/// One memory hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HierarchyZombies {
+    /// 1 or 2.
+    pub version: u8,
+    /// Mount point.
+    pub mount: String,
+    /// Dying memory cgroups, `None` when it cannot be counted.
+    pub dying: Option<u64>,
+    /// How `dying` was computed.
+    pub dying_source: String,
+    /// Live memory cgroups found by the walk.
+    pub live: usize,
+    /// v2: subtrees (not the root) with dying descendants, largest first.
+    pub subtrees: Vec<DyingSubtree>,
+    /// Live cgroups that will become dying ones when removed.
+    pub empty_charged: Vec<EmptyCharged>,
+}
+
+/// The result of `memlens zombies`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Zombies {
+    /// One entry per memory hierarchy (there is one: the controller is bound to one).
+    pub hierarchies: Vec<HierarchyZombies>,
+    /// Files that could not be read.
+    pub problems: Vec<String>,
+}
+
+/// Counts the dying memcgs of `h` and the number of live ones.
+pub fn count(root: &Root, h: &Hierarchy) -> (Option<u64>, String, usize, Vec<String>) {
+    let paths = walk::all_paths(root, h, "/");
+    let live = paths.len();
+    let mut problems = Vec::new();
+    match h.version {
+        Version::V2 => {
+            let f = read::fs_path(h, "/").join("cgroup.stat");
+            match root.read(&f) {
+                Ok(t) => {
+                    let (kv, bad) = parse::flat_keyed(&t);
+                    problems.extend(bad.into_iter().map(|b| ReadError::parse(&f, b).to_string()));
+                    match kv.get("nr_dying_descendants") {
+                        Some(n) => (
+                            Some(n),
+                            format!("{} nr_dying_descendants", f.display()),
+                            live,
+                            problems,
+                        ),
+                        None => (
+                            None,
+                            format!("{} has no nr_dying_descendants", f.display()),
+                            live,
+                            problems,
+                        ),
+                    }
+                }
+                Err(e) => {
+                    let why = e.to_string();
+                    problems.push(why.clone());
+                    (None, why, live, problems)
+                }
+            }
+        }
+        Version::V1 => {
+            let f = Path::new("/proc/cgroups");
+            let total = root
+                .read(f)
+                .and_then(|t| parse::proc_cgroups_memory(&t).map_err(|r| ReadError::parse(f, r)));
+            match total {
+                Ok(n) => {
+                    let mut src = format!(
+                        "/proc/cgroups memory num_cgroups ({n}) − live memory cgroup directories ({live})"
+                    );
+                    if h.mount_root != "/" {
+                        src.push_str(&format!(
+                            "; the mount shows only {} of the hierarchy, so cgroups outside it count as dying",
+                            h.mount_root
+                        ));
+                    }
+                    (Some(n.saturating_sub(live as u64)), src, live, problems)
+                }
+                Err(e) => {
+                    let why = e.to_string();
+                    problems.push(why.clone());
+                    (None, why, live, problems)
+                }
+            }
+        }
+    }
+}
+
+/// Collects the dying counts and the empty-but-charged cgroups of `h`.
+pub fn collect(root: &Root, h: &Hierarchy) -> Zombies {
+    let (dying, dying_source, live, mut problems) = count(root, h);
+    let paths = walk::all_paths(root, h, "/");
+    // Which cgroups have a process in them or below: parents come before children in the
+    // walk, so going backwards every child is settled before its parent.
+    let mut busy: HashSet<String> = HashSet::new();
+    let mut unknown: HashSet<String> = HashSet::new();
+    for p in paths.iter().rev() {
+        match root.read(&read::fs_path(h, p).join("cgroup.procs")) {
+            Ok(t) => {
+                if !parse::pids(&t).unwrap_or_default().is_empty() {
+                    busy.insert(p.clone());
+                }
+            }
+            Err(ReadError::Missing { .. }) => {}
+            Err(e) => {
+                problems.push(e.to_string());
+                unknown.insert(p.clone());
+            }
+        }
+        if busy.contains(p) || unknown.contains(p) {
+            let mut q = Path::new(p).to_path_buf();
+            while let Some(parent) = q.parent().map(Path::to_path_buf) {
+                let ps = parent.to_string_lossy().into_owned();
+                if busy.contains(p) {
+                    busy.insert(ps.clone());
+                } else {
+                    unknown.insert(ps.clone());
+                }
+                q = parent;
+            }
+        }
+    }
+    let mut empty_charged = Vec::new();
+    let mut subtrees = Vec::new();
+    for p in &paths {
+        if p == "/" {
+            continue;
+        }
+        if h.version == Version::V2
+            && let Ok(t) = root.read(&read::fs_path(h, p).join("cgroup.stat"))
+            && let Some(n) = parse::flat_keyed(&t).0.get("nr_dying_descendants")
+            && n > 0
+        {
+            subtrees.push(DyingSubtree {
+                path: p.clone(),
+                dying: n,
+            });
+        }
+        if busy.contains(p) || unknown.contains(p) {
+            continue;
+        }
+        let Ok(cg) = read::read_cgroup(root, h, p, Level::Overview) else {
+            continue;
+        };
+        problems.extend(cg.problems.iter().cloned());
+        let b = Breakdown::of(&cg);
+        if b.usage.bytes.is_some_and(|u| u > 0) {
+            empty_charged.push(EmptyCharged {
+                path: p.clone(),
+                usage_bytes: b.usage.bytes,
+                file_bytes: b.file.bytes,
+                shmem_bytes: b.shmem.bytes,
+            });
+        }
+    }
+    empty_charged.sort_by(|a, b| b.usage_bytes.cmp(&a.usage_bytes).then(a.path.cmp(&b.path)));
+    subtrees.sort_by(|a, b| b.dying.cmp(&a.dying).then(a.path.cmp(&b.path)));
+    Zombies {
+        hierarchies: vec![HierarchyZombies {
+            version: h.version.number(),
+            mount: h.mount_point.display().to_string(),
+            dying,
+            dying_source,
+            live,
+            subtrees,
+            empty_charged,
+        }],
+        problems,
+    }
+}
+
+/// What `--reclaim` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reclaimed {
+    /// The cgroup.
+    pub path: String,
+    /// The file written.
+    pub file: String,
+    /// Usage before.
+    pub usage_before_bytes: Option<u64>,
+    /// Usage after.
+    pub usage_after_bytes: Option<u64>,
+    /// Page cache before.
+    pub file_before_bytes: Option<u64>,
+    /// Page cache after.
+    pub file_after_bytes: Option<u64>,
+    /// Set when the kernel could not reclaim everything.
+    pub partial: Option<String>,
+}
+
+/// Reclaims the cgroup at `path` on the live system (see [`crate::cgroup::reclaim`]) and
+/// reads its usage before and after.
+pub fn reclaim(root: &Root, h: &Hierarchy, path: &str) -> std::io::Result<Reclaimed> {
+    let read_fig = |root: &Root| -> (Option<u64>, Option<u64>) {
+        match read::read_cgroup(root, h, path, Level::Overview) {
+            Ok(cg) => {
+                let b = Breakdown::of(&cg);
+                (b.usage.bytes, b.file.bytes)
+            }
+            Err(_) => (None, None),
+        }
+    };
+    let (ub, fb) = read_fig(root);
+    let out = crate::cgroup::reclaim::reclaim(h, path, ub.unwrap_or(0))?;
+    let (ua, fa) = read_fig(root);
+    Ok(Reclaimed {
+        path: path.to_string(),
+        file: match h.version {
+            Version::V1 => "memory.force_empty".into(),
+            Version::V2 => "memory.reclaim".into(),
+        },
+        usage_before_bytes: ub,
+        usage_after_bytes: ua,
+        file_before_bytes: fb,
+        file_after_bytes: fa,
+        partial: match out {
+            crate::cgroup::reclaim::Outcome::Done => None,
+            crate::cgroup::reclaim::Outcome::Partial(s) => Some(s),
+        },
+    })
+}
