@@ -27,7 +27,10 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -44,11 +47,17 @@ fn memory_mount() -> (Version, PathBuf) {
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").expect("read /proc/self/mountinfo");
     for (n, line) in mountinfo.lines().enumerate() {
         let Some((pre, post)) = line.split_once(" - ") else {
-            panic!("/proc/self/mountinfo line {}: no ' - ' separator: {line:?}", n + 1);
+            panic!(
+                "/proc/self/mountinfo line {}: no ' - ' separator: {line:?}",
+                n + 1
+            );
         };
         let mount_point = match pre.split(' ').nth(4) {
             Some(m) => PathBuf::from(unescape(m)),
-            None => panic!("/proc/self/mountinfo line {}: too few fields: {line:?}", n + 1),
+            None => panic!(
+                "/proc/self/mountinfo line {}: too few fields: {line:?}",
+                n + 1
+            ),
         };
         let mut post = post.split(' ');
         let fstype = post.next().unwrap_or("");
@@ -59,8 +68,8 @@ fn memory_mount() -> (Version, PathBuf) {
                 return (Version::V1, mount_point);
             }
             "cgroup2" => {
-                let controllers = fs::read_to_string(mount_point.join("cgroup.controllers"))
-                    .unwrap_or_default();
+                let controllers =
+                    fs::read_to_string(mount_point.join("cgroup.controllers")).unwrap_or_default();
                 if controllers.split_whitespace().any(|c| c == "memory") {
                     return (Version::V2, mount_point);
                 }
@@ -81,7 +90,10 @@ impl TestCgroup {
     fn create(parent: &Path, name: &str) -> TestCgroup {
         let path = parent.join(name);
         if let Err(e) = fs::create_dir(&path) {
-            panic!("mkdir {} (real-kernel tests run as root): {e}", path.display());
+            panic!(
+                "mkdir {} (real-kernel tests run as root): {e}",
+                path.display()
+            );
         }
         TestCgroup { path, child: None }
     }
@@ -164,7 +176,10 @@ fn memory_cgroup_charges_a_child_process() {
         cg.path.display()
     );
     let own = fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("read /proc/PID/cgroup");
-    assert!(own.contains(&name), "/proc/{pid}/cgroup does not name {name}: {own:?}");
+    assert!(
+        own.contains(&name),
+        "/proc/{pid}/cgroup does not name {name}: {own:?}"
+    );
 
     let usage_file = match version {
         Version::V1 => "memory.usage_in_bytes",
@@ -200,5 +215,9 @@ fn memlens_binary_runs() {
     let out = Command::new(bin)
         .output()
         .unwrap_or_else(|e| panic!("run {bin}: {e}"));
-    assert!(out.status.success(), "{bin} exited {:?}: {out:?}", out.status);
+    assert!(
+        out.status.success(),
+        "{bin} exited {:?}: {out:?}",
+        out.status
+    );
 }
