@@ -266,7 +266,7 @@ fn every_number_equals_the_kernels_own_file() {
 #[test]
 fn limit_is_shown_with_headroom_and_percent() {
     let cg = cgroup("limit");
-    cg.set_limit(Some(128 * MIB)).unwrap();
+    limit(&cg, 128 * MIB);
     let _w = Workload::start(&cg, &["anon=32M"]);
     let r = show(&cg);
     assert_eq!(u(&r, "limit_bytes"), 128 * MIB);
@@ -294,7 +294,7 @@ fn page_cache_is_reclaimed_at_the_limit_without_oom() {
     }
     let f = dir.join(format!("memlens-test-reclaim-{}", std::process::id()));
     let cg = cgroup("reclaim");
-    cg.set_limit(Some(64 * MIB)).unwrap();
+    limit(&cg, 64 * MIB);
     let w = Workload::start(&cg, &[&format!("write={}:48M", f.display()), "anon=40M"]);
     let r = show(&cg);
     assert!(u(&r, "usage_bytes") <= 64 * MIB);

@@ -84,7 +84,7 @@ fn reclaimable_near_limit_fires_on_cache_not_on_anon() {
         return;
     };
     let cg = cgroup("nearlim");
-    cg.set_limit(Some(64 * MIB)).unwrap();
+    limit(&cg, 64 * MIB);
     let _w = Workload::start(&cg, &[&format!("write={}:60M", f.s())]);
     f.sync();
     let e = explain(&cg);
@@ -99,7 +99,7 @@ fn reclaimable_near_limit_fires_on_cache_not_on_anon() {
 fn oom_risk_fires_on_anon_at_the_limit_not_with_room() {
     let _s = shared();
     let cg = cgroup("oomrisk");
-    cg.set_limit(Some(64 * MIB)).unwrap();
+    limit(&cg, 64 * MIB);
     let _w = Workload::start(&cg, &["anon=60M"]);
     let e = explain(&cg);
     let x = has(&e, "oom-risk");
@@ -107,7 +107,7 @@ fn oom_risk_fires_on_anon_at_the_limit_not_with_room() {
     hasnt(&e, "reclaimable-near-limit");
 
     let roomy = cgroup("oomrisk-no");
-    roomy.set_limit(Some(256 * MIB)).unwrap();
+    limit(&roomy, 256 * MIB);
     let _w2 = Workload::start(&roomy, &["anon=16M"]);
     let e = explain(&roomy);
     hasnt(&e, "oom-risk");
@@ -196,7 +196,7 @@ fn limit_hits_fire_when_cache_hits_the_limit() {
         return;
     };
     let cg = cgroup("limhit");
-    cg.set_limit(Some(32 * MIB)).unwrap();
+    limit(&cg, 32 * MIB);
     let _w = Workload::start(&cg, &[&format!("write={}:64M", f.s())]);
     let e = explain(&cg);
     let x = has(&e, "limit-hits");
@@ -215,7 +215,7 @@ fn limit_hits_fire_when_cache_hits_the_limit() {
 fn oom_killed_after_grow_past_the_limit() {
     let _s = shared();
     let cg = cgroup("oomkill");
-    cg.set_limit(Some(32 * MIB)).unwrap();
+    limit(&cg, 32 * MIB);
     let mut cmd = std::process::Command::new(bin());
     cmd.args(["__workload", "grow=128M"])
         .stdin(std::process::Stdio::null())

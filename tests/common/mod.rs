@@ -185,3 +185,29 @@ pub fn u(v: &serde_json::Value, path: &str) -> u64 {
     cur.as_u64()
         .unwrap_or_else(|| panic!("{path} is not a number: {cur}"))
 }
+
+/// Sets the memory limit and forbids swap (v2 memory.swap.max = 0, v1 memsw = limit), so a
+/// test about limits and OOM kills means the same thing on a host with swap (the VM has zram)
+/// as without. Hosts without swap accounting have no memsw file: nothing to forbid there.
+pub fn limit(cg: &OwnedCgroup, bytes: u64) {
+    cg.set_limit(Some(bytes)).expect("set the memory limit");
+    if let Err(e) = cg.set_swap(Some(0), Some(bytes)) {
+        assert!(
+            e.kind() == std::io::ErrorKind::NotFound
+                || !Path::new("/proc/swaps").exists()
+                || swap_total() == 0,
+            "cannot forbid swap: {e}"
+        );
+    }
+}
+
+/// Total swap on this machine (bytes), from /proc/swaps.
+pub fn swap_total() -> u64 {
+    std::fs::read_to_string("/proc/swaps")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok())
+        .sum::<u64>()
+        * 1024
+}

@@ -1,0 +1,26 @@
+#!/bin/sh
+# Runs inside the VM after the tests (tests/vm/run packs it): read-only memlens invocations on
+# a real cgroup v2 kernel, with a known workload, kept as a fresh v2 capture for the parser
+# tests (tests/fixtures/captures/v2-debian-6.1, refreshed with MEMLENS_VM_UPDATE_FIXTURES=1).
+set -eu
+OUT=${MEMLENS_VM_OUT:-/tmp}/capture
+mkdir -p "$OUT"
+CG=/sys/fs/cgroup/memlens-test-capture
+mkdir "$CG"
+trap 'exec 3>&-; kill -9 $(cat $CG/cgroup.procs 2>/dev/null) 2>/dev/null; sleep 1; rm -f /mnt/disk/capture-file; rmdir $CG' EXIT
+mkfifo /tmp/hold
+sh -c "echo \$\$ > $CG/cgroup.procs; exec memlens __workload anon=24M shm=8M write=/mnt/disk/capture-file:16M" </tmp/hold >/tmp/ready &
+exec 3>/tmp/hold
+i=0
+until grep -q READY /tmp/ready 2>/dev/null; do
+    i=$((i + 1)); [ $i -lt 300 ] || { echo "workload never got ready"; exit 1; }
+    sleep 0.1
+done
+uname -r >"$OUT/uname"
+memlens --all --json >"$OUT/overview.json"
+memlens --all --color never >"$OUT/overview.txt"
+memlens show /memlens-test-capture --json >"$OUT/show.json"
+memlens show /memlens-test-capture --color never >"$OUT/show.txt"
+memlens ps /memlens-test-capture --json >"$OUT/ps.json"
+memlens capture /memlens-test-capture -o "$OUT/v2-capture.tar.gz"
+echo "capture written to $OUT"
