@@ -451,19 +451,23 @@ impl Rec {
     fn delta_in(&mut self, key: &str, lo: Option<i64>, hi: Option<i64>) {
         let d = self.delta(key);
         let ok = d.is_some_and(|d| lo.is_none_or(|l| d >= l) && hi.is_none_or(|h| d <= h));
+        // Event and cgroup counts are plain numbers, everything else bytes.
+        let count = key.contains("events.") || key.contains("dying");
+        let f = |v: i64| if count { format!("{v}") } else { mib(v) };
         let range = match (lo, hi) {
-            (Some(l), Some(h)) => format!("{} ..= {}", mib(l), mib(h)),
-            (Some(l), None) => format!("≥ {}", mib(l)),
-            (None, Some(h)) => format!("≤ {}", mib(h)),
+            (Some(l), Some(h)) if l == h => f(l),
+            (Some(l), Some(h)) => format!("{} ..= {}", f(l), f(h)),
+            (Some(l), None) => format!("≥ {}", f(l)),
+            (None, Some(h)) => format!("≤ {}", f(h)),
             (None, None) => "any".into(),
         };
-        self.checks.push((
-            format!(
-                "{key} moved {} (expected {range})",
-                d.map_or("n/a".into(), |d| render::signed_bytes(Some(d)))
-            ),
-            ok,
-        ));
+        let moved = match d {
+            None => "n/a".to_string(),
+            Some(d) if count => format!("{d:+}"),
+            Some(d) => render::signed_bytes(Some(d)),
+        };
+        self.checks
+            .push((format!("{key} moved {moved} (expected {range})"), ok));
     }
 
     fn check(&mut self, what: impl Into<String>, ok: bool) {
@@ -505,8 +509,16 @@ const PROC_KEYS: [&str; 4] = [
     "process.RssShmem",
 ];
 
-/// Runs `steps` in a fresh memcg (with `limit`) and records the usual counters.
-fn simple(lab: &Lab, tag: &str, limit: Option<u64>, steps: &[String]) -> Result<Rec, String> {
+/// Runs `steps` in a fresh memcg (with `limit`) and records the usual counters. `files` are
+/// removed before the memcg, so it does not linger as a dying cgroup (which would disturb
+/// the dying-cgroup scenario's count).
+fn simple(
+    lab: &Lab,
+    tag: &str,
+    limit: Option<u64>,
+    steps: &[String],
+    files: &[&Path],
+) -> Result<Rec, String> {
     let cg = lab.cgroup(tag)?;
     if limit.is_some() {
         cg.set_limit(limit).map_err(|e| e.to_string())?;
@@ -519,12 +531,15 @@ fn simple(lab: &Lab, tag: &str, limit: Option<u64>, steps: &[String]) -> Result<
     r.take("", &before, &after, &CG_KEYS);
     r.take("", &before, &after, &PROC_KEYS);
     r.take("", &before, &after, &["events.max", "events.oom_kill"]);
+    for f in files {
+        let _ = std::fs::remove_file(f);
+    }
     cg.remove().map_err(|e| e.to_string())?;
     Ok(r)
 }
 
 fn untouched_malloc(lab: &Lab) -> Result<Done, String> {
-    let mut r = simple(lab, "untouched", None, &["reserve=256M".into()])?;
+    let mut r = simple(lab, "untouched", None, &["reserve=256M".into()], &[])?;
     r.delta_in("process.VmSize", Some(256 * M), None);
     r.delta_in("cgroup.anon", None, Some(8 * M));
     r.delta_in("cgroup.usage", None, Some(16 * M));
@@ -532,7 +547,7 @@ fn untouched_malloc(lab: &Lab) -> Result<Done, String> {
 }
 
 fn touched_anon(lab: &Lab) -> Result<Done, String> {
-    let mut r = simple(lab, "anon", None, &["anon=64M".into()])?;
+    let mut r = simple(lab, "anon", None, &["anon=64M".into()], &[])?;
     r.delta_in("cgroup.anon", Some(64 * M), Some(72 * M));
     r.delta_in("cgroup.usage", Some(64 * M), None);
     r.delta_in("process.RssAnon", Some(64 * M), Some(72 * M));
@@ -545,7 +560,13 @@ fn page_cache_write(lab: &Lab) -> Result<Done, String> {
         return Ok(Done::skipped(p));
     }
     let f = lab.file("write");
-    let res = simple(lab, "write", None, &[format!("write={}:32M", f.display())]);
+    let res = simple(
+        lab,
+        "write",
+        None,
+        &[format!("write={}:32M", f.display())],
+        &[&f],
+    );
     let _ = std::fs::remove_file(&f);
     let mut r = res?;
     r.delta_in("cgroup.file", Some(32 * M), Some(40 * M));
@@ -580,6 +601,8 @@ fn read_twice(lab: &Lab) -> Result<Done, String> {
         )?;
         let a1 = lab.snapshot(&once, Some(w.pid()));
         w.finish();
+        // Drop the cache before removal, or the memcg lingers as a dying cgroup.
+        let _ = crate::run::reclaim(&once, lab.h.version);
         once.remove().map_err(|e| e.to_string())?;
         r.take("once.", &b1, &a1, &keys);
         let twice = lab.cgroup("read2")?;
@@ -587,6 +610,7 @@ fn read_twice(lab: &Lab) -> Result<Done, String> {
         let w = lab.hold(&twice, &[format!("drop={fs}"), format!("read={fs}:2")])?;
         let a2 = lab.snapshot(&twice, Some(w.pid()));
         w.finish();
+        let _ = crate::run::reclaim(&twice, lab.h.version);
         twice.remove().map_err(|e| e.to_string())?;
         r.take("twice.", &b2, &a2, &keys);
         Ok(r)
@@ -616,7 +640,13 @@ fn shared_mmap(lab: &Lab) -> Result<Done, String> {
         return Ok(Done::skipped(p));
     }
     let f = lab.file("mmap");
-    let res = simple(lab, "mmap", None, &[format!("mmap={}:32M", f.display())]);
+    let res = simple(
+        lab,
+        "mmap",
+        None,
+        &[format!("mmap={}:32M", f.display())],
+        &[&f],
+    );
     let _ = std::fs::remove_file(&f);
     let mut r = res?;
     r.delta_in("process.RssFile", Some(32 * M), None);
@@ -638,7 +668,7 @@ fn shm_checks(r: &mut Rec, mapped: bool) {
 }
 
 fn sysv_shm(lab: &Lab) -> Result<Done, String> {
-    let mut r = simple(lab, "sysv", None, &["shm=32M".into()])?;
+    let mut r = simple(lab, "sysv", None, &["shm=32M".into()], &[])?;
     shm_checks(&mut r, true);
     Ok(r.done())
 }
@@ -648,7 +678,7 @@ fn posix_shm(lab: &Lab) -> Result<Done, String> {
         return Ok(Done::skipped("/dev/shm is not a tmpfs here"));
     }
     let name = format!("memlens-lab-pshm-{}", std::process::id());
-    let res = simple(lab, "pshm", None, &[format!("pshm={name}:32M")]);
+    let res = simple(lab, "pshm", None, &[format!("pshm={name}:32M")], &[]);
     let _ = std::fs::remove_file(Path::new("/dev/shm").join(&name));
     let mut r = res?;
     shm_checks(&mut r, true);
@@ -693,6 +723,7 @@ fn reclaim_at_limit(lab: &Lab) -> Result<Done, String> {
         "reclaim",
         Some(64 * MIB),
         &[format!("write={}:48M", f.display()), "anon=40M".into()],
+        &[&f],
     );
     let _ = std::fs::remove_file(&f);
     let mut r = res?;
@@ -826,7 +857,7 @@ fn dying(lab: &Lab) -> Result<Done, String> {
     let mut r = Rec::default();
     for (phase, reclaim_first) in [("charged", false), ("reclaimed", true)] {
         let f = lab.file(&format!("dying-{phase}"));
-        let res = (|| -> Result<(Option<u64>, Option<u64>, Option<u64>), String> {
+        let res = (|| -> Result<[Option<u64>; 3], String> {
             let cg = lab.cgroup(&format!("dying-{phase}"))?;
             let w = lab.hold(&cg, &[format!("write={}:16M", f.display())])?;
             w.finish();
@@ -846,11 +877,11 @@ fn dying(lab: &Lab) -> Result<Done, String> {
                 std::thread::sleep(Duration::from_millis(500));
                 lab.dying()
             };
-            Ok((charged, before, after))
+            Ok([charged, before, after])
         })();
         // Removing the file frees its page cache, and with it the dying memcg.
         let _ = std::fs::remove_file(&f);
-        let (charged, before, after) = res?;
+        let [charged, before, after] = res?;
         r.set(&format!("{phase}.cgroup.usage_at_rmdir"), Some(0), charged);
         r.set(&format!("{phase}.host.dying_memcgs"), before, after);
     }
@@ -956,27 +987,22 @@ pub fn human(results: &[LabResult], st: Style) -> String {
                 .counters
                 .iter()
                 .map(|(k, c)| {
-                    vec![
-                        format!("  {k}"),
-                        render::bytes(c.before),
-                        render::bytes(c.after),
-                        if k.contains("dying") || k.starts_with("events.") {
-                            c.delta.map_or("n/a".into(), |d| format!("{d:+}"))
-                        } else {
-                            render::signed_bytes(c.delta)
-                        },
-                    ]
-                })
-                .collect();
-            let rows: Vec<Vec<String>> = rows
-                .into_iter()
-                .zip(r.counters.iter())
-                .map(|(mut row, (k, c))| {
-                    if k.contains("dying") || k.starts_with("events.") {
-                        row[1] = c.before.map_or("n/a".into(), |v| v.to_string());
-                        row[2] = c.after.map_or("n/a".into(), |v| v.to_string());
+                    let n = |v: Option<u64>| v.map_or("n/a".into(), |v| v.to_string());
+                    if k.contains("dying") || k.contains("events.") {
+                        vec![
+                            format!("  {k}"),
+                            n(c.before),
+                            n(c.after),
+                            c.delta.map_or("n/a".into(), |d| format!("{d:+}")),
+                        ]
+                    } else {
+                        vec![
+                            format!("  {k}"),
+                            render::bytes(c.before),
+                            render::bytes(c.after),
+                            render::signed_bytes(c.delta),
+                        ]
                     }
-                    row
                 })
                 .collect();
             o.push_str(&render::table(

@@ -649,19 +649,18 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, SetupError> {
         let kernel_peak = l.usage.peak;
         if let (Some(kp), Some((_, p))) =
             (kernel_peak, tr.peaks.iter_mut().find(|(n, _)| n == "usage"))
+            && p.bytes.is_none_or(|b| kp > b)
         {
-            if p.bytes.is_none_or(|b| kp > b) {
-                p.bytes = Some(kp);
-                p.at_seconds = None;
-                p.source = format!(
-                    "{} (the kernel's own high-water mark, higher than any sample)",
-                    if h.version == Version::V1 {
-                        "memory.max_usage_in_bytes"
-                    } else {
-                        "memory.peak"
-                    }
-                );
-            }
+            p.bytes = Some(kp);
+            p.at_seconds = None;
+            p.source = format!(
+                "{} (the kernel's own high-water mark, higher than any sample)",
+                if h.version == Version::V1 {
+                    "memory.max_usage_in_bytes"
+                } else {
+                    "memory.peak"
+                }
+            );
         }
     }
     for (name, p) in &mut tr.peaks {
@@ -676,7 +675,6 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, SetupError> {
     let ev = last.as_ref().map(|l| events(&first, l)).unwrap_or_default();
     let (psi_some, psi_full) = match last.as_ref().and_then(|l| l.pressure) {
         Some(p) => {
-            // memory.pressure is read only at Full level in the first read? No: Sample reads it.
             let f = first.pressure;
             (
                 Some(
@@ -710,12 +708,24 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, SetupError> {
     } else {
         None
     };
-    let nr = tr.peak_bytes("not_reclaimable");
+    let mut nr = tr.peak_bytes("not_reclaimable");
+    // Killed at the limit, the command needed at least the limit; a sample may also have
+    // missed the last allocations before the kill.
+    if outcome == Outcome::OomKilled
+        && let Some(l) = opts.limit
+    {
+        nr = Some(nr.map_or(l, |n| n.max(l)));
+    }
     let recommended = nr.map(|n| round_up_mib((n as f64 * (1.0 + MARGIN)).ceil() as u64));
-    let formula = format!(
+    let mut formula = format!(
         "peak not reclaimable (anon + shmem + (kernel − slab_reclaimable)) × {:.2}, rounded up to MiB: page cache is left out because the kernel reclaims it at the limit instead of killing",
         1.0 + MARGIN
     );
+    if outcome == Outcome::OomKilled {
+        formula.push_str(
+            "; the command was OOM-killed at the limit, so the limit itself is taken as the peak and the real need is higher still: rerun with a larger --limit to measure it",
+        );
+    }
     let forwarded = match RECEIVED.swap(0, Ordering::SeqCst) {
         0 => None,
         s => Some(s),
@@ -806,7 +816,7 @@ pub fn reclaim(cg: &OwnedCgroup, v: Version) -> String {
     }
 }
 
-fn cleanup(_root: &Root, h: &Hierarchy, cg: OwnedCgroup, reclaim_first: bool) -> Cleanup {
+fn cleanup(root: &Root, h: &Hierarchy, cg: OwnedCgroup, reclaim_first: bool) -> Cleanup {
     let mut c = Cleanup::default();
     // Kill what the command left behind (daemonised children): the memcg cannot be removed
     // while it has tasks.
@@ -826,15 +836,20 @@ fn cleanup(_root: &Root, h: &Hierarchy, cg: OwnedCgroup, reclaim_first: bool) ->
         c.reclaim = Some(reclaim(&cg, h.version));
     }
     c.usage_before_removal_bytes = usage_now(&cg, h.version);
+    // Only pages pin a removed memcg: kernel objects (slab) are reparented when it goes
+    // offline (5.9+), so the lingering figure is the page cache (shmem included) left.
+    let cache = read::read_cgroup(root, h, cg.path(), Level::Sample)
+        .ok()
+        .and_then(|c| Breakdown::of(&c).file.bytes);
     let dir = cg.dir().to_path_buf();
     match cg.remove() {
         Ok(()) => {
             c.removed = true;
-            match c.usage_before_removal_bytes {
+            match cache {
                 Some(u) if u > 0 => {
                     c.lingering_bytes = Some(u);
                     c.message = format!(
-                        "memcg removed, but {} (page cache and kernel objects) was still charged to it: it lingers as a dying cgroup until that memory is reclaimed (seed 004){}",
+                        "memcg removed, but {} of page cache was still charged to it: it lingers as a dying cgroup until that cache is reclaimed (seed 004){}",
                         render::bytes(Some(u)),
                         if reclaim_first {
                             ""
@@ -843,7 +858,12 @@ fn cleanup(_root: &Root, h: &Hierarchy, cg: OwnedCgroup, reclaim_first: bool) ->
                         }
                     );
                 }
-                _ => c.message = "memcg removed; nothing was left charged to it".into(),
+                _ => {
+                    c.message = format!(
+                        "memcg removed; no page cache was left charged to it (usage {} of kernel objects is reparented)",
+                        render::bytes(c.usage_before_removal_bytes)
+                    )
+                }
             }
         }
         Err(e) => {
