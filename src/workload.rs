@@ -24,7 +24,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// The steps a workload can take.
-pub const STEPS: &str = "anon=SIZE (malloc and touch) | reserve=SIZE (mmap, never touched) | write=PATH:SIZE (page cache via write) | read=PATH:N (read a file N times) | drop=PATH (fsync and drop its page cache) | mmap=PATH:SIZE (MAP_SHARED file, memset) | shm=SIZE (SysV shmget+shmat, memset) | grow=SIZE (touch SIZE of anon, 1 MiB at a time, never stop: for OOM tests) | pshm=NAME:SIZE (POSIX shm_open in /dev/shm, mmap, memset; unlinked at exit) | sleep=MS (hold what is touched so far) | cpu=MS (busy loop over the anon touched so far) | exit (end now instead of waiting for stdin to close)";
+pub const STEPS: &str = "anon=SIZE (malloc and touch) | reserve=SIZE (mmap, never touched) | write=PATH:SIZE (page cache via write) | read=PATH:N (read a file N times) | drop=PATH (fsync and drop its page cache) | mmap=PATH:SIZE (MAP_SHARED file, memset) | shm=SIZE (SysV shmget+shmat, memset) | grow=SIZE (touch SIZE of anon, 1 MiB at a time, never stop: for OOM tests) | pshm=NAME:SIZE (POSIX shm_open in /dev/shm, mmap, memset; unlinked at exit) | sleep=MS (hold what is touched so far) | cpu=MS (busy loop over the anon touched so far) | work=N (a fixed N million rounds of that loop, for benchmarks) | exit (end now instead of waiting for stdin to close)";
 
 fn page_touch(ptr: *mut u8, len: usize) {
     let mut off = 0;
@@ -97,6 +97,24 @@ pub fn run(steps: &[String]) -> Result<(), String> {
                     if let Some((p, n)) = last_anon {
                         // SAFETY: p..p+n is the live anonymous mapping created by `anon=`.
                         unsafe { p.add((x as usize) % n).write_volatile(x as u8) };
+                    }
+                }
+                std::hint::black_box(x);
+            }
+            "work" => {
+                let n: u64 = arg
+                    .parse()
+                    .map_err(|_| format!("bad work {arg:?} (millions)"))?;
+                let mut x: u64 = 1;
+                for i in 0..n * 1_000_000 {
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    if i % 64 == 0
+                        && let Some((p, len)) = last_anon
+                    {
+                        // SAFETY: p..p+len is the live anonymous mapping created by `anon=`.
+                        unsafe { p.add((x as usize >> 7) % len).write_volatile(x as u8) };
                     }
                 }
                 std::hint::black_box(x);

@@ -144,7 +144,7 @@ fn json_peaks_match_the_workload() {
     }
     let rec = u(&v, "recommended_limit_bytes");
     assert!(
-        rec >= (80 * MIB) * 115 / 100 && rec <= 100 * MIB,
+        ((80 * MIB) * 115 / 100..=100 * MIB).contains(&rec),
         "{rec}: {v}"
     );
     assert!(u(&v, "samples") >= 8, "{v}");
