@@ -854,6 +854,28 @@ fn dying(lab: &Lab) -> Result<Done, String> {
     if let Some(p) = lab.disk_dir_problem() {
         return Ok(Done::skipped(p));
     }
+    // The count is host-wide: other memcgs being removed or freed at the same moment move
+    // it too. Up to three attempts; the first in which both phases behave is reported.
+    let mut last = None;
+    for attempt in 1..=3 {
+        let mut r = dying_once(lab)?;
+        if r.checks.iter().all(|(_, ok)| *ok) {
+            if attempt > 1 {
+                r.check(
+                    format!("(attempt {attempt}: host-wide dying count disturbed before)"),
+                    true,
+                );
+            }
+            return Ok(r.done());
+        }
+        last = Some(r);
+    }
+    Ok(last
+        .map(Rec::done)
+        .unwrap_or_else(|| Done::skipped("no attempt ran")))
+}
+
+fn dying_once(lab: &Lab) -> Result<Rec, String> {
     let mut r = Rec::default();
     for (phase, reclaim_first) in [("charged", false), ("reclaimed", true)] {
         let f = lab.file(&format!("dying-{phase}"));
@@ -870,11 +892,13 @@ fn dying(lab: &Lab) -> Result<Done, String> {
             let before = lab.dying();
             cg.remove().map_err(|e| e.to_string())?;
             let after = if reclaim_first {
+                // A memcg with nothing charged is freed after an RCU grace period and a
+                // work item: wait for the count to come back.
                 let b = before.unwrap_or(0);
                 dying_settle(lab, Duration::from_secs(3), |d| d <= b)
             } else {
-                // Give the kernel the time it would need to free a memcg with nothing charged.
-                std::thread::sleep(Duration::from_millis(500));
+                // A charged one becomes dying at rmdir: read at once, before unrelated
+                // memcgs elsewhere on the host change the count.
                 lab.dying()
             };
             Ok([charged, before, after])
@@ -888,7 +912,7 @@ fn dying(lab: &Lab) -> Result<Done, String> {
     r.delta_in("charged.cgroup.usage_at_rmdir", Some(16 * M), None);
     r.delta_in("charged.host.dying_memcgs", Some(1), None);
     r.delta_in("reclaimed.host.dying_memcgs", None, Some(0));
-    Ok(r.done())
+    Ok(r)
 }
 
 /// Runs the named scenarios (all when `names` is empty). Unknown names are an error listing
