@@ -155,6 +155,58 @@ enum Command {
         #[arg(short, long, value_name = "FILE.tar.gz")]
         output: PathBuf,
     },
+    /// Run a command in a fresh memcg (like `time -v` for containers): how it ended, peaks,
+    /// limit events, pressure, and a limit recommendation. The report goes to stderr (or
+    /// --output) so the command's own stdout stays clean; memlens exits with the command's
+    /// status (128+N when killed by signal N; 125 setup failed, 126/127 cannot run).
+    Run {
+        /// Memory limit (v1 memory.limit_in_bytes, v2 memory.max), e.g. 512M.
+        #[arg(long, value_name = "SIZE", value_parser = size)]
+        limit: Option<u64>,
+        /// Throttling limit (v2 memory.high only).
+        #[arg(long, value_name = "SIZE", value_parser = size)]
+        high: Option<u64>,
+        /// Swap allowed (v1: memsw = limit + SWAP; v2 memory.swap.max); 0 forbids swap.
+        #[arg(long, value_name = "SIZE", value_parser = size)]
+        swap: Option<u64>,
+        /// Sampling interval (e.g. 50ms, 1s; a bare number is milliseconds).
+        #[arg(long, default_value = "50ms", value_parser = duration)]
+        interval: std::time::Duration,
+        /// Write every sample to this CSV file.
+        #[arg(long, value_name = "FILE.csv")]
+        timeline: Option<PathBuf>,
+        /// Reclaim the memcg's memory before removing it (v1 memory.force_empty, v2
+        /// memory.reclaim) so it does not linger as a dying cgroup.
+        #[arg(long)]
+        reclaim_before_exit: bool,
+        /// Parent cgroup of the new memcg (default: the root as root; on v2 otherwise the
+        /// parent of memlens's own cgroup).
+        #[arg(long, value_name = "CGROUP")]
+        parent: Option<String>,
+        /// Write the report here instead of stderr.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// The command and its arguments (after --).
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "COMMAND"
+        )]
+        command: Vec<String>,
+    },
+    /// Run the seed articles' experiments on this kernel, each in its own memcg, and compare
+    /// the counters that moved with what the kernel documentation says.
+    Lab {
+        /// Scenarios to run (default: all; see --list).
+        scenarios: Vec<String>,
+        /// List the scenarios.
+        #[arg(long)]
+        list: bool,
+        /// Directory for the page-cache files (a disk file system, not tmpfs).
+        #[arg(long, default_value = "/var/tmp")]
+        dir: PathBuf,
+    },
     /// Internal: run a memory workload (used by the tests and `memlens lab`).
     #[command(name = "__workload", hide = true)]
     Workload {
@@ -264,8 +316,27 @@ fn emit_json(v: &serde_json::Value) {
     ));
 }
 
-/// Runs the command line; returns the exit code.
-pub fn run(cli: Cli) -> Result<(), Failure> {
+fn size(s: &str) -> Result<u64, String> {
+    crate::workload::parse_size(s)
+}
+
+fn duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let (num, mult) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else {
+        (t, 1e-3)
+    };
+    match num.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(std::time::Duration::from_secs_f64(v * mult)),
+        _ => Err(format!("bad duration {s:?} (use e.g. 50ms, 0.5s)")),
+    }
+}
+
+/// Runs the command line; returns memlens's exit code (`run` passes the command's through).
+pub fn run(cli: Cli) -> Result<i32, Failure> {
     let g = cli.global.clone();
     let st = style(&g);
     match cli.command {
@@ -361,7 +432,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 } else {
                     emit(&render::human::reclaimed(&done, st));
                 }
-                return Ok(());
+                return Ok(exit::OK);
             }
             let first = crate::zombies::collect(&root, &h);
             let trend = match sample {
@@ -464,8 +535,93 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Workload { steps }) => {
             crate::workload::run(&steps).map_err(|e| Failure::new(exit::FAILURE, e))?;
         }
+        Some(Command::Run {
+            limit,
+            high,
+            swap,
+            interval,
+            timeline,
+            reclaim_before_exit,
+            parent,
+            output,
+            command,
+        }) => {
+            if g.from.is_some() {
+                return Err(Failure::new(
+                    exit::BAD_TARGET,
+                    "run works on the live system only, not with --from",
+                ));
+            }
+            let opts = crate::run::RunOptions {
+                command,
+                limit,
+                high,
+                swap,
+                interval,
+                timeline,
+                reclaim_before_exit,
+                parent,
+            };
+            let r = crate::run::run(&opts).map_err(|e| Failure::new(e.code, e.message))?;
+            let text = if g.json {
+                format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&crate::run::json(&r)).unwrap_or_default()
+                )
+            } else {
+                // Colour only when the report goes to a terminal.
+                let s = Style {
+                    color: st.color
+                        || (output.is_none()
+                            && std::io::stderr().is_terminal()
+                            && std::env::var_os("NO_COLOR").is_none()
+                            && !matches!(g.color, ColorMode::Never)),
+                };
+                crate::run::human(&r, s)
+            };
+            match &output {
+                Some(p) => {
+                    if let Err(e) = std::fs::write(p, &text) {
+                        eprintln!("memlens: cannot write {}: {e}", p.display());
+                        eprint!("{text}");
+                    }
+                }
+                None => eprint!("{text}"),
+            }
+            return Ok(r.exit_status());
+        }
+        Some(Command::Lab {
+            scenarios,
+            list,
+            dir,
+        }) => {
+            if list {
+                emit(&crate::lab::list());
+                return Ok(exit::OK);
+            }
+            if g.from.is_some() {
+                return Err(Failure::new(
+                    exit::BAD_TARGET,
+                    "lab works on the live system only, not with --from",
+                ));
+            }
+            let bin = std::env::current_exe().map_err(|e| {
+                Failure::new(
+                    exit::FAILURE,
+                    format!("cannot find the memlens binary: {e}"),
+                )
+            })?;
+            let lab = crate::lab::Lab::new(dir, bin).map_err(|e| Failure::new(exit::FAILURE, e))?;
+            let results =
+                crate::lab::run(&lab, &scenarios).map_err(|e| Failure::new(exit::BAD_TARGET, e))?;
+            if g.json {
+                emit_json(&crate::lab::json(&results));
+            } else {
+                emit(&crate::lab::human(&results, st));
+            }
+        }
     }
-    Ok(())
+    Ok(exit::OK)
 }
 
 fn sort_procs(p: &mut [crate::model::Process], key: &str) {

@@ -3,8 +3,12 @@ use memlens::cli::{Cli, run};
 
 fn main() {
     let cli = Cli::parse();
-    if let Err(f) = run(cli) {
-        eprintln!("memlens: {}", f.message);
-        std::process::exit(f.code);
+    match run(cli) {
+        Ok(0) => {}
+        Ok(code) => std::process::exit(code),
+        Err(f) => {
+            eprintln!("memlens: {}", f.message);
+            std::process::exit(f.code);
+        }
     }
 }

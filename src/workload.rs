@@ -24,7 +24,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// The steps a workload can take.
-pub const STEPS: &str = "anon=SIZE (malloc and touch) | reserve=SIZE (mmap, never touched) | write=PATH:SIZE (page cache via write) | read=PATH:N (read a file N times) | drop=PATH (fsync and drop its page cache) | mmap=PATH:SIZE (MAP_SHARED file, memset) | shm=SIZE (SysV shmget+shmat, memset) | grow=SIZE (touch SIZE of anon, 1 MiB at a time, never stop: for OOM tests)";
+pub const STEPS: &str = "anon=SIZE (malloc and touch) | reserve=SIZE (mmap, never touched) | write=PATH:SIZE (page cache via write) | read=PATH:N (read a file N times) | drop=PATH (fsync and drop its page cache) | mmap=PATH:SIZE (MAP_SHARED file, memset) | shm=SIZE (SysV shmget+shmat, memset) | grow=SIZE (touch SIZE of anon, 1 MiB at a time, never stop: for OOM tests) | pshm=NAME:SIZE (POSIX shm_open in /dev/shm, mmap, memset; unlinked at exit) | sleep=MS (hold what is touched so far) | cpu=MS (busy loop over the anon touched so far) | work=N (a fixed N million rounds of that loop, for benchmarks) | exit (end now instead of waiting for stdin to close)";
 
 fn page_touch(ptr: *mut u8, len: usize) {
     let mut off = 0;
@@ -61,7 +61,15 @@ fn split2(arg: &str) -> Result<(&str, &str), String> {
 /// Runs the steps, prints `READY`, and holds until stdin closes.
 pub fn run(steps: &[String]) -> Result<(), String> {
     let mut keep_files = Vec::new();
+    let mut unlink_shm: Vec<std::ffi::CString> = Vec::new();
+    // The last anon region, for `cpu=` to walk (so the CPU loop also touches memory).
+    let mut last_anon: Option<(*mut u8, usize)> = None;
+    let mut wait_stdin = true;
     for step in steps {
+        if step == "exit" {
+            wait_stdin = false;
+            continue;
+        }
         let (kind, arg) = step
             .split_once('=')
             .ok_or_else(|| format!("bad step {step:?}; steps: {STEPS}"))?;
@@ -70,6 +78,82 @@ pub fn run(steps: &[String]) -> Result<(), String> {
                 let n = parse_size(arg)? as usize;
                 let p = mmap_anon(n)?;
                 page_touch(p, n);
+                last_anon = Some((p, n));
+            }
+            "sleep" => {
+                let ms: u64 = arg.parse().map_err(|_| format!("bad sleep {arg:?} (ms)"))?;
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+            }
+            "cpu" => {
+                let ms: u64 = arg.parse().map_err(|_| format!("bad cpu {arg:?} (ms)"))?;
+                let end = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+                let mut x: u64 = 1;
+                while std::time::Instant::now() < end {
+                    for _ in 0..10_000 {
+                        x = x
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                    }
+                    if let Some((p, n)) = last_anon {
+                        // SAFETY: p..p+n is the live anonymous mapping created by `anon=`.
+                        unsafe { p.add((x as usize) % n).write_volatile(x as u8) };
+                    }
+                }
+                std::hint::black_box(x);
+            }
+            "work" => {
+                let n: u64 = arg
+                    .parse()
+                    .map_err(|_| format!("bad work {arg:?} (millions)"))?;
+                let mut x: u64 = 1;
+                for i in 0..n * 1_000_000 {
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    if i % 64 == 0
+                        && let Some((p, len)) = last_anon
+                    {
+                        // SAFETY: p..p+len is the live anonymous mapping created by `anon=`.
+                        unsafe { p.add((x as usize >> 7) % len).write_volatile(x as u8) };
+                    }
+                }
+                std::hint::black_box(x);
+            }
+            "pshm" => {
+                let (name, size) = split2(arg)?;
+                let n = parse_size(size)? as usize;
+                let cname = std::ffi::CString::new(format!("/{}", name.trim_start_matches('/')))
+                    .map_err(|_| format!("bad shm name {name:?}"))?;
+                // SAFETY: plain POSIX calls on a NUL-terminated name; every result is checked.
+                unsafe {
+                    let fd = libc::shm_open(cname.as_ptr(), libc::O_CREAT | libc::O_RDWR, 0o600);
+                    if fd < 0 {
+                        return Err(format!(
+                            "shm_open {name}: {}",
+                            std::io::Error::last_os_error()
+                        ));
+                    }
+                    if libc::ftruncate(fd, n as libc::off_t) < 0 {
+                        return Err(format!(
+                            "ftruncate {name}: {}",
+                            std::io::Error::last_os_error()
+                        ));
+                    }
+                    let p = libc::mmap(
+                        std::ptr::null_mut(),
+                        n,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                        libc::MAP_SHARED,
+                        fd,
+                        0,
+                    );
+                    libc::close(fd);
+                    if p == libc::MAP_FAILED {
+                        return Err(format!("mmap {name}: {}", std::io::Error::last_os_error()));
+                    }
+                    page_touch(p.cast(), n);
+                }
+                unlink_shm.push(cname);
             }
             "reserve" => {
                 mmap_anon(parse_size(arg)? as usize)?;
@@ -171,13 +255,19 @@ pub fn run(steps: &[String]) -> Result<(), String> {
     }
     println!("READY {}", std::process::id());
     let _ = std::io::stdout().flush();
-    let stdin = std::io::stdin();
-    for line in stdin.lock().lines() {
-        if line.is_err() {
-            break;
+    if wait_stdin {
+        let stdin = std::io::stdin();
+        for line in stdin.lock().lines() {
+            if line.is_err() {
+                break;
+            }
         }
     }
     drop(keep_files);
+    for n in unlink_shm {
+        // SAFETY: NUL-terminated name; failure (already removed) is harmless.
+        unsafe { libc::shm_unlink(n.as_ptr()) };
+    }
     Ok(())
 }
 

@@ -33,7 +33,8 @@ fn touched_anon_is_charged_untouched_malloc_is_not() {
         u(p, "vm_size_bytes") >= 320 * MIB,
         "VmSize counts the untouched reservation: {p}"
     );
-    in_range("RssAnon", u(p, "rss_anon_bytes"), 64 * MIB, 70 * MIB);
+    // (per-CPU batched RSS counters since 6.1: allow a few pages short)
+    in_range("RssAnon", u(p, "rss_anon_bytes"), 63 * MIB, 70 * MIB);
     assert!(u(&r, "breakdown.shmem_bytes") < MIB);
 }
 
@@ -145,7 +146,7 @@ fn shared_file_mmap_is_process_rssfile_and_cgroup_cache() {
     let r = show(&cg);
     let p = &r["processes"][0];
     assert!(
-        u(p, "rss_file_bytes") >= 32 * MIB,
+        u(p, "rss_file_bytes") >= 31 * MIB, // per-CPU batched RSS counters (6.1+): a few pages short
         "mapped file pages are in the process's RssFile: {p}"
     );
     assert!(u(&r, "breakdown.file_mapped_bytes") >= 32 * MIB);
@@ -170,7 +171,7 @@ fn sysv_shm_is_shmem_and_process_rssshmem() {
     in_range("shmem", u(&r, "breakdown.shmem_bytes"), 32 * MIB, 33 * MIB);
     let p = &r["processes"][0];
     assert!(
-        u(p, "rss_shmem_bytes") >= 32 * MIB,
+        u(p, "rss_shmem_bytes") >= 31 * MIB,
         "attached SysV shm is in RssShmem: {p}"
     );
     assert!(u(&r, "breakdown.anon_bytes") < 8 * MIB);

@@ -196,14 +196,14 @@ fn limit_hits_fire_when_cache_hits_the_limit() {
         return;
     };
     let cg = cgroup("limhit");
-    limit(&cg, 32 * MIB);
+    // Only the memory limit: on this 6.18 v1 host, with memsw.limit_in_bytes set equal to the
+    // limit, a page-cache writer through the limit moves neither failcnt (observed); the cache
+    // case needs no swap rule anyway.
+    cg.set_limit(Some(32 * MIB)).unwrap();
     let _w = Workload::start(&cg, &[&format!("write={}:64M", f.s())]);
     let e = explain(&cg);
     let x = has(&e, "limit-hits");
-    assert!(
-        evidence_text(x).contains("memory.failcnt")
-            || evidence_text(x).contains("memory.events max")
-    );
+    assert!(evidence_text(x).contains("failcnt") || evidence_text(x).contains("memory.events max"));
     hasnt(&e, "oom-killed");
 
     let free = cgroup("limhit-no");

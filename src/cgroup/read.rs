@@ -17,6 +17,9 @@ pub enum Level {
     Overview,
     /// Every memory file (`show`, `capture`).
     Full,
+    /// Every memory file except the member list and the children (`run` samples its own
+    /// leaf memcg 20 times a second: cgroup.procs and a readdir per sample would be wasted).
+    Sample,
 }
 
 /// The files `Level::Overview` reads, per version. The overview benchmark's floor reads
@@ -111,9 +114,10 @@ pub fn read_cgroup(
     level: Level,
 ) -> Result<Cgroup, ReadError> {
     let dir = fs_path(h, path);
-    let full = level == Level::Full;
+    let full = level != Level::Overview;
+    let members = level == Level::Full;
     // Listing the children costs a readdir; the overview walk lists them already.
-    let children = if full {
+    let children = if members {
         root.subdirs(&dir)?
     } else {
         Vec::new()
@@ -176,12 +180,12 @@ pub fn read_cgroup(
             }
         }
     }
-    if full {
+    if members {
         procs = r.parsed("cgroup.procs", parse::pids);
     }
     // A cgroup removed while we read it: every file went missing. (At overview level the
     // first file's absence is enough, which spares a stat per cgroup.)
-    let vanished = if full {
+    let vanished = if members {
         !root.exists(&dir)
     } else {
         stat.is_none() && usage.current.is_none() && !root.exists(&dir)

@@ -244,11 +244,24 @@ pub fn no_limit(r: &Report, _: Option<Sample<'_>>) -> Option<Finding> {
     })
 }
 
-/// `limit-hits`: usage reached the limit (v1 memory.failcnt, v2 memory.events max).
+/// `limit-hits`: usage reached the limit (v1 memory.failcnt, or memory.memsw.failcnt when the
+/// memory+swap limit is the one hit: v1 charges memsw first, so with memsw = limit the hits
+/// land there; v2 memory.events max).
 pub fn limit_hits(r: &Report, _: Option<Sample<'_>>) -> Option<Finding> {
     let cg = &r.cgroup;
     let (n, src) = match cg.version {
-        Version::V1 => (cg.events.failcnt?, "memory.failcnt"),
+        Version::V1 => {
+            let mem = cg.events.failcnt.unwrap_or(0);
+            let memsw = cg.events.memsw_failcnt.unwrap_or(0);
+            if cg.events.failcnt.is_none() && cg.events.memsw_failcnt.is_none() {
+                return None;
+            }
+            if memsw > mem {
+                (memsw, "memory.memsw.failcnt (the memory+swap limit)")
+            } else {
+                (mem, "memory.failcnt")
+            }
+        }
         Version::V2 => (cg.events.events.as_ref()?.get("max")?, "memory.events max"),
     };
     if n == 0 {

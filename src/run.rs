@@ -1,0 +1,1099 @@
+//! `memlens run -- COMMAND`: like `/usr/bin/time -v`, for containers.
+//!
+//! The command runs in a fresh memcg (`memlens-run-<pid>`) that it joins between fork and
+//! exec, so every page it and its children touch is charged there and nowhere else. The memcg
+//! is sampled every `--interval` (the same reader and breakdown as `show`), and at the end
+//! memlens says how the command ended (an OOM kill is told apart from any other SIGKILL by the
+//! memcg's own `oom_kill` counter), the peaks with their time offsets, the limit events, and a
+//! limit recommendation built from what the kernel cannot reclaim.
+//!
+//! Signals: SIGINT/SIGTERM/SIGHUP/SIGQUIT sent to memlens are forwarded to the command (the
+//! handler only stores a flag and calls kill(2), both async-signal-safe), and memlens keeps
+//! waiting so that it still removes the memcg. A terminal's Ctrl-C already reaches the whole
+//! foreground process group, so it is not forwarded a second time.
+
+use crate::cgroup::owned::OwnedCgroup;
+use crate::cgroup::read::{self, Level};
+use crate::model::{Cgroup, Hierarchy, Version};
+use crate::render::{self, Style};
+use crate::sys::Root;
+use crate::views::breakdown::Breakdown;
+use crate::views::derived::Derived;
+use serde::Serialize;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Exit codes of `memlens run` when the command did not run (as `env` and `timeout` use them).
+pub mod exit {
+    /// memlens could not set up the memcg (privileges, missing controller files, bad options).
+    pub const SETUP: i32 = 125;
+    /// The command was found but could not be executed.
+    pub const CANNOT_EXECUTE: i32 = 126;
+    /// The command was not found.
+    pub const NOT_FOUND: i32 = 127;
+}
+
+/// The safety margin of the limit recommendation. Robusta krr adds 15% to the working-set
+/// peak; memlens adds it to the peak of what cannot be reclaimed, which is what an OOM kill
+/// is about (page cache is dropped at the limit instead).
+pub const MARGIN: f64 = 0.15;
+
+/// What `memlens run` was asked to do.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The command and its arguments.
+    pub command: Vec<String>,
+    /// Memory limit (v1 memory.limit_in_bytes, v2 memory.max).
+    pub limit: Option<u64>,
+    /// v2 memory.high.
+    pub high: Option<u64>,
+    /// Swap allowed (v1 memsw = limit + swap, v2 memory.swap.max); 0 forbids swap.
+    pub swap: Option<u64>,
+    /// Sampling interval.
+    pub interval: Duration,
+    /// Where to write every sample as CSV.
+    pub timeline: Option<PathBuf>,
+    /// Reclaim the memcg's memory before removing it, so it does not linger as a dying cgroup.
+    pub reclaim_before_exit: bool,
+    /// Parent cgroup of the new memcg (within the memory hierarchy); default: see [`default_parent`].
+    pub parent: Option<String>,
+}
+
+/// Why `memlens run` could not run the command at all.
+#[derive(Debug)]
+pub struct SetupError {
+    /// Exit code ([`exit`]).
+    pub code: i32,
+    /// What is missing, said so that the user can fix it.
+    pub message: String,
+}
+
+impl SetupError {
+    fn new(code: i32, message: impl Into<String>) -> Self {
+        SetupError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// How the command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// It exited with a status code.
+    Exited,
+    /// A signal killed it (not the memcg's OOM killer).
+    Signaled,
+    /// SIGKILL while the memcg's `oom_kill` counter rose: the memcg OOM killer.
+    OomKilled,
+}
+
+impl Outcome {
+    /// The JSON/CSV spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Exited => "exited",
+            Outcome::Signaled => "signaled",
+            Outcome::OomKilled => "oom_killed",
+        }
+    }
+}
+
+/// One sample of the memcg.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Sample {
+    /// Seconds since the command started.
+    pub seconds: f64,
+    /// usage (v1 memory.usage_in_bytes, v2 memory.current).
+    pub usage: Option<u64>,
+    /// usage − inactive_file, as the kubelet computes it.
+    pub working_set: Option<u64>,
+    /// Anonymous memory.
+    pub anon: Option<u64>,
+    /// Page cache including shmem.
+    pub file: Option<u64>,
+    /// shmem/tmpfs.
+    pub shmem: Option<u64>,
+    /// Kernel memory.
+    pub kernel: Option<u64>,
+    /// Swap.
+    pub swap: Option<u64>,
+    /// anon + shmem + (kernel − slab_reclaimable): what an OOM kill is about.
+    pub not_reclaimable: Option<u64>,
+}
+
+/// The figures a sample holds, in timeline column order.
+pub const FIGURES: [&str; 8] = [
+    "usage",
+    "working_set",
+    "anon",
+    "file",
+    "shmem",
+    "kernel",
+    "swap",
+    "not_reclaimable",
+];
+
+impl Sample {
+    /// Takes a sample of a cgroup already read.
+    pub fn of(cg: &Cgroup, seconds: f64) -> Self {
+        let b = Breakdown::of(cg);
+        let d = Derived::of(cg, &b, &[]);
+        let working_set = match (b.usage.bytes, b.inactive_file.bytes) {
+            (Some(u), Some(i)) => Some(u.saturating_sub(i)),
+            _ => None,
+        };
+        Sample {
+            seconds,
+            usage: b.usage.bytes,
+            working_set,
+            anon: b.anon.bytes,
+            file: b.file.bytes,
+            shmem: b.shmem.bytes,
+            kernel: b.kernel.bytes,
+            swap: b.swap.bytes,
+            not_reclaimable: d.not_reclaimable.bytes,
+        }
+    }
+
+    /// A figure by its name in [`FIGURES`].
+    pub fn get(&self, name: &str) -> Option<u64> {
+        match name {
+            "usage" => self.usage,
+            "working_set" => self.working_set,
+            "anon" => self.anon,
+            "file" => self.file,
+            "shmem" => self.shmem,
+            "kernel" => self.kernel,
+            "swap" => self.swap,
+            "not_reclaimable" => self.not_reclaimable,
+            _ => None,
+        }
+    }
+}
+
+/// The highest value of one figure.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Peak {
+    /// Bytes, `None` when the kernel never provided the figure.
+    pub bytes: Option<u64>,
+    /// Seconds since the start at which it was seen (`None` for the kernel's own high-water
+    /// mark, whose time is unknown).
+    pub at_seconds: Option<f64>,
+    /// Where it came from.
+    pub source: String,
+}
+
+/// Event counter deltas over the run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EventDeltas {
+    /// Times usage hit the limit (v1 memory.failcnt, v2 memory.events max).
+    pub max: Option<u64>,
+    /// v2 memory.events high: times usage went over memory.high (throttled, reclaimed).
+    pub high: Option<u64>,
+    /// v2 memory.events oom: times reclaim failed at the limit.
+    pub oom: Option<u64>,
+    /// OOM kills (v1 memory.oom_control oom_kill, v2 memory.events oom_kill).
+    pub oom_kill: Option<u64>,
+    /// Where each came from, or why it is unavailable.
+    pub sources: Vec<String>,
+}
+
+/// What cleanup found and did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Cleanup {
+    /// Processes still in the memcg after the command ended (killed before removal).
+    pub leftover_processes: usize,
+    /// usage right before removal (after `--reclaim-before-exit`, if given).
+    pub usage_before_removal_bytes: Option<u64>,
+    /// Whether memory was reclaimed first, and how.
+    pub reclaim: Option<String>,
+    /// Whether the memcg directory was removed.
+    pub removed: bool,
+    /// Bytes still charged when the directory was removed: the memcg lingers as a dying
+    /// cgroup until they are reclaimed (seed 004).
+    pub lingering_bytes: Option<u64>,
+    /// Human explanation.
+    pub message: String,
+}
+
+/// Everything `memlens run` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    /// The command line.
+    pub command: Vec<String>,
+    /// The memcg it ran in (path within the hierarchy).
+    pub cgroup: String,
+    /// cgroup version.
+    pub version: Version,
+    /// Limits applied.
+    pub limit_bytes: Option<u64>,
+    /// v2 memory.high applied.
+    pub high_bytes: Option<u64>,
+    /// Swap allowed.
+    pub swap_bytes: Option<u64>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Exit code when it exited.
+    pub exit_code: Option<i32>,
+    /// Signal number when killed.
+    pub signal: Option<i32>,
+    /// Wall time from spawn to exit.
+    pub wall_seconds: f64,
+    /// User CPU time of the command and its waited-for children (wait4 rusage).
+    pub user_seconds: f64,
+    /// System CPU time, same.
+    pub system_seconds: f64,
+    /// ru_maxrss: the largest RSS of one process (not the memcg's usage).
+    pub max_rss_bytes: u64,
+    /// Number of samples taken.
+    pub samples: usize,
+    /// Sampling interval in milliseconds.
+    pub interval_ms: u64,
+    /// Peaks by figure (see [`FIGURES`]).
+    pub peaks: Vec<(String, Peak)>,
+    /// Event deltas.
+    pub events: EventDeltas,
+    /// v2 memory.pressure some/full total stall time gained, in microseconds.
+    pub psi_some_usec: Option<u64>,
+    /// Same, `full`.
+    pub psi_full_usec: Option<u64>,
+    /// Recommended limit.
+    pub recommended_limit_bytes: Option<u64>,
+    /// How it was computed.
+    pub recommendation_formula: String,
+    /// A signal memlens received and forwarded.
+    pub forwarded_signal: Option<i32>,
+    /// The kernel's OOM report for the victim, when available.
+    pub oom_report: Option<String>,
+    /// Cleanup.
+    pub cleanup: Cleanup,
+    /// Files that could not be read during the run.
+    pub problems: Vec<String>,
+}
+
+impl RunResult {
+    /// The peak of one figure.
+    pub fn peak(&self, name: &str) -> Option<&Peak> {
+        self.peaks.iter().find(|(n, _)| n == name).map(|(_, p)| p)
+    }
+
+    /// memlens's own exit status: the command's code, or 128 + signal when killed.
+    pub fn exit_status(&self) -> i32 {
+        match (self.exit_code, self.signal) {
+            (Some(c), _) => c,
+            (None, Some(s)) => 128 + s,
+            (None, None) => 1,
+        }
+    }
+}
+
+/// The kernel's OOM report for `victim_pid` from the kernel log, if one can be found.
+///
+/// Hook for the kmsg OOM parser (`src/kmsg/`), which is being written separately: until it is
+/// wired in this returns `None`, and `run` says that the report is not available yet.
+pub fn kernel_oom_report(victim_pid: i32) -> Option<String> {
+    let _ = victim_pid;
+    None
+}
+
+/// The parent of the new memcg when `--parent` is not given: the hierarchy root when running
+/// as root; otherwise (v2) the parent of memlens's own cgroup, which is the user's delegated
+/// subtree when memlens runs in a `systemd-run --user --scope` (a cgroup with processes in
+/// it cannot have memory-controlled children, so memlens's own cgroup cannot be the parent).
+pub fn default_parent(h: &Hierarchy) -> String {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 || h.version == Version::V1 {
+        return "/".into();
+    }
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+        })
+        .unwrap_or_else(|| "/".into());
+    let own = own
+        .strip_prefix(h.mount_root.trim_end_matches('/'))
+        .unwrap_or(&own)
+        .to_string();
+    match own.trim_end_matches('/').rsplit_once('/') {
+        Some((p, _)) if !p.is_empty() => p.to_string(),
+        _ => "/".into(),
+    }
+}
+
+fn setup_error(h: &Hierarchy, parent: &str, e: &std::io::Error) -> SetupError {
+    let denied = matches!(
+        e.kind(),
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+    ) || e.raw_os_error() == Some(libc::EPERM);
+    let what = match (h.version, denied) {
+        (Version::V1, true) => format!(
+            "{e}\nmemlens run needs root on cgroup v1: only root may create a memcg under {}",
+            h.mount_point.display()
+        ),
+        (Version::V2, true) | (Version::V2, false)
+            if e.kind() != std::io::ErrorKind::AlreadyExists =>
+        {
+            format!(
+                "{e}\nmemlens run needs a writable cgroup v2 subtree with the memory controller delegated (memory in the parent's cgroup.subtree_control), here {parent}. Run as root, or from a delegated scope, e.g.\n  systemd-run --user --scope -p Delegate=yes memlens run -- COMMAND\n(or name a writable, memory-delegating parent with --parent)"
+            )
+        }
+        _ => e.to_string(),
+    };
+    SetupError::new(exit::SETUP, what)
+}
+
+// ---- signals --------------------------------------------------------------------------------
+
+static CHILD: AtomicI32 = AtomicI32::new(0);
+static RECEIVED: AtomicI32 = AtomicI32::new(0);
+const FORWARDED: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+
+extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    RECEIVED.store(sig, Ordering::SeqCst);
+    // SAFETY: the kernel passes a valid siginfo with SA_SIGINFO; reading si_code is plain.
+    let from_tty = !info.is_null() && unsafe { (*info).si_code } == libc::SI_KERNEL;
+    let pid = CHILD.load(Ordering::SeqCst);
+    if pid > 0 && !from_tty {
+        // SAFETY: kill(2) is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// Installs the forwarding handlers; restores the previous ones on drop.
+struct SignalGuard {
+    old: Vec<(libc::c_int, libc::sigaction)>,
+}
+
+impl SignalGuard {
+    fn install() -> Self {
+        let mut old = Vec::new();
+        for sig in FORWARDED {
+            // SAFETY: a zeroed sigaction is valid; the handler only touches atomics and kill(2).
+            unsafe {
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = on_signal as *const () as usize;
+                sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+                libc::sigemptyset(&mut sa.sa_mask);
+                let mut prev: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(sig, &sa, &mut prev) == 0 {
+                    old.push((sig, prev));
+                }
+            }
+        }
+        SignalGuard { old }
+    }
+}
+
+impl Drop for SignalGuard {
+    fn drop(&mut self) {
+        CHILD.store(0, Ordering::SeqCst);
+        for (sig, prev) in &self.old {
+            // SAFETY: restoring the action sigaction gave us.
+            unsafe { libc::sigaction(*sig, prev, std::ptr::null_mut()) };
+        }
+    }
+}
+
+/// A signal's name (`SIGKILL`).
+pub fn signal_name(sig: i32) -> String {
+    let n = match sig {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        5 => "SIGTRAP",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        10 => "SIGUSR1",
+        11 => "SIGSEGV",
+        12 => "SIGUSR2",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
+        15 => "SIGTERM",
+        24 => "SIGXCPU",
+        25 => "SIGXFSZ",
+        _ => return format!("signal {sig}"),
+    };
+    n.to_string()
+}
+
+// ---- the run --------------------------------------------------------------------------------
+
+struct Ended {
+    status: libc::c_int,
+    rusage: libc::rusage,
+    at: Instant,
+}
+
+fn wait_thread(pid: i32) -> mpsc::Receiver<Result<Ended, String>> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        loop {
+            let mut status: libc::c_int = 0;
+            // SAFETY: zeroed rusage is valid; wait4 fills it.
+            let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+            // SAFETY: valid out pointers; pid is our own child.
+            let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+            if r == pid {
+                let _ = tx.send(Ok(Ended {
+                    status,
+                    rusage: ru,
+                    at: Instant::now(),
+                }));
+                return;
+            }
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINTR) {
+                let _ = tx.send(Err(format!("wait4({pid}): {e}")));
+                return;
+            }
+        }
+    });
+    rx
+}
+
+struct Tracker {
+    peaks: Vec<(String, Peak)>,
+    samples: usize,
+    timeline: Option<Vec<Sample>>,
+}
+
+impl Tracker {
+    fn new(keep: bool) -> Self {
+        Tracker {
+            peaks: FIGURES
+                .iter()
+                .map(|f| (f.to_string(), Peak::default()))
+                .collect(),
+            samples: 0,
+            timeline: keep.then(Vec::new),
+        }
+    }
+
+    fn add(&mut self, s: Sample) {
+        self.samples += 1;
+        for (name, p) in &mut self.peaks {
+            if let Some(v) = s.get(name)
+                && p.bytes.is_none_or(|b| v > b)
+            {
+                p.bytes = Some(v);
+                p.at_seconds = Some(s.seconds);
+            }
+        }
+        if let Some(t) = &mut self.timeline {
+            t.push(s);
+        }
+    }
+}
+
+fn delta(before: Option<u64>, after: Option<u64>) -> Option<u64> {
+    Some(after?.saturating_sub(before.unwrap_or(0)))
+}
+
+fn events(first: &Cgroup, last: &Cgroup) -> EventDeltas {
+    let mut d = EventDeltas::default();
+    match last.version {
+        Version::V1 => {
+            d.max = delta(first.events.failcnt, last.events.failcnt);
+            d.oom_kill = delta(first.events.oom_kills(), last.events.oom_kills());
+            d.sources = vec![
+                "max: memory.failcnt".into(),
+                "high: v1 has no memory.high".into(),
+                "oom: v1 counts OOM kills only (memory.oom_control)".into(),
+                if d.oom_kill.is_some() {
+                    "oom_kill: memory.oom_control oom_kill".into()
+                } else {
+                    "oom_kill: memory.oom_control has no oom_kill before 4.13".into()
+                },
+            ];
+        }
+        Version::V2 => {
+            let g = |c: &Cgroup, k: &str| c.events.events.as_ref().and_then(|e| e.get(k));
+            d.max = delta(g(first, "max"), g(last, "max"));
+            d.high = delta(g(first, "high"), g(last, "high"));
+            d.oom = delta(g(first, "oom"), g(last, "oom"));
+            d.oom_kill = delta(g(first, "oom_kill"), g(last, "oom_kill"));
+            d.sources = vec!["memory.events max, high, oom, oom_kill".into()];
+        }
+    }
+    d
+}
+
+/// Runs the command as described by `opts`, prints nothing, and returns what happened.
+/// Errors before the command ran are [`SetupError`]s.
+pub fn run(opts: &RunOptions) -> Result<RunResult, SetupError> {
+    let root = Root::live();
+    let h =
+        crate::report::hierarchy(&root).map_err(|e| SetupError::new(exit::SETUP, e.to_string()))?;
+    if opts.command.is_empty() {
+        return Err(SetupError::new(
+            2,
+            "no command given: memlens run [OPTIONS] -- COMMAND [ARGS...]",
+        ));
+    }
+    if opts.high.is_some() && h.version == Version::V1 {
+        return Err(SetupError::new(
+            2,
+            "--high needs cgroup v2 (memory.high); cgroup v1 has no throttling limit (memory.soft_limit_in_bytes is only a reclaim hint under global pressure)",
+        ));
+    }
+    if opts.swap.is_some() && h.version == Version::V1 && opts.limit.is_none() {
+        return Err(SetupError::new(
+            2,
+            "--swap on cgroup v1 needs --limit: v1 limits memory+swap together (memory.memsw.limit_in_bytes = limit + swap)",
+        ));
+    }
+    let parent = opts.parent.clone().unwrap_or_else(|| default_parent(&h));
+    let name = format!("memlens-run-{}", std::process::id());
+    let cg = OwnedCgroup::create(&h, &parent, &name).map_err(|e| setup_error(&h, &parent, &e))?;
+    let setup = |r: std::io::Result<()>| r.map_err(|e| SetupError::new(exit::SETUP, e.to_string()));
+    if opts.limit.is_some() {
+        setup(cg.set_limit(opts.limit))?;
+    }
+    if let Some(hi) = opts.high {
+        setup(cg.write("memory.high", &hi.to_string()))?;
+    }
+    if opts.swap.is_some() {
+        let file = match h.version {
+            Version::V1 => "memory.memsw.limit_in_bytes",
+            Version::V2 => "memory.swap.max",
+        };
+        if !cg.dir().join(file).exists() {
+            return Err(SetupError::new(
+                exit::SETUP,
+                match h.version {
+                    Version::V1 => {
+                        "--swap: this kernel has no memory.memsw.* files, so swap is not accounted per cgroup (boot with swapaccount=1, CONFIG_MEMCG_SWAP)"
+                    }
+                    Version::V2 => {
+                        "--swap: this kernel has no memory.swap.max (swap accounting off: CONFIG_MEMCG_SWAP, or swapaccount=0 on the kernel command line)"
+                    }
+                },
+            ));
+        }
+        setup(cg.set_swap(opts.swap, opts.limit))?;
+    }
+    let first = read::read_cgroup(&root, &h, cg.path(), Level::Sample)
+        .map_err(|e| SetupError::new(exit::SETUP, e.to_string()))?;
+
+    let mut cmd = Command::new(&opts.command[0]);
+    cmd.args(&opts.command[1..]);
+    setup(cg.join_before_exec(&mut cmd))?;
+    let guard = SignalGuard::install();
+    let start = Instant::now();
+    let child = cmd.spawn().map_err(|e| {
+        let code = if e.kind() == std::io::ErrorKind::NotFound {
+            exit::NOT_FOUND
+        } else {
+            exit::CANNOT_EXECUTE
+        };
+        SetupError::new(code, format!("cannot run {:?}: {e}", opts.command[0]))
+    })?;
+    let pid = child.id() as i32;
+    // std's Child does not wait on drop; the wait thread reaps it with wait4 for its rusage.
+    drop(child);
+    CHILD.store(pid, Ordering::SeqCst);
+    // A signal that arrived before the pid was known is forwarded now.
+    let early = RECEIVED.load(Ordering::SeqCst);
+    if early != 0 {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(pid, early) };
+    }
+    let rx = wait_thread(pid);
+
+    let mut tr = Tracker::new(opts.timeline.is_some());
+    let mut problems: Vec<String> = Vec::new();
+    let mut next = start;
+    let ended = loop {
+        match read::read_cgroup(&root, &h, cg.path(), Level::Sample) {
+            Ok(c) => {
+                for p in &c.problems {
+                    if !problems.contains(p) {
+                        problems.push(p.clone());
+                    }
+                }
+                tr.add(Sample::of(&c, start.elapsed().as_secs_f64()));
+            }
+            Err(e) => problems.push(e.to_string()),
+        }
+        next += opts.interval;
+        let now = Instant::now();
+        if next < now {
+            next = now;
+        }
+        match rx.recv_timeout(next - now) {
+            Ok(r) => break r,
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                break Err("the wait thread ended without a status".into());
+            }
+        }
+    };
+    CHILD.store(0, Ordering::SeqCst);
+    let ended = ended.map_err(|e| SetupError::new(exit::SETUP, e))?;
+    let wall = ended.at.duration_since(start).as_secs_f64();
+    // One last sample: the event counters and the kernel's own high-water marks.
+    let last = read::read_cgroup(&root, &h, cg.path(), Level::Sample).ok();
+    if let Some(l) = &last {
+        tr.add(Sample::of(l, wall));
+        let kernel_peak = l.usage.peak;
+        if let (Some(kp), Some((_, p))) =
+            (kernel_peak, tr.peaks.iter_mut().find(|(n, _)| n == "usage"))
+            && p.bytes.is_none_or(|b| kp > b)
+        {
+            p.bytes = Some(kp);
+            p.at_seconds = None;
+            p.source = format!(
+                "{} (the kernel's own high-water mark, higher than any sample)",
+                if h.version == Version::V1 {
+                    "memory.max_usage_in_bytes"
+                } else {
+                    "memory.peak"
+                }
+            );
+        }
+    }
+    for (name, p) in &mut tr.peaks {
+        if p.source.is_empty() {
+            p.source = if p.bytes.is_some() {
+                format!("highest of {} samples", tr.samples)
+            } else {
+                format!("{name} not provided by this kernel")
+            };
+        }
+    }
+    let ev = last.as_ref().map(|l| events(&first, l)).unwrap_or_default();
+    let (psi_some, psi_full) = match last.as_ref().and_then(|l| l.pressure) {
+        Some(p) => {
+            let f = first.pressure;
+            (
+                Some(
+                    p.some
+                        .total_usec
+                        .saturating_sub(f.map_or(0, |x| x.some.total_usec)),
+                ),
+                Some(
+                    p.full
+                        .total_usec
+                        .saturating_sub(f.map_or(0, |x| x.full.total_usec)),
+                ),
+            )
+        }
+        None => (None, None),
+    };
+    let (exit_code, signal) = if libc::WIFEXITED(ended.status) {
+        (Some(libc::WEXITSTATUS(ended.status)), None)
+    } else if libc::WIFSIGNALED(ended.status) {
+        (None, Some(libc::WTERMSIG(ended.status)))
+    } else {
+        (None, None)
+    };
+    let outcome = match signal {
+        None => Outcome::Exited,
+        Some(s) if s == libc::SIGKILL && ev.oom_kill.unwrap_or(0) > 0 => Outcome::OomKilled,
+        Some(_) => Outcome::Signaled,
+    };
+    let oom_report = if outcome == Outcome::OomKilled {
+        kernel_oom_report(pid)
+    } else {
+        None
+    };
+    let mut nr = tr.peak_bytes("not_reclaimable");
+    // Killed at the limit, the command needed at least the limit; a sample may also have
+    // missed the last allocations before the kill.
+    if outcome == Outcome::OomKilled
+        && let Some(l) = opts.limit
+    {
+        nr = Some(nr.map_or(l, |n| n.max(l)));
+    }
+    let recommended = nr.map(|n| round_up_mib((n as f64 * (1.0 + MARGIN)).ceil() as u64));
+    let mut formula = format!(
+        "peak not reclaimable (anon + shmem + (kernel − slab_reclaimable)) × {:.2}, rounded up to MiB: page cache is left out because the kernel reclaims it at the limit instead of killing",
+        1.0 + MARGIN
+    );
+    if outcome == Outcome::OomKilled {
+        formula.push_str(
+            "; the command was OOM-killed at the limit, so the limit itself is taken as the peak and the real need is higher still: rerun with a larger --limit to measure it",
+        );
+    }
+    let forwarded = match RECEIVED.swap(0, Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    };
+    drop(guard);
+    let cleanup = cleanup(&root, &h, cg, opts.reclaim_before_exit);
+    if let (Some(path), Some(t)) = (&opts.timeline, &tr.timeline)
+        && let Err(e) = write_timeline(path, t)
+    {
+        problems.push(format!("cannot write timeline {}: {e}", path.display()));
+    }
+    Ok(RunResult {
+        command: opts.command.clone(),
+        cgroup: format!("{}/{name}", parent.trim_end_matches('/')),
+        version: h.version,
+        limit_bytes: opts.limit,
+        high_bytes: opts.high,
+        swap_bytes: opts.swap,
+        outcome,
+        exit_code,
+        signal,
+        wall_seconds: wall,
+        user_seconds: tv(ended.rusage.ru_utime),
+        system_seconds: tv(ended.rusage.ru_stime),
+        max_rss_bytes: (ended.rusage.ru_maxrss.max(0) as u64) * 1024,
+        samples: tr.samples,
+        interval_ms: opts.interval.as_millis() as u64,
+        peaks: tr.peaks,
+        events: ev,
+        psi_some_usec: psi_some,
+        psi_full_usec: psi_full,
+        recommended_limit_bytes: recommended,
+        recommendation_formula: formula,
+        forwarded_signal: forwarded,
+        oom_report,
+        cleanup,
+        problems,
+    })
+}
+
+impl Tracker {
+    fn peak_bytes(&self, name: &str) -> Option<u64> {
+        self.peaks
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, p)| p.bytes)
+    }
+}
+
+fn tv(t: libc::timeval) -> f64 {
+    t.tv_sec as f64 + t.tv_usec as f64 / 1e6
+}
+
+fn round_up_mib(b: u64) -> u64 {
+    const MIB: u64 = 1 << 20;
+    b.div_ceil(MIB) * MIB
+}
+
+fn usage_now(cg: &OwnedCgroup, v: Version) -> Option<u64> {
+    let f = match v {
+        Version::V1 => "memory.usage_in_bytes",
+        Version::V2 => "memory.current",
+    };
+    std::fs::read_to_string(cg.dir().join(f))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+}
+
+/// Reclaims what a memcg holds: v1 `memory.force_empty`, v2 `memory.reclaim` (5.19+).
+/// Returns how, or why it could not.
+pub fn reclaim(cg: &OwnedCgroup, v: Version) -> String {
+    match v {
+        Version::V1 => match cg.write("memory.force_empty", "0") {
+            Ok(()) => "memory.force_empty".into(),
+            Err(e) => format!("memory.force_empty failed: {e}"),
+        },
+        Version::V2 => {
+            if !cg.dir().join("memory.reclaim").exists() {
+                return "memory.reclaim is missing (kernel before 5.19): nothing reclaimed".into();
+            }
+            // Ask for everything; the kernel answers EAGAIN when it could not reclaim it all.
+            let want = usage_now(cg, v).unwrap_or(0).max(1 << 20);
+            match cg.write("memory.reclaim", &want.to_string()) {
+                Ok(()) => "memory.reclaim".into(),
+                Err(e) => format!("memory.reclaim (partial: {e})"),
+            }
+        }
+    }
+}
+
+fn cleanup(root: &Root, h: &Hierarchy, cg: OwnedCgroup, reclaim_first: bool) -> Cleanup {
+    let mut c = Cleanup::default();
+    // Kill what the command left behind (daemonised children): the memcg cannot be removed
+    // while it has tasks.
+    for _ in 0..100 {
+        let pids = cg.pids();
+        if pids.is_empty() {
+            break;
+        }
+        c.leftover_processes = c.leftover_processes.max(pids.len());
+        for p in pids {
+            // SAFETY: kill(2) on a process in our own memcg.
+            unsafe { libc::kill(p, libc::SIGKILL) };
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if reclaim_first {
+        c.reclaim = Some(reclaim(&cg, h.version));
+    }
+    c.usage_before_removal_bytes = usage_now(&cg, h.version);
+    // Only pages pin a removed memcg: kernel objects (slab) are reparented when it goes
+    // offline (5.9+), so the lingering figure is the page cache (shmem included) left.
+    let cache = read::read_cgroup(root, h, cg.path(), Level::Sample)
+        .ok()
+        .and_then(|c| Breakdown::of(&c).file.bytes);
+    let dir = cg.dir().to_path_buf();
+    match cg.remove() {
+        Ok(()) => {
+            c.removed = true;
+            match cache {
+                Some(u) if u > 0 => {
+                    c.lingering_bytes = Some(u);
+                    c.message = format!(
+                        "memcg removed, but {} of page cache was still charged to it: it lingers as a dying cgroup until that cache is reclaimed (seed 004){}",
+                        render::bytes(Some(u)),
+                        if reclaim_first {
+                            ""
+                        } else {
+                            "; --reclaim-before-exit reclaims it first"
+                        }
+                    );
+                }
+                _ => {
+                    c.message = format!(
+                        "memcg removed; no page cache was left charged to it (usage {} of kernel objects is reparented)",
+                        render::bytes(c.usage_before_removal_bytes)
+                    )
+                }
+            }
+        }
+        Err(e) => {
+            c.message = format!("could not remove {}: {e}", dir.display());
+        }
+    }
+    c
+}
+
+fn write_timeline(path: &std::path::Path, samples: &[Sample]) -> std::io::Result<()> {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    write!(f, "seconds")?;
+    for n in FIGURES {
+        write!(f, ",{n}_bytes")?;
+    }
+    writeln!(f)?;
+    for s in samples {
+        write!(f, "{:.3}", s.seconds)?;
+        for n in FIGURES {
+            match s.get(n) {
+                Some(v) => write!(f, ",{v}")?,
+                None => write!(f, ",")?,
+            }
+        }
+        writeln!(f)?;
+    }
+    f.flush()
+}
+
+// ---- rendering ------------------------------------------------------------------------------
+
+/// The JSON object of a run.
+pub fn json(r: &RunResult) -> serde_json::Value {
+    let mut peak = serde_json::Map::new();
+    let mut peak_at = serde_json::Map::new();
+    let mut peak_src = serde_json::Map::new();
+    for (n, p) in &r.peaks {
+        peak.insert(format!("{n}_bytes"), serde_json::json!(p.bytes));
+        peak_at.insert(n.clone(), serde_json::json!(p.at_seconds));
+        peak_src.insert(n.clone(), serde_json::json!(p.source));
+    }
+    serde_json::json!({
+        "command": r.command,
+        "cgroup": r.cgroup,
+        "cgroup_version": r.version.number(),
+        "limit_bytes": r.limit_bytes,
+        "high_bytes": r.high_bytes,
+        "swap_bytes": r.swap_bytes,
+        "outcome": r.outcome.as_str(),
+        "exit_code": r.exit_code,
+        "signal": r.signal,
+        "signal_name": r.signal.map(signal_name),
+        "exit_status": r.exit_status(),
+        "wall_seconds": r.wall_seconds,
+        "user_seconds": r.user_seconds,
+        "system_seconds": r.system_seconds,
+        "max_rss_bytes": r.max_rss_bytes,
+        "samples": r.samples,
+        "interval_ms": r.interval_ms,
+        "peak": peak,
+        "peak_at_seconds": peak_at,
+        "peak_source": peak_src,
+        "events": {
+            "max": r.events.max,
+            "high": r.events.high,
+            "oom": r.events.oom,
+            "oom_kill": r.events.oom_kill,
+            "sources": r.events.sources,
+        },
+        "pressure": {"some_usec": r.psi_some_usec, "full_usec": r.psi_full_usec},
+        "recommended_limit_bytes": r.recommended_limit_bytes,
+        "recommendation_formula": r.recommendation_formula,
+        "working_set_peak_bytes": r.peak("working_set").and_then(|p| p.bytes),
+        "forwarded_signal": r.forwarded_signal,
+        "oom_report": r.oom_report,
+        "cleanup": r.cleanup,
+        "problems": r.problems,
+    })
+}
+
+/// The human report of a run.
+pub fn human(r: &RunResult, s: Style) -> String {
+    let mut o = String::new();
+    let lim = |b: Option<u64>| b.map_or("none".to_string(), |b| render::bytes(Some(b)));
+    o.push_str(&s.head(&format!("memlens run: {}\n", r.command.join(" "))));
+    o.push_str(&format!(
+        "memcg {} (cgroup v{}), limit {}, high {}, swap {}\n",
+        r.cgroup,
+        r.version.number(),
+        lim(r.limit_bytes),
+        lim(r.high_bytes),
+        r.swap_bytes
+            .map_or("not set".into(), |b| render::bytes(Some(b)))
+    ));
+    let ended = match (r.outcome, r.exit_code, r.signal) {
+        (Outcome::OomKilled, _, _) => s.bad(&format!(
+            "OOM-killed: SIGKILL from the memcg OOM killer (oom_kill +{}), exit status 137",
+            r.events.oom_kill.unwrap_or(0)
+        )),
+        (Outcome::Exited, Some(c), _) => format!("exited with code {c}"),
+        (_, _, Some(sig)) => s.warn(&format!(
+            "killed by {} (exit status {})",
+            signal_name(sig),
+            128 + sig
+        )),
+        _ => "ended (status unknown)".into(),
+    };
+    o.push_str(&format!("ended:      {ended}\n"));
+    if let Some(sig) = r.forwarded_signal {
+        o.push_str(&format!(
+            "            memlens received {} and forwarded it to the command\n",
+            signal_name(sig)
+        ));
+    }
+    o.push_str(&format!(
+        "wall time:  {:.3} s   user {:.3} s   system {:.3} s   max RSS of one process {}\n",
+        r.wall_seconds,
+        r.user_seconds,
+        r.system_seconds,
+        render::bytes(Some(r.max_rss_bytes))
+    ));
+    o.push_str(&format!(
+        "samples:    {} every {} ms\n\n",
+        r.samples, r.interval_ms
+    ));
+    let rows: Vec<Vec<String>> = r
+        .peaks
+        .iter()
+        .map(|(n, p)| {
+            vec![
+                n.replace('_', " "),
+                render::bytes(p.bytes),
+                p.at_seconds.map_or("-".into(), |t| format!("+{t:.2}s")),
+                s.dim(&p.source),
+            ]
+        })
+        .collect();
+    o.push_str(&render::table(
+        &["peak", "bytes", "at", "source"],
+        &rows,
+        &[3],
+        s,
+    ));
+    let n = |v: Option<u64>| v.map_or("n/a".to_string(), |v| format!("+{v}"));
+    o.push_str(&format!(
+        "\nevents:     limit hit (max) {}   high {}   oom {}   oom_kill {}\n",
+        n(r.events.max),
+        n(r.events.high),
+        n(r.events.oom),
+        n(r.events.oom_kill)
+    ));
+    o.push_str(&s.dim(&format!("            {}\n", r.events.sources.join("; "))));
+    match (r.psi_some_usec, r.psi_full_usec) {
+        (Some(a), Some(b)) => o.push_str(&format!(
+            "pressure:   some +{:.1} ms, full +{:.1} ms stalled on memory (memory.pressure total)\n",
+            a as f64 / 1000.0,
+            b as f64 / 1000.0
+        )),
+        _ => o.push_str("pressure:   n/a (per-cgroup memory.pressure is cgroup v2 only)\n"),
+    }
+    o.push('\n');
+    match r.recommended_limit_bytes {
+        Some(b) => o.push_str(&format!(
+            "recommended limit: {}\n{}\n",
+            s.head(&render::bytes(Some(b))),
+            s.dim(&format!("  = {}", r.recommendation_formula))
+        )),
+        None => o.push_str("recommended limit: n/a (not-reclaimable figure unavailable)\n"),
+    }
+    o.push_str(&format!(
+        "working-set peak (what kubectl top / the kubelet would have seen): {}\n",
+        render::bytes(r.peak("working_set").and_then(|p| p.bytes))
+    ));
+    if r.outcome == Outcome::OomKilled {
+        match &r.oom_report {
+            Some(rep) => o.push_str(&format!("\nkernel OOM report:\n{rep}\n")),
+            None => o.push_str(
+                "kernel OOM report: not available yet (see dmesg for the victim's \"Memory cgroup out of memory\" lines)\n",
+            ),
+        }
+    }
+    o.push_str(&format!("\ncleanup:    {}\n", r.cleanup.message));
+    if r.cleanup.leftover_processes > 0 {
+        o.push_str(&format!(
+            "            {} process(es) left in the memcg after the command ended were killed\n",
+            r.cleanup.leftover_processes
+        ));
+    }
+    if let Some(how) = &r.cleanup.reclaim {
+        o.push_str(&format!("            reclaimed first with {how}\n"));
+    }
+    for p in &r.problems {
+        o.push_str(&s.warn(&format!("problem: {p}\n")));
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounding_and_names() {
+        assert_eq!(round_up_mib(1), 1 << 20);
+        assert_eq!(round_up_mib(1 << 20), 1 << 20);
+        assert_eq!(signal_name(9), "SIGKILL");
+        assert_eq!(signal_name(64), "signal 64");
+    }
+
+    #[test]
+    fn tracker_keeps_first_time_of_the_highest_value() {
+        let mut t = Tracker::new(true);
+        t.add(Sample {
+            seconds: 0.1,
+            anon: Some(5),
+            ..Default::default()
+        });
+        t.add(Sample {
+            seconds: 0.2,
+            anon: Some(9),
+            ..Default::default()
+        });
+        t.add(Sample {
+            seconds: 0.3,
+            anon: Some(9),
+            ..Default::default()
+        });
+        let p = &t.peaks.iter().find(|(n, _)| n == "anon").unwrap().1;
+        assert_eq!((p.bytes, p.at_seconds), (Some(9), Some(0.2)));
+        assert_eq!(t.peak_bytes("usage"), None);
+        assert_eq!(t.samples, 3);
+    }
+}
