@@ -60,12 +60,25 @@ fn exit_code_is_passed_through() {
 
 #[test]
 fn oom_kill_is_reported_as_such_with_137() {
-    let (code, v) = run_json(&["--limit", "64M", "--", &bin_s(), "__workload", "grow=100M"]);
+    let (code, v) = run_json(&[
+        "--limit",
+        "64M",
+        "--swap",
+        "0",
+        "--",
+        &bin_s(),
+        "__workload",
+        "grow=100M",
+    ]);
     assert_eq!(code, 137, "{v}");
     assert_eq!(v["outcome"], "oom_killed", "{v}");
     assert_eq!(v["signal"], 9);
     assert!(u(&v, "events.oom_kill") >= 1, "{v}");
-    assert!(u(&v, "events.max") >= 1, "{v}");
+    if v["cgroup_version"] == 2 {
+        assert!(u(&v, "events.max") >= 1, "{v}");
+    }
+    // (v1 with memsw.limit_in_bytes = limit: this 6.18 host moves neither memory.failcnt nor
+    // memory.memsw.failcnt on the way to the OOM kill — observed, so not asserted there.)
     // Usage never went over the limit (the kernel's own high-water mark included).
     assert!(u(&v, "peak.usage_bytes") <= 64 * MIB, "{v}");
     assert_eq!(
