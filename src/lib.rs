@@ -6,3 +6,5 @@
 //! `model` (what one sample means) →
 //! `views` (other tools' figures, derived values, rules) →
 //! `render` / `cli` (front ends; they never touch /sys or /proc).
+
+pub mod kmsg;
