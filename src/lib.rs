@@ -2,7 +2,7 @@
 //!
 //! Data flows one way (see DEVELOPERS.md):
 //! [`sys`] (where files come from: the live system or a capture) →
-//! [`cgroup`], [`proc`] (kernel sources: read and parse) →
+//! [`cgroup`], [`proc`], [`kmsg`] (kernel sources: read and parse) →
 //! [`model`] (what one sample means) →
 //! [`views`] (other tools' figures, derived values) →
 //! [`report`] / [`overview`] (assembled results) → `render` and `cli` (front ends; they never
@@ -12,6 +12,7 @@ pub mod capture;
 pub mod cgroup;
 pub mod cli;
 pub mod identity;
+pub mod kmsg;
 pub mod lab;
 pub mod model;
 pub mod overview;

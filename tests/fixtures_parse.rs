@@ -197,3 +197,44 @@ fn v1_amzn2_pod_limit_and_oom_kill_counter() {
     );
     assert_eq!(v["breakdown"]["anon_bytes"], 1119465472u64);
 }
+
+/// A capture taken by `memlens capture` on a real cgroup v2 kernel (Debian 6.1 in the VM, by
+/// tests/vm/vm-capture.sh) while a known workload held 24 MiB anon, 8 MiB SysV shm and a
+/// 16 MiB file written to ext4; show.json is what the live `memlens show --json` printed a
+/// moment before.
+#[test]
+fn v2_capture_from_the_vm_reads_back() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/captures/v2-debian-6.1");
+    let cap = dir.join("v2-capture.tar.gz");
+    let v = show(&cap, "/memlens-test-capture");
+    let live: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.join("show.json")).unwrap()).unwrap();
+    const MIB: u64 = 1 << 20;
+    let n = |v: &serde_json::Value, k: &str| v["breakdown"][k].as_u64().unwrap();
+    assert_eq!(v["cgroup"]["version"], 2);
+    assert!(n(&v, "anon_bytes") >= 24 * MIB);
+    assert!(n(&v, "shmem_bytes") >= 8 * MIB);
+    assert!(
+        n(&v, "file_bytes") >= 24 * MIB,
+        "16 MiB written + 8 MiB shm"
+    );
+    assert!(v["events"]["events"]["oom_kill"].is_u64());
+    assert!(v["pressure"]["some"]["avg10"].is_number());
+    assert!(v["usage"]["peak"].is_u64(), "memory.peak exists on 6.1");
+    assert_eq!(v["breakdown"]["sources"]["kernel"], "memory.stat kernel");
+    let p = &v["processes"][0];
+    assert!(p["pss_bytes"].is_u64() && p["rss_shmem_bytes"].as_u64().unwrap() >= 8 * MIB);
+    // The live run and the capture agree to within what a live counter moves in a moment.
+    for k in ["anon_bytes", "shmem_bytes", "file_bytes"] {
+        assert_eq!(n(&v, k), n(&live, k), "{k}");
+    }
+    let du = v["usage_bytes"]
+        .as_u64()
+        .unwrap()
+        .abs_diff(live["usage_bytes"].as_u64().unwrap());
+    assert!(du < MIB, "usage differs by {du}");
+    // And the overview of the capture lists the cgroup.
+    let (code, out, err) = run(&["--all", "--from", &cap.display().to_string(), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("/memlens-test-capture"));
+}
