@@ -97,6 +97,15 @@ struct OverviewArgs {
 }
 
 #[derive(Debug, Subcommand)]
+enum OomAction {
+    /// The post-mortem of one OOM kill.
+    Show {
+        /// Its number in `memlens oom`.
+        n: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum Command {
     /// The full breakdown of one cgroup: limits, every counter with its source, what it means
     /// (reclaimable, headroom to OOM), what other tools would show, and its processes.
@@ -118,6 +127,17 @@ enum Command {
         /// Take two samples this far apart (e.g. 5s, 500ms) for rates (thrashing).
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         sample: Option<std::time::Duration>,
+    },
+    /// OOM kills the kernel still has in its log, as post-mortems: when, victim, trigger,
+    /// memcg and container, usage and limit, and what filled the memory.
+    Oom {
+        /// `show N`: the full post-mortem of kill N of the list.
+        #[command(subcommand)]
+        action: Option<OomAction>,
+        /// Read this log instead of /dev/kmsg: dmesg, dmesg -T, journalctl -k or syslog text
+        /// (`-` for stdin).
+        #[arg(long, global = true, value_name = "FILE")]
+        file: Option<PathBuf>,
     },
     /// Dying (zombie) memory cgroups: how many, and the live cgroups with no processes that
     /// still hold page cache and will become dying ones when removed.
@@ -412,6 +432,55 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 );
             } else {
                 emit(&render::human::explain(&r, &findings, st));
+            }
+        }
+        Some(Command::Oom { action, file }) => {
+            let root = open_root(&g)?;
+            let text;
+            let src = match &file {
+                None if root.is_live() => crate::oom::Source::Kmsg,
+                None => {
+                    return Err(Failure::new(
+                        exit::BAD_TARGET,
+                        "with --from, give the kernel log with --file (a capture holds no /dev/kmsg)",
+                    ));
+                }
+                Some(f) => {
+                    text = if f.as_os_str() == "-" {
+                        std::io::read_to_string(std::io::stdin())
+                    } else {
+                        std::fs::read_to_string(f)
+                    }
+                    .map_err(|e| {
+                        Failure::new(exit::FAILURE, format!("cannot read {}: {e}", f.display()))
+                    })?;
+                    crate::oom::Source::Text(&text)
+                }
+            };
+            let all = crate::oom::collect(&root, src).map_err(|e| {
+                Failure::new(exit::FAILURE, format!("cannot read the kernel log /dev/kmsg: {e} (root or CAP_SYSLOG is needed; or pass --file)"))
+            })?;
+            match action {
+                None => {
+                    if g.json {
+                        emit_json(&serde_json::json!(all));
+                    } else {
+                        emit(&render::human::oom_list(&all, st));
+                    }
+                }
+                Some(OomAction::Show { n }) => {
+                    let Some(pm) = all.iter().find(|p| p.number == n) else {
+                        return Err(Failure::new(
+                            exit::BAD_TARGET,
+                            format!("no OOM kill number {n} (the log holds {})", all.len()),
+                        ));
+                    };
+                    if g.json {
+                        emit_json(&serde_json::json!(pm));
+                    } else {
+                        emit(&render::human::oom_show(pm, st));
+                    }
+                }
             }
         }
         Some(Command::Zombies { sample, reclaim }) => {

@@ -15,6 +15,7 @@ pub mod identity;
 pub mod kmsg;
 pub mod lab;
 pub mod model;
+pub mod oom;
 pub mod overview;
 pub mod proc;
 pub mod render;

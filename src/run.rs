@@ -298,8 +298,7 @@ impl RunResult {
 /// Hook for the kmsg OOM parser (`src/kmsg/`), which is being written separately: until it is
 /// wired in this returns `None`, and `run` says that the report is not available yet.
 pub fn kernel_oom_report(victim_pid: i32) -> Option<String> {
-    let _ = victim_pid;
-    None
+    crate::oom::report_for_pid(victim_pid)
 }
 
 /// The parent of the new memcg when `--parent` is not given: the hierarchy root when running

@@ -589,3 +589,178 @@ pub fn reclaimed(r: &crate::zombies::Reclaimed, s: Style) -> String {
     }
     out
 }
+
+/// `memlens oom`: one line per OOM kill.
+pub fn oom_list(all: &[crate::oom::PostMortem], s: Style) -> String {
+    if all.is_empty() {
+        return "No OOM kills in the kernel log (it keeps only what its ring buffer still holds; older kills may be in journalctl -k or /var/log: use --file).\n".into();
+    }
+    let rows: Vec<Vec<String>> = all
+        .iter()
+        .map(|p| {
+            let r = &p.report;
+            let v = r.victim.as_ref();
+            vec![
+                p.number.to_string(),
+                r.time.clone().unwrap_or_else(|| "?".into()),
+                v.map_or("?".into(), |v| {
+                    format!(
+                        "{} ({})",
+                        v.pid.map_or("?".into(), |x| x.to_string()),
+                        v.comm.as_deref().unwrap_or("?")
+                    )
+                }),
+                bytes(v.and_then(|v| v.anon_rss_bytes)),
+                if r.global {
+                    "global".into()
+                } else {
+                    "memcg".into()
+                },
+                p.identity
+                    .as_ref()
+                    .and_then(|i| i.short())
+                    .or_else(|| r.oom_memcg.clone())
+                    .unwrap_or_else(|| "-".into()),
+                format!("{} / {}", bytes(r.usage_bytes), bytes(r.limit_bytes)),
+                p.verdict.id.to_string(),
+                if r.complete {
+                    "yes".into()
+                } else {
+                    "cut".into()
+                },
+            ]
+        })
+        .collect();
+    let mut out = table(
+        &[
+            "#",
+            "TIME",
+            "VICTIM",
+            "ANON RSS",
+            "KIND",
+            "MEMCG / CONTAINER",
+            "USAGE / LIMIT",
+            "VERDICT",
+            "COMPLETE",
+        ],
+        &rows,
+        &[1, 2, 4, 5, 7, 8],
+        s,
+    );
+    out.push_str(&s.dim(
+        "`memlens oom show N` explains one. Times: /dev/kmsg monotonic stamps + /proc/stat btime.",
+    ));
+    out.push('\n');
+    out
+}
+
+/// `memlens oom show N`: one post-mortem.
+pub fn oom_show(p: &crate::oom::PostMortem, s: Style) -> String {
+    let r = &p.report;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} #{} at {}{}",
+        s.head("OOM kill"),
+        p.number,
+        r.time.as_deref().unwrap_or("?"),
+        if r.complete {
+            ""
+        } else {
+            " (report cut: parsed as far as it goes)"
+        }
+    );
+    let _ = writeln!(
+        out,
+        "  constraint {}  oom_memcg {}  task_memcg {}",
+        r.constraint.as_deref().unwrap_or("?"),
+        r.oom_memcg.as_deref().unwrap_or("-"),
+        r.task_memcg.as_deref().unwrap_or("-")
+    );
+    if let Some(id) = p.identity.as_ref().and_then(|i| i.short()) {
+        let _ = writeln!(out, "  container {id}");
+    }
+    let _ = writeln!(
+        out,
+        "  trigger {} ({}), gfp_mask {}, order {}",
+        r.trigger.pid.map_or("?".into(), |x| x.to_string()),
+        r.trigger.comm.as_deref().unwrap_or("?"),
+        r.gfp_mask.as_deref().unwrap_or("?"),
+        r.order.map_or("?".into(), |o| o.to_string())
+    );
+    if let Some(v) = &r.victim {
+        let _ = writeln!(
+            out,
+            "  victim {} ({}): total-vm {}, anon-rss {}, file-rss {}, shmem-rss {}, page tables {}",
+            v.pid.map_or("?".into(), |x| x.to_string()),
+            v.comm.as_deref().unwrap_or("?"),
+            bytes(v.total_vm_bytes),
+            bytes(v.anon_rss_bytes),
+            bytes(v.file_rss_bytes),
+            bytes(v.shmem_rss_bytes),
+            bytes(v.pgtables_bytes)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  usage {} of limit {} (failcnt {})",
+        bytes(r.usage_bytes),
+        bytes(r.limit_bytes),
+        r.failcnt.map_or("n/a".into(), |f| f.to_string())
+    );
+    let _ = writeln!(out, "\n{}\n  {}", s.head("VERDICT"), p.verdict.text);
+    if !r.stat.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{} ({})",
+            s.head("MEMORY.STAT AT THE KILL"),
+            r.stat_memcg.as_deref().unwrap_or("the OOM memcg")
+        );
+        let keys = [
+            "anon",
+            "file",
+            "kernel",
+            "shmem",
+            "file_dirty",
+            "file_writeback",
+            "slab",
+            "sock",
+            "rss",
+            "cache",
+            "total_rss",
+            "total_cache",
+            "total_shmem",
+            "total_dirty",
+            "total_writeback",
+        ];
+        let rows: Vec<Vec<String>> = r
+            .stat
+            .iter()
+            .filter(|(k, _)| keys.contains(&k.as_str()))
+            .map(|(k, v)| vec![k.clone(), bytes(Some(*v))])
+            .collect();
+        out.push_str(&indent(&table(&["", "BYTES"], &rows, &[], s)));
+    }
+    if !p.top_tasks.is_empty() {
+        let _ = writeln!(out, "\n{}", s.head("TOP PROCESSES (task table)"));
+        let rows: Vec<Vec<String>> = p
+            .top_tasks
+            .iter()
+            .map(|t| {
+                vec![
+                    t.pid.map_or("?".into(), |x| x.to_string()),
+                    t.name.clone().unwrap_or_default(),
+                    bytes(t.rss_bytes),
+                    percent(t.share_percent),
+                ]
+            })
+            .collect();
+        out.push_str(&indent(&table(
+            &["PID", "NAME", "RSS", "SHARE"],
+            &rows,
+            &[1],
+            s,
+        )));
+    }
+    out
+}
