@@ -147,7 +147,7 @@ fn top_tasks(r: &OomReport) -> Vec<TopTask> {
                 .map(|b| b as f64 * 100.0 / total as f64),
         })
         .collect();
-    t.sort_by(|a, b| b.rss_bytes.cmp(&a.rss_bytes));
+    t.sort_by_key(|x| std::cmp::Reverse(x.rss_bytes));
     t.truncate(5);
     t
 }
