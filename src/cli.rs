@@ -30,6 +30,7 @@ TARGETS can be named as:
   1234                              a PID: its memory cgroup
   3f2a9c                            a container ID or a unique prefix (docker, containerd, CRI-O, podman)
   0f2a4c6e-1b3d-...                 a pod UID (or prefix)
+  kube-system/coredns-5d78c-abcde   a pod name, NAMESPACE/POD or POD (from /var/log/pods)
   nginx.service                     the name of a cgroup directory
 
 READING THE NUMBERS
@@ -71,6 +72,10 @@ struct Global {
     /// Analyse a capture (directory or .tar.gz from `memlens capture`) instead of this system.
     #[arg(long, global = true, value_name = "CAPTURE")]
     from: Option<PathBuf>,
+    /// Read the host's files under DIR (memlens in a container with the host's / mounted at
+    /// DIR and the host PID namespace): DIR/sys, DIR/proc, DIR/var/log/pods, ...
+    #[arg(long, global = true, value_name = "DIR", conflicts_with = "from")]
+    host_root: Option<PathBuf>,
     /// Colour: auto (on a terminal, unless NO_COLOR is set), always, never.
     #[arg(long, global = true, value_enum, default_value_t = ColorMode::Auto)]
     color: ColorMode,
@@ -98,7 +103,7 @@ enum Command {
     /// The full breakdown of one cgroup: limits, every counter with its source, what it means
     /// (reclaimable, headroom to OOM), what other tools would show, and its processes.
     Show {
-        /// cgroup path, PID, container ID (prefix), pod UID, or cgroup name.
+        /// cgroup path, PID, container ID (prefix), pod UID, pod name, or cgroup name.
         target: String,
         /// Include the processes of descendant cgroups.
         #[arg(short = 'r', long)]
@@ -106,7 +111,7 @@ enum Command {
     },
     /// The processes in a cgroup with RSS (anon/file/shmem), PSS, USS and swap.
     Ps {
-        /// cgroup path, PID, container ID (prefix), pod UID, or cgroup name.
+        /// cgroup path, PID, container ID (prefix), pod UID, pod name, or cgroup name.
         target: String,
         /// Include the processes of descendant cgroups.
         #[arg(short = 'r', long)]
@@ -174,6 +179,15 @@ fn style(g: &Global) -> Style {
 }
 
 fn open_root(g: &Global) -> Result<Root, Failure> {
+    if let Some(d) = &g.host_root {
+        if !d.is_dir() {
+            return Err(Failure::new(
+                exit::FAILURE,
+                format!("--host-root {}: not a directory", d.display()),
+            ));
+        }
+        return Ok(Root::host(d));
+    }
     match &g.from {
         None => Ok(Root::live()),
         Some(p) => Root::from_capture(p).map_err(|e| {
