@@ -88,6 +88,48 @@ enum ColorMode {
     Never,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Parses `10s`, `500ms`, `1m`, or plain seconds.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (10s, 500ms, 1m)"))?;
+    let d = v * mult;
+    if !(0.05..=3600.0).contains(&d) {
+        return Err(format!("{s:?}: the interval must be between 50ms and 1h"));
+    }
+    Ok(std::time::Duration::from_secs_f64(d))
+}
+
+fn init_logging(f: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = match f {
+        LogFormat::Text => b.try_init(),
+        LogFormat::Json => b.json().try_init(),
+    };
+}
+
 #[derive(Debug, Args, Clone)]
 struct OverviewArgs {
     /// Show every memory cgroup, not only container-like ones.
@@ -133,6 +175,20 @@ enum Command {
         /// Output file.
         #[arg(short, long, value_name = "FILE.tar.gz")]
         output: PathBuf,
+    },
+    /// Run a read-only Prometheus exporter and JSON API: /metrics (Prometheus text 0.0.4, or
+    /// OpenMetrics when the Accept header asks), /healthz, /api/v1/overview[?all=1],
+    /// /api/v1/cgroup?path=/x/y.
+    Serve {
+        /// Address to listen on (loopback by default; use 0.0.0.0:9753 in a DaemonSet).
+        #[arg(long, default_value = "127.0.0.1:9753")]
+        listen: std::net::SocketAddr,
+        /// Collection interval (e.g. 10s, 500ms, 1m).
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        interval: std::time::Duration,
+        /// Log format on stderr (RUST_LOG sets the level; default info).
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
     },
     /// Internal: run a memory workload (used by the tests and `memlens lab`).
     #[command(name = "__workload", hide = true)]
@@ -321,6 +377,17 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                     output.display()
                 ));
             }
+        }
+        Some(Command::Serve {
+            listen,
+            interval,
+            log_format,
+        }) => {
+            init_logging(log_format);
+            let root = open_root(&g)?;
+            let h = hierarchy(&root)?;
+            crate::serve::run(root, h, crate::serve::ServeOptions { listen, interval })
+                .map_err(|e| Failure::new(exit::FAILURE, format!("serve on {listen}: {e}")))?;
         }
         Some(Command::Workload { steps }) => {
             crate::workload::run(&steps).map_err(|e| Failure::new(exit::FAILURE, e))?;

@@ -212,6 +212,27 @@ pub fn collect_with<T>(
     (o, extras)
 }
 
+impl Overview {
+    /// The container-like rows only (what `memlens` shows without `--all`), falling back to
+    /// every row when there is none, as `collect` does.
+    pub fn containers_only(&self) -> Overview {
+        let rows: Vec<Row> = self
+            .rows
+            .iter()
+            .filter(|r| r.identity.is_container())
+            .cloned()
+            .collect();
+        let fell_back = rows.is_empty();
+        Overview {
+            hierarchy: self.hierarchy.clone(),
+            filter: "containers",
+            fell_back_to_all: fell_back,
+            rows: if fell_back { self.rows.clone() } else { rows },
+            host: self.host.clone(),
+        }
+    }
+}
+
 fn parent(p: &str) -> Option<&str> {
     if p == "/" {
         return None;
