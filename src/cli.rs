@@ -30,6 +30,7 @@ TARGETS can be named as:
   1234                              a PID: its memory cgroup
   3f2a9c                            a container ID or a unique prefix (docker, containerd, CRI-O, podman)
   0f2a4c6e-1b3d-...                 a pod UID (or prefix)
+  kube-system/coredns-5d78c-abcde   a pod name, NAMESPACE/POD or POD (from /var/log/pods)
   nginx.service                     the name of a cgroup directory
 
 READING THE NUMBERS
@@ -74,6 +75,10 @@ struct Global {
     /// Analyse a capture (directory or .tar.gz from `memlens capture`) instead of this system.
     #[arg(long, global = true, value_name = "CAPTURE")]
     from: Option<PathBuf>,
+    /// Read the host's files under DIR (memlens in a container with the host's / mounted at
+    /// DIR and the host PID namespace): DIR/sys, DIR/proc, DIR/var/log/pods, ...
+    #[arg(long, global = true, value_name = "DIR", conflicts_with = "from")]
+    host_root: Option<PathBuf>,
     /// Colour: auto (on a terminal, unless NO_COLOR is set), always, never.
     #[arg(long, global = true, value_enum, default_value_t = ColorMode::Auto)]
     color: ColorMode,
@@ -84,6 +89,48 @@ enum ColorMode {
     Auto,
     Always,
     Never,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Parses a collection interval: `10s`, `500ms`, `1m`, or plain seconds (50 ms to 1 h).
+fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (10s, 500ms, 1m)"))?;
+    let d = v * mult;
+    if !(0.05..=3600.0).contains(&d) {
+        return Err(format!("{s:?}: the interval must be between 50ms and 1h"));
+    }
+    Ok(std::time::Duration::from_secs_f64(d))
+}
+
+fn init_logging(f: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = match f {
+        LogFormat::Text => b.try_init(),
+        LogFormat::Json => b.json().try_init(),
+    };
 }
 
 #[derive(Debug, Args, Clone)]
@@ -110,7 +157,7 @@ enum Command {
     /// The full breakdown of one cgroup: limits, every counter with its source, what it means
     /// (reclaimable, headroom to OOM), what other tools would show, and its processes.
     Show {
-        /// cgroup path, PID, container ID (prefix), pod UID, or cgroup name.
+        /// cgroup path, PID, container ID (prefix), pod UID, pod name, or cgroup name.
         target: String,
         /// Include the processes of descendant cgroups.
         #[arg(short = 'r', long)]
@@ -152,7 +199,7 @@ enum Command {
     },
     /// The processes in a cgroup with RSS (anon/file/shmem), PSS, USS and swap.
     Ps {
-        /// cgroup path, PID, container ID (prefix), pod UID, or cgroup name.
+        /// cgroup path, PID, container ID (prefix), pod UID, pod name, or cgroup name.
         target: String,
         /// Include the processes of descendant cgroups.
         #[arg(short = 'r', long)]
@@ -226,6 +273,20 @@ enum Command {
         /// Directory for the page-cache files (a disk file system, not tmpfs).
         #[arg(long, default_value = "/var/tmp")]
         dir: PathBuf,
+    },
+    /// Run a read-only Prometheus exporter and JSON API: /metrics (Prometheus text 0.0.4, or
+    /// OpenMetrics when the Accept header asks), /healthz, /api/v1/overview[?all=1],
+    /// /api/v1/cgroup?path=/x/y.
+    Serve {
+        /// Address to listen on (loopback by default; use 0.0.0.0:9753 in a DaemonSet).
+        #[arg(long, default_value = "127.0.0.1:9753")]
+        listen: std::net::SocketAddr,
+        /// Collection interval (e.g. 10s, 500ms, 1m).
+        #[arg(long, default_value = "10s", value_parser = parse_interval)]
+        interval: std::time::Duration,
+        /// Log format on stderr (RUST_LOG sets the level; default info).
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
     },
     /// Internal: run a memory workload (used by the tests and `memlens lab`).
     #[command(name = "__workload", hide = true)]
@@ -308,6 +369,15 @@ fn style(g: &Global) -> Style {
 }
 
 fn open_root(g: &Global) -> Result<Root, Failure> {
+    if let Some(d) = &g.host_root {
+        if !d.is_dir() {
+            return Err(Failure::new(
+                exit::FAILURE,
+                format!("--host-root {}: not a directory", d.display()),
+            ));
+        }
+        return Ok(Root::host(d));
+    }
     match &g.from {
         None => Ok(Root::live()),
         Some(p) => Root::from_capture(p).map_err(|e| {
@@ -600,6 +670,17 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     output.display()
                 ));
             }
+        }
+        Some(Command::Serve {
+            listen,
+            interval,
+            log_format,
+        }) => {
+            init_logging(log_format);
+            let root = open_root(&g)?;
+            let h = hierarchy(&root)?;
+            crate::serve::run(root, h, crate::serve::ServeOptions { listen, interval })
+                .map_err(|e| Failure::new(exit::FAILURE, format!("serve on {listen}: {e}")))?;
         }
         Some(Command::Workload { steps }) => {
             crate::workload::run(&steps).map_err(|e| Failure::new(exit::FAILURE, e))?;

@@ -1,9 +1,24 @@
 //! What people call a cgroup: container runtime and ID, Kubernetes pod UID and QoS class,
 //! read from the cgroup path alone (cgroupfs and systemd drivers of docker, containerd,
-//! CRI-O and podman). Names (pod name, container name, image) come from the node's files and
-//! are added by the callers that have them.
+//! CRI-O and podman). Names (pod name, namespace, container name, image) come from the
+//! node's own files, read through [`Root`] so `--from` captures and `--host-root` work:
+//!
+//! - kubelet's `/var/log/pods/NAMESPACE_PODNAME_PODUID/CONTAINERNAME/` directories (pod UID →
+//!   namespace and pod name; present for every pod the kubelet runs, whatever the runtime);
+//! - kubelet's `/var/log/containers/PODNAME_NAMESPACE_CONTAINERNAME-CONTAINERID.log` symlinks
+//!   (container ID → pod, namespace, container name);
+//! - docker's `/var/lib/docker/containers/ID/config.v2.json` (`Name`, `Config.Image`, and the
+//!   `io.kubernetes.*` labels dockershim/cri-dockerd set);
+//! - the systemd unit (`*.service`/`*.scope` component) for everything else.
+//!
+//! Kubernetes names are DNS labels/subdomains, which cannot contain `_`, so splitting the
+//! kubelet's names on `_` is unambiguous; a container name may contain `-`, so the ID is what
+//! follows the *last* `-` and must be 64 hex digits.
 
+use crate::sys::Root;
 use serde::Serialize;
+use std::collections::HashMap;
+use std::path::Path;
 
 /// The identity a cgroup path reveals.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -18,6 +33,209 @@ pub struct Identity {
     pub qos: Option<&'static str>,
     /// cgroup driver: `systemd` (`*.scope`/`*.slice` names) or `cgroupfs`.
     pub driver: Option<&'static str>,
+    /// The systemd unit the cgroup is (the last `*.service`/`*.scope` component).
+    pub unit: Option<String>,
+    /// Names from the node's files ([`NodeNames`]); absent when none were found.
+    #[serde(skip_serializing_if = "Names::is_empty")]
+    pub names: Names,
+}
+
+/// What the node's files call a container or pod.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Names {
+    /// Kubernetes namespace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Kubernetes pod name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// Kubernetes container name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// Image (docker `Config.Image`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Runtime's container name (docker `Name`, without the leading `/`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime_name: Option<String>,
+}
+
+impl Names {
+    /// True when nothing is known.
+    pub fn is_empty(&self) -> bool {
+        *self == Names::default()
+    }
+
+    fn fill_from(&mut self, o: &Names) {
+        for (mine, theirs) in [
+            (&mut self.namespace, &o.namespace),
+            (&mut self.pod, &o.pod),
+            (&mut self.container, &o.container),
+            (&mut self.image, &o.image),
+            (&mut self.runtime_name, &o.runtime_name),
+        ] {
+            if mine.is_none() {
+                mine.clone_from(theirs);
+            }
+        }
+    }
+}
+
+/// A pod as the kubelet's log directory names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodName {
+    /// Namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub name: String,
+    /// Pod UID.
+    pub uid: String,
+    /// Its containers' names (the subdirectories).
+    pub containers: Vec<String>,
+}
+
+/// The names the node's files give, indexed by pod UID and container ID. Built once per
+/// overview/collection: two directory listings plus one small JSON file per docker container
+/// that is actually present in the hierarchy (callers pass the IDs they need).
+#[derive(Debug, Clone, Default)]
+pub struct NodeNames {
+    /// Pod UID → pod.
+    pub pods: HashMap<String, PodName>,
+    /// Container ID → names.
+    pub containers: HashMap<String, Names>,
+}
+
+/// Parses a `/var/log/pods` entry `NAMESPACE_PODNAME_PODUID`.
+pub fn parse_pod_dir(name: &str) -> Option<(String, String, String)> {
+    let mut it = name.splitn(3, '_');
+    let (ns, pod, uid) = (it.next()?, it.next()?, it.next()?);
+    (!ns.is_empty() && !pod.is_empty() && is_uid(uid))
+        .then(|| (ns.to_string(), pod.to_string(), uid.to_string()))
+}
+
+/// Parses a `/var/log/containers` entry `PODNAME_NAMESPACE_CONTAINERNAME-CONTAINERID.log`
+/// into (pod, namespace, container, ID).
+pub fn parse_container_log(name: &str) -> Option<(String, String, String, String)> {
+    let stem = name.strip_suffix(".log")?;
+    let mut it = stem.splitn(3, '_');
+    let (pod, ns, rest) = (it.next()?, it.next()?, it.next()?);
+    let (cname, id) = rest.rsplit_once('-')?;
+    (!pod.is_empty() && !ns.is_empty() && !cname.is_empty() && is_hex64(id)).then(|| {
+        (
+            pod.to_string(),
+            ns.to_string(),
+            cname.to_string(),
+            id.to_string(),
+        )
+    })
+}
+
+/// Reads docker's `config.v2.json` into names: `Name`, `Config.Image`, and the kubelet's
+/// `io.kubernetes.*` labels (dockershim, cri-dockerd).
+pub fn parse_docker_config(json: &[u8]) -> Option<Names> {
+    let v: serde_json::Value = serde_json::from_slice(json).ok()?;
+    let s = |x: &serde_json::Value| x.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+    let labels = &v["Config"]["Labels"];
+    Some(Names {
+        runtime_name: s(&v["Name"]).map(|n| n.trim_start_matches('/').to_string()),
+        image: s(&v["Config"]["Image"]),
+        namespace: s(&labels["io.kubernetes.pod.namespace"]),
+        pod: s(&labels["io.kubernetes.pod.name"]),
+        container: s(&labels["io.kubernetes.container.name"]),
+    })
+}
+
+impl NodeNames {
+    /// Reads the kubelet's log directories and, for each docker container in `docker_ids`,
+    /// its config.v2.json. Missing directories (no kubelet, no docker) give no names.
+    pub fn load<'a>(root: &Root, docker_ids: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut n = NodeNames::default();
+        for e in root.subdirs(Path::new("/var/log/pods")).unwrap_or_default() {
+            if let Some((namespace, name, uid)) = parse_pod_dir(&e) {
+                let containers = root
+                    .subdirs(&Path::new("/var/log/pods").join(&e))
+                    .unwrap_or_default();
+                n.pods.insert(
+                    uid.clone(),
+                    PodName {
+                        namespace,
+                        name,
+                        uid,
+                        containers,
+                    },
+                );
+            }
+        }
+        for e in root
+            .entries(Path::new("/var/log/containers"))
+            .unwrap_or_default()
+        {
+            if let Some((pod, ns, c, id)) = parse_container_log(&e) {
+                n.containers.insert(
+                    id,
+                    Names {
+                        namespace: Some(ns),
+                        pod: Some(pod),
+                        container: Some(c),
+                        ..Names::default()
+                    },
+                );
+            }
+        }
+        for id in docker_ids {
+            if let Some(d) = Self::docker(root, id) {
+                n.containers
+                    .entry(id.to_string())
+                    .or_default()
+                    .fill_from(&d);
+            }
+        }
+        n
+    }
+
+    /// docker's names for one container ID (reads its config.v2.json).
+    pub fn docker(root: &Root, id: &str) -> Option<Names> {
+        if !is_hex64(id) {
+            return None;
+        }
+        let f = Path::new("/var/lib/docker/containers")
+            .join(id)
+            .join("config.v2.json");
+        parse_docker_config(&root.read_bytes(&f).ok()?)
+    }
+
+    /// The names for an identity: the container's (by ID) and its pod's (by UID).
+    pub fn names_for(&self, id: &Identity) -> Names {
+        let mut out = id
+            .container_id
+            .as_ref()
+            .and_then(|c| self.containers.get(c))
+            .cloned()
+            .unwrap_or_default();
+        if let Some(p) = id.pod_uid.as_ref().and_then(|u| self.pods.get(u)) {
+            out.fill_from(&Names {
+                namespace: Some(p.namespace.clone()),
+                pod: Some(p.name.clone()),
+                ..Names::default()
+            });
+        }
+        out
+    }
+
+    /// Pods whose name matches `target` (`NAMESPACE/POD` or `POD`).
+    pub fn find_pods(&self, target: &str) -> Vec<&PodName> {
+        let (ns, name) = match target.split_once('/') {
+            Some((ns, n)) => (Some(ns), n),
+            None => (None, target),
+        };
+        let mut v: Vec<&PodName> = self
+            .pods
+            .values()
+            .filter(|p| p.name == name && ns.is_none_or(|ns| p.namespace == ns))
+            .collect();
+        v.sort_by(|a, b| (&a.namespace, &a.uid).cmp(&(&b.namespace, &b.uid)));
+        v
+    }
 }
 
 fn is_hex64(s: &str) -> bool {
@@ -43,6 +261,9 @@ impl Identity {
         let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
         for (i, c) in comps.iter().enumerate() {
             let prev = if i > 0 { comps[i - 1] } else { "" };
+            if c.ends_with(".service") || c.ends_with(".scope") {
+                id.unit = Some(c.to_string());
+            }
             // systemd driver: PREFIX-ID.scope
             if let Some(stem) = c.strip_suffix(".scope") {
                 for (prefix, rt) in [
@@ -109,6 +330,32 @@ impl Identity {
         id
     }
 
+    /// The identity of `path` with the node's names added.
+    pub fn named(path: &str, names: &NodeNames) -> Self {
+        let mut id = Identity::from_path(path);
+        id.names = names.names_for(&id);
+        id
+    }
+
+    /// The best human name: `namespace/pod/container`, `namespace/pod`, the runtime's name,
+    /// then the short ID form or the systemd unit. `None` when nothing names it.
+    pub fn display_name(&self) -> Option<String> {
+        let n = &self.names;
+        match (&n.namespace, &n.pod, &n.container) {
+            (Some(ns), Some(p), Some(c)) if self.container_id.is_some() => {
+                return Some(format!("{ns}/{p}/{c}"));
+            }
+            (Some(ns), Some(p), _) if self.container_id.is_none() => {
+                return Some(format!("{ns}/{p}"));
+            }
+            _ => {}
+        }
+        if let Some(r) = &n.runtime_name {
+            return Some(r.clone());
+        }
+        self.short().or_else(|| self.unit.clone())
+    }
+
     /// True for a cgroup that is a container (has a container ID).
     pub fn is_container(&self) -> bool {
         self.container_id.is_some()
@@ -164,5 +411,32 @@ mod tests {
         assert_eq!(i.runtime, Some("podman"));
         let i = Identity::from_path("/system.slice/sshd.service");
         assert!(!i.is_container() && i.pod_uid.is_none());
+        assert_eq!(i.display_name().as_deref(), Some("sshd.service"));
+    }
+
+    #[test]
+    fn kubelet_and_docker_names() {
+        assert_eq!(
+            parse_pod_dir(&format!("kube-system_coredns-5d78c9869d-abcde_{UID}")),
+            Some((
+                "kube-system".into(),
+                "coredns-5d78c9869d-abcde".into(),
+                UID.into()
+            ))
+        );
+        assert_eq!(parse_pod_dir("kube-system_coredns_notauid"), None);
+        assert_eq!(
+            parse_container_log(&format!("web-0_default_my-app-{ID}.log")),
+            Some(("web-0".into(), "default".into(), "my-app".into(), ID.into()))
+        );
+        assert_eq!(parse_container_log("web-0_default_app-123.log"), None);
+        let n = parse_docker_config(
+            br#"{"Name":"/web","Config":{"Image":"nginx:1.25","Labels":{"io.kubernetes.pod.name":"p"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(n.runtime_name.as_deref(), Some("web"));
+        assert_eq!(n.image.as_deref(), Some("nginx:1.25"));
+        assert_eq!(n.pod.as_deref(), Some("p"));
+        assert!(parse_docker_config(b"{garbage").is_none());
     }
 }

@@ -4,8 +4,8 @@
 
 use crate::cgroup::read::{self, Level};
 use crate::cgroup::walk;
-use crate::identity::Identity;
-use crate::model::{Hierarchy, Host, Limit, Version};
+use crate::identity::{Identity, NodeNames};
+use crate::model::{Cgroup, Hierarchy, Host, Limit, Version};
 use crate::proc;
 use crate::sys::Root;
 use crate::views::Figure;
@@ -87,12 +87,28 @@ pub const SORT_KEYS: &[&str] = &[
 
 /// Collects the overview. `all`: every memory cgroup, else container-like ones.
 pub fn collect(root: &Root, h: &Hierarchy, all: bool) -> Overview {
+    collect_with(root, h, all, Level::Overview, |_, _| ()).0
+}
+
+/// Collects the overview reading each cgroup at `level`, and calls `extra` with every row and
+/// the cgroup it was computed from, so a front end that needs more per-cgroup figures (the
+/// exporter) computes them in the same pass without keeping 1,000 `Cgroup`s alive. The
+/// second result holds `extra`'s values for the returned rows, in the same order. Identities
+/// carry the node's names ([`NodeNames`]); `extra` sees the rows before names are added.
+pub fn collect_with<T>(
+    root: &Root,
+    h: &Hierarchy,
+    all: bool,
+    level: Level,
+    mut extra: impl FnMut(&Row, &Cgroup) -> T,
+) -> (Overview, Vec<T>) {
     let paths = walk::all_paths(root, h, "/");
+    let mut extras = Vec::with_capacity(paths.len());
     let mut limits: HashMap<String, Option<u64>> = HashMap::new();
     let mut rows = Vec::new();
     let mut root_cg = None;
     for p in &paths {
-        let Ok(cg) = read::read_cgroup(root, h, p, Level::Overview) else {
+        let Ok(cg) = read::read_cgroup(root, h, p, level) else {
             continue;
         };
         let parent_limit = parent(p).and_then(|pp| limits.get(pp).copied().flatten());
@@ -131,7 +147,7 @@ pub fn collect(root: &Root, h: &Hierarchy, all: bool) -> Overview {
             _ => None,
         };
         let identity = Identity::from_path(p);
-        rows.push(Row {
+        let row = Row {
             path: p.clone(),
             limit_bytes: eff,
             usage_bytes: usage,
@@ -148,9 +164,23 @@ pub fn collect(root: &Root, h: &Hierarchy, all: bool) -> Overview {
             oom_kills: cg.events.oom_kills(),
             problems: cg.problems.clone(),
             identity,
-        });
+        };
+        extras.push(extra(&row, &cg));
+        rows.push(row);
         if cg.is_root() {
             root_cg = Some(cg);
+        }
+    }
+    let names = NodeNames::load(
+        root,
+        // Every container ID, not only `docker` ones: a kubelet on docker (cgroupfs driver)
+        // names its containers with bare IDs, and a missing config.v2.json costs one ENOENT.
+        rows.iter()
+            .filter_map(|r| r.identity.container_id.as_deref()),
+    );
+    for r in &mut rows {
+        if r.identity.container_id.is_some() || r.identity.pod_uid.is_some() {
+            r.identity.names = names.names_for(&r.identity);
         }
     }
     let host = proc::read_host(root);
@@ -159,14 +189,16 @@ pub fn collect(root: &Root, h: &Hierarchy, all: bool) -> Overview {
         .first()
         .filter(|r| r.path == "/")
         .and_then(|r| r.usage_bytes);
-    let containers: Vec<Row> = rows
-        .iter()
-        .filter(|r| r.identity.is_container())
-        .cloned()
-        .collect();
-    let fell_back = !all && containers.is_empty();
-    let rows = if all || fell_back { rows } else { containers };
-    Overview {
+    let fell_back = !all && !rows.iter().any(|r| r.identity.is_container());
+    let (rows, extras) = if all || fell_back {
+        (rows, extras)
+    } else {
+        rows.into_iter()
+            .zip(extras)
+            .filter(|(r, _)| r.identity.is_container())
+            .unzip()
+    };
+    let o = Overview {
         hierarchy: h.clone(),
         filter: if all { "all" } else { "containers" },
         fell_back_to_all: fell_back,
@@ -176,6 +208,28 @@ pub fn collect(root: &Root, h: &Hierarchy, all: bool) -> Overview {
             node_memory_available: node,
             root_usage_bytes: root_usage,
         },
+    };
+    (o, extras)
+}
+
+impl Overview {
+    /// The container-like rows only (what `memlens` shows without `--all`), falling back to
+    /// every row when there is none, as `collect` does.
+    pub fn containers_only(&self) -> Overview {
+        let rows: Vec<Row> = self
+            .rows
+            .iter()
+            .filter(|r| r.identity.is_container())
+            .cloned()
+            .collect();
+        let fell_back = rows.is_empty();
+        Overview {
+            hierarchy: self.hierarchy.clone(),
+            filter: "containers",
+            fell_back_to_all: fell_back,
+            rows: if fell_back { self.rows.clone() } else { rows },
+            host: self.host.clone(),
+        }
     }
 }
 
@@ -207,7 +261,8 @@ pub fn sort(rows: &mut [Row], key: &str) {
         }
     };
     if key == "name" {
-        rows.sort_by(|a, b| a.path.cmp(&b.path));
+        let name = |r: &Row| r.identity.display_name().unwrap_or_else(|| r.path.clone());
+        rows.sort_by_cached_key(name);
     } else {
         rows.sort_by(|a, b| k(b).cmp(&k(a)).then_with(|| a.path.cmp(&b.path)));
     }

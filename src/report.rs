@@ -4,7 +4,7 @@
 use crate::cgroup::mount::{self, MountError};
 use crate::cgroup::read::{self, Level};
 use crate::cgroup::walk;
-use crate::identity::Identity;
+use crate::identity::{Identity, NodeNames};
 use crate::model::{Cgroup, Hierarchy, Host, Process, SysvSegment, TmpfsMount};
 use crate::proc;
 use crate::sys::{ReadError, Root};
@@ -155,7 +155,10 @@ pub fn build(root: &Root, h: &Hierarchy, path: &str, opts: Options) -> Result<Re
     }
     Ok(Report {
         hierarchy: h.clone(),
-        identity: Identity::from_path(&cg.path),
+        identity: {
+            let id = Identity::from_path(&cg.path);
+            Identity::named(&cg.path, &NodeNames::load(root, id.container_id.as_deref()))
+        },
         cgroup: cg,
         breakdown,
         derived,

@@ -85,6 +85,11 @@ pub struct Root {
     recorder: Option<Mutex<BTreeMap<PathBuf, Vec<u8>>>>,
     /// Failed reads, recorded with their reason (for `memlens capture`).
     failures: Mutex<BTreeMap<PathBuf, String>>,
+    /// Whose mountinfo names the cgroup mounts: `/proc/self/mountinfo` normally; the host's
+    /// init (`/proc/1/mountinfo`) under `--host-root`, because memlens's own mountinfo there
+    /// lists the host's cgroup file system at the container's mount point (`/host/sys/...`),
+    /// not at the host path that the prefix maps.
+    mountinfo: &'static str,
 }
 
 /// Name of the metadata file at the top of a capture.
@@ -102,7 +107,23 @@ impl Root {
             backing: Backing::Dir(prefix.into()),
             recorder: None,
             failures: Mutex::new(BTreeMap::new()),
+            mountinfo: "/proc/self/mountinfo",
         }
+    }
+
+    /// The host's file system mounted at `prefix` (`--host-root /host`: memlens in a container
+    /// with the host's / mounted read-only at /host and the host's PID namespace). Reads
+    /// `prefix/sys`, `prefix/proc`, `prefix/var/log/pods`, and finds the cgroup mounts in the
+    /// mountinfo of the host's PID 1.
+    pub fn host(prefix: impl Into<PathBuf>) -> Self {
+        let mut r = Self::dir(prefix);
+        r.mountinfo = "/proc/1/mountinfo";
+        r
+    }
+
+    /// The mountinfo file that lists the cgroup mounts (see [`Root::host`]).
+    pub fn mountinfo_path(&self) -> &'static Path {
+        Path::new(self.mountinfo)
     }
 
     /// A capture archive (`.tar.gz`) as written by `memlens capture`.
@@ -141,6 +162,7 @@ impl Root {
             backing: Backing::Archive(files),
             recorder: None,
             failures: Mutex::new(BTreeMap::new()),
+            mountinfo: "/proc/self/mountinfo",
         })
     }
 
@@ -323,6 +345,40 @@ impl Root {
             }
         }
         res
+    }
+
+    /// The names of every entry of a directory (files, symlinks, subdirectories), sorted.
+    /// Used for the node's name files (/var/log/containers holds symlinks whose names carry
+    /// pod, namespace, container name and ID). In an archive: every first component under it.
+    pub fn entries(&self, sys: &Path) -> Result<Vec<String>, ReadError> {
+        match &self.backing {
+            Backing::Dir(prefix) => {
+                let rd = std::fs::read_dir(Self::host_path(prefix, sys))
+                    .map_err(|e| ReadError::from_io(sys, &e))?;
+                let mut out: Vec<String> = rd
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect();
+                out.sort();
+                Ok(out)
+            }
+            Backing::Archive(files) => {
+                let mut out = std::collections::BTreeSet::new();
+                for k in files.keys() {
+                    if let Ok(rest) = k.strip_prefix(sys)
+                        && let Some(Component::Normal(first)) = rest.components().next()
+                    {
+                        out.insert(first.to_string_lossy().into_owned());
+                    }
+                }
+                if out.is_empty() {
+                    return Err(ReadError::Missing {
+                        path: sys.display().to_string(),
+                    });
+                }
+                Ok(out.into_iter().collect())
+            }
+        }
     }
 
     /// Lists the numeric entries of /proc (the processes), for PID targets and `--all`.

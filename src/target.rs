@@ -1,9 +1,10 @@
 //! Naming the target the way users think of it: a cgroup path (absolute system path, or
 //! relative to the hierarchy root), a PID, a container ID or a unique prefix of one, a pod
-//! UID, or the name of a cgroup directory.
+//! UID, a pod name (`NAMESPACE/POD` or `POD`, from the kubelet's /var/log/pods), or the name
+//! of a cgroup directory.
 
 use crate::cgroup::{mount, read, walk};
-use crate::identity::Identity;
+use crate::identity::{Identity, NodeNames};
 use crate::model::Hierarchy;
 use crate::sys::Root;
 use std::path::Path;
@@ -62,6 +63,43 @@ pub fn resolve(root: &Root, h: &Hierarchy, target: &str) -> Result<String, Targe
     // A relative cgroup path that exists as given.
     if t.contains('/') && root.exists(&read::fs_path(h, t)) {
         return Ok(read::normalise(t));
+    }
+    // A pod name (`NAMESPACE/POD` or `POD`), from the kubelet's /var/log/pods.
+    let names = NodeNames::load(root, None);
+    let pods = names.find_pods(t);
+    if !pods.is_empty() {
+        let paths = walk::all_paths(root, h, "/");
+        let mut hits: Vec<(String, String)> = Vec::new();
+        for pod in &pods {
+            // The pod's own cgroup: the deepest component carries its UID, not a container ID.
+            if let Some(p) = paths.iter().find(|p| {
+                let own = Identity::from_path(p.rsplit('/').next().unwrap_or(""));
+                own.container_id.is_none() && own.pod_uid.as_deref() == Some(pod.uid.as_str())
+            }) {
+                hits.push((
+                    p.clone(),
+                    format!("pod {}/{} ({})", pod.namespace, pod.name, pod.uid),
+                ));
+            }
+        }
+        match hits.len() {
+            0 => {
+                return Err(TargetError::NotFound(format!(
+                    "{target} (pod {} is in /var/log/pods, but no memory cgroup carries its UID {})",
+                    pods[0].name, pods[0].uid
+                )));
+            }
+            1 => return Ok(hits.remove(0).0),
+            _ => {
+                return Err(TargetError::Ambiguous {
+                    target: target.into(),
+                    candidates: hits
+                        .into_iter()
+                        .map(|(p, w)| format!("{p}  ({w})"))
+                        .collect(),
+                });
+            }
+        }
     }
     let needle = t.to_ascii_lowercase();
     let uid_needle = needle.replace('_', "-");

@@ -9,7 +9,7 @@
 
 use crate::model::{Hierarchy, Version};
 use crate::sys::{ReadError, Root};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// A mountinfo line that mounts a cgroup hierarchy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +73,7 @@ pub enum MountError {
 
 /// Finds the hierarchy holding the memory controller.
 pub fn memory_hierarchy(root: &Root) -> Result<Hierarchy, MountError> {
-    let text = root.read(Path::new("/proc/self/mountinfo"))?;
+    let text = root.read(root.mountinfo_path())?;
     let mounts = cgroup_mounts(&text);
     let mut best: Option<&CgroupMount> = None;
     for m in &mounts {

@@ -68,6 +68,31 @@ impl OwnedCgroup {
         })
     }
 
+    /// Creates a child with any name *inside* this cgroup: tests build real runtime layouts
+    /// (`docker/<64 hex>`, `kubepods.slice/...`, `system.slice/nginx.service`) under a
+    /// `memlens-*` parent. The top level stays `memlens-*` only ([`OwnedCgroup::create`]), and
+    /// an `OwnedCgroup` exists only for a cgroup memlens created, so every cgroup this creates
+    /// is inside one of ours. On v2 the caller delegates `memory` first (`write`
+    /// `cgroup.subtree_control`). Drop children before their parent.
+    pub fn create_child(&self, name: &str) -> io::Result<Self> {
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("invalid cgroup name {name:?}"),
+            ));
+        }
+        let dir = self.dir.join(name);
+        std::fs::create_dir(&dir).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display()))
+        })?;
+        Ok(OwnedCgroup {
+            version: self.version,
+            path: format!("{}/{name}", self.path),
+            dir,
+            removed: false,
+        })
+    }
+
     /// Path within the hierarchy.
     pub fn path(&self) -> &str {
         &self.path

@@ -15,11 +15,36 @@ pub enum Level {
     /// The files the node overview needs (usage, limit, stat, kernel/swap, OOM kills): kept
     /// small because the overview reads every cgroup on the node.
     Overview,
+    /// The overview's files plus what the exporter's extra metrics need: v1 memory.failcnt
+    /// (cAdvisor's container_memory_failcnt), v2 memory.pressure (per-cgroup PSI).
+    Metrics,
     /// Every memory file (`show`, `capture`).
     Full,
     /// Every memory file except the member list and the children (`run` samples its own
     /// leaf memcg 20 times a second: cgroup.procs and a readdir per sample would be wasted).
     Sample,
+}
+
+/// The files `Level::Metrics` reads, per version (the serve benchmark's floor).
+pub fn metrics_files(v: Version) -> &'static [&'static str] {
+    match v {
+        Version::V1 => &[
+            "memory.usage_in_bytes",
+            "memory.limit_in_bytes",
+            "memory.stat",
+            "memory.kmem.usage_in_bytes",
+            "memory.oom_control",
+            "memory.failcnt",
+        ],
+        Version::V2 => &[
+            "memory.current",
+            "memory.max",
+            "memory.stat",
+            "memory.swap.current",
+            "memory.events",
+            "memory.pressure",
+        ],
+    }
 }
 
 /// The files `Level::Overview` reads, per version. The overview benchmark's floor reads
@@ -114,8 +139,9 @@ pub fn read_cgroup(
     level: Level,
 ) -> Result<Cgroup, ReadError> {
     let dir = fs_path(h, path);
-    let full = level != Level::Overview;
+    let full = matches!(level, Level::Full | Level::Sample);
     let members = level == Level::Full;
+    let metrics = level == Level::Metrics;
     // Listing the children costs a readdir; the overview walk lists them already.
     let children = if members {
         root.subdirs(&dir)?
@@ -150,6 +176,8 @@ pub fn read_cgroup(
                 limits.use_hierarchy = r.number("memory.use_hierarchy").map(|v| v == 1);
                 events.failcnt = r.number("memory.failcnt");
                 events.memsw_failcnt = r.number("memory.memsw.failcnt");
+            } else if metrics {
+                events.failcnt = r.number("memory.failcnt");
             }
             if let Some(s) = &stat {
                 let lim = |k: &str| {
@@ -177,6 +205,8 @@ pub fn read_cgroup(
                 events.swap_events = r.keyed("memory.swap.events");
                 pressure = r.parsed("memory.pressure", parse::pressure);
                 cgroup_stat = r.keyed("cgroup.stat");
+            } else if metrics {
+                pressure = r.parsed("memory.pressure", parse::pressure);
             }
         }
     }
@@ -218,6 +248,30 @@ pub fn normalise(path: &str) -> String {
         "/".into()
     } else {
         format!("/{t}")
+    }
+}
+
+/// Memory cgroups the kernel still holds after their directory was removed (they keep pages
+/// charged until those are reclaimed; a growing number is a leak of kernel memory): v2 the
+/// root's `cgroup.stat` nr_dying_descendants; v1 `/proc/cgroups` num_cgroups of `memory`
+/// minus the `live` directories (only when the whole hierarchy is visible: mount root `/`).
+pub fn dying_cgroups(root: &Root, h: &Hierarchy, live: usize) -> Option<u64> {
+    match h.version {
+        Version::V2 => {
+            let t = root.read(&fs_path(h, "/").join("cgroup.stat")).ok()?;
+            parse::flat_keyed(&t).0.get("nr_dying_descendants")
+        }
+        Version::V1 => {
+            if h.mount_root != "/" {
+                return None;
+            }
+            let t = root.read(Path::new("/proc/cgroups")).ok()?;
+            let total: u64 = t.lines().find_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.first() == Some(&"memory")).then(|| f.get(2)?.parse().ok())?
+            })?;
+            Some(total.saturating_sub(live as u64))
+        }
     }
 }
 

@@ -16,7 +16,7 @@ fn lim(l: Option<Limit>) -> String {
 }
 
 fn name_of(path: &str, id: &crate::identity::Identity) -> String {
-    match id.short() {
+    match id.display_name() {
         Some(s) => s,
         None => path.to_string(),
     }
@@ -148,6 +148,26 @@ pub fn show(r: &Report, s: Style) -> String {
             let _ = write!(extra, ", QoS {q}");
         }
         let _ = writeln!(out, "{} {n}{extra}", s.head("is"));
+    }
+    let names = &r.identity.names;
+    if !names.is_empty() {
+        let mut parts = Vec::new();
+        for (k, v) in [
+            ("namespace", &names.namespace),
+            ("pod", &names.pod),
+            ("container", &names.container),
+            ("name", &names.runtime_name),
+            ("image", &names.image),
+        ] {
+            if let Some(v) = v {
+                parts.push(format!("{k} {v}"));
+            }
+        }
+        let _ = writeln!(out, "{} {}", s.head("names"), parts.join(", "));
+    } else if r.identity.short().is_none()
+        && let Some(u) = &r.identity.unit
+    {
+        let _ = writeln!(out, "{} systemd unit {u}", s.head("is"));
     }
     if let Some(k) = &r.host.kernel {
         let _ = writeln!(out, "{} {k}", s.head("kernel"));

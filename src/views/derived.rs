@@ -92,7 +92,12 @@ pub fn effective_limit(cg: &Cgroup, ancestors: &[Cgroup]) -> EffectiveLimit {
 impl Derived {
     /// Computes the derived figures.
     pub fn of(cg: &Cgroup, b: &Breakdown, ancestors: &[Cgroup]) -> Self {
-        let limit = effective_limit(cg, ancestors);
+        Self::with_limit(cg, b, effective_limit(cg, ancestors))
+    }
+
+    /// Computes the derived figures given the effective limit (the overview walk already
+    /// knows it from the parents it read, so the exporter need not read ancestors again).
+    pub fn with_limit(cg: &Cgroup, b: &Breakdown, limit: EffectiveLimit) -> Self {
         let percent_of_limit = match (b.usage.bytes, limit.bytes) {
             (Some(u), Some(l)) if l > 0 => Some(u as f64 * 100.0 / l as f64),
             _ => None,

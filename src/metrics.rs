@@ -1,0 +1,487 @@
+//! The exporter's metric model: one snapshot of every metric `memlens serve` exposes, built
+//! from the overview walk (model + views, never from files directly), and encoded by
+//! `render::prometheus` in the Prometheus 0.0.4 and OpenMetrics 1.0 text formats.
+//!
+//! Names follow cAdvisor where cAdvisor has the metric (same labels `id`, `namespace`, `pod`,
+//! `container`, `image`, `name`; same formulas as `views::tools`), so existing dashboards and
+//! alerts work; everything else is `memlens_*`. A value the kernel does not provide has no
+//! series at all (never a 0 that would look like a measurement).
+
+use crate::cgroup::read::{self, Level};
+use crate::identity::Identity;
+use crate::model::{Cgroup, Hierarchy, Version};
+use crate::overview::{self, Overview, Row};
+use crate::sys::Root;
+use crate::views::breakdown::Breakdown;
+use crate::views::derived::{Derived, EffectiveLimit};
+use crate::views::tools::Tools;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Prometheus metric type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A value that goes up and down.
+    Gauge,
+    /// A monotonically increasing count. The model's name is the 0.0.4 exposition name, which
+    /// ends in `_total` for every counter memlens defines; cAdvisor's `container_memory_failcnt`
+    /// does not, and is exposed as `unknown` in OpenMetrics to keep its name.
+    Counter,
+}
+
+/// A sample value: integers stay exact (byte counts above 2^53 must not round).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value {
+    /// Bytes or a count.
+    Int(u64),
+    /// Seconds and other fractions.
+    Float(f64),
+}
+
+/// Label pairs, shared by every sample of one cgroup (35 families × 1,000 cgroups would
+/// otherwise copy the same six strings 35 times).
+pub type Labels = Arc<[(&'static str, String)]>;
+
+/// One sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Its labels.
+    pub labels: Labels,
+    /// Its value.
+    pub value: Value,
+}
+
+/// One metric family.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Family {
+    /// Exposition name (0.0.4).
+    pub name: &'static str,
+    /// HELP text: what it is, from which file, by which formula.
+    pub help: &'static str,
+    /// Type.
+    pub kind: Kind,
+    /// The samples (none: the family is not exposed).
+    pub samples: Vec<Sample>,
+}
+
+/// A per-cgroup metric: name, type, help.
+struct Def(&'static str, Kind, &'static str);
+
+use Kind::{Counter, Gauge};
+
+/// Per-cgroup families, in exposition order. Indices are `M_*` below.
+const CGROUP_DEFS: &[Def] = &[
+    Def(
+        "container_memory_working_set_bytes",
+        Gauge,
+        "Working set (cAdvisor, kubectl top): usage - inactive_file, clamped at 0 (v1 memory.usage_in_bytes - memory.stat total_inactive_file; v2 memory.current - memory.stat inactive_file).",
+    ),
+    Def(
+        "container_memory_rss",
+        Gauge,
+        "cAdvisor rss: anonymous memory incl. swap cache (v1 memory.stat total_rss; v2 memory.stat anon).",
+    ),
+    Def(
+        "container_memory_cache",
+        Gauge,
+        "cAdvisor cache: page cache incl. shmem/tmpfs (v1 memory.stat total_cache; v2 memory.stat file).",
+    ),
+    Def(
+        "container_memory_swap",
+        Gauge,
+        "cAdvisor swap (v1 memory.stat total_swap; v2 memory.swap.current).",
+    ),
+    Def(
+        "container_memory_mapped_file",
+        Gauge,
+        "cAdvisor mapped_file: page cache mapped into processes (v1 memory.stat total_mapped_file; v2 memory.stat file_mapped).",
+    ),
+    Def(
+        "container_memory_usage_bytes",
+        Gauge,
+        "Usage incl. page cache (v1 memory.usage_in_bytes; v2 memory.current; v2 root: memory.stat anon + file).",
+    ),
+    Def(
+        "container_memory_failcnt",
+        Counter,
+        "Times usage hit the limit (v1 memory.failcnt). Not exposed on v2, which has no such counter (cAdvisor reports a constant 0 there; see memlens_memory_events_max_total).",
+    ),
+    Def(
+        "container_oom_events_total",
+        Counter,
+        "OOM kills in this cgroup and below, from the kernel's own counter (v1 memory.oom_control oom_kill, 4.13+; v2 memory.events oom_kill). cAdvisor counts the same kills from the kernel log.",
+    ),
+    Def(
+        "memlens_memory_limit_bytes",
+        Gauge,
+        "Effective memory limit: the smallest v1 memory.limit_in_bytes (or memory.stat hierarchical_memory_limit) / v2 memory.max on the path to the root. No series when unlimited.",
+    ),
+    Def(
+        "memlens_memory_anon_bytes",
+        Gauge,
+        "Anonymous memory (v1 memory.stat total_rss; v2 memory.stat anon).",
+    ),
+    Def(
+        "memlens_memory_active_file_bytes",
+        Gauge,
+        "Page cache on the active LRU (memory.stat [total_]active_file).",
+    ),
+    Def(
+        "memlens_memory_inactive_file_bytes",
+        Gauge,
+        "Page cache on the inactive LRU, reclaimed first (memory.stat [total_]inactive_file).",
+    ),
+    Def(
+        "memlens_memory_shmem_bytes",
+        Gauge,
+        "shmem/tmpfs/SysV shm: counted in page cache but not reclaimable without swap (memory.stat [total_]shmem).",
+    ),
+    Def(
+        "memlens_memory_kernel_bytes",
+        Gauge,
+        "Kernel memory charged to the cgroup (v1 memory.kmem.usage_in_bytes; v2 memory.stat kernel, or the sum of kernel_stack + pagetables + percpu + slab + vmalloc).",
+    ),
+    Def(
+        "memlens_memory_slab_reclaimable_bytes",
+        Gauge,
+        "Reclaimable slab, e.g. dentries and inodes (memory.stat slab_reclaimable).",
+    ),
+    Def(
+        "memlens_memory_slab_unreclaimable_bytes",
+        Gauge,
+        "Unreclaimable slab (memory.stat slab_unreclaimable).",
+    ),
+    Def(
+        "memlens_memory_sock_bytes",
+        Gauge,
+        "Network socket buffers (v2 memory.stat sock).",
+    ),
+    Def(
+        "memlens_memory_pagetables_bytes",
+        Gauge,
+        "Page tables (v2 memory.stat pagetables).",
+    ),
+    Def(
+        "memlens_memory_reclaimable_bytes",
+        Gauge,
+        "Dropped at the limit before an OOM kill: active_file + inactive_file - file_dirty - file_writeback + slab_reclaimable (memory.stat).",
+    ),
+    Def(
+        "memlens_memory_not_reclaimable_bytes",
+        Gauge,
+        "Cannot be reclaimed without swap: anon + shmem + (kernel - slab_reclaimable) (memory.stat, kernel as memlens_memory_kernel_bytes).",
+    ),
+    Def(
+        "memlens_memory_oom_headroom_bytes",
+        Gauge,
+        "How much more the cgroup can pin before the OOM killer runs: effective limit - not reclaimable. No series without a limit.",
+    ),
+    Def(
+        "memlens_memory_events_high_total",
+        Counter,
+        "Times usage went over memory.high and was throttled (v2 memory.events high).",
+    ),
+    Def(
+        "memlens_memory_events_max_total",
+        Counter,
+        "Times usage hit memory.max (v2 memory.events max).",
+    ),
+    Def(
+        "memlens_memory_oom_kills_total",
+        Counter,
+        "Processes killed by the OOM killer in this cgroup and below (v1 memory.oom_control oom_kill, 4.13+; v2 memory.events oom_kill).",
+    ),
+    Def(
+        "memlens_memory_pressure_some_seconds_total",
+        Counter,
+        "Time some tasks of the cgroup stalled on memory (v2 memory.pressure some total, in seconds).",
+    ),
+    Def(
+        "memlens_memory_pressure_full_seconds_total",
+        Counter,
+        "Time all non-idle tasks of the cgroup stalled on memory at once (v2 memory.pressure full total, in seconds).",
+    ),
+    Def(
+        "memlens_memory_workingset_refault_file_total",
+        Counter,
+        "Evicted page-cache pages faulted back in, a sign the limit squeezes the cache (v2 memory.stat workingset_refault_file, 5.9+).",
+    ),
+];
+
+const M_WS: usize = 0;
+const M_RSS: usize = 1;
+const M_CACHE: usize = 2;
+const M_SWAP: usize = 3;
+const M_MAPPED: usize = 4;
+const M_USAGE: usize = 5;
+const M_FAILCNT: usize = 6;
+const M_OOM_EVENTS: usize = 7;
+const M_LIMIT: usize = 8;
+const M_ANON: usize = 9;
+const M_ACTIVE_FILE: usize = 10;
+const M_INACTIVE_FILE: usize = 11;
+const M_SHMEM: usize = 12;
+const M_KERNEL: usize = 13;
+const M_SLAB_R: usize = 14;
+const M_SLAB_U: usize = 15;
+const M_SOCK: usize = 16;
+const M_PAGETABLES: usize = 17;
+const M_RECLAIMABLE: usize = 18;
+const M_NOT_RECLAIMABLE: usize = 19;
+const M_HEADROOM: usize = 20;
+const M_EV_HIGH: usize = 21;
+const M_EV_MAX: usize = 22;
+const M_OOM_KILLS: usize = 23;
+const M_PSI_SOME: usize = 24;
+const M_PSI_FULL: usize = 25;
+const M_REFAULT: usize = 26;
+const N_CGROUP: usize = 27;
+
+/// The /proc/meminfo fields exported as `memlens_host_meminfo_bytes{field=...}`.
+pub const MEMINFO_FIELDS: &[&str] = &[
+    "MemTotal",
+    "MemFree",
+    "MemAvailable",
+    "Buffers",
+    "Cached",
+    "Shmem",
+    "Active(file)",
+    "Inactive(file)",
+    "AnonPages",
+    "Slab",
+    "SReclaimable",
+    "SUnreclaim",
+    "SwapTotal",
+    "SwapFree",
+];
+
+/// Every family name the exporter can emit (for tests and the dashboard check).
+pub fn family_names() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = CGROUP_DEFS.iter().map(|d| d.0).collect();
+    v.extend(HOST_NAMES);
+    v
+}
+
+const HOST_NAMES: [&str; 8] = [
+    "memlens_host_meminfo_bytes",
+    "memlens_host_memory_pressure_some_seconds_total",
+    "memlens_host_memory_pressure_full_seconds_total",
+    "memlens_node_memory_available_bytes",
+    "memlens_dying_cgroups",
+    "memlens_collection_duration_seconds",
+    "memlens_collection_cgroups",
+    "memlens_collection_problems",
+];
+
+/// One collection: the overview (all cgroups, for the JSON API) and the metric families.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The overview with every cgroup.
+    pub overview: Overview,
+    /// The metric families, in exposition order.
+    pub families: Vec<Family>,
+    /// How long the collection took.
+    pub duration: Duration,
+}
+
+/// The per-cgroup values computed inside the overview walk.
+type CgValues = [Option<Value>; N_CGROUP];
+
+fn cgroup_values(row: &Row, cg: &Cgroup) -> CgValues {
+    let mut v: CgValues = [None; N_CGROUP];
+    let int = |x: Option<u64>| x.map(Value::Int);
+    let secs = |usec: u64| Value::Float(usec as f64 / 1e6);
+    // The same formulas as `memlens show` (views::breakdown, derived, tools); the effective
+    // limit comes from the walk, which already read every ancestor.
+    let b = Breakdown::of(cg);
+    let limit = EffectiveLimit {
+        bytes: row.limit_bytes,
+        set_by: None,
+        source: "smallest limit on the path to the root".into(),
+    };
+    let d = Derived::with_limit(cg, &b, limit);
+    let tools = Tools::of(cg, &b, &d.limit, None, &Default::default(), &[]);
+    let tool = |k: &str| tools.get(k).and_then(|f| f.bytes);
+    v[M_WS] = int(tool("working_set"));
+    v[M_RSS] = int(tool("cadvisor_rss"));
+    v[M_CACHE] = int(tool("cadvisor_cache"));
+    v[M_SWAP] = int(tool("cadvisor_swap"));
+    v[M_MAPPED] = int(tool("cadvisor_mapped_file"));
+    v[M_USAGE] = int(row.usage_bytes);
+    v[M_FAILCNT] = int(cg.events.failcnt);
+    v[M_OOM_EVENTS] = int(row.oom_kills);
+    v[M_LIMIT] = int(row.limit_bytes);
+    v[M_ANON] = int(b.anon.bytes);
+    v[M_ACTIVE_FILE] = int(b.active_file.bytes);
+    v[M_INACTIVE_FILE] = int(b.inactive_file.bytes);
+    v[M_SHMEM] = int(b.shmem.bytes);
+    v[M_KERNEL] = int(row.kernel_bytes);
+    v[M_SLAB_R] = int(b.slab_reclaimable.bytes);
+    v[M_SLAB_U] = int(b.slab_unreclaimable.bytes);
+    v[M_SOCK] = int(b.sock.bytes);
+    v[M_PAGETABLES] = int(b.pagetables.bytes);
+    v[M_RECLAIMABLE] = int(d.reclaimable.bytes);
+    v[M_NOT_RECLAIMABLE] = int(d.not_reclaimable.bytes);
+    v[M_HEADROOM] = int(d.oom_headroom.bytes);
+    if let Some(e) = &cg.events.events {
+        v[M_EV_HIGH] = int(e.get("high"));
+        v[M_EV_MAX] = int(e.get("max"));
+    }
+    v[M_OOM_KILLS] = int(row.oom_kills);
+    if let Some(p) = &cg.pressure {
+        v[M_PSI_SOME] = Some(secs(p.some.total_usec));
+        v[M_PSI_FULL] = Some(secs(p.full.total_usec));
+    }
+    if cg.version == Version::V2 {
+        v[M_REFAULT] = int(cg.stat_hier("workingset_refault_file"));
+    }
+    v
+}
+
+/// The cAdvisor label set of a cgroup: `id` (cgroup path), `namespace`, `pod`, `container`,
+/// `image`, `name` (the runtime's name, else the systemd unit). Unknown names are empty, as
+/// in cAdvisor (an empty label is the same as no label to Prometheus).
+pub fn labels(path: &str, id: &Identity) -> Labels {
+    let n = &id.names;
+    let s = |o: &Option<String>| o.clone().unwrap_or_default();
+    Arc::from(vec![
+        ("id", path.to_string()),
+        ("namespace", s(&n.namespace)),
+        ("pod", s(&n.pod)),
+        ("container", s(&n.container)),
+        ("image", s(&n.image)),
+        (
+            "name",
+            n.runtime_name
+                .clone()
+                .or(id.unit.clone())
+                .unwrap_or_default(),
+        ),
+    ])
+}
+
+/// Collects one snapshot: every memory cgroup at `Level::Metrics`, the host, dying cgroups.
+pub fn collect(root: &Root, h: &Hierarchy) -> Snapshot {
+    let t = Instant::now();
+    let (overview, values) = overview::collect_with(root, h, true, Level::Metrics, cgroup_values);
+    let dying = read::dying_cgroups(root, h, overview.rows.len());
+    let mut families: Vec<Family> = CGROUP_DEFS
+        .iter()
+        .map(|d| Family {
+            name: d.0,
+            help: d.2,
+            kind: d.1,
+            samples: Vec::new(),
+        })
+        .collect();
+    let mut problems = overview.host.host.problems.len();
+    for (row, vals) in overview.rows.iter().zip(&values) {
+        problems += row.problems.len();
+        let l = labels(&row.path, &row.identity);
+        for (f, v) in families.iter_mut().zip(vals.iter()) {
+            if let Some(v) = v {
+                f.samples.push(Sample {
+                    labels: l.clone(),
+                    value: *v,
+                });
+            }
+        }
+    }
+    let none: Labels = Arc::from(Vec::new());
+    let one = |v: Option<Value>| -> Vec<Sample> {
+        v.map(|value| Sample {
+            labels: none.clone(),
+            value,
+        })
+        .into_iter()
+        .collect()
+    };
+    let host = &overview.host.host;
+    families.push(Family {
+        name: HOST_NAMES[0],
+        help: "Host memory from /proc/meminfo (kB converted to bytes), one series per field.",
+        kind: Gauge,
+        samples: MEMINFO_FIELDS
+            .iter()
+            .filter_map(|f| {
+                Some(Sample {
+                    labels: Arc::from(vec![("field", (*f).to_string())]),
+                    value: Value::Int(host.mem(f)?),
+                })
+            })
+            .collect(),
+    });
+    let psi = host.pressure.as_ref();
+    families.push(Family {
+        name: HOST_NAMES[1],
+        help: "Time some tasks on the host stalled on memory (/proc/pressure/memory some total, in seconds).",
+        kind: Counter,
+        samples: one(psi.map(|p| Value::Float(p.some.total_usec as f64 / 1e6))),
+    });
+    families.push(Family {
+        name: HOST_NAMES[2],
+        help: "Time all non-idle tasks on the host stalled on memory at once (/proc/pressure/memory full total, in seconds).",
+        kind: Counter,
+        samples: one(psi.map(|p| Value::Float(p.full.total_usec as f64 / 1e6))),
+    });
+    families.push(Family {
+        name: HOST_NAMES[3],
+        help: "kubelet's eviction signal memory.available: MemTotal - (root cgroup usage - inactive_file) (v2 root: anon + file - inactive_file).",
+        kind: Gauge,
+        samples: one(overview.host.node_memory_available.bytes.map(Value::Int)),
+    });
+    families.push(Family {
+        name: HOST_NAMES[4],
+        help: "Removed memory cgroups the kernel still holds (pages still charged): v2 root cgroup.stat nr_dying_descendants; v1 /proc/cgroups memory num_cgroups minus live directories.",
+        kind: Gauge,
+        samples: one(dying.map(Value::Int)),
+    });
+    let duration = t.elapsed();
+    families.push(Family {
+        name: HOST_NAMES[5],
+        help: "Wall time of memlens's last collection (reading every memory cgroup and /proc), in seconds.",
+        kind: Gauge,
+        samples: one(Some(Value::Float(duration.as_secs_f64()))),
+    });
+    families.push(Family {
+        name: HOST_NAMES[6],
+        help: "Memory cgroups read in the last collection.",
+        kind: Gauge,
+        samples: one(Some(Value::Int(overview.rows.len() as u64))),
+    });
+    families.push(Family {
+        name: HOST_NAMES[7],
+        help: "Files that existed but could not be read or parsed in the last collection (see /api/v1/overview problems).",
+        kind: Gauge,
+        samples: one(Some(Value::Int(problems as u64))),
+    });
+    Snapshot {
+        overview,
+        families,
+        duration,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defs_and_indices_agree() {
+        assert_eq!(CGROUP_DEFS.len(), N_CGROUP);
+        assert_eq!(
+            CGROUP_DEFS[M_REFAULT].0,
+            "memlens_memory_workingset_refault_file_total"
+        );
+        assert_eq!(CGROUP_DEFS[M_OOM_EVENTS].0, "container_oom_events_total");
+        assert_eq!(CGROUP_DEFS[M_LIMIT].0, "memlens_memory_limit_bytes");
+        for d in CGROUP_DEFS {
+            assert!(
+                d.1 == Gauge || d.0.ends_with("_total") || d.0 == "container_memory_failcnt",
+                "{}",
+                d.0
+            );
+            assert!(!d.2.is_empty());
+        }
+    }
+}
