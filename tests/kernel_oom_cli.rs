@@ -35,7 +35,11 @@ fn a_real_oom_kill_is_listed_with_the_kernels_values() {
     assert_eq!(kill["oom_memcg"], cg.path());
     assert_eq!(kill["constraint"], "CONSTRAINT_MEMCG");
     assert!(kill["victim"]["anon_rss_bytes"].as_u64().unwrap() > 16 * MIB);
-    assert_eq!(kill["verdict"]["id"], "anon-growth");
+    assert_eq!(
+        kill["verdict"]["id"], "anon-growth",
+        "report: {:#}",
+        kill["lines"]
+    );
     assert!(
         kill["time"].as_str().is_some_and(|t| t.starts_with("20")),
         "wall time from btime"

@@ -7,7 +7,17 @@ OUT=${MEMLENS_VM_OUT:-/tmp}/capture
 mkdir -p "$OUT"
 CG=/sys/fs/cgroup/memlens-test-capture
 mkdir "$CG"
-trap 'exec 3>&-; kill -9 $(cat $CG/cgroup.procs 2>/dev/null) 2>/dev/null; sleep 1; rm -f /mnt/disk/capture-file; rmdir $CG' EXIT
+cleanup() {
+    exec 3>&-
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        kill -9 $(cat $CG/cgroup.procs 2>/dev/null) 2>/dev/null
+        sleep 0.5
+        rmdir $CG 2>/dev/null && break
+    done
+    rm -f /mnt/disk/capture-file
+    [ ! -d $CG ]
+}
+trap cleanup EXIT
 mkfifo /tmp/hold
 sh -c "echo \$\$ > $CG/cgroup.procs; exec memlens __workload anon=24M shm=8M write=/mnt/disk/capture-file:16M" </tmp/hold >/tmp/ready &
 exec 3>/tmp/hold
