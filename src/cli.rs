@@ -97,27 +97,13 @@ enum LogFormat {
     Json,
 }
 
-/// Parses a collection interval: `10s`, `500ms`, `1m`, or plain seconds (50 ms to 1 h).
+/// Parses a collection interval: a [`parse_duration`] between 50 ms and 1 h.
 fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (s, 1.0)
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (10s, 500ms, 1m)"))?;
-    let d = v * mult;
-    if !(0.05..=3600.0).contains(&d) {
+    let d = parse_duration(s)?;
+    if d < std::time::Duration::from_millis(50) {
         return Err(format!("{s:?}: the interval must be between 50ms and 1h"));
     }
-    Ok(std::time::Duration::from_secs_f64(d))
+    Ok(d)
 }
 
 fn init_logging(f: LogFormat) {
