@@ -434,12 +434,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             let root = open_root(&g)?;
             let h = hierarchy(&root)?;
             let path = target::resolve(&root, &h, &target)?;
-            let r = report::build(&root, &h, &path, Options { descendants }).map_err(|e| {
-                Failure::new(
-                    exit::BAD_TARGET,
-                    format!("cgroup {path} vanished while being read: {e}"),
-                )
-            })?;
+            let r = build(&root, &h, &path, descendants)?;
             let findings = crate::rules::evaluate(&r, None);
             if g.json {
                 let mut v = render::json::show(&r);
@@ -594,12 +589,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             let root = open_root(&g)?;
             let h = hierarchy(&root)?;
             let path = target::resolve(&root, &h, &target)?;
-            let mut r = report::build(&root, &h, &path, Options { descendants }).map_err(|e| {
-                Failure::new(
-                    exit::BAD_TARGET,
-                    format!("cgroup {path} vanished while being read: {e}"),
-                )
-            })?;
+            let mut r = build(&root, &h, &path, descendants)?;
             sort_procs(&mut r.processes, &sort);
             if g.json {
                 emit_json(&render::json::ps(&r));
