@@ -169,8 +169,18 @@ enum Command {
         action: Option<OomAction>,
         /// Read this log instead of /dev/kmsg: dmesg, dmesg -T, journalctl -k or syslog text
         /// (`-` for stdin).
-        #[arg(long, global = true, value_name = "FILE")]
+        #[arg(long, global = true, value_name = "FILE", conflicts_with = "follow")]
         file: Option<PathBuf>,
+        /// Wait for new OOM kills and print each as it happens, with its post-mortem (until
+        /// Ctrl-C). Detects them from the kernel log and from every cgroup's oom_kill counter
+        /// (v2 memory.events through inotify, v1 memory.oom_control read every 250 ms), so a
+        /// kill is reported within a second even when its report cannot be read. With --json,
+        /// one JSON object per line.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// With --follow: stop after this many kills.
+        #[arg(long, value_name = "N", requires = "follow")]
+        count: Option<usize>,
     },
     /// Dying (zombie) memory cgroups: how many, and the live cgroups with no processes that
     /// still hold page cache and will become dying ones when removed.
@@ -375,6 +385,48 @@ fn open_root(g: &Global) -> Result<Root, Failure> {
     }
 }
 
+/// `memlens oom --follow`: prints kills as the follower detects them, until `count` kills
+/// (or forever). A banner on stderr says what is watched (scripts read stdout only).
+fn follow_ooms(
+    root: Root,
+    from_capture: bool,
+    count: Option<usize>,
+    json: bool,
+    st: Style,
+) -> Result<i32, Failure> {
+    if from_capture {
+        return Err(Failure::new(
+            exit::BAD_TARGET,
+            "--follow watches the live kernel; it cannot follow a capture (--from)",
+        ));
+    }
+    let mut f =
+        crate::oom::follow::Follower::start(root).map_err(|e| Failure::new(exit::FAILURE, e))?;
+    eprintln!(
+        "memlens: following OOM kills from {}. Ctrl-C to stop.",
+        f.describe()
+    );
+    let mut seen = 0usize;
+    loop {
+        for d in f.next(std::time::Duration::from_secs(3600)) {
+            if json {
+                emit(&format!(
+                    "{}\n",
+                    serde_json::to_string(&d).unwrap_or_default()
+                ));
+            } else {
+                emit(&render::human::oom_detected(&d, st));
+            }
+            // Each kill must reach a pipe at once, not when a buffer fills.
+            let _ = std::io::stdout().flush();
+            seen += 1;
+            if count.is_some_and(|c| seen >= c) {
+                return Ok(exit::OK);
+            }
+        }
+    }
+}
+
 fn hierarchy(root: &Root) -> Result<Hierarchy, Failure> {
     report::hierarchy(root).map_err(|e| Failure::new(exit::FAILURE, e))
 }
@@ -485,8 +537,28 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 emit(&render::human::explain(&r, &findings, st));
             }
         }
-        Some(Command::Oom { action, file }) => {
+        Some(Command::Oom {
+            action,
+            file,
+            follow,
+            count,
+        }) => {
             let root = open_root(&g)?;
+            if follow {
+                if action.is_some() {
+                    return Err(Failure::new(
+                        exit::BAD_TARGET,
+                        "--follow prints every new kill; it does not take `show N`",
+                    ));
+                }
+                return follow_ooms(
+                    root,
+                    g.from.is_some() && g.host_root.is_none(),
+                    count,
+                    g.json,
+                    st,
+                );
+            }
             let text;
             let src = match &file {
                 None if root.is_live() => crate::oom::Source::Kmsg,

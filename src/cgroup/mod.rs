@@ -5,6 +5,7 @@
 //! removes the cgroups memlens itself owns, and `reclaim` empties the one cgroup a user names
 //! with `memlens zombies --reclaim` (the only two modules that write to /sys).
 
+pub mod events;
 pub mod mount;
 pub mod owned;
 pub mod parse;

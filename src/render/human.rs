@@ -784,3 +784,45 @@ pub fn oom_show(p: &crate::oom::PostMortem, s: Style) -> String {
     }
     out
 }
+
+/// One kill seen by `memlens oom --follow`: the full post-mortem when the kernel's report was
+/// read, else what the kernel's counter says.
+pub fn oom_detected(d: &crate::oom::follow::Detected, s: Style) -> String {
+    let mut out = String::new();
+    let who = d
+        .identity
+        .as_ref()
+        .and_then(|i| i.short())
+        .map(|i| format!(" ({i})"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "{} seen at {} from the {}: {}{}",
+        s.head(&format!("== OOM kill #{}", d.number)),
+        d.detected_at,
+        if d.detected_by == "counter" {
+            "kernel's oom_kill counter"
+        } else {
+            "kernel log"
+        },
+        d.cgroup.as_deref().unwrap_or("no memcg (global OOM)"),
+        who
+    );
+    match &d.post_mortem {
+        Some(pm) => out.push_str(&oom_show(pm, s)),
+        None => {
+            let _ = writeln!(
+                out,
+                "  {} kill{} counted in {}",
+                d.kills,
+                if d.kills == 1 { "" } else { "s" },
+                d.cgroup.as_deref().unwrap_or("?")
+            );
+        }
+    }
+    if let Some(n) = &d.note {
+        let _ = writeln!(out, "  {}", s.dim(n));
+    }
+    out.push('\n');
+    out
+}

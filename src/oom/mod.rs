@@ -10,6 +10,8 @@ use crate::sys::Root;
 use serde::Serialize;
 use std::path::Path;
 
+pub mod follow;
+
 /// One OOM kill with what memlens makes of it.
 #[derive(Debug, Clone, Serialize)]
 pub struct PostMortem {
@@ -182,22 +184,25 @@ pub fn collect(root: &Root, src: Source<'_>) -> std::io::Result<Vec<PostMortem>>
     Ok(reports
         .into_iter()
         .enumerate()
-        .map(|(i, report)| {
-            let identity = report
-                .task_memcg
-                .as_deref()
-                .or(report.oom_memcg.as_deref())
-                .map(Identity::from_path)
-                .filter(|id| id.short().is_some());
-            PostMortem {
-                number: i + 1,
-                top_tasks: top_tasks(&report),
-                verdict: verdict(&report),
-                identity,
-                report,
-            }
-        })
+        .map(|(i, report)| post_mortem(i + 1, report))
         .collect())
+}
+
+/// What memlens makes of one parsed report: container identity, top tasks and verdict.
+pub fn post_mortem(number: usize, report: OomReport) -> PostMortem {
+    let identity = report
+        .task_memcg
+        .as_deref()
+        .or(report.oom_memcg.as_deref())
+        .map(Identity::from_path)
+        .filter(|id| id.short().is_some());
+    PostMortem {
+        number,
+        top_tasks: top_tasks(&report),
+        verdict: verdict(&report),
+        identity,
+        report,
+    }
 }
 
 /// A short text of the OOM report that killed `pid`, for `memlens run` (None when the kernel

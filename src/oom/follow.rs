@@ -1,0 +1,522 @@
+//! `memlens oom --follow`: each new OOM kill as it happens, with its post-mortem.
+//!
+//! Two kernel sources, because each can miss what the other sees:
+//! - the kernel log (`/dev/kmsg`, woken by `poll(2)`): the whole report, the moment the kernel
+//!   prints the victim line. Needs root or CAP_SYSLOG; a flood can overwrite records before
+//!   they are read.
+//! - the per-cgroup OOM-kill counters ([`crate::cgroup::events`]): exact, and readable without
+//!   privileges, but with no details. v2 wakes through inotify; v1 is polled every
+//!   [`V1_POLL`].
+//!
+//! A kill seen in the log is printed at once. A counter increase that no report explains
+//! within [`GRACE`] is printed on its own, so a kill is never missed because the log was
+//! unreadable or cut.
+
+use super::{PostMortem, post_mortem};
+use crate::cgroup::events::{self, EventsWatch, OomCounts};
+use crate::cgroup::mount::{memory_hierarchy, strip_mount_root};
+use crate::identity::Identity;
+use crate::kmsg::log::{LogLine, wall_time};
+use crate::kmsg::oom::{OomReport, fill_wall_times, parse_reports};
+use crate::kmsg::tail::KmsgTail;
+use crate::model::{Hierarchy, Version};
+use crate::sys::Root;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use serde::Serialize;
+use std::collections::HashSet;
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How often v1 counters are read (v1 has no file event for them).
+pub const V1_POLL: Duration = Duration::from_millis(250);
+/// How long a counter increase waits for the kernel log's report before it is printed alone.
+/// The kernel prints the victim line right after counting the kill, so the report normally
+/// arrives within milliseconds; the wait only matters when the log is cut.
+pub const GRACE: Duration = Duration::from_millis(400);
+/// How often the list of cgroups is refreshed (new containers get watched, removed ones
+/// forgotten).
+pub const RESCAN: Duration = Duration::from_secs(2);
+/// Lines kept while waiting for the end of a report (a report is ~100 lines plus one per
+/// task; this bounds memory if the log never completes one).
+const MAX_PENDING_LINES: usize = 50_000;
+
+/// One OOM kill, as detected.
+#[derive(Debug, Clone, Serialize)]
+pub struct Detected {
+    /// 1-based, in the order memlens saw the kills.
+    pub number: usize,
+    /// `kernel-log` (the report was read) or `counter` (only the kernel's counter rose).
+    pub detected_by: &'static str,
+    /// Wall clock (UTC) when memlens saw it.
+    pub detected_at: String,
+    /// The cgroup the kill is counted in (the victim's memcg), relative to the hierarchy.
+    pub cgroup: Option<String>,
+    /// Its container/pod.
+    pub identity: Option<Identity>,
+    /// Kills this event stands for (a counter can rise by more than one between reads).
+    pub kills: u64,
+    /// Whether the kernel's counter confirmed the kill when it was printed.
+    pub counter_confirmed: bool,
+    /// Why there is no post-mortem, for counter events.
+    pub note: Option<String>,
+    /// The report's post-mortem (the same object as one element of `memlens oom --json`).
+    pub post_mortem: Option<PostMortem>,
+}
+
+/// A report already printed, waiting for the counter increase it explains.
+struct Explained {
+    task_memcg: Option<String>,
+    oom_memcg: Option<String>,
+    at: Instant,
+}
+
+/// Follows the kernel log and the OOM counters.
+pub struct Follower {
+    root: Root,
+    hier: Option<Hierarchy>,
+    kmsg: Option<KmsgTail>,
+    /// Why the kernel log is not read (shown once, and in counter events).
+    kmsg_problem: Option<String>,
+    watch: Option<EventsWatch>,
+    watch_problem: Option<String>,
+    /// v2 kernels with `memory.events.local` (5.2+): only changed cgroups need a read.
+    local_files: bool,
+    paths: Vec<String>,
+    counts: OomCounts,
+    last_scan: Instant,
+    last_poll: Instant,
+    pending: Vec<LogLine>,
+    printed: HashSet<(Option<u64>, Option<u64>)>,
+    unexplained: Vec<(String, Instant)>,
+    explained: Vec<Explained>,
+    boot_time: Option<u64>,
+    number: usize,
+}
+
+fn now_wall() -> String {
+    let us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
+    wall_time(us, 0)
+}
+
+impl Follower {
+    /// Opens the sources on the live system: `/dev/kmsg` positioned at its end, and the OOM
+    /// counters of every memory cgroup as the baseline (kills before now are not reported).
+    /// Fails only when neither source can be read.
+    pub fn start(root: Root) -> Result<Self, String> {
+        // MEMLENS_KMSG names another log device: the tests use it to take the log away and
+        // check that the counters alone still report every kill.
+        let kmsg_path = std::env::var_os("MEMLENS_KMSG").unwrap_or_else(|| "/dev/kmsg".into());
+        let (kmsg, kmsg_problem) = match KmsgTail::open_at_end(Path::new(&kmsg_path)) {
+            Ok(k) => (Some(k), None),
+            Err(e) => (
+                None,
+                Some(format!(
+                    "{}: {e} (root or CAP_SYSLOG is needed for the kernel's reports)",
+                    Path::new(&kmsg_path).display()
+                )),
+            ),
+        };
+        let hier = memory_hierarchy(&root).ok();
+        let boot_time = super::boot_time(&root);
+        let now = Instant::now();
+        let mut f = Follower {
+            root,
+            hier,
+            kmsg,
+            kmsg_problem,
+            watch: None,
+            watch_problem: None,
+            local_files: false,
+            paths: Vec::new(),
+            counts: OomCounts::default(),
+            last_scan: now,
+            last_poll: now,
+            pending: Vec::new(),
+            printed: HashSet::new(),
+            unexplained: Vec::new(),
+            explained: Vec::new(),
+            boot_time,
+            number: 0,
+        };
+        if let Some(h) = f.hier.clone() {
+            let root = &f.root;
+            f.paths = events::cgroups(root, &h);
+            f.counts = events::read_counts(root, &h, &f.paths);
+            if h.version == Version::V2 {
+                f.local_files = f.paths.iter().find(|p| p.as_str() != "/").is_some_and(|p| {
+                    root.exists(&crate::cgroup::read::fs_path(&h, p).join("memory.events.local"))
+                });
+                match EventsWatch::new() {
+                    Ok(mut w) => {
+                        let failed = w.sync(&h, &f.paths);
+                        if failed > 0 {
+                            f.watch_problem = Some(format!(
+                                "{failed} cgroups could not be watched (fs.inotify.max_user_watches?): they are polled"
+                            ));
+                        }
+                        f.watch = Some(w);
+                    }
+                    Err(e) => {
+                        f.watch_problem =
+                            Some(format!("inotify: {e}: the counters are polled instead"))
+                    }
+                }
+            }
+        }
+        if f.kmsg.is_none() && f.hier.is_none() {
+            return Err(format!(
+                "nothing to follow: {} and no memory cgroup hierarchy is mounted",
+                f.kmsg_problem.as_deref().unwrap_or("/dev/kmsg unreadable")
+            ));
+        }
+        Ok(f)
+    }
+
+    /// What is being followed, in one sentence (for the start banner).
+    pub fn describe(&self) -> String {
+        let log = match (&self.kmsg, &self.kmsg_problem) {
+            (Some(_), _) => "the kernel log (/dev/kmsg)".to_string(),
+            (None, Some(p)) => format!("no kernel log ({p})"),
+            (None, None) => "no kernel log".to_string(),
+        };
+        let counters = match (&self.hier, &self.watch) {
+            (None, _) => "no cgroup counters (no memory hierarchy)".to_string(),
+            (Some(h), Some(w)) if h.version == Version::V2 && !w.is_empty() => format!(
+                "the oom_kill counters of {} cgroups (memory.events{}, inotify)",
+                w.len(),
+                if self.local_files { ".local" } else { "" }
+            ),
+            (Some(h), _) => format!(
+                "the oom_kill counters of {} cgroups ({}, read every {} ms)",
+                self.paths.len().saturating_sub(1),
+                if h.version == Version::V1 {
+                    "memory.oom_control"
+                } else {
+                    "memory.events"
+                },
+                V1_POLL.as_millis()
+            ),
+        };
+        let mut s = format!("{log} and {counters}");
+        if let Some(p) = &self.watch_problem {
+            s.push_str(&format!("; {p}"));
+        }
+        s
+    }
+
+    /// Waits up to `timeout` for kills and returns those detected (possibly none).
+    pub fn next(&mut self, timeout: Duration) -> Vec<Detected> {
+        let deadline = Instant::now() + timeout;
+        let mut out = Vec::new();
+        loop {
+            let wait = self
+                .poll_wait()
+                .min(deadline.saturating_duration_since(Instant::now()));
+            // The log is read on every wake-up (it is non-blocking), so only the watch's
+            // readiness matters.
+            let watch_ready = self.wait(wait);
+            self.read_log(&mut out);
+            if watch_ready {
+                self.read_watched();
+            }
+            self.tick();
+            self.flush_unexplained(&mut out);
+            if !out.is_empty() || Instant::now() >= deadline {
+                return out;
+            }
+        }
+    }
+
+    /// Time until the next scheduled read (v1/poll fallback, rescan, grace expiry).
+    fn poll_wait(&self) -> Duration {
+        let now = Instant::now();
+        let mut next = self.last_scan + RESCAN;
+        if self.polled() {
+            next = next.min(self.last_poll + V1_POLL);
+        }
+        if let Some((_, t)) = self.unexplained.first() {
+            next = next.min(*t + self.grace());
+        }
+        next.saturating_duration_since(now)
+            .max(Duration::from_millis(1))
+    }
+
+    /// Whether the counters are read on a timer (v1, or v2 without working inotify).
+    fn polled(&self) -> bool {
+        match (&self.hier, &self.watch) {
+            (None, _) => false,
+            (Some(h), Some(_)) if h.version == Version::V2 => self.watch_problem.is_some(),
+            _ => true,
+        }
+    }
+
+    fn grace(&self) -> Duration {
+        if self.kmsg.is_some() {
+            GRACE
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    /// poll(2) on the kernel log and the inotify descriptor; whether the watch has events.
+    fn wait(&mut self, d: Duration) -> bool {
+        let ms = u16::try_from(d.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = Vec::new();
+        if let Some(k) = &self.kmsg {
+            fds.push(PollFd::new(k.as_fd(), PollFlags::POLLIN));
+        }
+        let watch_at = fds.len();
+        if let Some(w) = &self.watch {
+            fds.push(PollFd::new(w.as_fd(), PollFlags::POLLIN));
+        }
+        if fds.is_empty() {
+            std::thread::sleep(d);
+            return false;
+        }
+        if poll(&mut fds, PollTimeout::from(ms)).is_err() {
+            // EINTR: treat as a timeout, the caller re-reads everything anyway.
+            return false;
+        }
+        let ready = |i: usize| {
+            fds.get(i)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty())
+        };
+        self.watch.is_some() && ready(watch_at)
+    }
+
+    /// Reads new log records and turns every report whose victim line has arrived into an
+    /// event.
+    fn read_log(&mut self, out: &mut Vec<Detected>) {
+        let Some(k) = self.kmsg.as_mut() else {
+            return;
+        };
+        match k.read_new() {
+            Ok(lines) if lines.is_empty() => return,
+            Ok(lines) => self.pending.extend(lines),
+            Err(e) => {
+                self.kmsg_problem = Some(format!("/dev/kmsg: {e}"));
+                self.kmsg = None;
+                return;
+            }
+        }
+        let mut reports = parse_reports(&self.pending);
+        if let Some(bt) = self.boot_time {
+            fill_wall_times(&mut reports, bt);
+        }
+        // Keep only the lines of a report still waiting for its victim line.
+        let open_from = reports
+            .last()
+            .filter(|r| r.victim.is_none())
+            .and_then(|r| r.seq)
+            .and_then(|seq| self.pending.iter().position(|l| l.seq == Some(seq)));
+        for r in reports.into_iter().filter(|r| r.victim.is_some()) {
+            if self.printed.insert((r.seq, r.mono_usec)) {
+                out.push(self.report_event(r));
+            }
+        }
+        match open_from {
+            Some(i) => {
+                self.pending.drain(..i);
+            }
+            None => self.pending.clear(),
+        }
+        if self.pending.len() > MAX_PENDING_LINES {
+            self.pending.clear();
+        }
+        // Reports are keyed by their first record; old keys cannot recur.
+        if self.printed.len() > 10_000 {
+            self.printed.clear();
+        }
+    }
+
+    fn rel(&self, p: &str) -> String {
+        match &self.hier {
+            Some(h) => strip_mount_root(&h.mount_root, p),
+            None => p.to_string(),
+        }
+    }
+
+    fn report_event(&mut self, r: OomReport) -> Detected {
+        self.number += 1;
+        let task = r.task_memcg.as_deref().map(|p| self.rel(p));
+        let oom = r.oom_memcg.as_deref().map(|p| self.rel(p));
+        // The counter may already have risen (v2 wakes as fast as the log).
+        let confirmed = match self
+            .unexplained
+            .iter()
+            .position(|(p, _)| explains(p, task.as_deref(), oom.as_deref()))
+        {
+            Some(i) => {
+                self.unexplained.remove(i);
+                true
+            }
+            None => {
+                self.explained.push(Explained {
+                    task_memcg: task.clone(),
+                    oom_memcg: oom.clone(),
+                    at: Instant::now(),
+                });
+                false
+            }
+        };
+        let pm = post_mortem(self.number, r);
+        Detected {
+            number: self.number,
+            detected_by: "kernel-log",
+            detected_at: now_wall(),
+            cgroup: task.or(oom),
+            identity: pm.identity.clone(),
+            kills: 1,
+            counter_confirmed: confirmed,
+            note: None,
+            post_mortem: Some(pm),
+        }
+    }
+
+    /// v2: re-reads the counters of the cgroups whose memory.events changed.
+    fn read_watched(&mut self) {
+        let Some(h) = self.hier.clone() else { return };
+        let changed = match self.watch.as_mut() {
+            Some(w) => w.changed(),
+            None => return,
+        };
+        if changed.is_empty() {
+            return;
+        }
+        if self.local_files {
+            let now = events::read_counts(&self.root, &h, &changed);
+            self.absorb(&now);
+        } else {
+            self.read_all(&h);
+        }
+    }
+
+    fn read_all(&mut self, h: &Hierarchy) {
+        let now = events::read_counts(&self.root, h, &self.paths);
+        self.absorb(&now);
+        self.last_poll = Instant::now();
+    }
+
+    /// Records counter increases from `now` (a subset of cgroups or all of them).
+    fn absorb(&mut self, now: &OomCounts) {
+        for (p, n) in events::increases(&self.counts, now) {
+            for _ in 0..n {
+                match self
+                    .explained
+                    .iter()
+                    .position(|e| explains(&p, e.task_memcg.as_deref(), e.oom_memcg.as_deref()))
+                {
+                    Some(i) => {
+                        self.explained.remove(i);
+                    }
+                    None => self.unexplained.push((p.clone(), Instant::now())),
+                }
+            }
+        }
+        for (p, c) in &now.local {
+            self.counts.local.insert(p.clone(), *c);
+        }
+    }
+
+    /// Timed work: polling the counters, refreshing the cgroup list, forgetting old reports.
+    fn tick(&mut self) {
+        let Some(h) = self.hier.clone() else { return };
+        let now = Instant::now();
+        if now >= self.last_scan + RESCAN {
+            self.last_scan = now;
+            self.paths = events::cgroups(&self.root, &h);
+            if let Some(w) = self.watch.as_mut() {
+                w.sync(&h, &self.paths);
+            }
+            // New cgroups: their kills so far count (from zero); removed ones are forgotten.
+            let known: HashSet<&String> = self.counts.local.keys().collect();
+            let fresh: Vec<String> = self
+                .paths
+                .iter()
+                .filter(|p| p.as_str() != "/" && !known.contains(p))
+                .cloned()
+                .collect();
+            let keep: HashSet<&String> = self.paths.iter().collect();
+            self.counts.local.retain(|p, _| keep.contains(p));
+            if !fresh.is_empty() {
+                let c = events::read_counts(&self.root, &h, &fresh);
+                self.absorb(&c);
+            }
+        }
+        if self.polled() && now >= self.last_poll + V1_POLL {
+            self.read_all(&h);
+        }
+        self.explained
+            .retain(|e| now.duration_since(e.at) < Duration::from_secs(30));
+    }
+
+    /// Counter increases no report explained within the grace time become events.
+    fn flush_unexplained(&mut self, out: &mut Vec<Detected>) {
+        let grace = self.grace();
+        let now = Instant::now();
+        let (due, wait): (Vec<_>, Vec<_>) = self
+            .unexplained
+            .drain(..)
+            .partition(|(_, t)| now.duration_since(*t) >= grace);
+        self.unexplained = wait;
+        // One event per cgroup, with its count.
+        let mut by: Vec<(String, u64)> = Vec::new();
+        for (p, _) in due {
+            match by.iter_mut().find(|(q, _)| *q == p) {
+                Some((_, n)) => *n += 1,
+                None => by.push((p, 1)),
+            }
+        }
+        for (p, n) in by {
+            self.number += 1;
+            let note = match &self.kmsg_problem {
+                Some(why) => format!("the kernel counted the kill; its report cannot be read: {why}"),
+                None => "the kernel counted the kill but its report was not in the log (cut by the ring buffer, or rate-limited)".to_string(),
+            };
+            let identity = Some(Identity::from_path(&p)).filter(|i| i.short().is_some());
+            out.push(Detected {
+                number: self.number,
+                detected_by: "counter",
+                detected_at: now_wall(),
+                cgroup: Some(p),
+                identity,
+                kills: n,
+                counter_confirmed: true,
+                note: Some(note),
+                post_mortem: None,
+            });
+        }
+    }
+}
+
+/// Whether a report with these memcgs explains a counter increase in cgroup `p`. A report
+/// naming no memcg (old global OOM formats) explains any one increase.
+fn explains(p: &str, task: Option<&str>, oom: Option<&str>) -> bool {
+    match (task, oom) {
+        (None, None) => true,
+        _ => {
+            task == Some(p)
+                || oom == Some(p)
+                || oom.is_some_and(|o| o == "/" || p.starts_with(&format!("{o}/")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::explains;
+
+    #[test]
+    fn a_report_explains_its_task_memcg_or_anything_under_its_oom_memcg() {
+        assert!(explains("/a/b", Some("/a/b"), Some("/a")));
+        assert!(explains("/a/c", Some("/a/b"), Some("/a")));
+        assert!(!explains("/ab", Some("/a/b"), Some("/a")));
+        assert!(!explains("/x", Some("/a/b"), Some("/a/b")));
+        assert!(explains("/x", None, None));
+        assert!(explains("/x", Some("/y"), Some("/")));
+    }
+}
