@@ -169,7 +169,7 @@ enum Command {
         action: Option<OomAction>,
         /// Read this log instead of /dev/kmsg: dmesg, dmesg -T, journalctl -k or syslog text
         /// (`-` for stdin).
-        #[arg(long, global = true, value_name = "FILE", conflicts_with = "follow")]
+        #[arg(long, global = true, value_name = "FILE")]
         file: Option<PathBuf>,
         /// Wait for new OOM kills and print each as it happens, with its post-mortem (until
         /// Ctrl-C). Detects them from the kernel log and from every cgroup's oom_kill counter
@@ -545,6 +545,12 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         }) => {
             let root = open_root(&g)?;
             if follow {
+                if file.is_some() {
+                    return Err(Failure::new(
+                        exit::BAD_TARGET,
+                        "--follow watches the live kernel; it cannot follow a --file",
+                    ));
+                }
                 if action.is_some() {
                     return Err(Failure::new(
                         exit::BAD_TARGET,
@@ -836,5 +842,24 @@ fn sort_procs(p: &mut [crate::model::Process], key: &str) {
         "pid" => p.sort_by_key(|x| x.pid),
         "name" => p.sort_by(|a, b| a.comm.cmp(&b.comm)),
         _ => p.sort_by(|a, b| k(b).cmp(&k(a)).then(a.pid.cmp(&b.pid))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap checks its definitions only in debug builds when parsing; this runs the same
+    /// checks in every build (a release-only run once missed a bad `conflicts_with`).
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        fn check(c: &clap::Command) {
+            c.clone().debug_assert();
+            c.get_subcommands().for_each(check);
+        }
+        let mut c = super::Cli::command();
+        // build() propagates global arguments into the subcommands, where a bad reference
+        // shows.
+        c.build();
+        check(&c);
     }
 }
