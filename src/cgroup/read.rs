@@ -6,7 +6,7 @@
 
 use super::parse;
 use crate::model::{Cgroup, Events, Hierarchy, KeyValues, Limit, Limits, Usage, Version};
-use crate::sys::{ReadError, Root};
+use crate::sys::{DirFiles, ReadError, Root};
 use std::path::{Path, PathBuf};
 
 /// How much of a cgroup to read.
@@ -79,14 +79,14 @@ pub fn fs_path(h: &Hierarchy, path: &str) -> PathBuf {
 }
 
 struct Reader<'a> {
-    root: &'a Root,
+    files: DirFiles<'a>,
     dir: PathBuf,
     problems: Vec<String>,
 }
 
 impl Reader<'_> {
     fn text(&mut self, name: &str) -> Option<String> {
-        match self.root.read(&self.dir.join(name)) {
+        match self.files.read(name) {
             Ok(t) => Some(t),
             Err(ReadError::Missing { .. }) => None,
             Err(e) => {
@@ -149,7 +149,7 @@ pub fn read_cgroup(
         Vec::new()
     };
     let mut r = Reader {
-        root,
+        files: root.open_dir(&dir),
         dir: dir.clone(),
         problems: Vec::new(),
     };
