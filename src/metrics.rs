@@ -8,6 +8,7 @@
 //! series at all (never a 0 that would look like a measurement).
 
 use crate::cgroup::read::{self, Level};
+use crate::cgroup::walk::Tree;
 use crate::identity::Identity;
 use crate::model::{Cgroup, Hierarchy, Version};
 use crate::overview::{self, Overview, Row};
@@ -362,8 +363,16 @@ pub fn labels(path: &str, id: &Identity) -> Labels {
 
 /// Collects one snapshot: every memory cgroup at `Level::Metrics`, the host, dying cgroups.
 pub fn collect(root: &Root, h: &Hierarchy) -> Snapshot {
+    collect_tree(root, h, &mut Tree::new())
+}
+
+/// [`collect`] with a cgroup list kept between collections ([`Tree`] walks the hierarchy only
+/// after cgroups were created or removed): what `memlens serve` does every interval.
+pub fn collect_tree(root: &Root, h: &Hierarchy, tree: &mut Tree) -> Snapshot {
     let t = Instant::now();
-    let (overview, values) = overview::collect_with(root, h, true, Level::Metrics, cgroup_values);
+    let paths = tree.paths(root, h);
+    let (overview, values) =
+        overview::collect_paths(root, h, paths, true, Level::Metrics, cgroup_values);
     let dying = read::dying_cgroups(root, h, overview.rows.len());
     let mut families: Vec<Family> = CGROUP_DEFS
         .iter()

@@ -100,14 +100,27 @@ pub fn collect_with<T>(
     h: &Hierarchy,
     all: bool,
     level: Level,
-    mut extra: impl FnMut(&Row, &Cgroup) -> T,
+    extra: impl FnMut(&Row, &Cgroup) -> T,
 ) -> (Overview, Vec<T>) {
     let paths = walk::all_paths(root, h, "/");
+    collect_paths(root, h, &paths, all, level, extra)
+}
+
+/// [`collect_with`] over a given list of cgroups (parents before children, as
+/// [`walk::all_paths`] and [`walk::Tree`] list them), for a caller that keeps the list.
+pub fn collect_paths<T>(
+    root: &Root,
+    h: &Hierarchy,
+    paths: &[String],
+    all: bool,
+    level: Level,
+    mut extra: impl FnMut(&Row, &Cgroup) -> T,
+) -> (Overview, Vec<T>) {
     let mut extras = Vec::with_capacity(paths.len());
     let mut limits: HashMap<String, Option<u64>> = HashMap::new();
     let mut rows = Vec::new();
     let mut root_cg = None;
-    for p in &paths {
+    for p in paths {
         let Ok(cg) = read::read_cgroup(root, h, p, level) else {
             continue;
         };

@@ -16,6 +16,7 @@
 //!   ones are closed at once. So slow, malformed or abandoned requests cost a bounded amount.
 //! - Only GET/HEAD are served; nothing writes.
 
+use crate::cgroup::walk::Tree;
 use crate::metrics::{self, Snapshot};
 use crate::model::Hierarchy;
 use crate::render::{json, prometheus};
@@ -121,8 +122,8 @@ impl State {
     }
 }
 
-fn collect(root: &Root, h: &Hierarchy) -> Rendered {
-    let snap = metrics::collect(root, h);
+fn collect(root: &Root, h: &Hierarchy, tree: &mut Tree) -> Rendered {
+    let snap = metrics::collect_tree(root, h, tree);
     tracing::debug!(
         cgroups = snap.overview.rows.len(),
         duration_ms = snap.duration.as_secs_f64() * 1e3,
@@ -135,7 +136,8 @@ fn collect(root: &Root, h: &Hierarchy) -> Rendered {
 /// `/metrics` never answers without data.
 pub fn run(root: Root, h: Hierarchy, opts: ServeOptions) -> std::io::Result<()> {
     let root = Arc::new(root);
-    let first = collect(&root, &h);
+    let mut tree = Tree::new();
+    let first = collect(&root, &h, &mut tree);
     tracing::info!(
         cgroups = first.snapshot.overview.rows.len(),
         version = h.version.number(),
@@ -156,7 +158,7 @@ pub fn run(root: Root, h: Hierarchy, opts: ServeOptions) -> std::io::Result<()> 
             let mut next = Instant::now() + interval;
             loop {
                 std::thread::sleep(next.saturating_duration_since(Instant::now()));
-                let r = collect(&st.root, &st.hierarchy);
+                let r = collect(&st.root, &st.hierarchy, &mut tree);
                 let took = r.snapshot.duration;
                 if took > interval {
                     tracing::warn!(

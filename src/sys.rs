@@ -308,6 +308,14 @@ impl Root {
         res
     }
 
+    /// Where system path `sys` is on this machine's file system (`None` in an archive).
+    pub fn real_path(&self, sys: &Path) -> Option<PathBuf> {
+        match &self.backing {
+            Backing::Dir(prefix) => Some(Self::host_path(prefix, sys)),
+            Backing::Archive(_) => None,
+        }
+    }
+
     /// Opens a directory once, to read several of its files by name (see [`DirFiles`]).
     pub fn open_dir(&self, sys: &Path) -> DirFiles<'_> {
         let fd = match &self.backing {
