@@ -128,6 +128,14 @@ fn follow_reports_a_real_kill_from_the_kernel_log_within_a_second() {
     assert_eq!(pm["limit_bytes"], 32 * MIB);
     assert_eq!(pm["constraint"], "CONSTRAINT_MEMCG");
     assert_eq!(pm["verdict"]["id"], "anon-growth");
+    // The kernel's counter for the same kill is matched to this report, not printed again.
+    let quiet_until = Instant::now() + Duration::from_millis(1500);
+    while let Some(left) = quiet_until.checked_duration_since(Instant::now()) {
+        if let Ok((_, line)) = rx.recv_timeout(left) {
+            let v: serde_json::Value = serde_json::from_str(&line).expect("json line");
+            assert_ne!(v["cgroup"], cg.path(), "the same kill printed twice: {v:#}");
+        }
+    }
     // The same kill, as `memlens oom` lists it afterwards.
     let all = json(&["oom"]);
     let listed = all
@@ -144,10 +152,12 @@ fn follow_reports_a_real_kill_from_the_kernel_log_within_a_second() {
 
 #[test]
 fn follow_reports_a_kill_from_the_counter_alone_when_the_log_is_unreadable() {
-    let cg = cgroup("followctr");
-    limit(&cg, 32 * MIB);
     let (_f, rx, banner) = start_follow(&[("MEMLENS_KMSG", "/nonexistent/kmsg")]);
     assert!(banner.contains("no kernel log"), "{banner}");
+    // Created after the follower started: it must find the new cgroup (and count its kills
+    // from zero) on its own.
+    let cg = cgroup("followctr");
+    limit(&cg, 32 * MIB);
     let (_, counted) = kill_one(&cg);
     let (at, ev) = event_for(&rx, &cg);
     let late = at.saturating_duration_since(counted);

@@ -293,3 +293,27 @@ fn survives_concurrency_slow_clients_and_garbage_with_bounded_rss() {
     drop(slow);
     assert_eq!(http_get(port, "/healthz", None).unwrap().0, 200);
 }
+
+/// serve keeps its cgroup list with inotify (walk::Tree) instead of walking every interval:
+/// a cgroup created after it started, even nested two deep, gets its series, and loses them
+/// once removed.
+#[test]
+fn cgroups_created_and_removed_while_serving_come_and_go() {
+    let (_serve, port) = start_serve("1s", &[]);
+    let parent = cgroup("serve-late");
+    let child = parent.create_child("inner").expect("child memcg");
+    let series = |path: &str| {
+        let (_, body) = http_get(port, "/metrics", None).ok()?;
+        let needle = format!("container_memory_usage_bytes{{id=\"{path}\"");
+        Some(body.contains(&needle))
+    };
+    wait_for("the nested memcg created after start", 10, || {
+        series(child.path())?.then_some(())
+    });
+    let child_path = child.path().to_string();
+    drop(child);
+    wait_for("the removed memcg's series to go", 10, || {
+        (!series(&child_path)?).then_some(())
+    });
+    assert_eq!(series(parent.path()), Some(true));
+}

@@ -14,7 +14,6 @@
 //! not necessarily the memcg whose limit was hit (`oom_memcg`).
 
 use super::read::fs_path;
-use super::walk::all_paths;
 use crate::model::{Hierarchy, Version};
 use crate::sys::Root;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
@@ -37,7 +36,7 @@ fn oom_kill(root: &Root, file: &Path) -> Option<u64> {
 }
 
 /// Reads the local OOM-kill count of every cgroup in `paths` (parents before children, as
-/// [`all_paths`] lists them). A cgroup removed meanwhile is left out.
+/// [`super::walk::all_paths`] lists them). A cgroup removed meanwhile is left out.
 pub fn read_counts(root: &Root, h: &Hierarchy, paths: &[String]) -> OomCounts {
     let mut local = BTreeMap::new();
     let mut hier: BTreeMap<&str, Option<u64>> = BTreeMap::new();
@@ -179,11 +178,6 @@ impl AsFd for EventsWatch {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.inotify.as_fd()
     }
-}
-
-/// Every cgroup of the hierarchy (for [`read_counts`] and [`EventsWatch::sync`]).
-pub fn cgroups(root: &Root, h: &Hierarchy) -> Vec<String> {
-    all_paths(root, h, "/")
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 use super::{PostMortem, post_mortem};
 use crate::cgroup::events::{self, EventsWatch, OomCounts};
 use crate::cgroup::mount::{memory_hierarchy, strip_mount_root};
+use crate::cgroup::walk::Tree;
 use crate::identity::Identity;
 use crate::kmsg::log::{LogLine, wall_time};
 use crate::kmsg::oom::{OomReport, fill_wall_times, parse_reports};
@@ -34,9 +35,9 @@ pub const V1_POLL: Duration = Duration::from_millis(250);
 /// The kernel prints the victim line right after counting the kill, so the report normally
 /// arrives within milliseconds; the wait only matters when the log is cut.
 pub const GRACE: Duration = Duration::from_millis(400);
-/// How often the list of cgroups is refreshed (new containers get watched, removed ones
-/// forgotten).
-pub const RESCAN: Duration = Duration::from_secs(2);
+/// How often the list of cgroups is checked (new containers get watched, removed ones
+/// forgotten). Cheap: [`Tree`] walks again only after inotify saw a mkdir or rmdir.
+pub const RESCAN: Duration = Duration::from_millis(250);
 /// Lines kept while waiting for the end of a report (a report is ~100 lines plus one per
 /// task; this bounds memory if the log never completes one).
 const MAX_PENDING_LINES: usize = 50_000;
@@ -82,6 +83,7 @@ pub struct Follower {
     watch_problem: Option<String>,
     /// v2 kernels with `memory.events.local` (5.2+): only changed cgroups need a read.
     local_files: bool,
+    tree: Tree,
     paths: Vec<String>,
     counts: OomCounts,
     last_scan: Instant,
@@ -130,6 +132,7 @@ impl Follower {
             watch: None,
             watch_problem: None,
             local_files: false,
+            tree: Tree::new(),
             paths: Vec::new(),
             counts: OomCounts::default(),
             last_scan: now,
@@ -143,7 +146,7 @@ impl Follower {
         };
         if let Some(h) = f.hier.clone() {
             let root = &f.root;
-            f.paths = events::cgroups(root, &h);
+            f.paths = f.tree.paths(root, &h).to_vec();
             f.counts = events::read_counts(root, &h, &f.paths);
             if h.version == Version::V2 {
                 f.local_files = f.paths.iter().find(|p| p.as_str() != "/").is_some_and(|p| {
@@ -428,7 +431,11 @@ impl Follower {
         let now = Instant::now();
         if now >= self.last_scan + RESCAN {
             self.last_scan = now;
-            self.paths = events::cgroups(&self.root, &h);
+            let paths = self.tree.paths(&self.root, &h);
+            if paths == self.paths.as_slice() {
+                return self.after_tick(now, &h);
+            }
+            self.paths = paths.to_vec();
             if let Some(w) = self.watch.as_mut() {
                 w.sync(&h, &self.paths);
             }
@@ -447,8 +454,12 @@ impl Follower {
                 self.absorb(&c);
             }
         }
+        self.after_tick(now, &h);
+    }
+
+    fn after_tick(&mut self, now: Instant, h: &Hierarchy) {
         if self.polled() && now >= self.last_poll + V1_POLL {
-            self.read_all(&h);
+            self.read_all(h);
         }
         self.explained
             .retain(|e| now.duration_since(e.at) < Duration::from_secs(30));
