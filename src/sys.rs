@@ -180,6 +180,23 @@ pub struct Root {
     mountinfo: &'static str,
 }
 
+/// The file in which a capture records a directory's listing (`KIND<TAB>NAME` per line, kind
+/// `d`, `l` or `f`); see [`Root::subdirs`] and [`Root::entries`].
+pub const LISTING: &str = ".memlens-entries";
+
+fn parse_listing(t: &str) -> Vec<(char, String)> {
+    let mut out: Vec<(char, String)> = t
+        .lines()
+        .filter_map(|l| {
+            let (k, n) = l.split_once('\t')?;
+            let k = k.chars().next()?;
+            (!n.is_empty()).then(|| (k, n.to_string()))
+        })
+        .collect();
+    out.sort_by(|a, b| a.1.cmp(&b.1));
+    out
+}
+
 /// Name of the metadata file at the top of a capture.
 pub const CAPTURE_META: &str = "memlens-capture.json";
 
@@ -375,30 +392,69 @@ impl Root {
     }
 
     /// The names of the subdirectories of a directory, sorted. In an archive a directory is
-    /// any path prefix of a stored file.
+    /// any path prefix of a stored file (or what its recorded listing says).
     pub fn subdirs(&self, sys: &Path) -> Result<Vec<String>, ReadError> {
+        Ok(self
+            .listing(sys)?
+            .into_iter()
+            .filter(|(k, _)| *k == 'd')
+            .map(|(_, n)| n)
+            .collect())
+    }
+
+    /// A directory's entries as (kind, name), sorted by name; kind `d` directory, `l`
+    /// symlink, `f` anything else. While recording, the listing itself is recorded (as
+    /// [`LISTING`] in the directory), so a capture keeps names that have no file content
+    /// under them: the symlinks of /var/log/containers, empty pod log directories.
+    fn listing(&self, sys: &Path) -> Result<Vec<(char, String)>, ReadError> {
         match &self.backing {
             Backing::Dir(prefix) => {
-                let rd = std::fs::read_dir(Self::host_path(prefix, sys))
-                    .map_err(|e| ReadError::from_io(sys, &e))?;
+                let dir = Self::host_path(prefix, sys);
+                // A capture directory (not the live system, not a --host-root mount).
+                if prefix != Path::new("/")
+                    && self.mountinfo == "/proc/self/mountinfo"
+                    && let Ok(t) = std::fs::read_to_string(dir.join(LISTING))
+                {
+                    return Ok(parse_listing(&t));
+                }
+                let rd = std::fs::read_dir(&dir).map_err(|e| ReadError::from_io(sys, &e))?;
                 let mut out = Vec::new();
                 for ent in rd.flatten() {
-                    if ent.file_type().is_ok_and(|t| t.is_dir()) {
-                        out.push(ent.file_name().to_string_lossy().into_owned());
+                    let name = ent.file_name().to_string_lossy().into_owned();
+                    if name == LISTING {
+                        continue;
                     }
+                    let kind = match ent.file_type() {
+                        Ok(t) if t.is_dir() => 'd',
+                        Ok(t) if t.is_symlink() => 'l',
+                        _ => 'f',
+                    };
+                    out.push((kind, name));
                 }
-                out.sort();
+                out.sort_by(|a, b| a.1.cmp(&b.1));
+                if let Some(rec) = &self.recorder
+                    && let Ok(mut m) = rec.lock()
+                {
+                    let text: String = out.iter().map(|(k, n)| format!("{k}\t{n}\n")).collect();
+                    m.insert(sys.join(LISTING), text.into_bytes());
+                }
                 Ok(out)
             }
             Backing::Archive(files) => {
-                let mut out = std::collections::BTreeSet::new();
+                if let Some(b) = files.get(&sys.join(LISTING)) {
+                    return Ok(parse_listing(&String::from_utf8_lossy(b)));
+                }
+                let mut out = std::collections::BTreeMap::new();
                 for k in files.keys() {
                     if let Ok(rest) = k.strip_prefix(sys) {
                         let mut comps = rest.components();
-                        if let (Some(Component::Normal(first)), Some(_)) =
-                            (comps.next(), comps.next())
-                        {
-                            out.insert(first.to_string_lossy().into_owned());
+                        if let Some(Component::Normal(first)) = comps.next() {
+                            let name = first.to_string_lossy().into_owned();
+                            if name == LISTING {
+                                continue;
+                            }
+                            let kind = if comps.next().is_some() { 'd' } else { 'f' };
+                            out.insert(name, kind);
                         }
                     }
                 }
@@ -407,7 +463,7 @@ impl Root {
                         path: sys.display().to_string(),
                     });
                 }
-                Ok(out.into_iter().collect())
+                Ok(out.into_iter().map(|(n, k)| (k, n)).collect())
             }
         }
     }
@@ -465,36 +521,9 @@ impl Root {
 
     /// The names of every entry of a directory (files, symlinks, subdirectories), sorted.
     /// Used for the node's name files (/var/log/containers holds symlinks whose names carry
-    /// pod, namespace, container name and ID). In an archive: every first component under it.
+    /// pod, namespace, container name and ID).
     pub fn entries(&self, sys: &Path) -> Result<Vec<String>, ReadError> {
-        match &self.backing {
-            Backing::Dir(prefix) => {
-                let rd = std::fs::read_dir(Self::host_path(prefix, sys))
-                    .map_err(|e| ReadError::from_io(sys, &e))?;
-                let mut out: Vec<String> = rd
-                    .flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect();
-                out.sort();
-                Ok(out)
-            }
-            Backing::Archive(files) => {
-                let mut out = std::collections::BTreeSet::new();
-                for k in files.keys() {
-                    if let Ok(rest) = k.strip_prefix(sys)
-                        && let Some(Component::Normal(first)) = rest.components().next()
-                    {
-                        out.insert(first.to_string_lossy().into_owned());
-                    }
-                }
-                if out.is_empty() {
-                    return Err(ReadError::Missing {
-                        path: sys.display().to_string(),
-                    });
-                }
-                Ok(out.into_iter().collect())
-            }
-        }
+        Ok(self.listing(sys)?.into_iter().map(|(_, n)| n).collect())
     }
 
     /// Lists the numeric entries of /proc (the processes), for PID targets and `--all`.

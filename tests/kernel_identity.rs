@@ -153,6 +153,28 @@ fn runtime_layouts_get_their_names() {
     assert!(out.contains("namespace default, pod web-0"), "{out}");
     let (code, _, err) = run(&["--host-root", hrs, "show", "other/web-0"]);
     assert_eq!(code, 2, "{err}");
+
+    // A capture keeps the names: /var/log/containers holds only symlinks and the pod log
+    // directories no file memlens reads, so their listings are recorded.
+    let cap = hr.path().join("names.tar.gz");
+    let caps = cap.to_str().unwrap();
+    let (code, _, err) = run(&["--host-root", hrs, "capture", "--all", "-o", caps]);
+    assert_eq!(code, 0, "{err}");
+    let o = json(&["--from", caps, "--all"]);
+    let rows = o["cgroups"].as_array().expect("rows");
+    let from_capture = |suffix: &str| {
+        rows.iter()
+            .find(|r| r["path"].as_str().is_some_and(|p| p.ends_with(suffix)))
+            .unwrap_or_else(|| panic!("no row ending {suffix} in the capture"))
+            .clone()
+    };
+    let r = from_capture(&format!("/{pod1}/{ID2}"));
+    assert_eq!(names(&r, "pod"), "web-0");
+    assert_eq!(names(&r, "container"), "app");
+    let r = from_capture(&format!("/{cri}"));
+    assert_eq!(names(&r, "pod"), "coredns-5d78c9869d-abcde");
+    let r = from_capture(&format!("/docker/{ID1}"));
+    assert_eq!(names(&r, "runtime_name"), "web");
 }
 
 #[test]
