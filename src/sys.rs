@@ -570,7 +570,25 @@ mod tests {
         ));
         assert_eq!(r.subdirs(Path::new("/sys/fs/cgroup")).unwrap(), vec!["a"]);
         let (files, failures) = r.recorded();
-        assert_eq!(files.len(), 1);
+        // The file read, and the listing of the directory walked.
+        assert_eq!(files.len(), 2);
+        assert_eq!(
+            files.get(Path::new("/sys/fs/cgroup/.memlens-entries")),
+            Some(&b"d\ta\n".to_vec())
+        );
         assert_eq!(failures.len(), 1);
+        // Read back from a capture directory: the recorded listing is the answer, even for
+        // names with nothing stored under them.
+        let c = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(c.path().join("var/log/containers")).unwrap();
+        std::fs::write(
+            c.path().join("var/log/containers/.memlens-entries"),
+            "l\tpod_ns_c-0123.log\nd\tsub\n",
+        )
+        .unwrap();
+        let cr = Root::from_capture(c.path()).unwrap();
+        let dir = Path::new("/var/log/containers");
+        assert_eq!(cr.entries(dir).unwrap(), vec!["pod_ns_c-0123.log", "sub"]);
+        assert_eq!(cr.subdirs(dir).unwrap(), vec!["sub"]);
     }
 }
