@@ -99,3 +99,44 @@ fn grafana_dashboard_uses_only_emitted_metrics() {
         assert!(text.contains(needle), "dashboard lacks {needle}");
     }
 }
+
+/// The systemd unit parses and its directives exist (systemd-analyze verify), with ExecStart
+/// pointed at the binary under test; its capability set is the one the comment explains.
+#[test]
+fn systemd_unit_verifies() {
+    let unit = std::fs::read_to_string(repo().join("deploy/systemd/memlens.service"))
+        .expect("deploy/systemd/memlens.service");
+    assert!(unit.contains("CapabilityBoundingSet=CAP_SYS_PTRACE CAP_SYSLOG\n"));
+    assert!(unit.contains("--listen 127.0.0.1:"), "loopback by default");
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        let msg = "systemd-analyze is not installed: cannot verify deploy/systemd";
+        assert!(!common::in_ci(), "{msg}");
+        eprintln!("SKIPPING: {msg}");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let copy = dir.path().join("memlens.service");
+    std::fs::write(
+        &copy,
+        unit.replace(
+            "/usr/local/bin/memlens",
+            &common::bin().display().to_string(),
+        ),
+    )
+    .expect("write unit");
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .output()
+        .expect("systemd-analyze");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
