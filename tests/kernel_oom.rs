@@ -199,7 +199,16 @@ fn kernel_oom_report_is_parsed() {
         "{file}: {counters}"
     );
 
-    if let Ok(out) = std::env::var("MEMLENS_CAPTURE_OOM_FIXTURE") {
+    // In the VM (tests/vm/run) the records always go to its output directory, from where
+    // tests/fixtures/oom/debian-6.1-v2.kmsg was taken.
+    let out = std::env::var("MEMLENS_CAPTURE_OOM_FIXTURE")
+        .ok()
+        .or_else(|| {
+            std::env::var("MEMLENS_VM_OUT")
+                .ok()
+                .map(|d| format!("{d}/oom-report.kmsg"))
+        });
+    if let Some(out) = out {
         // Every record logged since `before`: the report, as /dev/kmsg gave it.
         let records: String = raw
             .iter()

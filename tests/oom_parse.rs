@@ -494,6 +494,80 @@ fn this_host_6_18_v1_kmsg() {
 }
 
 #[test]
+fn debian_6_1_v2_kmsg() {
+    // Values read off the records by eye (see SOURCES.md).
+    let rs = reports("debian-6.1-v2.kmsg");
+    assert_eq!(rs.len(), 1);
+    let r = &rs[0];
+    assert!(r.complete);
+    assert_eq!((r.seq, r.mono_usec), (Some(378), Some(7_193_712)));
+    assert_eq!(
+        (r.trigger.pid, r.trigger.comm.as_deref()),
+        (Some(142), Some("tail"))
+    );
+    assert_eq!(
+        (r.gfp_mask.as_deref(), r.order, r.oom_score_adj),
+        (Some("0xcc0(GFP_KERNEL)"), Some(0), Some(0))
+    );
+    let cg = "/memlens-test-oom-138-0";
+    assert_eq!(
+        (r.oom_memcg.as_deref(), r.task_memcg.as_deref()),
+        (Some(cg), Some(cg))
+    );
+    assert_eq!(
+        (r.constraint.as_deref(), r.global),
+        (Some("CONSTRAINT_MEMCG"), false)
+    );
+    assert_eq!(
+        (r.usage_bytes, r.limit_bytes, r.failcnt),
+        (Some(32768 * KB), Some(32768 * KB), Some(20))
+    );
+    assert_eq!((r.swap_usage_bytes, r.swap_limit_bytes), (Some(0), Some(0)));
+    assert_eq!(r.memsw_usage_bytes, None);
+    // One record, 51 keys separated by \x0a.
+    assert_eq!(r.stat_memcg.as_deref(), Some(cg));
+    assert_eq!(r.stat.len(), 51);
+    assert_eq!(r.stat[0], ("anon".to_string(), 33431552));
+    assert_eq!(stat(r, "file"), Some(0));
+    assert_eq!(stat(r, "kernel"), Some(122880));
+    assert_eq!(stat(r, "pagetables"), Some(94208));
+    assert_eq!(stat(r, "anon_thp"), Some(2097152));
+    assert_eq!(stat(r, "slab_unreclaimable"), Some(4664));
+    assert_eq!(stat(r, "pgfault"), Some(8189));
+    assert_eq!(r.stat[50], ("thp_collapse_alloc".to_string(), 1));
+    assert_eq!(r.tasks.len(), 1);
+    let t = &r.tasks[0];
+    assert_eq!(
+        (t.pid, t.tgid, t.total_vm_bytes, t.rss_bytes),
+        (Some(142), Some(142), Some(8684 * PAGE), Some(8495 * PAGE))
+    );
+    // 6.1's table has no rss_anon/rss_file/rss_shmem columns.
+    assert_eq!(
+        (t.rss_anon_bytes, t.rss_file_bytes, t.rss_shmem_bytes),
+        (None, None, None)
+    );
+    assert_eq!(
+        (t.pgtables_bytes, t.swap_bytes, t.name.as_deref()),
+        (Some(106496), Some(0), Some("tail"))
+    );
+    let v = Victim {
+        pid: Some(142),
+        comm: Some("tail".into()),
+        total_vm_bytes: Some(34736 * KB),
+        anon_rss_bytes: Some(32632 * KB),
+        file_rss_bytes: Some(4 * KB),
+        shmem_rss_bytes: Some(1344 * KB),
+        pgtables_bytes: Some(104 * KB),
+        uid: Some(0),
+        oom_score_adj: Some(0),
+    };
+    assert_eq!(r.victim.as_ref(), Some(&v));
+    // 59 records, the stat record split into its 51 lines.
+    assert_eq!(r.lines.len(), 58 + 51);
+    assert_eq!(memlens::oom::verdict(r).id, "anon-growth");
+}
+
+#[test]
 fn syslog_without_bracketed_time_and_dmesg_t() {
     // The AKS report re-prefixed as journalctl -k without printk times, and as dmesg -T.
     let text = fixture("aks-5.15-v2-then-cut.syslog");
@@ -560,7 +634,8 @@ fn truncations_at_every_line() {
     }
 }
 
-const FIXTURES: [&str; 7] = [
+const FIXTURES: [&str; 8] = [
+    "debian-6.1-v2.kmsg",
     "el7-3.10-memcg-back-to-back.log",
     "el7-3.10-global-sysrq.log",
     "ubuntu-4.15-docker.log",

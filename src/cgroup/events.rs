@@ -112,7 +112,7 @@ impl EventsWatch {
 
     /// Watches the cgroups of `paths` not yet watched, and forgets the ones not listed (gone).
     /// Returns how many watches could not be added (e.g. `fs.inotify.max_user_watches`).
-    pub fn sync(&mut self, h: &Hierarchy, paths: &[String]) -> usize {
+    pub fn sync(&mut self, root: &Root, h: &Hierarchy, paths: &[String]) -> usize {
         let keep: std::collections::HashSet<&str> = paths.iter().map(String::as_str).collect();
         let gone: Vec<String> = self
             .by_path
@@ -133,7 +133,11 @@ impl EventsWatch {
             if self.by_path.contains_key(p) {
                 continue;
             }
-            let file = fs_path(h, p).join("memory.events");
+            // The real path: under --host-root the files are below the host's mount.
+            let Some(file) = root.real_path(&fs_path(h, p).join("memory.events")) else {
+                failed += 1;
+                continue;
+            };
             match self.inotify.add_watch(&file, AddWatchFlags::IN_MODIFY) {
                 Ok(wd) => {
                     self.watches.insert(wd, p.clone());

@@ -154,7 +154,7 @@ impl Follower {
                 });
                 match EventsWatch::new() {
                     Ok(mut w) => {
-                        let failed = w.sync(&h, &f.paths);
+                        let failed = w.sync(&f.root, &h, &f.paths);
                         if failed > 0 {
                             f.watch_problem = Some(format!(
                                 "{failed} cgroups could not be watched (fs.inotify.max_user_watches?): they are polled"
@@ -437,7 +437,7 @@ impl Follower {
             }
             self.paths = paths.to_vec();
             if let Some(w) = self.watch.as_mut() {
-                w.sync(&h, &self.paths);
+                w.sync(&self.root, &h, &self.paths);
             }
             // New cgroups: their kills so far count (from zero); removed ones are forgotten.
             let known: HashSet<&String> = self.counts.local.keys().collect();
