@@ -301,6 +301,11 @@ fn survives_concurrency_slow_clients_and_garbage_with_bounded_rss() {
 fn cgroups_created_and_removed_while_serving_come_and_go() {
     let (_serve, port) = start_serve("1s", &[]);
     let parent = cgroup("serve-late");
+    if hier().version == memlens::model::Version::V2 {
+        parent
+            .write("cgroup.subtree_control", "+memory")
+            .expect("delegate memory to the child");
+    }
     let child = parent.create_child("inner").expect("child memcg");
     let series = |path: &str| {
         let (_, body) = http_get(port, "/metrics", None).ok()?;
