@@ -437,6 +437,15 @@ fn emit(s: &str) {
     let _ = out.write_all(s.as_bytes());
 }
 
+/// Prints the JSON (`--json`) or the human form of a result; only the one printed is built.
+fn output(json: bool, j: impl FnOnce() -> serde_json::Value, human: impl FnOnce() -> String) {
+    if json {
+        emit_json(&j());
+    } else {
+        emit(&human());
+    }
+}
+
 fn emit_json(v: &serde_json::Value) {
     emit(&format!(
         "{}\n",
@@ -473,11 +482,11 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             let h = hierarchy(&root)?;
             let mut o = overview::collect(&root, &h, cli.overview.all);
             overview::sort(&mut o.rows, &cli.overview.sort);
-            if g.json {
-                emit_json(&render::json::overview(&o));
-            } else {
-                emit(&render::human::overview(&o, st));
-            }
+            output(
+                g.json,
+                || render::json::overview(&o),
+                || render::human::overview(&o, st),
+            );
         }
         Some(Command::Show {
             target,
@@ -591,11 +600,11 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             })?;
             match action {
                 None => {
-                    if g.json {
-                        emit_json(&serde_json::json!(all));
-                    } else {
-                        emit(&render::human::oom_list(&all, st));
-                    }
+                    output(
+                        g.json,
+                        || serde_json::json!(all),
+                        || render::human::oom_list(&all, st),
+                    );
                 }
                 Some(OomAction::Show { n }) => {
                     let Some(pm) = all.iter().find(|p| p.number == n) else {
@@ -604,11 +613,11 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                             format!("no OOM kill number {n} (the log holds {})", all.len()),
                         ));
                     };
-                    if g.json {
-                        emit_json(&serde_json::json!(pm));
-                    } else {
-                        emit(&render::human::oom_show(pm, st));
-                    }
+                    output(
+                        g.json,
+                        || serde_json::json!(pm),
+                        || render::human::oom_show(pm, st),
+                    );
                 }
             }
         }
@@ -625,11 +634,11 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 let path = target::resolve(&root, &h, &t)?;
                 let done = crate::zombies::reclaim(&root, &h, &path)
                     .map_err(|e| Failure::new(exit::FAILURE, e))?;
-                if g.json {
-                    emit_json(&serde_json::json!({"reclaimed": done}));
-                } else {
-                    emit(&render::human::reclaimed(&done, st));
-                }
+                output(
+                    g.json,
+                    || serde_json::json!({"reclaimed": done}),
+                    || render::human::reclaimed(&done, st),
+                );
                 return Ok(exit::OK);
             }
             let first = crate::zombies::collect(&root, &h);
@@ -669,11 +678,11 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             let path = target::resolve(&root, &h, &target)?;
             let mut r = build(&root, &h, &path, descendants)?;
             sort_procs(&mut r.processes, &sort);
-            if g.json {
-                emit_json(&render::json::ps(&r));
-            } else {
-                emit(&render::human::ps(&r, st));
-            }
+            output(
+                g.json,
+                || render::json::ps(&r),
+                || render::human::ps(&r, st),
+            );
         }
         Some(Command::Capture {
             target,
@@ -818,11 +827,11 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             let lab = crate::lab::Lab::new(dir, bin).map_err(|e| Failure::new(exit::FAILURE, e))?;
             let results =
                 crate::lab::run(&lab, &scenarios).map_err(|e| Failure::new(exit::BAD_TARGET, e))?;
-            if g.json {
-                emit_json(&crate::lab::json(&results));
-            } else {
-                emit(&crate::lab::human(&results, st));
-            }
+            output(
+                g.json,
+                || crate::lab::json(&results),
+                || crate::lab::human(&results, st),
+            );
         }
     }
     Ok(exit::OK)
