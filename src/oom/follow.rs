@@ -89,6 +89,9 @@ pub struct Follower {
     last_scan: Instant,
     last_poll: Instant,
     pending: Vec<LogLine>,
+    /// The report whose victim is named but whose `Killed process` line has not come yet,
+    /// and since when.
+    open_report: Option<(Option<u64>, Instant)>,
     printed: HashSet<(Option<u64>, Option<u64>)>,
     unexplained: Vec<(String, Instant)>,
     explained: Vec<Explained>,
@@ -111,13 +114,18 @@ impl Follower {
         // MEMLENS_KMSG names another log device: the tests use it to take the log away and
         // check that the counters alone still report every kill.
         let kmsg_path = std::env::var_os("MEMLENS_KMSG").unwrap_or_else(|| "/dev/kmsg".into());
-        let (kmsg, kmsg_problem) = match KmsgTail::open_at_end(Path::new(&kmsg_path)) {
+        Self::start_with(root, Path::new(&kmsg_path))
+    }
+
+    /// [`Follower::start`] with the kernel log at `kmsg_path`.
+    pub fn start_with(root: Root, kmsg_path: &Path) -> Result<Self, String> {
+        let (kmsg, kmsg_problem) = match KmsgTail::open_at_end(kmsg_path) {
             Ok(k) => (Some(k), None),
             Err(e) => (
                 None,
                 Some(format!(
                     "{}: {e} (root or CAP_SYSLOG is needed for the kernel's reports)",
-                    Path::new(&kmsg_path).display()
+                    kmsg_path.display()
                 )),
             ),
         };
@@ -138,6 +146,7 @@ impl Follower {
             last_scan: now,
             last_poll: now,
             pending: Vec::new(),
+            open_report: None,
             printed: HashSet::new(),
             unexplained: Vec::new(),
             explained: Vec::new(),
@@ -243,6 +252,9 @@ impl Follower {
         if let Some((_, t)) = self.unexplained.first() {
             next = next.min(*t + self.grace());
         }
+        if let Some((_, t)) = self.open_report {
+            next = next.min(t + GRACE);
+        }
         next.saturating_duration_since(now)
             .max(Duration::from_millis(1))
     }
@@ -298,7 +310,6 @@ impl Follower {
             return;
         };
         match k.read_new() {
-            Ok(lines) if lines.is_empty() => return,
             Ok(lines) => self.pending.extend(lines),
             Err(e) => {
                 self.kmsg_problem = Some(format!("/dev/kmsg: {e}"));
@@ -306,26 +317,43 @@ impl Follower {
                 return;
             }
         }
+        if self.pending.is_empty() {
+            return;
+        }
         let mut reports = parse_reports(&self.pending);
         if let Some(bt) = self.boot_time {
             fill_wall_times(&mut reports, bt);
         }
-        // Keep only the lines of a report still waiting for its victim line.
-        let open_from = reports
-            .last()
-            .filter(|r| r.victim.is_none())
-            .and_then(|r| r.seq)
-            .and_then(|seq| self.pending.iter().position(|l| l.seq == Some(seq)));
-        for r in reports.into_iter().filter(|r| r.victim.is_some()) {
-            if self.printed.insert((r.seq, r.mono_usec)) {
-                out.push(self.report_event(r));
+        let now = Instant::now();
+        let last = reports.len().saturating_sub(1);
+        let mut open: Option<u64> = None;
+        for (i, r) in reports.into_iter().enumerate() {
+            // The victim is known from the `oom-kill:` line, but its sizes come with the
+            // `Killed process` line a record or two later (8 ms later in the 6.1 fixture): wait
+            // for it, or for GRACE if it never comes (record lost). A report followed by
+            // another one is as complete as it will get.
+            let sized = r
+                .victim
+                .as_ref()
+                .is_some_and(|v| v.total_vm_bytes.is_some() || v.anon_rss_bytes.is_some());
+            let ready = r.victim.is_some() && (sized || i < last || self.waited(r.seq, now));
+            if ready {
+                if self.printed.insert((r.seq, r.mono_usec)) {
+                    out.push(self.report_event(r));
+                }
+            } else if i == last {
+                open = r.seq;
             }
         }
-        match open_from {
+        // Keep only the lines of a report still waiting for its victim line.
+        match open.and_then(|seq| self.pending.iter().position(|l| l.seq == Some(seq))) {
             Some(i) => {
                 self.pending.drain(..i);
             }
-            None => self.pending.clear(),
+            None => {
+                self.pending.clear();
+                self.open_report = None;
+            }
         }
         if self.pending.len() > MAX_PENDING_LINES {
             self.pending.clear();
@@ -333,6 +361,18 @@ impl Follower {
         // Reports are keyed by their first record; old keys cannot recur.
         if self.printed.len() > 10_000 {
             self.printed.clear();
+        }
+    }
+
+    /// Whether the open report starting at record `seq` has waited [`GRACE`] for its
+    /// `Killed process` line (starts the clock the first time it is asked).
+    fn waited(&mut self, seq: Option<u64>, now: Instant) -> bool {
+        match self.open_report {
+            Some((s, t)) if s == seq => now.duration_since(t) >= GRACE,
+            _ => {
+                self.open_report = Some((seq, now));
+                false
+            }
         }
     }
 
@@ -519,7 +559,77 @@ fn explains(p: &str, task: Option<&str>, oom: Option<&str>) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::explains;
+    use super::*;
+    use std::io::Write;
+
+    /// The VM's 6.1 report arrives record by record; its `Killed process` line comes last.
+    fn fixture_lines() -> Vec<String> {
+        let f = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/oom/debian-6.1-v2.kmsg"
+        );
+        std::fs::read_to_string(f)
+            .expect("fixture")
+            .lines()
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    fn follower(log: &Path) -> Follower {
+        let empty = tempfile::tempdir().expect("tmp");
+        Follower::start_with(Root::dir(empty.path()), log).expect("the log alone is enough")
+    }
+
+    #[test]
+    fn a_report_waits_for_its_killed_process_line() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let log = dir.path().join("kmsg");
+        std::fs::write(&log, "6,1,1,-;earlier, skipped\n").expect("log");
+        let mut f = follower(&log);
+        let lines = fixture_lines();
+        let (head, tail) = lines.split_at(lines.len() - 1);
+        let mut w = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .expect("open");
+        w.write_all(head.concat().as_bytes()).expect("write");
+        // The oom-kill: line names the victim, but its sizes are not there yet.
+        assert!(f.next(Duration::from_millis(50)).is_empty());
+        w.write_all(tail.concat().as_bytes()).expect("write");
+        let ev = f.next(Duration::from_millis(200));
+        assert_eq!(ev.len(), 1);
+        let v = ev[0]
+            .post_mortem
+            .as_ref()
+            .and_then(|p| p.report.victim.clone());
+        let v = v.expect("victim");
+        assert_eq!((v.pid, v.total_vm_bytes), (Some(142), Some(34736 * 1024)));
+        assert_eq!(ev[0].cgroup.as_deref(), Some("/memlens-test-oom-138-0"));
+    }
+
+    #[test]
+    fn a_report_whose_killed_line_never_comes_is_printed_after_the_grace_time() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let log = dir.path().join("kmsg");
+        std::fs::write(&log, "").expect("log");
+        let mut f = follower(&log);
+        let lines = fixture_lines();
+        let head = lines.get(..lines.len() - 1).expect("lines").concat();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .and_then(|mut w| w.write_all(head.as_bytes()))
+            .expect("write");
+        let t = Instant::now();
+        let ev = f.next(GRACE * 3);
+        assert_eq!(ev.len(), 1, "after {:?}", t.elapsed());
+        assert!(t.elapsed() >= GRACE);
+        let v = ev[0]
+            .post_mortem
+            .as_ref()
+            .and_then(|p| p.report.victim.clone());
+        assert_eq!(v.and_then(|v| v.pid), Some(142));
+    }
 
     #[test]
     fn a_report_explains_its_task_memcg_or_anything_under_its_oom_memcg() {
