@@ -285,6 +285,12 @@ impl Root {
         matches!(&self.backing, Backing::Dir(p) if p == Path::new("/"))
     }
 
+    /// True when this root is a running system: the live one, or a host's under
+    /// `--host-root` (not a capture): its directories can be opened and statfs'd.
+    pub fn is_system(&self) -> bool {
+        self.is_live() || self.mountinfo == "/proc/1/mountinfo"
+    }
+
     /// Starts recording every file read, for `memlens capture`.
     pub fn record(mut self) -> Self {
         self.recorder = Some(Mutex::new(BTreeMap::new()));

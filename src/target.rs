@@ -3,7 +3,8 @@
 //! UID, a pod name (`NAMESPACE/POD` or `POD`, from the kubelet's /var/log/pods), or the name
 //! of a cgroup directory.
 
-use crate::cgroup::{mount, read, walk};
+use crate::cgroup::handle::{self, PathError};
+use crate::cgroup::{mount, walk};
 use crate::identity::{Identity, NodeNames};
 use crate::model::Hierarchy;
 use crate::sys::Root;
@@ -25,6 +26,9 @@ pub enum TargetError {
         /// Why.
         reason: String,
     },
+    /// A path that is not a canonical cgroup path inside the mounted memory hierarchy.
+    #[error(transparent)]
+    Path(#[from] PathError),
     /// Several candidates.
     #[error("{target:?} is ambiguous; it matches:\n{}", .candidates.iter().map(|c| format!("  {c}")).collect::<Vec<_>>().join("\n"))]
     Ambiguous {
@@ -38,18 +42,25 @@ pub enum TargetError {
 /// Resolves `target` to a cgroup path within the hierarchy.
 pub fn resolve(root: &Root, h: &Hierarchy, target: &str) -> Result<String, TargetError> {
     let t = target.trim();
-    // A path: absolute system path under the mount point, or a hierarchy path.
-    if t.starts_with('/') || t.starts_with("./") || t == "." {
+    if t.is_empty() {
+        return Err(PathError::Empty.into());
+    }
+    // A path: absolute system path under the mount point, or a hierarchy path. It must be
+    // canonical (no `..`) and name a directory of the mounted hierarchy (handle.rs).
+    if t.starts_with('/') || t.starts_with('.') {
         let mp = h.mount_point.to_string_lossy();
         let rel = t
             .strip_prefix(mp.as_ref())
             .filter(|r| r.is_empty() || r.starts_with('/'))
-            .unwrap_or(t.trim_start_matches('.'));
-        let p = read::normalise(rel);
-        if root.exists(&read::fs_path(h, &p)) {
-            return Ok(p);
-        }
-        return Err(TargetError::NotFound(target.into()));
+            .unwrap_or(t);
+        let p = handle::canonical(rel)?;
+        return match handle::verify(root, h, &p) {
+            Ok(()) => Ok(p),
+            Err(PathError::NotCgroup { reason, .. }) if reason.contains("does not exist") => {
+                Err(TargetError::NotFound(target.into()))
+            }
+            Err(e) => Err(e.into()),
+        };
     }
     if !t.is_empty()
         && t.bytes().all(|b| b.is_ascii_digit())
@@ -60,9 +71,12 @@ pub fn resolve(root: &Root, h: &Hierarchy, target: &str) -> Result<String, Targe
             reason: e.to_string(),
         });
     }
-    // A relative cgroup path that exists as given.
-    if t.contains('/') && root.exists(&read::fs_path(h, t)) {
-        return Ok(read::normalise(t));
+    // A relative cgroup path that exists as given (else perhaps a NAMESPACE/POD name).
+    if t.contains('/') {
+        let p = handle::canonical(t)?;
+        if handle::verify(root, h, &p).is_ok() {
+            return Ok(p);
+        }
     }
     // A pod name (`NAMESPACE/POD` or `POD`), from the kubelet's /var/log/pods.
     let names = NodeNames::load(root, None);
@@ -131,9 +145,17 @@ pub fn resolve(root: &Root, h: &Hierarchy, target: &str) -> Result<String, Targe
         0 => Err(TargetError::NotFound(target.into())),
         1 => Ok(hits.remove(0).0),
         _ => {
-            // An exact full ID or exact name wins over prefixes.
-            if let Some(exact) = hits.iter().find(|(p, _)| p.ends_with(&format!("/{t}"))) {
-                return Ok(exact.0.clone());
+            // An exact full ID or exact name wins over prefixes, if it is the only one:
+            // `A/dup` and `B/dup` are ambiguous, whichever the walk met first.
+            let exact: Vec<_> = hits
+                .iter()
+                .filter(|(p, _)| p.rsplit('/').next() == Some(t))
+                .collect();
+            if let [one] = exact.as_slice() {
+                return Ok(one.0.clone());
+            }
+            if exact.len() > 1 {
+                hits.retain(|(p, _)| p.rsplit('/').next() == Some(t));
             }
             Err(TargetError::Ambiguous {
                 target: target.into(),

@@ -246,7 +246,7 @@ pub fn reclaim(root: &Root, h: &Hierarchy, path: &str) -> std::io::Result<Reclai
         }
     };
     let (ub, fb) = read_fig(root);
-    let out = crate::cgroup::reclaim::reclaim(h, path, ub.unwrap_or(0))?;
+    let out = crate::cgroup::reclaim::reclaim(root, h, path, ub.unwrap_or(0))?;
     let (ua, fa) = read_fig(root);
     Ok(Reclaimed {
         path: path.to_string(),

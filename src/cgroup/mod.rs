@@ -6,6 +6,7 @@
 //! with `memlens zombies --reclaim` (the only two modules that write to /sys).
 
 pub mod events;
+pub mod handle;
 pub mod mount;
 pub mod owned;
 pub mod parse;
