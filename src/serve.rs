@@ -12,8 +12,11 @@
 //!   disappeared has no series in the next one (Prometheus marks it stale).
 //! - The HTTP server is hyper on a single-threaded tokio runtime (the work per request is a
 //!   buffer copy). Every connection has a deadline for its request headers, a total lifetime,
-//!   and a size limit for its buffer; at most `MAX_CONNECTIONS` are open, beyond that new
-//!   ones are closed at once. So slow, malformed or abandoned requests cost a bounded amount.
+//!   and a size limit for its buffer. The connection table (`conns`) limits connections per
+//!   client address and in total; at a limit the longest-idle connection is closed to make
+//!   room, and when all are busy the newcomer gets a 503 (never a silent close). So slow,
+//!   malformed, abandoned or hoarded connections cost a bounded amount and cannot lock a
+//!   scraper out.
 //! - Only GET/HEAD are served; nothing writes.
 
 use crate::cgroup::walk::Tree;
@@ -37,8 +40,15 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-/// Open connections beyond this are closed on accept.
-pub const MAX_CONNECTIONS: usize = 256;
+mod conns;
+
+pub use conns::{MAX_CONNECTIONS, MAX_PER_ADDR};
+/// Refused connections being answered 503 at once; beyond this they are closed unanswered
+/// (each holds a socket for at most `REFUSE_LINGER`).
+const MAX_REFUSING: usize = 1024;
+/// How long a refused connection is kept to read the client's request and let it read the
+/// 503 (closing with unread input would reset the connection before the answer is read).
+const REFUSE_LINGER: Duration = Duration::from_secs(1);
 /// Time a client has to send its request headers (slowloris).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest a connection may live (keep-alive included); then it is closed gracefully.
@@ -111,6 +121,8 @@ struct State {
     hierarchy: Hierarchy,
     latest: RwLock<Arc<Rendered>>,
     reports: Arc<Semaphore>,
+    /// The collection interval: `/healthz` freshness follows it.
+    interval: Duration,
 }
 
 impl State {
@@ -149,6 +161,7 @@ pub fn run(root: Root, h: Hierarchy, opts: ServeOptions) -> std::io::Result<()> 
         hierarchy: h.clone(),
         latest: RwLock::new(Arc::new(first)),
         reports: Arc::new(Semaphore::new(REPORT_PERMITS)),
+        interval: opts.interval,
     });
     let st = state.clone();
     let interval = opts.interval;
@@ -188,7 +201,9 @@ pub fn run(root: Root, h: Hierarchy, opts: ServeOptions) -> std::io::Result<()> 
 async fn serve(state: Arc<State>, addr: SocketAddr) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     tracing::info!(listen = %listener.local_addr()?, "serving /metrics, /healthz, /api/v1/overview, /api/v1/cgroup");
-    let conns = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    raise_fd_limit();
+    let conns = conns::Conns::new(MAX_CONNECTIONS, MAX_PER_ADDR);
+    let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -199,17 +214,37 @@ async fn serve(state: Arc<State>, addr: SocketAddr) -> std::io::Result<()> {
                 continue;
             }
         };
-        let Ok(permit) = conns.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "too many connections; closing");
-            drop(stream);
-            continue;
+        let slot = match conns.admit(peer.ip(), std::os::fd::AsRawFd::as_raw_fd(&stream)) {
+            Ok(s) => s,
+            Err(why) => {
+                tracing::warn!(%peer, reason = %why, "connection refused with 503");
+                match refusing.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        tokio::spawn(async move {
+                            refuse(stream, &why).await;
+                            drop(permit);
+                        });
+                    }
+                    Err(_) => drop(stream),
+                }
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         let st = state.clone();
         tokio::spawn(async move {
+            let slot = Arc::new(slot);
+            let closed = slot.closed.clone();
+            let s2 = slot.clone();
             let svc = service_fn(move |req| {
                 let st = st.clone();
-                async move { Ok::<_, Infallible>(handle(&st, req).await) }
+                let slot = s2.clone();
+                async move {
+                    slot.busy(true);
+                    let r = handle(&st, req).await;
+                    slot.busy(false);
+                    Ok::<_, Infallible>(r)
+                }
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -219,6 +254,11 @@ async fn serve(state: Arc<State>, addr: SocketAddr) -> std::io::Result<()> {
             tokio::pin!(conn);
             let res = tokio::select! {
                 r = conn.as_mut() => r,
+                _ = closed.notified() => {
+                    // Evicted while idle to make room: no request is in progress.
+                    tracing::debug!(%peer, "idle connection closed to make room");
+                    Ok(())
+                }
                 _ = tokio::time::sleep(CONNECTION_LIFETIME) => {
                     conn.as_mut().graceful_shutdown();
                     match tokio::time::timeout(CLOSE_GRACE, conn.as_mut()).await {
@@ -230,8 +270,51 @@ async fn serve(state: Arc<State>, addr: SocketAddr) -> std::io::Result<()> {
             if let Err(e) = res {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
-            drop(permit);
+            drop(slot);
         });
+    }
+}
+
+/// Answers a connection that cannot be admitted: `503` with `Retry-After`, then reads what
+/// the client sent (briefly) so that closing does not reset the connection before the client
+/// read the answer.
+async fn refuse(mut stream: tokio::net::TcpStream, why: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = serde_json::json!({ "error": format!("busy: {why}; retry") }).to_string();
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = tokio::time::timeout(REFUSE_LINGER, async {
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body.as_bytes()).await?;
+        stream.shutdown().await?;
+        let mut buf = [0u8; 4096];
+        let mut total = 0usize;
+        while total < 64 * 1024 {
+            match stream.read(&mut buf).await? {
+                0 => break,
+                n => total += n,
+            }
+        }
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
+}
+
+/// Raises the soft limit of open files to the hard one (at most 65536): the connection
+/// limits, not EMFILE, must be what bounds the server (the default soft limit is 1024).
+fn raise_fd_limit() {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read/write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 && rl.rlim_cur < rl.rlim_max {
+            rl.rlim_cur = rl.rlim_max.min(65536);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
+        }
     }
 }
 
@@ -252,7 +335,7 @@ fn error(status: StatusCode, msg: &str) -> Response<Full<Bytes>> {
     )
 }
 
-/// Decodes `%XX` and `+` in a query value.
+/// Decodes `%XX` and `+` in a query value; `None` when it is not valid percent-encoded UTF-8.
 fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -277,11 +360,17 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn query_param(query: Option<&str>, key: &str) -> Option<String> {
+/// The value of `key` in a query string: `None` when absent, `Some(Err(raw))` when present but
+/// not valid percent-encoded UTF-8 (so the answer can say which, issue 19 item 18).
+fn query_value(query: Option<&str>, key: &str) -> Option<Result<String, String>> {
     query?.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        (k == key).then(|| percent_decode(v)).flatten()
+        (k == key).then(|| percent_decode(v).ok_or_else(|| v.to_string()))
     })
+}
+
+fn query_param(query: Option<&str>, key: &str) -> Option<String> {
+    query_value(query, key).and_then(Result::ok)
 }
 
 async fn handle(st: &Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -318,8 +407,9 @@ async fn handle(st: &Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>
         "/healthz" => {
             let age = st.latest().at.elapsed();
             // Unhealthy when the collector thread has stopped producing (stuck on a hung
-            // file system, or dead).
-            if age > Duration::from_secs(300) {
+            // file system, or dead): a snapshot is due every interval, so it is stale after
+            // two intervals plus a minute for a slow collection.
+            if age > stale_after(st.interval) {
                 error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     &format!("last collection {}s ago", age.as_secs()),
@@ -344,8 +434,17 @@ async fn handle(st: &Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>
             )
         }
         "/api/v1/cgroup" => {
-            let Some(p) = query_param(query, "path") else {
-                return error(StatusCode::BAD_REQUEST, "missing ?path=/cgroup/path");
+            let p = match query_value(query, "path") {
+                None => return error(StatusCode::BAD_REQUEST, "missing ?path=/cgroup/path"),
+                Some(Err(raw)) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        &format!(
+                            "?path={raw} is not valid percent-encoded UTF-8 (a cgroup path is text; encode it with %XX of its UTF-8 bytes)"
+                        ),
+                    );
+                }
+                Some(Ok(p)) => p,
             };
             if !p.starts_with('/') || p.split('/').any(|c| c == ".." || c == ".") {
                 return error(
@@ -382,9 +481,32 @@ async fn handle(st: &Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>
     }
 }
 
+/// When `/healthz` calls the last snapshot stale: two intervals and a minute.
+fn stale_after(interval: Duration) -> Duration {
+    interval.saturating_mul(2) + Duration::from_secs(60)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn freshness_follows_the_interval() {
+        // A 5-minute interval must not be stale 5 minutes after a collection.
+        assert!(stale_after(Duration::from_secs(300)) > Duration::from_secs(600));
+        assert!(stale_after(Duration::from_secs(3600)) > Duration::from_secs(7200));
+        assert_eq!(stale_after(Duration::from_secs(1)), Duration::from_secs(62));
+    }
+
+    #[test]
+    fn badly_encoded_values_are_not_missing() {
+        assert_eq!(
+            query_value(Some("path=/%ff"), "path"),
+            Some(Err("/%ff".into()))
+        );
+        assert_eq!(query_value(Some("path=%2"), "path"), Some(Err("%2".into())));
+        assert_eq!(query_value(Some("x=1"), "path"), None);
+    }
 
     #[test]
     fn query_decoding() {

@@ -1,0 +1,146 @@
+//! The exporter under connection abuse (issue 19 item 2), loopback only and bounded: hundreds
+//! of idle connections that reconnect as soon as they are closed, and a burst of 500
+//! simultaneous scrapes, while a legitimate client scrapes. Every legitimate scrape must be
+//! answered, and every burst connection must get an HTTP answer (200 or 503), never a silent
+//! close. Attackers use other loopback addresses (127.0.0.2...), as a remote client would.
+
+mod common;
+
+use common::*;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn connect_from(src: Ipv4Addr, port: u16) -> std::io::Result<tokio::net::TcpStream> {
+    let s = tokio::net::TcpSocket::new_v4()?;
+    s.bind(SocketAddr::from((src, 0)))?;
+    s.connect(SocketAddr::from(([127, 0, 0, 1], port))).await
+}
+
+/// Idle connections from `addrs` (`per` each) that reconnect as soon as they are closed,
+/// until `stop`. Returns how many times they were closed by the server.
+async fn idlers(addrs: Vec<Ipv4Addr>, per: usize, port: u16, stop: Arc<AtomicBool>) -> usize {
+    let closed = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for a in addrs {
+        for _ in 0..per {
+            let (stop, closed) = (stop.clone(), closed.clone());
+            tasks.push(tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok(mut s) = connect_from(a, port).await else {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        continue;
+                    };
+                    let mut b = [0u8; 512];
+                    // Hold until the server closes (or answers 503 and closes).
+                    loop {
+                        tokio::select! {
+                            r = s.read(&mut b) => if matches!(r, Ok(0) | Err(_)) { break },
+                            _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                                if stop.load(Ordering::Relaxed) { return; }
+                            }
+                        }
+                    }
+                    closed.fetch_add(1, Ordering::Relaxed);
+                }
+            }));
+        }
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    closed.load(Ordering::Relaxed)
+}
+
+/// `n` simultaneous `/metrics` from `src`: (answered 200, answered 503, closed unanswered).
+async fn burst(src: Ipv4Addr, n: usize, port: u16) -> (usize, usize, usize) {
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        tasks.push(tokio::spawn(async move {
+            let mut s = connect_from(src, port).await.ok()?;
+            let _ = s
+                .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await;
+            let mut buf = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+            let head = String::from_utf8_lossy(buf.get(..12.min(buf.len()))?).into_owned();
+            head.split_whitespace().nth(1)?.parse::<u16>().ok()
+        }));
+    }
+    let (mut ok, mut busy, mut silent) = (0, 0, 0);
+    for t in tasks {
+        match t.await.ok().flatten() {
+            Some(200) => ok += 1,
+            Some(503) => busy += 1,
+            _ => silent += 1,
+        }
+    }
+    (ok, busy, silent)
+}
+
+#[test]
+fn a_scrape_succeeds_while_one_client_hoards_connections() {
+    let (_serve, port) = start_serve("1s", &[]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let st = stop.clone();
+    let attack = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            // 300 idle hoarders on one address, and 320 spread over 8 (more than the
+            // server-wide limit of 256).
+            let one = tokio::spawn(idlers(
+                vec![Ipv4Addr::new(127, 0, 0, 2)],
+                300,
+                port,
+                st.clone(),
+            ));
+            let spread = tokio::spawn(idlers(
+                (3..11).map(|i| Ipv4Addr::new(127, 0, 0, i)).collect(),
+                40,
+                port,
+                st.clone(),
+            ));
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            let b = burst(Ipv4Addr::new(127, 0, 0, 20), 500, port).await;
+            (one.await.unwrap_or(0), spread.await.unwrap_or(0), b)
+        })
+    });
+    // The legitimate client, from 127.0.0.1, during the attack: every scrape answered.
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    let (mut asked, mut answered) = (0, 0);
+    while t.elapsed() < Duration::from_secs(4) {
+        asked += 1;
+        let path = if asked % 2 == 0 {
+            "/healthz"
+        } else {
+            "/metrics"
+        };
+        if let Ok((200, _)) = http_get(port, path, None) {
+            answered += 1;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (closed_one, closed_spread, (ok, busy, silent)) = attack.join().unwrap();
+    eprintln!(
+        "legitimate {answered}/{asked}; hoarders closed {closed_one} + {closed_spread} times; burst of 500: {ok} ok, {busy} 503, {silent} unanswered"
+    );
+    assert_eq!(
+        answered, asked,
+        "legitimate scrapes answered during the attack"
+    );
+    assert_eq!(silent, 0, "burst connections closed without an answer");
+    assert!(ok > 0, "some of the burst is served");
+    assert!(
+        closed_one > 0,
+        "the hoarder beyond its per-address limit is refused or closed"
+    );
+    // The server is still fine afterwards.
+    assert_eq!(http_get(port, "/healthz", None).unwrap().0, 200);
+}
