@@ -75,6 +75,13 @@ struct Global {
     /// Analyse a capture (directory or .tar.gz from `memlens capture`) instead of this system.
     #[arg(long, global = true, value_name = "CAPTURE")]
     from: Option<PathBuf>,
+    /// Largest file a capture (--from) may hold, uncompressed [default: 16M]. Captures come
+    /// from other machines: raise it only for one you trust.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = crate::sys::parse_size)]
+    from_max_file: Option<u64>,
+    /// Largest size a capture archive (--from FILE.tar.gz) may expand to [default: 512M].
+    #[arg(long, global = true, value_name = "SIZE", value_parser = crate::sys::parse_size)]
+    from_max_total: Option<u64>,
     /// Read the host's files under DIR (memlens in a container with the host's / mounted at
     /// DIR and the host PID namespace): DIR/sys, DIR/proc, DIR/var/log/pods, ...
     #[arg(long, global = true, value_name = "DIR", conflicts_with = "from")]
@@ -376,7 +383,13 @@ fn open_root(g: &Global) -> Result<Root, Failure> {
     }
     match &g.from {
         None => Ok(Root::live()),
-        Some(p) => Root::from_capture(p).map_err(|e| {
+        Some(p) => {
+            let mut lim = crate::sys::LoadLimits::default();
+            lim.per_file = g.from_max_file.unwrap_or(lim.per_file);
+            lim.total = g.from_max_total.unwrap_or(lim.total);
+            Root::from_capture_with(p, lim)
+        }
+        .map_err(|e| {
             Failure::new(
                 exit::FAILURE,
                 format!("cannot open capture {}: {e}", p.display()),

@@ -165,10 +165,69 @@ enum Backing {
     Archive(BTreeMap<PathBuf, Vec<u8>>),
 }
 
+/// How much `--from` may load (issue 19 item 3: a 1 MiB `.tar.gz` expanding to 1 GiB got
+/// memlens OOM-killed). Captures come from other machines: a member bigger than `per_file`,
+/// or an archive expanding to more than `total`, is refused naming the file. A kernel file
+/// memlens reads is at most a few MiB (mountinfo, cgroup.procs of a huge cgroup), a capture of
+/// a large node a few tens of MiB in all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadLimits {
+    /// Largest file (uncompressed).
+    pub per_file: u64,
+    /// Largest archive, uncompressed, all members together (plus 64 bytes per member).
+    pub total: u64,
+}
+
+impl Default for LoadLimits {
+    fn default() -> Self {
+        LoadLimits {
+            per_file: 16 << 20,
+            total: 512 << 20,
+        }
+    }
+}
+
+/// Parses a size for the `--from-max-*` flags: bytes, or a number with K, M, G, T (powers of
+/// 1024, optionally followed by `i`/`iB`/`B`).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a size such as 64M or 1G"))?;
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KI" | "KIB" => 10,
+        "M" | "MB" | "MI" | "MIB" => 20,
+        "G" | "GB" | "GI" | "GIB" => 30,
+        "T" | "TB" | "TI" | "TIB" => 40,
+        u => return Err(format!("{s:?}: unknown unit {u:?} (use K, M, G or T)")),
+    };
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{s:?}: too large"))
+}
+
+fn human_size(b: u64) -> String {
+    if b >= 1 << 30 {
+        format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64)
+    } else {
+        format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
+    }
+}
+
 /// The file system memlens reads from (see the module docs).
 #[derive(Debug)]
 pub struct Root {
     backing: Backing,
+    /// What a capture may load.
+    limits: LoadLimits,
+    /// Problems with the capture as a whole (a cut archive, a damaged memlens-capture.json):
+    /// every report lists them (`proc::read_host`).
+    capture_problems: Vec<String>,
+    /// Files the capturing run could not read, with its reason (memlens-capture.json
+    /// `unreadable`): reading them from the capture fails the same way, not as "missing".
+    unreadable: BTreeMap<PathBuf, String>,
     /// When set, every successful read is recorded here (for `memlens capture`).
     recorder: Option<Mutex<BTreeMap<PathBuf, Vec<u8>>>>,
     /// Failed reads, recorded with their reason (for `memlens capture`).
@@ -210,6 +269,9 @@ impl Root {
     pub fn dir(prefix: impl Into<PathBuf>) -> Self {
         Root {
             backing: Backing::Dir(prefix.into()),
+            limits: LoadLimits::default(),
+            capture_problems: Vec::new(),
+            unreadable: BTreeMap::new(),
             recorder: None,
             failures: Mutex::new(BTreeMap::new()),
             mountinfo: "/proc/self/mountinfo",
@@ -231,17 +293,87 @@ impl Root {
         Path::new(self.mountinfo)
     }
 
-    /// A capture archive (`.tar.gz`) as written by `memlens capture`.
+    /// A capture archive (`.tar.gz`) as written by `memlens capture`, with the default
+    /// [`LoadLimits`].
     pub fn archive(file: &Path) -> io::Result<Self> {
+        Self::archive_with(file, LoadLimits::default())
+    }
+
+    /// A capture archive, loaded within `limits`: the archive is decompressed as a stream
+    /// and each member read up to the per-file limit, so nothing beyond the limits is ever
+    /// held in memory. A member or a total over a limit refuses the archive, naming the
+    /// member and the flag that raises the limit. An archive cut short (or damaged) keeps
+    /// the members read before the cut, and the problem says where it stopped.
+    pub fn archive_with(file: &Path, limits: LoadLimits) -> io::Result<Self> {
         let f = std::fs::File::open(file)?;
-        let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(f));
+        let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(io::BufReader::new(f)));
         let mut files = BTreeMap::new();
-        for entry in ar.entries()? {
-            let mut entry = entry?;
+        let mut problems = Vec::new();
+        let mut total: u64 = 0;
+        let mut last = String::from("(none)");
+        let cut = |n: usize, last: &str, e: &dyn std::fmt::Display| {
+            format!(
+                "{}: archive cut short or damaged after {n} file(s) (last complete: {last}): {e}; the files before the cut are used, the rest are missing",
+                file.display()
+            )
+        };
+        let entries = ar.entries().map_err(|e| {
+            io::Error::new(e.kind(), format!("{}: not a .tar.gz: {e}", file.display()))
+        })?;
+        for entry in entries {
+            let mut entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    if files.is_empty() {
+                        return Err(io::Error::new(
+                            e.kind(),
+                            format!("{}: not a readable .tar.gz: {e}", file.display()),
+                        ));
+                    }
+                    problems.push(cut(files.len(), &last, &e));
+                    break;
+                }
+            };
             if !entry.header().entry_type().is_file() {
                 continue;
             }
-            let rel = entry.path()?.into_owned();
+            let rel = match entry.path() {
+                Ok(p) => p.into_owned(),
+                Err(e) => {
+                    problems.push(format!(
+                        "{}: a member with an unreadable name skipped: {e}",
+                        file.display()
+                    ));
+                    continue;
+                }
+            };
+            let declared = entry.header().size().unwrap_or(0);
+            let over = |what: &str, size: u64, limit: u64, flag: &str| {
+                io::Error::other(format!(
+                    "{}: {} is {what}{}, over the {} limit of {} (raise it with {flag} if this capture is trusted)",
+                    file.display(),
+                    rel.display(),
+                    human_size(size),
+                    if flag.ends_with("file") {
+                        "per-file"
+                    } else {
+                        "total"
+                    },
+                    human_size(limit)
+                ))
+            };
+            if declared > limits.per_file {
+                return Err(over("", declared, limits.per_file, "--from-max-file"));
+            }
+            let entry_cost = declared.saturating_add(64 + rel.as_os_str().len() as u64);
+            if total.saturating_add(entry_cost) > limits.total {
+                return Err(over(
+                    "the member that takes the archive to ",
+                    total.saturating_add(entry_cost),
+                    limits.total,
+                    "--from-max-total",
+                ));
+            }
             let mut sys = PathBuf::from("/");
             // Archive members are relative; a leading "./" or a top directory named like the
             // archive is tolerated by dropping components until the layout's first name.
@@ -256,28 +388,112 @@ impl Root {
                     s == "proc" || s == "sys" || s == CAPTURE_META
                 })
                 .unwrap_or(0);
-            for c in &comps[start..] {
+            for c in comps.get(start..).unwrap_or_default() {
                 sys.push(c);
             }
-            let mut buf = Vec::new();
-            entry.read_to_end(&mut buf)?;
+            let mut buf = Vec::with_capacity(declared.min(1 << 20) as usize);
+            // The header's size bounds what tar reads; `take` bounds it whatever it says.
+            match (&mut entry).take(limits.per_file + 1).read_to_end(&mut buf) {
+                Ok(_) if buf.len() as u64 > limits.per_file => {
+                    return Err(over(
+                        "",
+                        buf.len() as u64,
+                        limits.per_file,
+                        "--from-max-file",
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    problems.push(cut(
+                        files.len(),
+                        &last,
+                        &format!("{} cut after {} bytes: {e}", rel.display(), buf.len()),
+                    ));
+                    break;
+                }
+            }
+            total = total.saturating_add(entry_cost);
+            last = rel.display().to_string();
             files.insert(sys, buf);
         }
-        Ok(Root {
+        let mut r = Root {
             backing: Backing::Archive(files),
+            limits,
+            capture_problems: problems,
+            unreadable: BTreeMap::new(),
             recorder: None,
             failures: Mutex::new(BTreeMap::new()),
             mountinfo: "/proc/self/mountinfo",
-        })
+        };
+        r.load_meta();
+        Ok(r)
     }
 
     /// Opens `--from` input: a directory or a `.tar.gz` archive.
     pub fn from_capture(path: &Path) -> io::Result<Self> {
+        Self::from_capture_with(path, LoadLimits::default())
+    }
+
+    /// Opens `--from` input within `limits` (in a directory, the per-file limit applies to
+    /// each file read).
+    pub fn from_capture_with(path: &Path, limits: LoadLimits) -> io::Result<Self> {
         if path.is_dir() {
-            Ok(Self::dir(path))
+            let mut r = Self::dir(path);
+            r.limits = limits;
+            r.load_meta();
+            Ok(r)
         } else {
-            Self::archive(path)
+            Self::archive_with(path, limits)
         }
+    }
+
+    /// Reads memlens-capture.json: its `unreadable` list makes those files fail as they did
+    /// when captured; a missing or damaged file is a problem of every report.
+    fn load_meta(&mut self) {
+        let p = PathBuf::from("/").join(CAPTURE_META);
+        let bytes = match self.read_bytes(&p) {
+            Ok(b) => b,
+            Err(ReadError::Missing { .. }) => {
+                self.capture_problems.push(format!(
+                    "{CAPTURE_META}: missing from the capture (not written by `memlens capture`, or lost): which files could not be read when it was taken is unknown"
+                ));
+                return;
+            }
+            Err(e) => {
+                self.capture_problems.push(e.to_string());
+                return;
+            }
+        };
+        match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(serde_json::Value::Object(m)) => {
+                if let Some(u) = m.get("unreadable") {
+                    match u.as_object() {
+                        Some(u) => {
+                            for (k, v) in u {
+                                self.unreadable.insert(
+                                    PathBuf::from(k),
+                                    v.as_str().unwrap_or("unreadable when captured").into(),
+                                );
+                            }
+                        }
+                        None => self.capture_problems.push(format!(
+                            "{CAPTURE_META}: \"unreadable\" is not an object; ignored"
+                        )),
+                    }
+                }
+            }
+            Ok(_) => self.capture_problems.push(format!(
+                "{CAPTURE_META}: not a JSON object; the capture's metadata is ignored"
+            )),
+            Err(e) => self.capture_problems.push(format!(
+                "{CAPTURE_META}: damaged JSON ({e}); the capture's metadata (files unreadable when captured) is ignored"
+            )),
+        }
+    }
+
+    /// Problems with the capture as a whole (see [`Root::archive_with`]); empty live.
+    pub fn capture_problems(&self) -> &[String] {
+        &self.capture_problems
     }
 
     /// True when this root is the running system (not a capture).
@@ -321,11 +537,42 @@ impl Root {
     pub fn read_bytes(&self, sys: &Path) -> Result<Vec<u8>, ReadError> {
         let res = match &self.backing {
             Backing::Dir(prefix) => std::fs::File::open(Self::host_path(prefix, sys))
-                .and_then(|f| read_all(f, sys))
+                .and_then(|f| {
+                    if !self.is_system() {
+                        let len = f.metadata()?.len();
+                        if len > self.limits.per_file {
+                            return Err(io::Error::other(format!(
+                                "{} in the capture, over the per-file limit of {} (raise it with --from-max-file if this capture is trusted)",
+                                human_size(len),
+                                human_size(self.limits.per_file)
+                            )));
+                        }
+                        let mut buf = Vec::new();
+                        f.take(self.limits.per_file + 1).read_to_end(&mut buf)?;
+                        return Ok(buf);
+                    }
+                    read_all(f, sys)
+                })
                 .map_err(|e| ReadError::from_io(sys, &e)),
             Backing::Archive(files) => files.get(sys).cloned().ok_or(ReadError::Missing {
                 path: sys.display().to_string(),
             }),
+        };
+        let res = match res {
+            Err(ReadError::Missing { path }) => match self.unreadable.get(sys) {
+                Some(why) if why.contains("not provided by this kernel") => {
+                    Err(ReadError::Missing { path })
+                }
+                Some(why) if why.contains("permission denied") => {
+                    Err(ReadError::Permission { path })
+                }
+                Some(why) => Err(ReadError::Io {
+                    path,
+                    reason: format!("unreadable when captured: {why}"),
+                }),
+                None => Err(ReadError::Missing { path }),
+            },
+            r => r,
         };
         self.note(sys, &res);
         res
@@ -342,6 +589,8 @@ impl Root {
     /// Opens a directory once, to read several of its files by name (see [`DirFiles`]).
     pub fn open_dir(&self, sys: &Path) -> DirFiles<'_> {
         let fd = match &self.backing {
+            // A capture directory is read through `read_bytes`, which applies its limits.
+            Backing::Dir(_) if !self.is_system() => None,
             Backing::Dir(prefix) => nix::fcntl::open(
                 &Self::host_path(prefix, sys),
                 OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,

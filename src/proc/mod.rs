@@ -122,6 +122,9 @@ pub fn read_host(root: &Root) -> Host {
             f.get(4) == Some(&"/proc/meminfo") && l.contains("lxcfs")
         });
     }
+    // Problems with the capture as a whole (cut archive, damaged metadata) belong in every
+    // report, and every report reads the host.
+    problems.extend(root.capture_problems().iter().cloned());
     h.problems = problems;
     h
 }

@@ -102,6 +102,7 @@ pub fn overview(o: &Overview, s: Style) -> String {
         .rows
         .iter()
         .flat_map(|r| r.problems.iter().cloned())
+        .chain(o.host.host.problems.iter().cloned())
         .collect();
     problems(&mut out, &probs, s);
     out
