@@ -597,12 +597,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     ));
                 }
                 Some(f) => {
-                    text = if f.as_os_str() == "-" {
-                        std::io::read_to_string(std::io::stdin())
-                    } else {
-                        std::fs::read_to_string(f)
-                    }
-                    .map_err(|e| {
+                    text = crate::kmsg::log::read_log_file(f).map_err(|e| {
                         Failure::new(exit::FAILURE, format!("cannot read {}: {e}", f.display()))
                     })?;
                     crate::oom::Source::Text(&text)

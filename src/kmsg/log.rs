@@ -35,6 +35,31 @@ impl LogLine {
     }
 }
 
+/// Reads a log file (`-`: stdin) as bytes and decodes it line by line, lossily: syslog mixes
+/// other programs' Latin-1 and binary output with the kernel's lines, and one such byte must
+/// not make the whole file unreadable (a bad byte becomes U+FFFD in its own line only).
+pub fn read_log_file(path: &Path) -> io::Result<String> {
+    let bytes = if path.as_os_str() == "-" {
+        let mut b = Vec::new();
+        io::stdin().lock().read_to_end(&mut b)?;
+        b
+    } else {
+        std::fs::read(path)?
+    };
+    Ok(decode_lines(&bytes))
+}
+
+/// Decodes each line on its own (see [`read_log_file`]); NUL bytes (a log file's preallocated
+/// or crash-damaged tail) end nothing and are dropped.
+pub fn decode_lines(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for line in bytes.split_inclusive(|b| *b == b'\n') {
+        let line: Vec<u8> = line.iter().copied().filter(|b| *b != 0).collect();
+        out.push_str(&String::from_utf8_lossy(&line));
+    }
+    out
+}
+
 /// Parses a whole log text; `/dev/kmsg` continuation lines (` KEY=value`) are dropped.
 pub fn parse_log(text: &str) -> Vec<LogLine> {
     let mut out = Vec::new();

@@ -1,5 +1,6 @@
 //! Human output: the overview table, the `show` report, the `ps` table.
 
+use super::escape::{term, term_lines};
 use super::{Style, bytes, percent, signed_bytes, table};
 use crate::model::{Limit, Process, Version};
 use crate::overview::Overview;
@@ -118,7 +119,7 @@ fn problems(out: &mut String, probs: &[String], s: Style) {
         s.warn("PROBLEMS (the rest of the report is complete)")
     );
     for p in probs {
-        let _ = writeln!(out, "  - {p}");
+        let _ = writeln!(out, "  - {}", term(p));
     }
 }
 
@@ -136,9 +137,9 @@ pub fn show(r: &Report, s: Style) -> String {
         out,
         "{} {}  (cgroup v{}, {})",
         s.head("cgroup"),
-        cg.path,
+        term(&cg.path),
         cg.version.number(),
-        cg.fs_path.display()
+        term(&cg.fs_path.display().to_string())
     );
     if let Some(n) = r.identity.short() {
         let mut extra = String::new();
@@ -148,7 +149,7 @@ pub fn show(r: &Report, s: Style) -> String {
         if let Some(q) = r.identity.qos {
             let _ = write!(extra, ", QoS {q}");
         }
-        let _ = writeln!(out, "{} {n}{extra}", s.head("is"));
+        let _ = writeln!(out, "{} {}", s.head("is"), term(&format!("{n}{extra}")));
     }
     let names = &r.identity.names;
     if !names.is_empty() {
@@ -161,14 +162,14 @@ pub fn show(r: &Report, s: Style) -> String {
             ("image", &names.image),
         ] {
             if let Some(v) = v {
-                parts.push(format!("{k} {v}"));
+                parts.push(format!("{k} {}", term(v)));
             }
         }
         let _ = writeln!(out, "{} {}", s.head("names"), parts.join(", "));
     } else if r.identity.short().is_none()
         && let Some(u) = &r.identity.unit
     {
-        let _ = writeln!(out, "{} systemd unit {u}", s.head("is"));
+        let _ = writeln!(out, "{} systemd unit {}", s.head("is"), term(u));
     }
     if let Some(k) = &r.host.kernel {
         let _ = writeln!(out, "{} {k}", s.head("kernel"));
@@ -419,7 +420,7 @@ pub fn ps(r: &Report, s: Style) -> String {
     let mut out = format!(
         "{} {} ({} processes)\n",
         s.head("cgroup"),
-        r.cgroup.path,
+        term(&r.cgroup.path),
         r.processes.len()
     );
     out.push_str(&ps_table(&r.processes, s));
@@ -454,7 +455,7 @@ pub fn findings(f: &[crate::rules::Finding], s: Style) -> String {
         let _ = writeln!(
             out,
             "\n  {tag} {}  {}",
-            x.title,
+            term(&x.title),
             s.dim(&format!("({})", x.id))
         );
         let rows: Vec<Vec<String>> = x
@@ -468,8 +469,8 @@ pub fn findings(f: &[crate::rules::Finding], s: Style) -> String {
             &[2],
             s,
         ))));
-        let _ = writeln!(out, "    {} {}", s.head("meaning:"), x.meaning);
-        let _ = writeln!(out, "    {} {}", s.head("advice:"), x.advice);
+        let _ = writeln!(out, "    {} {}", s.head("meaning:"), term_lines(&x.meaning));
+        let _ = writeln!(out, "    {} {}", s.head("advice:"), term_lines(&x.advice));
     }
     out
 }
@@ -480,7 +481,7 @@ pub fn explain(r: &Report, f: &[crate::rules::Finding], s: Style) -> String {
     let mut out = format!(
         "{} {}  (cgroup v{}): usage {} of {} limit ({}), not reclaimable {}, {} processes\n",
         s.head("cgroup"),
-        r.cgroup.path,
+        term(&r.cgroup.path),
         r.cgroup.version.number(),
         bytes(r.breakdown.usage.bytes),
         d.limit.bytes.map_or("no".into(), |l| bytes(Some(l))),
@@ -601,12 +602,12 @@ pub fn reclaimed(r: &crate::zombies::Reclaimed, s: Style) -> String {
     let mut out = format!(
         "{} {}: wrote {}; freed {freed}\n",
         s.head("reclaimed"),
-        r.path,
+        term(&r.path),
         r.file
     );
     out.push_str(&indent(&table(&["", "BEFORE", "AFTER"], &rows, &[], s)));
     if let Some(p) = &r.partial {
-        let _ = writeln!(out, "  {}", s.warn(&format!("partial: {p}")));
+        let _ = writeln!(out, "  {}", s.warn(&format!("partial: {}", term(p))));
     }
     out
 }
@@ -694,18 +695,18 @@ pub fn oom_show(p: &crate::oom::PostMortem, s: Style) -> String {
     let _ = writeln!(
         out,
         "  constraint {}  oom_memcg {}  task_memcg {}",
-        r.constraint.as_deref().unwrap_or("?"),
-        r.oom_memcg.as_deref().unwrap_or("-"),
-        r.task_memcg.as_deref().unwrap_or("-")
+        term(r.constraint.as_deref().unwrap_or("?")),
+        term(r.oom_memcg.as_deref().unwrap_or("-")),
+        term(r.task_memcg.as_deref().unwrap_or("-"))
     );
     if let Some(id) = p.identity.as_ref().and_then(|i| i.short()) {
-        let _ = writeln!(out, "  container {id}");
+        let _ = writeln!(out, "  container {}", term(&id));
     }
     let _ = writeln!(
         out,
         "  trigger {} ({}), gfp_mask {}, order {}",
         r.trigger.pid.map_or("?".into(), |x| x.to_string()),
-        r.trigger.comm.as_deref().unwrap_or("?"),
+        term(r.trigger.comm.as_deref().unwrap_or("?")),
         r.gfp_mask.as_deref().unwrap_or("?"),
         r.order.map_or("?".into(), |o| o.to_string())
     );
@@ -714,7 +715,7 @@ pub fn oom_show(p: &crate::oom::PostMortem, s: Style) -> String {
             out,
             "  victim {} ({}): total-vm {}, anon-rss {}, file-rss {}, shmem-rss {}, page tables {}",
             v.pid.map_or("?".into(), |x| x.to_string()),
-            v.comm.as_deref().unwrap_or("?"),
+            term(v.comm.as_deref().unwrap_or("?")),
             bytes(v.total_vm_bytes),
             bytes(v.anon_rss_bytes),
             bytes(v.file_rss_bytes),
@@ -729,13 +730,18 @@ pub fn oom_show(p: &crate::oom::PostMortem, s: Style) -> String {
         bytes(r.limit_bytes),
         r.failcnt.map_or("n/a".into(), |f| f.to_string())
     );
-    let _ = writeln!(out, "\n{}\n  {}", s.head("VERDICT"), p.verdict.text);
+    let _ = writeln!(
+        out,
+        "\n{}\n  {}",
+        s.head("VERDICT"),
+        term_lines(&p.verdict.text)
+    );
     if !r.stat.is_empty() {
         let _ = writeln!(
             out,
             "\n{} ({})",
             s.head("MEMORY.STAT AT THE KILL"),
-            r.stat_memcg.as_deref().unwrap_or("the OOM memcg")
+            term(r.stat_memcg.as_deref().unwrap_or("the OOM memcg"))
         );
         let keys = [
             "anon",
@@ -806,8 +812,8 @@ pub fn oom_detected(d: &crate::oom::follow::Detected, s: Style) -> String {
         } else {
             "kernel log"
         },
-        d.cgroup.as_deref().unwrap_or("no memcg (global OOM)"),
-        who
+        term(d.cgroup.as_deref().unwrap_or("no memcg (global OOM)")),
+        term(&who)
     );
     match &d.post_mortem {
         Some(pm) => out.push_str(&oom_show(pm, s)),
@@ -817,12 +823,12 @@ pub fn oom_detected(d: &crate::oom::follow::Detected, s: Style) -> String {
                 "  {} kill{} counted in {}",
                 d.kills,
                 if d.kills == 1 { "" } else { "s" },
-                d.cgroup.as_deref().unwrap_or("?")
+                term(d.cgroup.as_deref().unwrap_or("?"))
             );
         }
     }
     if let Some(n) = &d.note {
-        let _ = writeln!(out, "  {}", s.dim(n));
+        let _ = writeln!(out, "  {}", s.dim(&term(n)));
     }
     out.push('\n');
     out

@@ -1,6 +1,7 @@
 //! Front-end output: human tables (units, aligned columns, colour on a TTY) and JSON. Renderers
 //! take the assembled results (`report`, `overview`) and never read the system.
 
+pub mod escape;
 pub mod human;
 pub mod json;
 pub mod prometheus;
@@ -77,6 +78,12 @@ impl Style {
 /// listed in `left`. Widths count characters, not ANSI codes (cells are styled after layout).
 pub fn table(header: &[&str], rows: &[Vec<String>], left: &[usize], style: Style) -> String {
     let n = header.len();
+    // Cells are data (names, paths, log text): escaped here, once, for every table.
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| escape::term(c).into_owned()).collect())
+        .collect();
+    let rows = rows.as_slice();
     let mut w = vec![0usize; n];
     for (i, h) in header.iter().enumerate() {
         w[i] = h.chars().count();
