@@ -2,11 +2,11 @@
 //! (`meminfo`, `pressure/memory`). Parsing is procfs-core's; this module decides which file
 //! each figure comes from and keeps "unavailable" apart from 0.
 
+pub mod fields;
 pub mod shm;
 
 use crate::model::{Host, KeyValues, Process};
 use crate::sys::{ReadError, Root};
-use procfs_core::FromBufRead;
 use std::path::{Path, PathBuf};
 
 /// Reads one process. `None` when the process is gone (exited before we got to it).
@@ -18,43 +18,45 @@ pub fn read_process(root: &Root, pid: i32) -> Option<Process> {
     };
     let status_path = base.join("status");
     match root.read(&status_path) {
-        Ok(t) => match procfs_core::process::Status::from_buf_read(t.as_bytes()) {
-            Ok(s) => {
-                let kb = |v: Option<u64>| v.map(|k| k * 1024);
-                p.comm = Some(s.name);
-                p.vm_size_bytes = kb(s.vmsize);
-                p.rss_bytes = kb(s.vmrss);
-                p.rss_anon_bytes = kb(s.rssanon);
-                p.rss_file_bytes = kb(s.rssfile);
-                p.rss_shmem_bytes = kb(s.rssshmem);
-                p.swap_bytes = kb(s.vmswap);
-            }
-            Err(e) => p
-                .problems
-                .push(ReadError::parse(&status_path, e.to_string()).to_string()),
-        },
+        Ok(t) => {
+            let (s, probs) = fields::status(&status_path, &t);
+            p.comm = s.name;
+            p.vm_size_bytes = s.vm_size;
+            p.rss_bytes = s.vm_rss;
+            p.rss_anon_bytes = s.rss_anon;
+            p.rss_file_bytes = s.rss_file;
+            p.rss_shmem_bytes = s.rss_shmem;
+            p.swap_bytes = s.vm_swap;
+            p.problems.extend(probs);
+        }
         Err(ReadError::Missing { .. }) => return None,
         Err(e) => p.problems.push(e.to_string()),
     }
     let rollup_path = base.join("smaps_rollup");
     match root.read(&rollup_path) {
-        Ok(t) => match smaps_rollup(&t) {
-            Ok(m) => {
-                let g = |k: &str| m.get(k);
-                p.pss_bytes = g("Pss");
-                p.pss_anon_bytes = g("Pss_Anon");
-                p.pss_file_bytes = g("Pss_File");
-                p.pss_shmem_bytes = g("Pss_Shmem");
-                p.swap_pss_bytes = g("SwapPss");
-                p.uss_bytes = match (g("Private_Clean"), g("Private_Dirty")) {
-                    (Some(c), Some(d)) => Some(c + d),
-                    _ => None,
-                };
-            }
-            Err(e) => p
-                .problems
-                .push(ReadError::parse(&rollup_path, e).to_string()),
-        },
+        Ok(t) => {
+            let (m, probs) = fields::smaps_rollup(&rollup_path, &t);
+            p.problems.extend(probs);
+            let g = |k: &str| m.get(k);
+            p.pss_bytes = g("Pss");
+            p.pss_anon_bytes = g("Pss_Anon");
+            p.pss_file_bytes = g("Pss_File");
+            p.pss_shmem_bytes = g("Pss_Shmem");
+            p.swap_pss_bytes = g("SwapPss");
+            p.uss_bytes = match (g("Private_Clean"), g("Private_Dirty")) {
+                (Some(c), Some(d)) => match c.checked_add(d) {
+                    Some(u) => Some(u),
+                    None => {
+                        p.problems.push(format!(
+                            "{}: Private_Clean + Private_Dirty overflows (implausible values); USS unavailable",
+                            rollup_path.display()
+                        ));
+                        None
+                    }
+                },
+                _ => None,
+            };
+        }
         // Kernel threads and zombies have an empty rollup; kernels before 4.14 have none.
         Err(ReadError::Missing { .. }) => {}
         Err(e) => p.problems.push(e.to_string()),
@@ -72,22 +74,15 @@ pub fn read_process(root: &Root, pid: i32) -> Option<Process> {
     Some(p)
 }
 
-/// The memory fields of an smaps_rollup (bytes). Empty for kernel threads.
+/// The memory fields of an smaps_rollup (bytes), or the first problem. Empty for kernel
+/// threads.
+#[cfg(test)]
 fn smaps_rollup(text: &str) -> Result<KeyValues, String> {
-    if text.trim().is_empty() {
-        return Ok(KeyValues::default());
+    let (kv, probs) = fields::smaps_rollup(Path::new("/proc/PID/smaps_rollup"), text);
+    match probs.into_iter().next() {
+        Some(p) => Err(p),
+        None => Ok(kv),
     }
-    let maps = procfs_core::process::SmapsRollup::from_buf_read(text.as_bytes())
-        .map_err(|e| e.to_string())?;
-    let m = maps
-        .memory_map_rollup
-        .0
-        .into_iter()
-        .next()
-        .ok_or_else(|| "no [rollup] line".to_string())?;
-    let mut kv: Vec<(String, u64)> = m.extension.map.into_iter().collect();
-    kv.sort();
-    Ok(KeyValues(kv))
 }
 
 /// Reads the host's memory: /proc/meminfo (every key kept, in bytes), pressure, kernel
