@@ -235,6 +235,11 @@ pub struct Process {
     pub comm: Option<String>,
     /// Full command line, space separated.
     pub cmdline: Option<String>,
+    /// Real user ID (status `Uid`, first field).
+    pub uid: Option<u32>,
+    /// No address space (status has no VmSize): a kernel thread or a zombie. Its memory
+    /// figures are 0.
+    pub no_mm: bool,
     /// The cgroup (within the memory hierarchy) the process belongs to.
     pub cgroup: Option<String>,
     /// status `VmSize`: virtual size (reserved, not necessarily touched).

@@ -33,6 +33,10 @@ pub enum ReadError {
     /// The file was read but its contents are not what the kernel prints.
     #[error("{path}: {reason}")]
     Parse { path: String, reason: String },
+    /// Analysing a capture: the capture did not record this file (it was taken of another
+    /// target). Not the kernel's doing, so never shown as "not provided by this kernel".
+    #[error("{path}: not in this capture (captured: {target})")]
+    NotCaptured { path: String, target: String },
 }
 
 impl ReadError {
@@ -42,7 +46,8 @@ impl ReadError {
             ReadError::Missing { path }
             | ReadError::Permission { path }
             | ReadError::Io { path, .. }
-            | ReadError::Parse { path, .. } => path,
+            | ReadError::Parse { path, .. }
+            | ReadError::NotCaptured { path, .. } => path,
         }
     }
 
@@ -156,6 +161,84 @@ fn lossy(b: Vec<u8>) -> String {
     }
 }
 
+/// What `memlens-capture.json` says about a capture: the banner of a `--from` report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CaptureMeta {
+    /// What was captured (the TARGET given, or `--all`).
+    pub target: String,
+    /// When (seconds since the epoch).
+    pub captured_at_unix: Option<u64>,
+    /// The captured machine's kernel release.
+    pub kernel: Option<String>,
+    /// The memlens version that wrote it.
+    pub memlens_version: Option<String>,
+    /// Files the capture tried to read and could not, with the reason recorded then.
+    #[serde(skip)]
+    pub unreadable: BTreeMap<PathBuf, String>,
+}
+
+impl CaptureMeta {
+    fn parse(b: &[u8]) -> Option<Self> {
+        let v: serde_json::Value = serde_json::from_slice(b).ok()?;
+        let o = v.as_object()?;
+        Some(CaptureMeta {
+            target: o.get("target")?.as_str()?.to_string(),
+            captured_at_unix: o.get("captured_at_unix").and_then(|x| x.as_u64()),
+            kernel: o.get("kernel").and_then(|x| x.as_str()).map(String::from),
+            memlens_version: o
+                .get("memlens_version")
+                .and_then(|x| x.as_str())
+                .map(String::from),
+            unreadable: o
+                .get("unreadable")
+                .and_then(|x| x.as_object())
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, r)| (PathBuf::from(k), r.as_str().unwrap_or("").to_string()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+
+    /// The error a file absent from the capture stands for: the one recorded when the capture
+    /// read it, or "not in this capture".
+    fn absent(&self, sys: &Path) -> ReadError {
+        let path = sys.display().to_string();
+        match self.unreadable.get(sys) {
+            Some(r) if r.contains("not provided by this kernel") => ReadError::Missing { path },
+            Some(r) if r.contains("permission denied") => ReadError::Permission { path },
+            Some(r) => ReadError::Io {
+                path,
+                reason: format!(
+                    "unreadable when captured: {}",
+                    r.strip_prefix(&format!("{}: ", sys.display())).unwrap_or(r)
+                ),
+            },
+            None => ReadError::NotCaptured {
+                path,
+                target: self.target.clone(),
+            },
+        }
+    }
+}
+
+/// Why `--from` input cannot be analysed; each names the user's mistake.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// No such file or directory, or unreadable.
+    #[error("{0}")]
+    Io(io::Error),
+    /// A directory without the metadata file.
+    #[error("not a memlens capture (no {CAPTURE_META}; write one with `memlens capture`)")]
+    NoMeta,
+    /// A file that is not a gzip'ed tar.
+    #[error(
+        "not a tar archive (a memlens capture is a directory or a .tar.gz from `memlens capture`)"
+    )]
+    NotTar,
+}
+
 /// Where the files are.
 #[derive(Debug)]
 enum Backing {
@@ -178,6 +261,9 @@ pub struct Root {
     /// lists the host's cgroup file system at the container's mount point (`/host/sys/...`),
     /// not at the host path that the prefix maps.
     mountinfo: &'static str,
+    /// Set when reading a capture (`--from`): its metadata, for the banner and for telling
+    /// "not captured" from "not provided by the kernel".
+    capture: Option<CaptureMeta>,
 }
 
 /// The file in which a capture records a directory's listing (`KIND<TAB>NAME` per line, kind
@@ -213,6 +299,7 @@ impl Root {
             recorder: None,
             failures: Mutex::new(BTreeMap::new()),
             mountinfo: "/proc/self/mountinfo",
+            capture: None,
         }
     }
 
@@ -263,21 +350,51 @@ impl Root {
             entry.read_to_end(&mut buf)?;
             files.insert(sys, buf);
         }
+        let capture = files
+            .get(&Path::new("/").join(CAPTURE_META))
+            .and_then(|b| CaptureMeta::parse(b));
         Ok(Root {
             backing: Backing::Archive(files),
             recorder: None,
             failures: Mutex::new(BTreeMap::new()),
             mountinfo: "/proc/self/mountinfo",
+            capture,
         })
     }
 
-    /// Opens `--from` input: a directory or a `.tar.gz` archive.
-    pub fn from_capture(path: &Path) -> io::Result<Self> {
+    /// Opens `--from` input: a capture directory or a `.tar.gz` archive, with its
+    /// `memlens-capture.json` (anything else is refused, naming what it is not).
+    pub fn from_capture(path: &Path) -> Result<Self, CaptureError> {
         if path.is_dir() {
-            Ok(Self::dir(path))
+            let mut r = Self::dir(path);
+            match std::fs::read(path.join(CAPTURE_META)) {
+                Ok(meta) => {
+                    r.capture = Some(CaptureMeta::parse(&meta).ok_or(CaptureError::NoMeta)?)
+                }
+                // A tree laid out like / by hand (fixtures, tests): read as it is, a missing
+                // file meaning what it means on a kernel.
+                Err(_) if path.join("proc/self/mountinfo").is_file() => {}
+                Err(_) => return Err(CaptureError::NoMeta),
+            }
+            Ok(r)
         } else {
-            Self::archive(path)
+            let mut head = [0u8; 2];
+            let mut f = std::fs::File::open(path).map_err(CaptureError::Io)?;
+            // gzip magic (RFC 1952 2.3.1): anything else is not a capture archive.
+            if f.read_exact(&mut head).is_err() || head != [0x1f, 0x8b] {
+                return Err(CaptureError::NotTar);
+            }
+            let r = Self::archive(path).map_err(|_| CaptureError::NotTar)?;
+            if r.capture.is_none() {
+                return Err(CaptureError::NoMeta);
+            }
+            Ok(r)
         }
+    }
+
+    /// The capture's metadata when reading one (`--from`).
+    pub fn capture(&self) -> Option<&CaptureMeta> {
+        self.capture.as_ref()
     }
 
     /// True when this root is the running system (not a capture).
@@ -320,6 +437,10 @@ impl Root {
             Backing::Archive(files) => files.get(sys).cloned().ok_or(ReadError::Missing {
                 path: sys.display().to_string(),
             }),
+        };
+        let res = match (res, &self.capture) {
+            (Err(ReadError::Missing { .. }), Some(c)) => Err(c.absent(sys)),
+            (r, _) => r,
         };
         self.note(sys, &res);
         res
@@ -582,6 +703,11 @@ mod tests {
         let c = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(c.path().join("var/log/containers")).unwrap();
         std::fs::write(
+            c.path().join(CAPTURE_META),
+            r#"{"format":1,"target":"--all"}"#,
+        )
+        .unwrap();
+        std::fs::write(
             c.path().join("var/log/containers/.memlens-entries"),
             "l\tpod_ns_c-0123.log\nd\tsub\n",
         )
@@ -590,5 +716,10 @@ mod tests {
         let dir = Path::new("/var/log/containers");
         assert_eq!(cr.entries(dir).unwrap(), vec!["pod_ns_c-0123.log", "sub"]);
         assert_eq!(cr.subdirs(dir).unwrap(), vec!["sub"]);
+        // What the capture did not record is not the kernel's doing.
+        assert!(matches!(
+            cr.read(Path::new("/proc/meminfo")),
+            Err(ReadError::NotCaptured { .. })
+        ));
     }
 }

@@ -21,13 +21,21 @@ pub fn read_process(root: &Root, pid: i32) -> Option<Process> {
         Ok(t) => match procfs_core::process::Status::from_buf_read(t.as_bytes()) {
             Ok(s) => {
                 let kb = |v: Option<u64>| v.map(|k| k * 1024);
-                p.comm = Some(s.name);
+                // procfs-core cuts the name at its first ':' (`kworker/0:0H` → `kworker/0`).
+                p.comm = status_name(&t).or(Some(s.name));
+                p.uid = Some(s.ruid);
                 p.vm_size_bytes = kb(s.vmsize);
                 p.rss_bytes = kb(s.vmrss);
                 p.rss_anon_bytes = kb(s.rssanon);
                 p.rss_file_bytes = kb(s.rssfile);
                 p.rss_shmem_bytes = kb(s.rssshmem);
                 p.swap_bytes = kb(s.vmswap);
+                // No VmSize line: no address space (a kernel thread, or a zombie whose mm is
+                // gone). Its memory is 0, not unknown (fs/proc/task_mmu.c task_mem() is only
+                // called with an mm).
+                if s.vmsize.is_none() && s.vmrss.is_none() {
+                    p.no_mm = true;
+                }
             }
             Err(e) => p
                 .problems
@@ -59,6 +67,17 @@ pub fn read_process(root: &Root, pid: i32) -> Option<Process> {
         Err(ReadError::Missing { .. }) => {}
         Err(e) => p.problems.push(e.to_string()),
     }
+    if p.no_mm && p.problems.is_empty() {
+        let z = Some(0);
+        p.vm_size_bytes = z;
+        p.rss_bytes = z;
+        p.rss_anon_bytes = z;
+        p.rss_file_bytes = z;
+        p.rss_shmem_bytes = z;
+        p.swap_bytes = z;
+        p.pss_bytes = z;
+        p.uss_bytes = z;
+    }
     if let Ok(c) = root.read_bytes(&base.join("cmdline")) {
         let s: Vec<String> = c
             .split(|b| *b == 0)
@@ -70,6 +89,14 @@ pub fn read_process(root: &Root, pid: i32) -> Option<Process> {
         }
     }
     Some(p)
+}
+
+/// The `Name:` line of /proc/PID/status: everything after `Name:` and its tab up to the end of
+/// the line. A name can hold any byte but newline (the kernel escapes `\n` and `\\`,
+/// fs/proc/array.c proc_task_name()), colons and spaces included.
+fn status_name(text: &str) -> Option<String> {
+    let n = text.lines().find_map(|l| l.strip_prefix("Name:"))?;
+    Some(n.strip_prefix('\t').unwrap_or(n).to_string())
 }
 
 /// The memory fields of an smaps_rollup (bytes). Empty for kernel threads.
@@ -188,6 +215,20 @@ mod tests {
             kv.get("Private_Clean").unwrap() + kv.get("Private_Dirty").unwrap(),
             220 * 1024
         );
+    }
+
+    #[test]
+    fn names_keep_their_colons_and_spaces() {
+        let st = "Name:\tkworker/0:0H-events_highpri\nUmask:\t0000\n";
+        assert_eq!(
+            status_name(st).as_deref(),
+            Some("kworker/0:0H-events_highpri")
+        );
+        assert_eq!(
+            status_name("Name:\tmy:app x \n").as_deref(),
+            Some("my:app x ")
+        );
+        assert_eq!(status_name("Umask:\t0\n"), None);
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub fn process(p: &Process) -> Value {
         "pid": p.pid,
         "comm": p.comm,
         "cmdline": p.cmdline,
+        "uid": p.uid,
+        "kernel_thread": p.no_mm,
         "cgroup": p.cgroup,
         "vm_size_bytes": p.vm_size_bytes,
         "rss_bytes": p.rss_bytes,

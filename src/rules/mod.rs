@@ -124,6 +124,7 @@ const RULES: &[Rule] = &[
     content::swap_in_use,
     content::charged_but_empty,
     content::process_sum_mismatch,
+    content::rss_above_working_set,
     content::virt_not_rss,
     limits::memory_qos,
 ];
@@ -144,6 +145,7 @@ pub const IDS: &[&str] = &[
     "swap-in-use",
     "charged-but-empty",
     "process-sum-mismatch",
+    "rss-above-working-set",
     "virt-not-rss",
     "memory-qos",
 ];
