@@ -106,6 +106,20 @@ fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
     Ok(d)
 }
 
+/// Parses `--listen`: `HOST:PORT`, `[V6]:PORT`, or `:PORT` (every IPv4 interface, as Go
+/// servers and Prometheus's own flags spell it).
+fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+    let t = s.trim();
+    let full = if t.starts_with(':') {
+        format!("0.0.0.0{t}")
+    } else {
+        t.to_string()
+    };
+    full.parse().map_err(|_| {
+        format!("{s:?}: expected HOST:PORT (127.0.0.1:9753, 0.0.0.0:9753, [::1]:9753) or :PORT")
+    })
+}
+
 fn init_logging(f: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -284,9 +298,14 @@ enum Command {
     /// OpenMetrics when the Accept header asks), /healthz, /api/v1/overview[?all=1],
     /// /api/v1/cgroup?path=/x/y.
     Serve {
-        /// Address to listen on (loopback by default; use 0.0.0.0:9753 in a DaemonSet).
-        #[arg(long, default_value = "127.0.0.1:9753")]
+        /// Address to listen on: HOST:PORT, or :PORT for every interface (loopback by default;
+        /// :9753 in a DaemonSet). Port 0 picks a free port: see the `listening` log line or
+        /// --port-file.
+        #[arg(long, default_value = "127.0.0.1:9753", value_parser = parse_listen)]
         listen: std::net::SocketAddr,
+        /// Write the port actually bound to this file (with --listen HOST:0).
+        #[arg(long, value_name = "FILE")]
+        port_file: Option<PathBuf>,
         /// Collection interval (e.g. 10s, 500ms, 1m).
         #[arg(long, default_value = "10s", value_parser = parse_interval)]
         interval: std::time::Duration,
@@ -746,14 +765,23 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         }
         Some(Command::Serve {
             listen,
+            port_file,
             interval,
             log_format,
         }) => {
             init_logging(log_format);
             let root = open_root(&g)?;
             let h = hierarchy(&root)?;
-            crate::serve::run(root, h, crate::serve::ServeOptions { listen, interval })
-                .map_err(|e| Failure::new(exit::FAILURE, format!("serve on {listen}: {e}")))?;
+            crate::serve::run(
+                root,
+                h,
+                crate::serve::ServeOptions {
+                    listen,
+                    interval,
+                    port_file,
+                },
+            )
+            .map_err(|e| Failure::new(exit::FAILURE, format!("serve on {listen}: {e}")))?;
         }
         Some(Command::Workload { steps }) => {
             crate::workload::run(&steps).map_err(|e| Failure::new(exit::FAILURE, e))?;
