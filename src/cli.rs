@@ -203,9 +203,14 @@ enum Command {
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         sample: Option<std::time::Duration>,
         /// Empty the named cgroup's charges now (v1 memory.force_empty, v2 memory.reclaim)
-        /// and report what was freed. Writes only to that cgroup.
+        /// and report what was freed. Writes only to that cgroup. Refuses the root, and a
+        /// cgroup with processes in it or below (their page cache would be dropped under
+        /// them) unless --force.
         #[arg(long, value_name = "PATH")]
         reclaim: Option<String>,
+        /// With --reclaim: reclaim even though processes are in the cgroup.
+        #[arg(long, requires = "reclaim")]
+        force: bool,
     },
     /// The processes in a cgroup with RSS (anon/file/shmem), PSS, USS and swap.
     Ps {
@@ -650,7 +655,11 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 }
             }
         }
-        Some(Command::Zombies { sample, reclaim }) => {
+        Some(Command::Zombies {
+            sample,
+            reclaim,
+            force,
+        }) => {
             let root = open_root(&g)?;
             let h = hierarchy(&root)?;
             if let Some(t) = reclaim {
@@ -661,6 +670,22 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     ));
                 }
                 let path = target::resolve(&root, &h, &t)?;
+                let plan = crate::zombies::plan_reclaim(&root, &h, &path, force)
+                    .map_err(|e| Failure::new(exit::BAD_TARGET, e))?;
+                // Say what is about to happen before it happens (stderr: stdout is the report).
+                eprintln!(
+                    "memlens: reclaiming {path}: writing {} ({} charged, {} of it page cache{})",
+                    plan.file,
+                    render::bytes(plan.usage_bytes),
+                    render::bytes(plan.file_bytes),
+                    match plan.pids.as_ref().map(Vec::len) {
+                        Some(0) => String::new(),
+                        Some(n) => format!(
+                            "; --force: {n} process(es) will read their files back from disk"
+                        ),
+                        None => "; --force: processes unknown".into(),
+                    }
+                );
                 let done = crate::zombies::reclaim(&root, &h, &path)
                     .map_err(|e| Failure::new(exit::FAILURE, e))?;
                 output(

@@ -179,3 +179,36 @@ fn from_a_capture_of_another_target_says_what_is_not_in_it() {
     assert!(!zs.contains("not provided by this kernel"), "{zs}");
     assert!(zs.contains("not in this capture"), "{zs}");
 }
+
+/// `zombies --reclaim` refuses a cgroup with processes unless --force, and the root as a usage
+/// error; it says what it does before doing it.
+#[test]
+fn reclaim_refuses_live_cgroups_and_the_root() {
+    let cg = cgroup("reclaim-busy");
+    let f = disk_dir().join(format!("memlens-test-reclaim-{}", std::process::id()));
+    struct Rm(std::path::PathBuf);
+    impl Drop for Rm {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _rm = Rm(f.clone());
+    let step = format!("write={}:16M", f.display());
+    let _w = Workload::start(&cg, &[&step]);
+    let (code, _, err) = run(&["zombies", "--reclaim", cg.path()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--force") && err.contains("process"), "{err}");
+    // Nothing was written: the page cache is still charged (the kernel's own pageout may
+    // trim some of it, not most).
+    let file = kstat(&cg)[&key("file")];
+    assert!(file >= 8 * MIB, "cache dropped although refused: {file}");
+    let (code, _, err) = run(&["zombies", "--reclaim", cg.path(), "--force"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("reclaiming") && err.contains("--force"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["zombies", "--reclaim", "/"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("root"), "{err}");
+}
