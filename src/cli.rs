@@ -97,13 +97,13 @@ enum LogFormat {
     Json,
 }
 
-/// Parses a collection interval: a [`parse_duration`] between 50 ms and 1 h.
+/// Parses a collection interval: a duration (units required) between 50 ms and 1 h.
 fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
-    let d = parse_duration(s)?;
-    if d < std::time::Duration::from_millis(50) {
-        return Err(format!("{s:?}: the interval must be between 50ms and 1h"));
-    }
-    Ok(d)
+    crate::units::duration_between(
+        s,
+        std::time::Duration::from_millis(50),
+        std::time::Duration::from_secs(3600),
+    )
 }
 
 /// Parses `--listen`: `HOST:PORT`, `[V6]:PORT`, or `:PORT` (every IPv4 interface, as Go
@@ -171,8 +171,9 @@ enum Command {
         /// Include the processes of descendant cgroups.
         #[arg(short = 'r', long)]
         descendants: bool,
-        /// Take two samples this far apart (e.g. 5s, 500ms) for rates (thrashing).
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        /// Take two samples this far apart (e.g. 5s, 500ms; a unit is required) for rates
+        /// (thrashing).
+        #[arg(long, value_name = "DURATION", value_parser = sample_duration)]
         sample: Option<std::time::Duration>,
     },
     /// OOM kills the kernel still has in its log, as post-mortems: when, victim, trigger,
@@ -199,8 +200,8 @@ enum Command {
     /// Dying (zombie) memory cgroups: how many, and the live cgroups with no processes that
     /// still hold page cache and will become dying ones when removed.
     Zombies {
-        /// Count twice this far apart (e.g. 5s) to show the trend.
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        /// Count twice this far apart (e.g. 5s, 1m; a unit is required) to show the trend.
+        #[arg(long, value_name = "DURATION", value_parser = sample_duration)]
         sample: Option<std::time::Duration>,
         /// Empty the named cgroup's charges now (v1 memory.force_empty, v2 memory.reclaim)
         /// and report what was freed. Writes only to that cgroup. Refuses the root, and a
@@ -242,17 +243,18 @@ enum Command {
     /// --output) so the command's own stdout stays clean; memlens exits with the command's
     /// status (128+N when killed by signal N; 125 setup failed, 126/127 cannot run).
     Run {
-        /// Memory limit (v1 memory.limit_in_bytes, v2 memory.max), e.g. 512M.
-        #[arg(long, value_name = "SIZE", value_parser = size)]
+        /// Memory limit (v1 memory.limit_in_bytes, v2 memory.max), at least 6 MiB: 512M,
+        /// 1.5G, 512Mi, 1Gi (K/M/G and Ki/Mi/Gi are ×1024, KB/MB/GB ×1000).
+        #[arg(long, value_name = "SIZE", value_parser = crate::units::parse_limit)]
         limit: Option<u64>,
         /// Throttling limit (v2 memory.high only).
-        #[arg(long, value_name = "SIZE", value_parser = size)]
+        #[arg(long, value_name = "SIZE", value_parser = crate::units::parse_size)]
         high: Option<u64>,
         /// Swap allowed (v1: memsw = limit + SWAP; v2 memory.swap.max); 0 forbids swap.
-        #[arg(long, value_name = "SIZE", value_parser = size)]
+        #[arg(long, value_name = "SIZE", value_parser = crate::units::parse_size)]
         swap: Option<u64>,
-        /// Sampling interval (e.g. 50ms, 1s; a bare number is milliseconds).
-        #[arg(long, default_value = "50ms", value_parser = duration)]
+        /// Sampling interval, 1ms to 1m (e.g. 50ms, 1s; a unit is required).
+        #[arg(long, default_value = "50ms", value_parser = run_interval)]
         interval: std::time::Duration,
         /// Write every sample to this CSV file.
         #[arg(long, value_name = "FILE.csv")]
@@ -326,26 +328,22 @@ enum Command {
     },
 }
 
-/// Parses `5s`, `500ms`, `2m` or plain seconds.
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let t = s.trim();
-    let (num, mult_ms) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1000.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60_000.0)
-    } else {
-        (t, 1000.0)
-    };
-    match num.trim().parse::<f64>() {
-        Ok(v) if v > 0.0 && v.is_finite() && v * mult_ms <= 3_600_000.0 => {
-            Ok(std::time::Duration::from_millis((v * mult_ms) as u64))
-        }
-        _ => Err(format!(
-            "bad duration {s:?} (use e.g. 5s, 500ms, 1m; at most 1h)"
-        )),
-    }
+/// `--sample`: a duration (units required) up to 1 h.
+fn sample_duration(s: &str) -> Result<std::time::Duration, String> {
+    crate::units::duration_between(
+        s,
+        std::time::Duration::from_millis(1),
+        std::time::Duration::from_secs(3600),
+    )
+}
+
+/// `run --interval`: a duration between 1 ms and 1 min.
+fn run_interval(s: &str) -> Result<std::time::Duration, String> {
+    crate::units::duration_between(
+        s,
+        std::time::Duration::from_millis(1),
+        std::time::Duration::from_secs(60),
+    )
 }
 
 fn build(
@@ -398,12 +396,53 @@ fn style(g: &Global) -> Style {
     }
 }
 
+/// [`target::resolve`], with a hint when the path is in another cgroup hierarchy (a v1
+/// `cpu` or `pids` mount) rather than the memory one.
+fn resolve_target(root: &Root, h: &Hierarchy, t: &str) -> Result<String, Failure> {
+    target::resolve(root, h, t).map_err(|e| {
+        let mp = h.mount_point.display().to_string();
+        match e {
+            TargetError::NotFound(_)
+                if t.starts_with("/sys/fs/cgroup/")
+                    && !t.starts_with(&format!("{mp}/"))
+                    && t != mp =>
+            {
+                let rest = t
+                    .trim_start_matches("/sys/fs/cgroup/")
+                    .split_once('/')
+                    .map_or("", |(_, r)| r);
+                Failure::new(
+                    exit::BAD_TARGET,
+                    format!(
+                        "{t} is not in the memory hierarchy, which is mounted at {mp}{}",
+                        if rest.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": try {mp}/{rest} or /{rest}")
+                        }
+                    ),
+                )
+            }
+            e => e.into(),
+        }
+    })
+}
+
 fn open_root(g: &Global) -> Result<Root, Failure> {
     if let Some(d) = &g.host_root {
         if !d.is_dir() {
             return Err(Failure::new(
                 exit::FAILURE,
                 format!("--host-root {}: not a directory", d.display()),
+            ));
+        }
+        if !d.join("proc/meminfo").exists() {
+            return Err(Failure::new(
+                exit::FAILURE,
+                format!(
+                    "--host-root {0}: {0}/proc is missing or not a proc file system: is the host's / mounted at {0} (e.g. -v /:{0}:ro, with /proc visible under it)?",
+                    d.display()
+                ),
             ));
         }
         return Ok(Root::host(d));
@@ -487,25 +526,6 @@ fn emit_json(v: &serde_json::Value) {
     ));
 }
 
-fn size(s: &str) -> Result<u64, String> {
-    crate::workload::parse_size(s)
-}
-
-fn duration(s: &str) -> Result<std::time::Duration, String> {
-    let t = s.trim();
-    let (num, mult) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 1e-3)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else {
-        (t, 1e-3)
-    };
-    match num.trim().parse::<f64>() {
-        Ok(v) if v > 0.0 && v.is_finite() => Ok(std::time::Duration::from_secs_f64(v * mult)),
-        _ => Err(format!("bad duration {s:?} (use e.g. 50ms, 0.5s)")),
-    }
-}
-
 /// Runs the command line; returns memlens's exit code (`run` passes the command's through).
 pub fn run(cli: Cli) -> Result<i32, Failure> {
     let g = cli.global.clone();
@@ -528,7 +548,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         }) => {
             let root = open_root(&g)?;
             let h = hierarchy(&root)?;
-            let path = target::resolve(&root, &h, &target)?;
+            let path = resolve_target(&root, &h, &target)?;
             let r = build(&root, &h, &path, descendants)?;
             let findings = crate::rules::evaluate(&r, None);
             if g.json {
@@ -548,7 +568,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         }) => {
             let root = open_root(&g)?;
             let h = hierarchy(&root)?;
-            let path = target::resolve(&root, &h, &target)?;
+            let path = resolve_target(&root, &h, &target)?;
             let (r, earlier) = match sample {
                 Some(d) => {
                     if !root.is_live() {
@@ -669,7 +689,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                         "--reclaim acts on the live system, not on --from",
                     ));
                 }
-                let path = target::resolve(&root, &h, &t)?;
+                let path = resolve_target(&root, &h, &t)?;
                 let plan = crate::zombies::plan_reclaim(&root, &h, &path, force)
                     .map_err(|e| Failure::new(exit::BAD_TARGET, e))?;
                 // Say what is about to happen before it happens (stderr: stdout is the report).
@@ -729,7 +749,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         }) => {
             let root = open_root(&g)?;
             let h = hierarchy(&root)?;
-            let path = target::resolve(&root, &h, &target)?;
+            let path = resolve_target(&root, &h, &target)?;
             let mut r = build(&root, &h, &path, descendants)?;
             sort_procs(&mut r.processes, &sort);
             output(
@@ -760,7 +780,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                         "capture needs a TARGET or --all",
                     ));
                 };
-                let path = target::resolve(&root, &h, &t)?;
+                let path = resolve_target(&root, &h, &t)?;
                 label = t;
                 let _ = overview::collect(&root, &h, true);
                 report::build(&root, &h, &path, Options { descendants }).map_err(|e| {
@@ -942,6 +962,45 @@ fn sort_procs(p: &mut [crate::model::Process], key: &str) {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
+    /// One duration grammar for every flag (units required), sizes with decimals and
+    /// IEC/SI suffixes, and limits below 6 MiB refused.
+    #[test]
+    fn every_duration_and_size_flag_shares_one_grammar() {
+        let p = |a: &[&str]| {
+            super::Cli::try_parse_from(std::iter::once("memlens").chain(a.iter().copied()))
+        };
+        for ok in [
+            &["run", "--interval", "1m", "--", "true"][..],
+            &["serve", "--interval", "1m"],
+            &["zombies", "--sample", "500ms"],
+            &["explain", "x", "--sample", "1.5s"],
+            &["run", "--limit", "1.5G", "--", "true"],
+            &["run", "--limit", "512Mi", "--", "true"],
+            &["run", "--limit", "1Gi", "--high", "900MB", "--", "true"],
+            &["serve", "--listen", ":9753"],
+        ] {
+            assert!(p(ok).is_ok(), "{ok:?}: {:?}", p(ok).err());
+        }
+        for (bad, says) in [
+            (
+                &["run", "--interval", "10", "--", "true"][..],
+                "unit is required",
+            ),
+            (&["zombies", "--sample", "500"], "unit is required"),
+            (&["serve", "--interval", "10"], "unit is required"),
+            (&["run", "--limit", "1M", "--", "true"], "6 MiB"),
+            (
+                &["run", "--limit", "12Q", "--", "true"],
+                "unknown size unit",
+            ),
+        ] {
+            let e = p(bad).expect_err("refused").to_string();
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
+    }
+
     /// clap checks its definitions only in debug builds when parsing; this runs the same
     /// checks in every build (a release-only run once missed a bad `conflicts_with`).
     #[test]

@@ -22,10 +22,9 @@ pub enum ReadError {
     /// config option absent), or the cgroup/process is gone.
     #[error("{path}: not provided by this kernel (or gone)")]
     Missing { path: String },
-    /// The file exists but we may not read it.
-    #[error(
-        "{path}: permission denied (run as root, or with CAP_SYS_PTRACE for other users' /proc/PID files)"
-    )]
+    /// The file exists but we may not read it. The message says what denied it, as far as
+    /// memlens can tell (not root, a dropped capability, a user namespace, hidepid).
+    #[error("{path}: permission denied ({})", permission_hint(.path))]
     Permission { path: String },
     /// The process exited between listing and reading (ESRCH), or another I/O failure.
     #[error("{path}: {reason}")]
@@ -74,6 +73,50 @@ impl ReadError {
                 },
             },
         }
+    }
+}
+
+/// Why this process may be denied a file, from its own credentials (read once): the advice
+/// "run as root" is wrong for a root that lacks CAP_SYS_PTRACE or is root only in a user
+/// namespace.
+fn permission_hint(path: &str) -> &'static str {
+    static WHO: std::sync::OnceLock<(bool, bool, bool, bool)> = std::sync::OnceLock::new();
+    let (root, ptrace, init_userns, hidepid) = *WHO.get_or_init(|| {
+        // SAFETY: geteuid cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        // CapEff bit 19 is CAP_SYS_PTRACE (include/uapi/linux/capability.h).
+        let ptrace = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .is_none_or(|c| c & (1 << 19) != 0);
+        // The initial user namespace maps all 2^32 IDs from 0 (user_namespaces(7)).
+        let init_userns = std::fs::read_to_string("/proc/self/uid_map")
+            .map(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
+            .unwrap_or(true);
+        let hidepid = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.split(' ').nth(4) == Some("/proc") && l.contains("hidepid="));
+        (root, ptrace, init_userns, hidepid)
+    });
+    let proc_pid = path
+        .strip_prefix("/proc/")
+        .and_then(|r| r.split('/').next())
+        .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
+    if !root {
+        "run as root, or with CAP_SYS_PTRACE for other users' /proc/PID files"
+    } else if !init_userns {
+        "memlens is root only inside a user namespace: the host's files are not its to read; run it in the host's user namespace"
+    } else if proc_pid && !ptrace {
+        "running as root without CAP_SYS_PTRACE (dropped by the container runtime or the service unit): add that capability"
+    } else if proc_pid && hidepid {
+        "/proc is mounted with hidepid=: other processes' files are hidden; mount it without hidepid (or with gid= a group memlens runs in)"
+    } else if proc_pid {
+        "root with CAP_SYS_PTRACE, yet the kernel's ptrace access check refused: a Yama, AppArmor or SELinux policy, or a non-dumpable process in another user namespace"
+    } else {
+        "root, yet denied: a security policy (AppArmor, SELinux) or a read-only bind mount without read permission"
     }
 }
 
@@ -207,7 +250,6 @@ impl CaptureMeta {
         let path = sys.display().to_string();
         match self.unreadable.get(sys) {
             Some(r) if r.contains("not provided by this kernel") => ReadError::Missing { path },
-            Some(r) if r.contains("permission denied") => ReadError::Permission { path },
             Some(r) => ReadError::Io {
                 path,
                 reason: format!(

@@ -212,3 +212,19 @@ fn reclaim_refuses_live_cgroups_and_the_root() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("root"), "{err}");
 }
+
+/// As root, a denied /proc file does not get the advice "run as root".
+#[test]
+fn root_is_not_told_to_run_as_root() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return;
+    }
+    let r = json(&["ps", "/"]);
+    for p in r["problems"].as_array().expect("problems") {
+        let p = p.as_str().unwrap_or("");
+        if p.contains("permission denied") {
+            assert!(!p.contains("run as root"), "{p}");
+        }
+    }
+}
