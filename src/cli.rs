@@ -449,12 +449,18 @@ fn open_root(g: &Global) -> Result<Root, Failure> {
     }
     match &g.from {
         None => Ok(Root::live()),
-        Some(p) => Root::from_capture(p).map_err(|e| {
-            Failure::new(
-                exit::FAILURE,
-                format!("cannot open capture {}: {e}", p.display()),
-            )
-        }),
+        Some(p) => {
+            let r = Root::from_capture(p).map_err(|e| {
+                Failure::new(
+                    exit::FAILURE,
+                    format!("cannot open capture {}: {e}", p.display()),
+                )
+            })?;
+            if let Ok(mut c) = JSON_CAPTURE.lock() {
+                *c = r.capture().cloned();
+            }
+            Ok(r)
+        }
     }
 }
 
@@ -485,7 +491,12 @@ fn follow_ooms(
             if json {
                 emit(&format!(
                     "{}\n",
-                    serde_json::to_string(&d).unwrap_or_default()
+                    serde_json::to_string(&render::json::envelope(
+                        "oom-event",
+                        serde_json::json!(d),
+                        None
+                    ))
+                    .unwrap_or_default()
                 ));
             } else {
                 emit(&render::human::oom_detected(&d, st));
@@ -519,10 +530,30 @@ fn output(json: bool, j: impl FnOnce() -> serde_json::Value, human: impl FnOnce(
     }
 }
 
+/// What the JSON being printed is (`kind`) and, with --from, the capture it comes from: set
+/// once per run by [`run`] and [`open_root`], put into every report by [`emit_json`].
+static JSON_KIND: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+static JSON_CAPTURE: std::sync::Mutex<Option<crate::sys::CaptureMeta>> =
+    std::sync::Mutex::new(None);
+
+fn set_json_kind(kind: &str) {
+    if let Ok(mut k) = JSON_KIND.lock() {
+        *k = Some(kind.to_string());
+    }
+}
+
+/// Prints a JSON report with its envelope (`schema`, `kind`, `problems`, `capture`).
 fn emit_json(v: &serde_json::Value) {
+    let kind = JSON_KIND
+        .lock()
+        .ok()
+        .and_then(|k| k.clone())
+        .unwrap_or_else(|| "memlens".into());
+    let cap = JSON_CAPTURE.lock().ok().and_then(|c| c.clone());
+    let v = render::json::envelope(&kind, v.clone(), cap.as_ref());
     emit(&format!(
         "{}\n",
-        serde_json::to_string_pretty(v).unwrap_or_default()
+        serde_json::to_string_pretty(&v).unwrap_or_default()
     ));
 }
 
@@ -530,6 +561,18 @@ fn emit_json(v: &serde_json::Value) {
 pub fn run(cli: Cli) -> Result<i32, Failure> {
     let g = cli.global.clone();
     let st = style(&g);
+    set_json_kind(match &cli.command {
+        None => "overview",
+        Some(Command::Show { .. }) => "show",
+        Some(Command::Explain { .. }) => "explain",
+        Some(Command::Oom { .. }) => "oom",
+        Some(Command::Zombies { .. }) => "zombies",
+        Some(Command::Ps { .. }) => "ps",
+        Some(Command::Capture { .. }) => "capture",
+        Some(Command::Run { .. }) => "run",
+        Some(Command::Lab { .. }) => "lab",
+        _ => "memlens",
+    });
     match cli.command {
         None => {
             let root = open_root(&g)?;
@@ -594,7 +637,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             );
             if g.json {
                 emit_json(
-                    &serde_json::json!({"target": {"given": target, "path": r.cgroup.path, "version": r.cgroup.version.number()}, "findings": findings}),
+                    &serde_json::json!({"target": {"given": target, "path": r.cgroup.path, "version": r.cgroup.version.number()}, "findings": findings, "problems": r.problems()}),
                 );
             } else {
                 emit(&render::human::explain(&r, &findings, st));
@@ -656,7 +699,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 None => {
                     output(
                         g.json,
-                        || serde_json::json!(all),
+                        || serde_json::json!({ "events": all }),
                         || render::human::oom_list(&all, st),
                     );
                 }
@@ -667,6 +710,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                             format!("no OOM kill number {n} (the log holds {})", all.len()),
                         ));
                     };
+                    set_json_kind("oom-event");
                     output(
                         g.json,
                         || serde_json::json!(pm),
@@ -706,6 +750,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                         None => "; --force: processes unknown".into(),
                     }
                 );
+                set_json_kind("reclaim");
                 let done = crate::zombies::reclaim(&root, &h, &path)
                     .map_err(|e| Failure::new(exit::FAILURE, e))?;
                 output(
@@ -862,7 +907,12 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             let text = if g.json {
                 format!(
                     "{}\n",
-                    serde_json::to_string_pretty(&crate::run::json(&r)).unwrap_or_default()
+                    serde_json::to_string_pretty(&render::json::envelope(
+                        "run",
+                        crate::run::json(&r),
+                        None
+                    ))
+                    .unwrap_or_default()
                 )
             } else {
                 // Colour only when the report goes to a terminal.
@@ -893,6 +943,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             dir,
         }) => {
             if list {
+                set_json_kind("lab-list");
                 output(g.json, crate::lab::list_json, crate::lab::list);
                 return Ok(exit::OK);
             }

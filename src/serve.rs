@@ -110,7 +110,10 @@ impl Rendered {
         };
         cell.get_or_init(|| {
             let o = o.as_ref().unwrap_or(&self.snapshot.overview);
-            Bytes::from(serde_json::to_vec(&json::overview(o)).unwrap_or_default())
+            Bytes::from(
+                serde_json::to_vec(&json::envelope("overview", json::overview(o), None))
+                    .unwrap_or_default(),
+            )
         })
         .clone()
     }
@@ -436,7 +439,9 @@ async fn handle(st: &Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>
                     for pr in &mut r.processes {
                         pr.cmdline = None;
                     }
-                    serde_json::to_vec(&json::show(&r)).unwrap_or_default()
+                    let mut v = json::show(&r);
+                    v["findings"] = serde_json::json!(crate::rules::evaluate(&r, None));
+                    serde_json::to_vec(&json::envelope("show", v, None)).unwrap_or_default()
                 })
             })
             .await;
