@@ -196,19 +196,20 @@ fn main() {
     // The real exporter.
     let bin =
         std::env::var("MEMLENS_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_memlens").to_string());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
+    // Port 0: serve binds a free port itself and writes it to --port-file (no race).
+    let pf = std::env::temp_dir().join(format!("memlens-bench-port-{}", std::process::id()));
+    let _ = std::fs::remove_file(&pf);
     let child = Kill(
         Command::new(&bin)
             .args([
                 "serve",
                 "--listen",
-                &format!("127.0.0.1:{port}"),
+                "127.0.0.1:0",
                 "--interval",
                 "10s",
+                "--port-file",
             ])
+            .arg(&pf)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -216,9 +217,20 @@ fn main() {
     );
     let pid = child.0.id();
     let t = Instant::now();
-    while get(port, "/healthz").is_err() && t.elapsed() < Duration::from_secs(30) {
+    let mut port = 0u16;
+    while t.elapsed() < Duration::from_secs(30) {
+        if port == 0 {
+            port = std::fs::read_to_string(&pf)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0);
+        }
+        if port != 0 && get(port, "/healthz").is_ok() {
+            break;
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
+    let _ = std::fs::remove_file(&pf);
     let mut lat = Vec::new();
     let mut size = 0;
     for _ in 0..200 {

@@ -104,13 +104,27 @@ enum LogFormat {
     Json,
 }
 
-/// Parses a collection interval: a [`parse_duration`] between 50 ms and 1 h.
+/// Parses a collection interval: a duration (units required) between 50 ms and 1 h.
 fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
-    let d = parse_duration(s)?;
-    if d < std::time::Duration::from_millis(50) {
-        return Err(format!("{s:?}: the interval must be between 50ms and 1h"));
-    }
-    Ok(d)
+    crate::units::duration_between(
+        s,
+        std::time::Duration::from_millis(50),
+        std::time::Duration::from_secs(3600),
+    )
+}
+
+/// Parses `--listen`: `HOST:PORT`, `[V6]:PORT`, or `:PORT` (every IPv4 interface, as Go
+/// servers and Prometheus's own flags spell it).
+fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+    let t = s.trim();
+    let full = if t.starts_with(':') {
+        format!("0.0.0.0{t}")
+    } else {
+        t.to_string()
+    };
+    full.parse().map_err(|_| {
+        format!("{s:?}: expected HOST:PORT (127.0.0.1:9753, 0.0.0.0:9753, [::1]:9753) or :PORT")
+    })
 }
 
 fn init_logging(f: LogFormat) {
@@ -164,8 +178,9 @@ enum Command {
         /// Include the processes of descendant cgroups.
         #[arg(short = 'r', long)]
         descendants: bool,
-        /// Take two samples this far apart (e.g. 5s, 500ms) for rates (thrashing).
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        /// Take two samples this far apart (e.g. 5s, 500ms; a unit is required) for rates
+        /// (thrashing).
+        #[arg(long, value_name = "DURATION", value_parser = sample_duration)]
         sample: Option<std::time::Duration>,
     },
     /// OOM kills the kernel still has in its log, as post-mortems: when, victim, trigger,
@@ -192,13 +207,18 @@ enum Command {
     /// Dying (zombie) memory cgroups: how many, and the live cgroups with no processes that
     /// still hold page cache and will become dying ones when removed.
     Zombies {
-        /// Count twice this far apart (e.g. 5s) to show the trend.
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        /// Count twice this far apart (e.g. 5s, 1m; a unit is required) to show the trend.
+        #[arg(long, value_name = "DURATION", value_parser = sample_duration)]
         sample: Option<std::time::Duration>,
         /// Empty the named cgroup's charges now (v1 memory.force_empty, v2 memory.reclaim)
-        /// and report what was freed. Writes only to that cgroup.
+        /// and report what was freed. Writes only to that cgroup. Refuses the root, and a
+        /// cgroup with processes in it or below (their page cache would be dropped under
+        /// them) unless --force.
         #[arg(long, value_name = "PATH")]
         reclaim: Option<String>,
+        /// With --reclaim: reclaim even though processes are in the cgroup.
+        #[arg(long, requires = "reclaim")]
+        force: bool,
     },
     /// The processes in a cgroup with RSS (anon/file/shmem), PSS, USS and swap.
     Ps {
@@ -230,17 +250,18 @@ enum Command {
     /// --output) so the command's own stdout stays clean; memlens exits with the command's
     /// status (128+N when killed by signal N; 125 setup failed, 126/127 cannot run).
     Run {
-        /// Memory limit (v1 memory.limit_in_bytes, v2 memory.max), e.g. 512M.
-        #[arg(long, value_name = "SIZE", value_parser = size)]
+        /// Memory limit (v1 memory.limit_in_bytes, v2 memory.max), at least 6 MiB: 512M,
+        /// 1.5G, 512Mi, 1Gi (K/M/G and Ki/Mi/Gi are ×1024, KB/MB/GB ×1000).
+        #[arg(long, value_name = "SIZE", value_parser = crate::units::parse_limit)]
         limit: Option<u64>,
         /// Throttling limit (v2 memory.high only).
-        #[arg(long, value_name = "SIZE", value_parser = size)]
+        #[arg(long, value_name = "SIZE", value_parser = crate::units::parse_size)]
         high: Option<u64>,
         /// Swap allowed (v1: memsw = limit + SWAP; v2 memory.swap.max); 0 forbids swap.
-        #[arg(long, value_name = "SIZE", value_parser = size)]
+        #[arg(long, value_name = "SIZE", value_parser = crate::units::parse_size)]
         swap: Option<u64>,
-        /// Sampling interval (e.g. 50ms, 1s; a bare number is milliseconds).
-        #[arg(long, default_value = "50ms", value_parser = duration)]
+        /// Sampling interval, 1ms to 1m (e.g. 50ms, 1s; a unit is required).
+        #[arg(long, default_value = "50ms", value_parser = run_interval)]
         interval: std::time::Duration,
         /// Write every sample to this CSV file.
         #[arg(long, value_name = "FILE.csv")]
@@ -265,14 +286,24 @@ enum Command {
         )]
         command: Vec<String>,
     },
-    /// Run the seed articles' experiments on this kernel, each in its own memcg, and compare
-    /// the counters that moved with what the kernel documentation says.
+    /// Run memory experiments on this kernel, each in its own memcg, and compare the counters
+    /// that moved with what the kernel documentation says. Needs root. `oom-kill` causes a
+    /// real OOM kill (seen by the kernel log and any OOM alerting) and `dying-cgroup` leaves a
+    /// dying cgroup until its cache is reclaimed; --skip-oom leaves both out. Exits 0 when
+    /// every scenario ran as documented (skipped ones aside), 1 when any differs or could not
+    /// run (not_run), so it can be used as a check.
+    #[command(
+        after_help = "EXAMPLES\n  memlens lab --list\n  memlens lab --skip-oom\n  memlens lab page-cache-write oom-kill --dir /var/tmp --json"
+    )]
     Lab {
         /// Scenarios to run (default: all; see --list).
         scenarios: Vec<String>,
         /// List the scenarios.
         #[arg(long)]
         list: bool,
+        /// Leave out the scenarios that cause a real OOM kill or leave a dying cgroup.
+        #[arg(long)]
+        skip_oom: bool,
         /// Directory for the page-cache files (a disk file system, not tmpfs).
         #[arg(long, default_value = "/var/tmp")]
         dir: PathBuf,
@@ -281,9 +312,14 @@ enum Command {
     /// OpenMetrics when the Accept header asks), /healthz, /api/v1/overview[?all=1],
     /// /api/v1/cgroup?path=/x/y.
     Serve {
-        /// Address to listen on (loopback by default; use 0.0.0.0:9753 in a DaemonSet).
-        #[arg(long, default_value = "127.0.0.1:9753")]
+        /// Address to listen on: HOST:PORT, or :PORT for every interface (loopback by default;
+        /// :9753 in a DaemonSet). Port 0 picks a free port: see the `listening` log line or
+        /// --port-file.
+        #[arg(long, default_value = "127.0.0.1:9753", value_parser = parse_listen)]
         listen: std::net::SocketAddr,
+        /// Write the port actually bound to this file (with --listen HOST:0).
+        #[arg(long, value_name = "FILE")]
+        port_file: Option<PathBuf>,
         /// Collection interval (e.g. 10s, 500ms, 1m).
         #[arg(long, default_value = "10s", value_parser = parse_interval)]
         interval: std::time::Duration,
@@ -299,26 +335,22 @@ enum Command {
     },
 }
 
-/// Parses `5s`, `500ms`, `2m` or plain seconds.
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let t = s.trim();
-    let (num, mult_ms) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1000.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60_000.0)
-    } else {
-        (t, 1000.0)
-    };
-    match num.trim().parse::<f64>() {
-        Ok(v) if v > 0.0 && v.is_finite() && v * mult_ms <= 3_600_000.0 => {
-            Ok(std::time::Duration::from_millis((v * mult_ms) as u64))
-        }
-        _ => Err(format!(
-            "bad duration {s:?} (use e.g. 5s, 500ms, 1m; at most 1h)"
-        )),
-    }
+/// `--sample`: a duration (units required) up to 1 h.
+fn sample_duration(s: &str) -> Result<std::time::Duration, String> {
+    crate::units::duration_between(
+        s,
+        std::time::Duration::from_millis(1),
+        std::time::Duration::from_secs(3600),
+    )
+}
+
+/// `run --interval`: a duration between 1 ms and 1 min.
+fn run_interval(s: &str) -> Result<std::time::Duration, String> {
+    crate::units::duration_between(
+        s,
+        std::time::Duration::from_millis(1),
+        std::time::Duration::from_secs(60),
+    )
 }
 
 fn build(
@@ -371,12 +403,53 @@ fn style(g: &Global) -> Style {
     }
 }
 
+/// [`target::resolve`], with a hint when the path is in another cgroup hierarchy (a v1
+/// `cpu` or `pids` mount) rather than the memory one.
+fn resolve_target(root: &Root, h: &Hierarchy, t: &str) -> Result<String, Failure> {
+    target::resolve(root, h, t).map_err(|e| {
+        let mp = h.mount_point.display().to_string();
+        match e {
+            TargetError::NotFound(_)
+                if t.starts_with("/sys/fs/cgroup/")
+                    && !t.starts_with(&format!("{mp}/"))
+                    && t != mp =>
+            {
+                let rest = t
+                    .trim_start_matches("/sys/fs/cgroup/")
+                    .split_once('/')
+                    .map_or("", |(_, r)| r);
+                Failure::new(
+                    exit::BAD_TARGET,
+                    format!(
+                        "{t} is not in the memory hierarchy, which is mounted at {mp}{}",
+                        if rest.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": try {mp}/{rest} or /{rest}")
+                        }
+                    ),
+                )
+            }
+            e => e.into(),
+        }
+    })
+}
+
 fn open_root(g: &Global) -> Result<Root, Failure> {
     if let Some(d) = &g.host_root {
         if !d.is_dir() {
             return Err(Failure::new(
                 exit::FAILURE,
                 format!("--host-root {}: not a directory", d.display()),
+            ));
+        }
+        if !d.join("proc/meminfo").exists() {
+            return Err(Failure::new(
+                exit::FAILURE,
+                format!(
+                    "--host-root {0}: {0}/proc is missing or not a proc file system: is the host's / mounted at {0} (e.g. -v /:{0}:ro, with /proc visible under it)?",
+                    d.display()
+                ),
             ));
         }
         return Ok(Root::host(d));
@@ -387,14 +460,17 @@ fn open_root(g: &Global) -> Result<Root, Failure> {
             let mut lim = crate::sys::LoadLimits::default();
             lim.per_file = g.from_max_file.unwrap_or(lim.per_file);
             lim.total = g.from_max_total.unwrap_or(lim.total);
-            Root::from_capture_with(p, lim)
+            let r = Root::from_capture_with(p, lim).map_err(|e| {
+                Failure::new(
+                    exit::FAILURE,
+                    format!("cannot open capture {}: {e}", p.display()),
+                )
+            })?;
+            if let Ok(mut c) = JSON_CAPTURE.lock() {
+                *c = r.capture().cloned();
+            }
+            Ok(r)
         }
-        .map_err(|e| {
-            Failure::new(
-                exit::FAILURE,
-                format!("cannot open capture {}: {e}", p.display()),
-            )
-        }),
     }
 }
 
@@ -425,7 +501,12 @@ fn follow_ooms(
             if json {
                 emit(&format!(
                     "{}\n",
-                    serde_json::to_string(&d).unwrap_or_default()
+                    serde_json::to_string(&render::json::envelope(
+                        "oom-event",
+                        serde_json::json!(d),
+                        None
+                    ))
+                    .unwrap_or_default()
                 ));
             } else {
                 emit(&render::human::oom_detected(&d, st));
@@ -459,36 +540,49 @@ fn output(json: bool, j: impl FnOnce() -> serde_json::Value, human: impl FnOnce(
     }
 }
 
+/// What the JSON being printed is (`kind`) and, with --from, the capture it comes from: set
+/// once per run by [`run`] and [`open_root`], put into every report by [`emit_json`].
+static JSON_KIND: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+static JSON_CAPTURE: std::sync::Mutex<Option<crate::sys::CaptureMeta>> =
+    std::sync::Mutex::new(None);
+
+fn set_json_kind(kind: &str) {
+    if let Ok(mut k) = JSON_KIND.lock() {
+        *k = Some(kind.to_string());
+    }
+}
+
+/// Prints a JSON report with its envelope (`schema`, `kind`, `problems`, `capture`).
 fn emit_json(v: &serde_json::Value) {
+    let kind = JSON_KIND
+        .lock()
+        .ok()
+        .and_then(|k| k.clone())
+        .unwrap_or_else(|| "memlens".into());
+    let cap = JSON_CAPTURE.lock().ok().and_then(|c| c.clone());
+    let v = render::json::envelope(&kind, v.clone(), cap.as_ref());
     emit(&format!(
         "{}\n",
-        serde_json::to_string_pretty(v).unwrap_or_default()
+        serde_json::to_string_pretty(&v).unwrap_or_default()
     ));
-}
-
-fn size(s: &str) -> Result<u64, String> {
-    crate::workload::parse_size(s)
-}
-
-fn duration(s: &str) -> Result<std::time::Duration, String> {
-    let t = s.trim();
-    let (num, mult) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 1e-3)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else {
-        (t, 1e-3)
-    };
-    match num.trim().parse::<f64>() {
-        Ok(v) if v > 0.0 && v.is_finite() => Ok(std::time::Duration::from_secs_f64(v * mult)),
-        _ => Err(format!("bad duration {s:?} (use e.g. 50ms, 0.5s)")),
-    }
 }
 
 /// Runs the command line; returns memlens's exit code (`run` passes the command's through).
 pub fn run(cli: Cli) -> Result<i32, Failure> {
     let g = cli.global.clone();
     let st = style(&g);
+    set_json_kind(match &cli.command {
+        None => "overview",
+        Some(Command::Show { .. }) => "show",
+        Some(Command::Explain { .. }) => "explain",
+        Some(Command::Oom { .. }) => "oom",
+        Some(Command::Zombies { .. }) => "zombies",
+        Some(Command::Ps { .. }) => "ps",
+        Some(Command::Capture { .. }) => "capture",
+        Some(Command::Run { .. }) => "run",
+        Some(Command::Lab { .. }) => "lab",
+        _ => "memlens",
+    });
     match cli.command {
         None => {
             let root = open_root(&g)?;
@@ -507,7 +601,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         }) => {
             let root = open_root(&g)?;
             let h = hierarchy(&root)?;
-            let path = target::resolve(&root, &h, &target)?;
+            let path = resolve_target(&root, &h, &target)?;
             let r = build(&root, &h, &path, descendants)?;
             let findings = crate::rules::evaluate(&r, None);
             if g.json {
@@ -527,7 +621,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         }) => {
             let root = open_root(&g)?;
             let h = hierarchy(&root)?;
-            let path = target::resolve(&root, &h, &target)?;
+            let path = resolve_target(&root, &h, &target)?;
             let (r, earlier) = match sample {
                 Some(d) => {
                     if !root.is_live() {
@@ -553,7 +647,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             );
             if g.json {
                 emit_json(
-                    &serde_json::json!({"target": {"given": target, "path": r.cgroup.path, "version": r.cgroup.version.number()}, "findings": findings}),
+                    &serde_json::json!({"target": {"given": target, "path": r.cgroup.path, "version": r.cgroup.version.number()}, "findings": findings, "problems": r.problems()}),
                 );
             } else {
                 emit(&render::human::explain(&r, &findings, st));
@@ -610,7 +704,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 None => {
                     output(
                         g.json,
-                        || serde_json::json!(all),
+                        || serde_json::json!({ "events": all }),
                         || render::human::oom_list(&all, st),
                     );
                 }
@@ -621,6 +715,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                             format!("no OOM kill number {n} (the log holds {})", all.len()),
                         ));
                     };
+                    set_json_kind("oom-event");
                     output(
                         g.json,
                         || serde_json::json!(pm),
@@ -629,7 +724,11 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 }
             }
         }
-        Some(Command::Zombies { sample, reclaim }) => {
+        Some(Command::Zombies {
+            sample,
+            reclaim,
+            force,
+        }) => {
             let root = open_root(&g)?;
             let h = hierarchy(&root)?;
             if let Some(t) = reclaim {
@@ -639,7 +738,24 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                         "--reclaim acts on the live system, not on --from",
                     ));
                 }
-                let path = target::resolve(&root, &h, &t)?;
+                let path = resolve_target(&root, &h, &t)?;
+                let plan = crate::zombies::plan_reclaim(&root, &h, &path, force)
+                    .map_err(|e| Failure::new(exit::BAD_TARGET, e))?;
+                // Say what is about to happen before it happens (stderr: stdout is the report).
+                eprintln!(
+                    "memlens: reclaiming {path}: writing {} ({} charged, {} of it page cache{})",
+                    plan.file,
+                    render::bytes(plan.usage_bytes),
+                    render::bytes(plan.file_bytes),
+                    match plan.pids.as_ref().map(Vec::len) {
+                        Some(0) => String::new(),
+                        Some(n) => format!(
+                            "; --force: {n} process(es) will read their files back from disk"
+                        ),
+                        None => "; --force: processes unknown".into(),
+                    }
+                );
+                set_json_kind("reclaim");
                 let done = crate::zombies::reclaim(&root, &h, &path)
                     .map_err(|e| Failure::new(exit::FAILURE, e))?;
                 output(
@@ -683,7 +799,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         }) => {
             let root = open_root(&g)?;
             let h = hierarchy(&root)?;
-            let path = target::resolve(&root, &h, &target)?;
+            let path = resolve_target(&root, &h, &target)?;
             let mut r = build(&root, &h, &path, descendants)?;
             sort_procs(&mut r.processes, &sort);
             output(
@@ -716,7 +832,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                         "capture needs a TARGET or --all",
                     ));
                 };
-                let path = target::resolve(&root, &h, &t)?;
+                let path = resolve_target(&root, &h, &t)?;
                 label = t;
                 let _ = overview::collect(&root, &h, true);
                 let _ = crate::zombies::count(&root, &h);
@@ -747,14 +863,23 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         }
         Some(Command::Serve {
             listen,
+            port_file,
             interval,
             log_format,
         }) => {
             init_logging(log_format);
             let root = open_root(&g)?;
             let h = hierarchy(&root)?;
-            crate::serve::run(root, h, crate::serve::ServeOptions { listen, interval })
-                .map_err(|e| Failure::new(exit::FAILURE, format!("serve on {listen}: {e}")))?;
+            crate::serve::run(
+                root,
+                h,
+                crate::serve::ServeOptions {
+                    listen,
+                    interval,
+                    port_file,
+                },
+            )
+            .map_err(|e| Failure::new(exit::FAILURE, format!("serve on {listen}: {e}")))?;
         }
         Some(Command::Workload { steps }) => {
             crate::workload::run(&steps).map_err(|e| Failure::new(exit::FAILURE, e))?;
@@ -790,7 +915,12 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             let text = if g.json {
                 format!(
                     "{}\n",
-                    serde_json::to_string_pretty(&crate::run::json(&r)).unwrap_or_default()
+                    serde_json::to_string_pretty(&render::json::envelope(
+                        "run",
+                        crate::run::json(&r),
+                        None
+                    ))
+                    .unwrap_or_default()
                 )
             } else {
                 // Colour only when the report goes to a terminal.
@@ -817,10 +947,12 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Some(Command::Lab {
             scenarios,
             list,
+            skip_oom,
             dir,
         }) => {
             if list {
-                emit(&crate::lab::list());
+                set_json_kind("lab-list");
+                output(g.json, crate::lab::list_json, crate::lab::list);
                 return Ok(exit::OK);
             }
             if g.from.is_some() {
@@ -836,13 +968,35 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 )
             })?;
             let lab = crate::lab::Lab::new(dir, bin).map_err(|e| Failure::new(exit::FAILURE, e))?;
-            let results =
-                crate::lab::run(&lab, &scenarios).map_err(|e| Failure::new(exit::BAD_TARGET, e))?;
+            let (run_these, left_out): (Vec<String>, Vec<String>) = if skip_oom {
+                let names: Vec<String> = if scenarios.is_empty() {
+                    crate::lab::scenarios()
+                        .iter()
+                        .map(|s| s.name.to_string())
+                        .collect()
+                } else {
+                    scenarios.clone()
+                };
+                names
+                    .into_iter()
+                    .partition(|n| !crate::lab::DISRUPTIVE.contains(&n.as_str()))
+            } else {
+                (scenarios.clone(), Vec::new())
+            };
+            let mut results = if run_these.is_empty() && !left_out.is_empty() {
+                Vec::new()
+            } else {
+                crate::lab::run(&lab, &run_these).map_err(|e| Failure::new(exit::BAD_TARGET, e))?
+            };
+            results.extend(left_out.iter().map(|n| crate::lab::skipped_by_flag(n)));
             output(
                 g.json,
                 || crate::lab::json(&results),
                 || crate::lab::human(&results, st),
             );
+            if !crate::lab::all_held(&results) {
+                return Ok(exit::FAILURE);
+            }
         }
     }
     Ok(exit::OK)
@@ -867,6 +1021,45 @@ fn sort_procs(p: &mut [crate::model::Process], key: &str) {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
+    /// One duration grammar for every flag (units required), sizes with decimals and
+    /// IEC/SI suffixes, and limits below 6 MiB refused.
+    #[test]
+    fn every_duration_and_size_flag_shares_one_grammar() {
+        let p = |a: &[&str]| {
+            super::Cli::try_parse_from(std::iter::once("memlens").chain(a.iter().copied()))
+        };
+        for ok in [
+            &["run", "--interval", "1m", "--", "true"][..],
+            &["serve", "--interval", "1m"],
+            &["zombies", "--sample", "500ms"],
+            &["explain", "x", "--sample", "1.5s"],
+            &["run", "--limit", "1.5G", "--", "true"],
+            &["run", "--limit", "512Mi", "--", "true"],
+            &["run", "--limit", "1Gi", "--high", "900MB", "--", "true"],
+            &["serve", "--listen", ":9753"],
+        ] {
+            assert!(p(ok).is_ok(), "{ok:?}: {:?}", p(ok).err());
+        }
+        for (bad, says) in [
+            (
+                &["run", "--interval", "10", "--", "true"][..],
+                "unit is required",
+            ),
+            (&["zombies", "--sample", "500"], "unit is required"),
+            (&["serve", "--interval", "10"], "unit is required"),
+            (&["run", "--limit", "1M", "--", "true"], "6 MiB"),
+            (
+                &["run", "--limit", "12Q", "--", "true"],
+                "unknown size unit",
+            ),
+        ] {
+            let e = p(bad).expect_err("refused").to_string();
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
+    }
+
     /// clap checks its definitions only in debug builds when parsing; this runs the same
     /// checks in every build (a release-only run once missed a bad `conflicts_with`).
     #[test]

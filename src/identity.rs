@@ -36,7 +36,6 @@ pub struct Identity {
     /// The systemd unit the cgroup is (the last `*.service`/`*.scope` component).
     pub unit: Option<String>,
     /// Names from the node's files ([`NodeNames`]); absent when none were found.
-    #[serde(skip_serializing_if = "Names::is_empty")]
     pub names: Names,
 }
 
@@ -44,19 +43,14 @@ pub struct Identity {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Names {
     /// Kubernetes namespace.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// Kubernetes pod name.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub pod: Option<String>,
     /// Kubernetes container name.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
     /// Image (docker `Config.Image`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     /// Runtime's container name (docker `Name`, without the leading `/`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub runtime_name: Option<String>,
 }
 

@@ -3,8 +3,10 @@
 //! Each scenario gets its own temporary memcg (`memlens-lab-*`), runs `memlens __workload`
 //! inside it (joined before exec), reads the counters before and while the workload holds its
 //! memory, and compares what moved with what the kernel documentation says should move. The
-//! verdict is `as_expected`, `differs` (with the failed expectation and the numbers), or
-//! `skipped` (with the reason: no swap, a tmpfs where a disk file system is needed...).
+//! verdict is `as_expected`, `differs` (with the failed expectation and the numbers),
+//! `not_run` (it could not run: not root, no memcg could be created...; with the error), or
+//! `skipped` (not applicable here, with the reason: no swap, a tmpfs where a disk file system
+//! is needed, `--skip-oom`...).
 //! Files go to `--dir` (default /var/tmp) and /dev/shm and are removed afterwards.
 
 use crate::cgroup::owned::OwnedCgroup;
@@ -33,8 +35,11 @@ pub enum Verdict {
     AsExpected,
     /// At least one did not; `reason` says which, with the numbers.
     Differs,
-    /// Could not be run here; `reason` says why.
+    /// Not applicable here (no swap, `--skip-oom`...); `reason` says why.
     Skipped,
+    /// Could not run (memcg not creatable, workload failed to start...); `reason` has the
+    /// error. Never `differs`: nothing was measured.
+    NotRun,
 }
 
 impl Verdict {
@@ -44,6 +49,7 @@ impl Verdict {
             Verdict::AsExpected => "as_expected",
             Verdict::Differs => "differs",
             Verdict::Skipped => "skipped",
+            Verdict::NotRun => "not_run",
         }
     }
 }
@@ -145,7 +151,7 @@ pub fn scenarios() -> Vec<Scenario> {
         },
         Scenario {
             name: "oom-kill",
-            about: "limit 32M: grow anon to 64 MiB (seed 003's 100/101 MiB, scaled)",
+            about: "limit 32M: grow anon to 64 MiB (the 100/101 MiB case of the OOM article, scaled)",
             expected: "Anonymous memory cannot be reclaimed without swap, so at the limit the memcg OOM killer kills the workload with SIGKILL and oom_kill rises by 1; usage never exceeds the limit (cgroup-v1/memory.rst 10 \"OOM Control\"; cgroup-v2.rst \"memory.max\", \"memory.events\" oom_kill).",
             run: oom_kill,
         },
@@ -950,11 +956,7 @@ pub fn run(lab: &Lab, names: &[String]) -> Result<Vec<LabResult>, String> {
 
 fn run_one(lab: &Lab, s: &Scenario) -> LabResult {
     let (verdict, reason, counters) = match (s.run)(lab) {
-        Err(e) => (
-            Verdict::Differs,
-            format!("could not run: {e}"),
-            BTreeMap::new(),
-        ),
+        Err(e) => (Verdict::NotRun, e, BTreeMap::new()),
         Ok(d) => match d.skipped {
             Some(why) => (Verdict::Skipped, why, d.counters),
             None => {
@@ -986,15 +988,42 @@ fn run_one(lab: &Lab, s: &Scenario) -> LabResult {
     }
 }
 
-/// "N as expected, M differ, K skipped".
+/// "N as expected, M differ, K not run, J skipped".
 pub fn summary(results: &[LabResult]) -> String {
     let n = |v| results.iter().filter(|r| r.verdict == v).count();
     format!(
-        "{} as expected, {} differ, {} skipped",
+        "{} as expected, {} differ, {} not run, {} skipped",
         n(Verdict::AsExpected),
         n(Verdict::Differs),
+        n(Verdict::NotRun),
         n(Verdict::Skipped)
     )
+}
+
+/// Whether every scenario ran and held (skipped ones aside): `lab` as a check.
+pub fn all_held(results: &[LabResult]) -> bool {
+    results
+        .iter()
+        .all(|r| matches!(r.verdict, Verdict::AsExpected | Verdict::Skipped))
+}
+
+/// The scenarios that cause a real OOM kill or leave a dying cgroup (`--skip-oom`).
+pub const DISRUPTIVE: &[&str] = &["oom-kill", "dying-cgroup"];
+
+/// A `skipped` result for a scenario left out by `--skip-oom`.
+pub fn skipped_by_flag(name: &str) -> LabResult {
+    let expected = scenarios()
+        .into_iter()
+        .find(|s| s.name == name)
+        .map(|s| s.expected.to_string())
+        .unwrap_or_default();
+    LabResult {
+        name: name.to_string(),
+        verdict: Verdict::Skipped,
+        reason: "--skip-oom: causes a real OOM kill or leaves a dying cgroup".into(),
+        expected,
+        counters: BTreeMap::new(),
+    }
 }
 
 /// `--list`.
@@ -1014,6 +1043,7 @@ pub fn human(results: &[LabResult], st: Style) -> String {
             Verdict::AsExpected => r.verdict.as_str().to_string(),
             Verdict::Differs => st.bad(r.verdict.as_str()),
             Verdict::Skipped => st.warn(r.verdict.as_str()),
+            Verdict::NotRun => st.bad(r.verdict.as_str()),
         };
         o.push_str(&format!("{}  {v}\n", st.head(&r.name)));
         o.push_str(&st.dim(&format!("  expected: {}\n", r.expected)));
@@ -1054,7 +1084,37 @@ pub fn human(results: &[LabResult], st: Style) -> String {
     o
 }
 
-/// The JSON array.
+/// The JSON report: the scenarios and their counts by verdict.
 pub fn json(results: &[LabResult]) -> serde_json::Value {
-    serde_json::to_value(results).unwrap_or_default()
+    let n = |v| results.iter().filter(|r| r.verdict == v).count();
+    serde_json::json!({
+        "scenarios": serde_json::to_value(results).unwrap_or_default(),
+        "summary": {
+            "as_expected": n(Verdict::AsExpected),
+            "differs": n(Verdict::Differs),
+            "not_run": n(Verdict::NotRun),
+            "skipped": n(Verdict::Skipped),
+        },
+        "problems": results
+            .iter()
+            .filter(|r| r.verdict == Verdict::NotRun)
+            .map(|r| format!("{}: {}", r.name, r.reason))
+            .collect::<Vec<_>>(),
+    })
+}
+
+/// `--list --json`: the scenarios with what each does and expects.
+pub fn list_json() -> serde_json::Value {
+    serde_json::json!({
+        "scenarios": scenarios()
+            .iter()
+            .map(|s| serde_json::json!({
+                "name": s.name,
+                "about": s.about,
+                "expected": s.expected,
+                "disruptive": DISRUPTIVE.contains(&s.name),
+            }))
+            .collect::<Vec<_>>(),
+        "problems": [],
+    })
 }

@@ -26,6 +26,7 @@ pub mod run;
 pub mod serve;
 pub mod sys;
 pub mod target;
+pub mod units;
 pub mod views;
 pub mod workload;
 pub mod zombies;

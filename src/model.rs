@@ -63,8 +63,36 @@ impl Limit {
 
 /// Flat `key value` pairs in the kernel's order (memory.stat, memory.events, cgroup.stat,
 /// memory.oom_control). Unknown keys are kept: a newer kernel's counters must not vanish.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// Serialised as a JSON object keyed by counter, in the kernel's order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyValues(pub Vec<(String, u64)>);
+
+impl Serialize for KeyValues {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+/// `(key, value)` pairs as a JSON object in their order (a report's `stat` keyed by counter).
+pub fn pairs_as_map<S: serde::Serializer>(v: &[(String, u64)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(v.len()))?;
+    for (k, x) in v {
+        m.serialize_entry(k, x)?;
+    }
+    m.end()
+}
+
+/// PSI averages as the kernel prints them: two decimals (kernel/sched/psi.c
+/// psi_show() `%lu.%02lu`), not the f32 noise of 0.10000000149.
+fn psi_avg<S: serde::Serializer>(v: &f32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((*v as f64 * 100.0).round() / 100.0)
+}
 
 impl KeyValues {
     /// The value of `key`, if the kernel printed it.
@@ -82,10 +110,13 @@ impl KeyValues {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct PressureLine {
     /// Share of wall time stalled over the last 10 s, in percent.
+    #[serde(serialize_with = "psi_avg")]
     pub avg10: f32,
     /// Same over 60 s.
+    #[serde(serialize_with = "psi_avg")]
     pub avg60: f32,
     /// Same over 300 s.
+    #[serde(serialize_with = "psi_avg")]
     pub avg300: f32,
     /// Total stall time in microseconds.
     pub total_usec: u64,
@@ -135,20 +166,28 @@ pub struct Limits {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Usage {
     /// v1 `memory.usage_in_bytes`, v2 `memory.current`.
+    #[serde(rename = "current_bytes")]
     pub current: Option<u64>,
     /// v1 `memory.max_usage_in_bytes`, v2 `memory.peak` (5.19+).
+    #[serde(rename = "peak_bytes")]
     pub peak: Option<u64>,
     /// v1 `memory.memsw.usage_in_bytes`.
+    #[serde(rename = "memsw_bytes")]
     pub memsw: Option<u64>,
     /// v1 `memory.memsw.max_usage_in_bytes`.
+    #[serde(rename = "memsw_peak_bytes")]
     pub memsw_peak: Option<u64>,
     /// v2 `memory.swap.current`.
+    #[serde(rename = "swap_bytes")]
     pub swap: Option<u64>,
     /// v2 `memory.swap.peak`.
+    #[serde(rename = "swap_peak_bytes")]
     pub swap_peak: Option<u64>,
     /// v1 `memory.kmem.usage_in_bytes` (charged to usage too on modern kernels).
+    #[serde(rename = "kmem_bytes")]
     pub kmem: Option<u64>,
     /// v1 `memory.kmem.tcp.usage_in_bytes` (not charged to usage on v1).
+    #[serde(rename = "kmem_tcp_bytes")]
     pub kmem_tcp: Option<u64>,
 }
 
@@ -235,6 +274,11 @@ pub struct Process {
     pub comm: Option<String>,
     /// Full command line, space separated.
     pub cmdline: Option<String>,
+    /// Real user ID (status `Uid`, first field).
+    pub uid: Option<u32>,
+    /// No address space (status has no VmSize): a kernel thread or a zombie. Its memory
+    /// figures are 0.
+    pub no_mm: bool,
     /// The cgroup (within the memory hierarchy) the process belongs to.
     pub cgroup: Option<String>,
     /// status `VmSize`: virtual size (reserved, not necessarily touched).

@@ -137,7 +137,11 @@ pub fn build(root: &Root, h: &Hierarchy, path: &str, opts: Options) -> Result<Re
     let breakdown = Breakdown::of(&cg);
     let derived = Derived::of(&cg, &breakdown, &ancestors);
     let tools = Tools::of(&cg, &breakdown, &derived.limit, root_cg, &host, &procs);
-    let sums = ProcessSums::of(&procs);
+    let sums = if cg.procs.is_none() {
+        ProcessSums::unknown()
+    } else {
+        ProcessSums::of(&procs)
+    };
     let reconcile = reconcile(&sums, &breakdown);
     let subtree = subtree_pids(root, h, &cg);
     let (mut tmpfs, mut sysv, mut shm_problems) = (Vec::new(), None, Vec::new());

@@ -848,7 +848,7 @@ fn cleanup(root: &Root, h: &Hierarchy, cg: OwnedCgroup, reclaim_first: bool) -> 
                 Some(u) if u > 0 => {
                     c.lingering_bytes = Some(u);
                     c.message = format!(
-                        "memcg removed, but {} of page cache was still charged to it: it lingers as a dying cgroup until that cache is reclaimed (seed 004){}",
+                        "memcg removed, but {} of page cache was still charged to it: it lingers as a dying cgroup until that cache is reclaimed{}",
                         render::bytes(Some(u)),
                         if reclaim_first {
                             ""

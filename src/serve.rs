@@ -49,6 +49,14 @@ const MAX_REFUSING: usize = 1024;
 /// How long a refused connection is kept to read the client's request and let it read the
 /// 503 (closing with unread input would reset the connection before the answer is read).
 const REFUSE_LINGER: Duration = Duration::from_secs(1);
+/// What `/` answers: the endpoints.
+const INDEX: &str = "memlens exporter\n\n\
+/metrics                     Prometheus text 0.0.4 (OpenMetrics 1.0 when Accept asks for it)\n\
+/healthz                     ok while collections are fresh\n\
+/api/v1/overview[?all=1]     the `memlens --json` object (containers; all=1: every memory cgroup)\n\
+/api/v1/cgroup?path=/x/y     the `memlens show --json` object of one cgroup (command lines left out)\n\
+/api/v1/cgroup?target=T      the same for any TARGET form: container ID or prefix, PID, pod, cgroup name\n";
+
 /// Time a client has to send its request headers (slowloris).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest a connection may live (keep-alive included); then it is closed gracefully.
@@ -65,6 +73,8 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// Collection interval.
     pub interval: Duration,
+    /// Write the bound port here once listening (`--listen 127.0.0.1:0` picks a free one).
+    pub port_file: Option<std::path::PathBuf>,
 }
 
 /// One collection, rendered.
@@ -110,7 +120,10 @@ impl Rendered {
         };
         cell.get_or_init(|| {
             let o = o.as_ref().unwrap_or(&self.snapshot.overview);
-            Bytes::from(serde_json::to_vec(&json::overview(o)).unwrap_or_default())
+            Bytes::from(
+                serde_json::to_vec(&json::envelope("overview", json::overview(o), None))
+                    .unwrap_or_default(),
+            )
         })
         .clone()
     }
@@ -144,9 +157,24 @@ fn collect(root: &Root, h: &Hierarchy, tree: &mut Tree) -> Rendered {
     Rendered::new(snap)
 }
 
-/// Runs the exporter until the process is killed. Collects once before listening, so
-/// `/metrics` never answers without data.
+/// Runs the exporter until SIGTERM or SIGINT (then it logs a line and returns `Ok`). Binds
+/// first, so a port conflict fails at once, before the first collection; then collects once
+/// before accepting, so `/metrics` never answers without data.
 pub fn run(root: Root, h: Hierarchy, opts: ServeOptions) -> std::io::Result<()> {
+    let std_listener = std::net::TcpListener::bind(opts.listen)?;
+    std_listener.set_nonblocking(true)?;
+    let bound = std_listener.local_addr()?;
+    tracing::info!(listen = %bound, port = bound.port(), "listening");
+    if let Some(pf) = &opts.port_file {
+        // Written whole under a temporary name, then renamed: a reader polling for the file
+        // never sees it half-written.
+        let tmp = pf.with_extension("tmp");
+        std::fs::write(&tmp, format!("{}\n", bound.port()))
+            .and_then(|_| std::fs::rename(&tmp, pf))
+            .map_err(|e| {
+                std::io::Error::new(e.kind(), format!("--port-file {}: {e}", pf.display()))
+            })?;
+    }
     let root = Arc::new(root);
     let mut tree = Tree::new();
     let first = collect(&root, &h, &mut tree);
@@ -195,17 +223,31 @@ pub fn run(root: Root, h: Hierarchy, opts: ServeOptions) -> std::io::Result<()> 
         .enable_io()
         .enable_time()
         .build()?;
-    rt.block_on(serve(state, opts.listen))
+    rt.block_on(serve(state, std_listener))
 }
 
-async fn serve(state: Arc<State>, addr: SocketAddr) -> std::io::Result<()> {
-    let listener = TcpListener::bind(addr).await?;
-    tracing::info!(listen = %listener.local_addr()?, "serving /metrics, /healthz, /api/v1/overview, /api/v1/cgroup");
+async fn serve(state: Arc<State>, std_listener: std::net::TcpListener) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let listener = TcpListener::from_std(std_listener)?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tracing::info!(listen = %listener.local_addr()?, "serving / (index), /metrics, /healthz, /api/v1/overview, /api/v1/cgroup");
     raise_fd_limit();
     let conns = conns::Conns::new(MAX_CONNECTIONS, MAX_PER_ADDR);
     let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = term.recv() => {
+                tracing::info!("SIGTERM received: exiting");
+                return Ok(());
+            }
+            _ = int.recv() => {
+                tracing::info!("SIGINT received: exiting");
+                return Ok(());
+            }
+        };
+        let (stream, peer) = match accepted {
             Ok(x) => x,
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
@@ -433,10 +475,14 @@ async fn handle(st: &Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>
                 st.latest().overview(all),
             )
         }
+        "/" => respond(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            Bytes::from_static(INDEX.as_bytes()),
+        ),
         "/api/v1/cgroup" => {
-            let p = match query_value(query, "path") {
-                None => return error(StatusCode::BAD_REQUEST, "missing ?path=/cgroup/path"),
-                Some(Err(raw)) => {
+            let p = match (query_value(query, "path"), query_value(query, "target")) {
+                (Some(Err(raw)), _) => {
                     return error(
                         StatusCode::BAD_REQUEST,
                         &format!(
@@ -444,14 +490,47 @@ async fn handle(st: &Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>
                         ),
                     );
                 }
-                Some(Ok(p)) => p,
+                (None, Some(Err(raw))) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        &format!("?target={raw} is not valid percent-encoded UTF-8"),
+                    );
+                }
+                (Some(Ok(p)), _) => {
+                    if !p.starts_with('/') || p.split('/').any(|c| c == ".." || c == ".") {
+                        return error(
+                            StatusCode::BAD_REQUEST,
+                            "path must be an absolute cgroup path within the memory hierarchy",
+                        );
+                    }
+                    if !st
+                        .root
+                        .exists(&crate::cgroup::read::fs_path(&st.hierarchy, &p))
+                    {
+                        return error(StatusCode::NOT_FOUND, &format!("no such cgroup: {p}"));
+                    }
+                    p
+                }
+                // Every TARGET form of the command line (container ID, PID, pod, name...).
+                (None, Some(Ok(t))) => {
+                    let st2 = st.clone();
+                    match tokio::task::spawn_blocking(move || {
+                        crate::target::resolve(&st2.root, &st2.hierarchy, &t)
+                    })
+                    .await
+                    {
+                        Ok(Ok(p)) => p,
+                        Ok(Err(e)) => return error(StatusCode::NOT_FOUND, &e.to_string()),
+                        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+                    }
+                }
+                (None, None) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "missing ?path=/cgroup/path or ?target=TARGET",
+                    );
+                }
             };
-            if !p.starts_with('/') || p.split('/').any(|c| c == ".." || c == ".") {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "path must be an absolute cgroup path within the memory hierarchy",
-                );
-            }
             let Ok(permit) = st.reports.clone().try_acquire_owned() else {
                 return error(StatusCode::SERVICE_UNAVAILABLE, "busy: retry");
             };
@@ -464,7 +543,9 @@ async fn handle(st: &Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>
                     for pr in &mut r.processes {
                         pr.cmdline = None;
                     }
-                    serde_json::to_vec(&json::show(&r)).unwrap_or_default()
+                    let mut v = json::show(&r);
+                    v["findings"] = serde_json::json!(crate::rules::evaluate(&r, None));
+                    serde_json::to_vec(&json::envelope("show", v, None)).unwrap_or_default()
                 })
             })
             .await;
@@ -476,7 +557,7 @@ async fn handle(st: &Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>
         }
         _ => error(
             StatusCode::NOT_FOUND,
-            "endpoints: /metrics /healthz /api/v1/overview[?all=1] /api/v1/cgroup?path=/x/y",
+            "endpoints: / /metrics /healthz /api/v1/overview[?all=1] /api/v1/cgroup?path=/x/y|?target=TARGET",
         ),
     }
 }

@@ -22,10 +22,9 @@ pub enum ReadError {
     /// config option absent), or the cgroup/process is gone.
     #[error("{path}: not provided by this kernel (or gone)")]
     Missing { path: String },
-    /// The file exists but we may not read it.
-    #[error(
-        "{path}: permission denied (run as root, or with CAP_SYS_PTRACE for other users' /proc/PID files)"
-    )]
+    /// The file exists but we may not read it. The message says what denied it, as far as
+    /// memlens can tell (not root, a dropped capability, a user namespace, hidepid).
+    #[error("{path}: permission denied ({})", permission_hint(.path))]
     Permission { path: String },
     /// The process exited between listing and reading (ESRCH), or another I/O failure.
     #[error("{path}: {reason}")]
@@ -33,6 +32,10 @@ pub enum ReadError {
     /// The file was read but its contents are not what the kernel prints.
     #[error("{path}: {reason}")]
     Parse { path: String, reason: String },
+    /// Analysing a capture: the capture did not record this file (it was taken of another
+    /// target). Not the kernel's doing, so never shown as "not provided by this kernel".
+    #[error("{path}: not in this capture (captured: {target})")]
+    NotCaptured { path: String, target: String },
 }
 
 impl ReadError {
@@ -42,7 +45,8 @@ impl ReadError {
             ReadError::Missing { path }
             | ReadError::Permission { path }
             | ReadError::Io { path, .. }
-            | ReadError::Parse { path, .. } => path,
+            | ReadError::Parse { path, .. }
+            | ReadError::NotCaptured { path, .. } => path,
         }
     }
 
@@ -69,6 +73,50 @@ impl ReadError {
                 },
             },
         }
+    }
+}
+
+/// Why this process may be denied a file, from its own credentials (read once): the advice
+/// "run as root" is wrong for a root that lacks CAP_SYS_PTRACE or is root only in a user
+/// namespace.
+fn permission_hint(path: &str) -> &'static str {
+    static WHO: std::sync::OnceLock<(bool, bool, bool, bool)> = std::sync::OnceLock::new();
+    let (root, ptrace, init_userns, hidepid) = *WHO.get_or_init(|| {
+        // SAFETY: geteuid cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        // CapEff bit 19 is CAP_SYS_PTRACE (include/uapi/linux/capability.h).
+        let ptrace = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .is_none_or(|c| c & (1 << 19) != 0);
+        // The initial user namespace maps all 2^32 IDs from 0 (user_namespaces(7)).
+        let init_userns = std::fs::read_to_string("/proc/self/uid_map")
+            .map(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
+            .unwrap_or(true);
+        let hidepid = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.split(' ').nth(4) == Some("/proc") && l.contains("hidepid="));
+        (root, ptrace, init_userns, hidepid)
+    });
+    let proc_pid = path
+        .strip_prefix("/proc/")
+        .and_then(|r| r.split('/').next())
+        .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
+    if !root {
+        "run as root, or with CAP_SYS_PTRACE for other users' /proc/PID files"
+    } else if !init_userns {
+        "memlens is root only inside a user namespace: the host's files are not its to read; run it in the host's user namespace"
+    } else if proc_pid && !ptrace {
+        "running as root without CAP_SYS_PTRACE (dropped by the container runtime or the service unit): add that capability"
+    } else if proc_pid && hidepid {
+        "/proc is mounted with hidepid=: other processes' files are hidden; mount it without hidepid (or with gid= a group memlens runs in)"
+    } else if proc_pid {
+        "root with CAP_SYS_PTRACE, yet the kernel's ptrace access check refused: a Yama, AppArmor or SELinux policy, or a non-dumpable process in another user namespace"
+    } else {
+        "root, yet denied: a security policy (AppArmor, SELinux) or a read-only bind mount without read permission"
     }
 }
 
@@ -156,6 +204,83 @@ fn lossy(b: Vec<u8>) -> String {
     }
 }
 
+/// What `memlens-capture.json` says about a capture: the banner of a `--from` report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CaptureMeta {
+    /// What was captured (the TARGET given, or `--all`).
+    pub target: String,
+    /// When (seconds since the epoch).
+    pub captured_at_unix: Option<u64>,
+    /// The captured machine's kernel release.
+    pub kernel: Option<String>,
+    /// The memlens version that wrote it.
+    pub memlens_version: Option<String>,
+    /// Files the capture tried to read and could not, with the reason recorded then.
+    #[serde(skip)]
+    pub unreadable: BTreeMap<PathBuf, String>,
+}
+
+impl CaptureMeta {
+    fn parse(b: &[u8]) -> Option<Self> {
+        let v: serde_json::Value = serde_json::from_slice(b).ok()?;
+        let o = v.as_object()?;
+        Some(CaptureMeta {
+            target: o.get("target")?.as_str()?.to_string(),
+            captured_at_unix: o.get("captured_at_unix").and_then(|x| x.as_u64()),
+            kernel: o.get("kernel").and_then(|x| x.as_str()).map(String::from),
+            memlens_version: o
+                .get("memlens_version")
+                .and_then(|x| x.as_str())
+                .map(String::from),
+            unreadable: o
+                .get("unreadable")
+                .and_then(|x| x.as_object())
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, r)| (PathBuf::from(k), r.as_str().unwrap_or("").to_string()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+
+    /// The error a file absent from the capture stands for: the one recorded when the capture
+    /// read it, or "not in this capture".
+    fn absent(&self, sys: &Path) -> ReadError {
+        let path = sys.display().to_string();
+        match self.unreadable.get(sys) {
+            Some(r) if r.contains("not provided by this kernel") => ReadError::Missing { path },
+            Some(r) => ReadError::Io {
+                path,
+                reason: format!(
+                    "unreadable when captured: {}",
+                    r.strip_prefix(&format!("{}: ", sys.display())).unwrap_or(r)
+                ),
+            },
+            None => ReadError::NotCaptured {
+                path,
+                target: self.target.clone(),
+            },
+        }
+    }
+}
+
+/// Why `--from` input cannot be analysed; each names the user's mistake.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// No such file or directory, or unreadable.
+    #[error("{0}")]
+    Io(io::Error),
+    /// A directory without the metadata file.
+    #[error("not a memlens capture (no {CAPTURE_META}; write one with `memlens capture`)")]
+    NoMeta,
+    /// A file that is not a gzip'ed tar.
+    #[error(
+        "not a tar archive (a memlens capture is a directory or a .tar.gz from `memlens capture`)"
+    )]
+    NotTar,
+}
+
 /// Where the files are.
 #[derive(Debug)]
 enum Backing {
@@ -240,6 +365,9 @@ pub struct Root {
     /// lists the host's cgroup file system at the container's mount point (`/host/sys/...`),
     /// not at the host path that the prefix maps.
     mountinfo: &'static str,
+    /// Set when reading a capture (`--from`): its metadata, for the banner and for telling
+    /// "not captured" from "not provided by the kernel".
+    capture: Option<CaptureMeta>,
 }
 
 /// The file in which a capture records a directory's listing (`KIND<TAB>NAME` per line, kind
@@ -298,6 +426,7 @@ impl Root {
             recorder: None,
             failures: Mutex::new(BTreeMap::new()),
             mountinfo: "/proc/self/mountinfo",
+            capture: None,
         }
     }
 
@@ -439,6 +568,9 @@ impl Root {
             last = rel.display().to_string();
             files.insert(sys, buf);
         }
+        let capture = files
+            .get(&Path::new("/").join(CAPTURE_META))
+            .and_then(|b| CaptureMeta::parse(b));
         let mut r = Root {
             backing: Backing::Archive(files),
             limits,
@@ -448,27 +580,46 @@ impl Root {
             recorder: None,
             failures: Mutex::new(BTreeMap::new()),
             mountinfo: "/proc/self/mountinfo",
+            capture,
         };
         r.load_meta();
         Ok(r)
     }
 
-    /// Opens `--from` input: a directory or a `.tar.gz` archive.
-    pub fn from_capture(path: &Path) -> io::Result<Self> {
+    /// Opens `--from` input: a capture directory or a `.tar.gz` archive, with its
+    /// `memlens-capture.json` (anything else is refused, naming what it is not), within the
+    /// default [`LoadLimits`].
+    pub fn from_capture(path: &Path) -> Result<Self, CaptureError> {
         Self::from_capture_with(path, LoadLimits::default())
     }
 
     /// Opens `--from` input within `limits` (in a directory, the per-file limit applies to
-    /// each file read).
-    pub fn from_capture_with(path: &Path, limits: LoadLimits) -> io::Result<Self> {
-        if path.is_dir() {
+    /// each file read). A tree without `memlens-capture.json` is read only when it is laid
+    /// out like `/` (fixtures, hand-made trees, an archive cut before its metadata): the
+    /// missing metadata is then a problem of every report, not a refusal.
+    pub fn from_capture_with(path: &Path, limits: LoadLimits) -> Result<Self, CaptureError> {
+        let mut r = if path.is_dir() {
             let mut r = Self::dir(path);
             r.limits = limits;
+            if let Ok(meta) = std::fs::read(path.join(CAPTURE_META)) {
+                r.capture = Some(CaptureMeta::parse(&meta).ok_or(CaptureError::NoMeta)?);
+            }
             r.load_meta();
-            Ok(r)
+            r
         } else {
-            Self::archive_with(path, limits)
+            let mut head = [0u8; 2];
+            let mut f = std::fs::File::open(path).map_err(CaptureError::Io)?;
+            // gzip magic (RFC 1952 2.3.1): anything else is not a capture archive.
+            if f.read_exact(&mut head).is_err() || head != [0x1f, 0x8b] {
+                return Err(CaptureError::NotTar);
+            }
+            Self::archive_with(path, limits).map_err(CaptureError::Io)?
+        };
+        if r.capture.is_none() && !r.exists(Path::new("/proc/self/mountinfo")) {
+            return Err(CaptureError::NoMeta);
         }
+        r.limits = limits;
+        Ok(r)
     }
 
     /// Reads memlens-capture.json: its `unreadable` list makes those files fail as they did
@@ -534,6 +685,11 @@ impl Root {
         }
     }
 
+    /// The capture's metadata when reading one (`--from`).
+    pub fn capture(&self) -> Option<&CaptureMeta> {
+        self.capture.as_ref()
+    }
+
     /// True when this root is the running system (not a capture).
     pub fn is_live(&self) -> bool {
         matches!(&self.backing, Backing::Dir(p) if p == Path::new("/"))
@@ -597,18 +753,19 @@ impl Root {
             }),
         };
         let res = match res {
-            Err(ReadError::Missing { path }) => match self.unreadable.get(sys) {
-                Some(why) if why.contains("not provided by this kernel") => {
-                    Err(ReadError::Missing { path })
-                }
-                Some(why) if why.contains("permission denied") => {
+            Err(ReadError::Missing { path }) => match (self.unreadable.get(sys), &self.capture) {
+                (Some(why), _) if why.contains("permission denied") => {
                     Err(ReadError::Permission { path })
                 }
-                Some(why) => Err(ReadError::Io {
+                (_, Some(c)) => Err(c.absent(sys)),
+                (Some(why), None) if why.contains("not provided by this kernel") => {
+                    Err(ReadError::Missing { path })
+                }
+                (Some(why), None) => Err(ReadError::Io {
                     path,
                     reason: format!("unreadable when captured: {why}"),
                 }),
-                None => Err(ReadError::Missing { path }),
+                (None, None) => Err(ReadError::Missing { path }),
             },
             r => r,
         };
@@ -884,6 +1041,11 @@ mod tests {
         let c = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(c.path().join("var/log/containers")).unwrap();
         std::fs::write(
+            c.path().join(CAPTURE_META),
+            r#"{"format":1,"target":"--all"}"#,
+        )
+        .unwrap();
+        std::fs::write(
             c.path().join("var/log/containers/.memlens-entries"),
             "l\tpod_ns_c-0123.log\nd\tsub\n",
         )
@@ -892,5 +1054,10 @@ mod tests {
         let dir = Path::new("/var/log/containers");
         assert_eq!(cr.entries(dir).unwrap(), vec!["pod_ns_c-0123.log", "sub"]);
         assert_eq!(cr.subdirs(dir).unwrap(), vec!["sub"]);
+        // What the capture did not record is not the kernel's doing.
+        assert!(matches!(
+            cr.read(Path::new("/proc/meminfo")),
+            Err(ReadError::NotCaptured { .. })
+        ));
     }
 }

@@ -7,20 +7,10 @@
 use std::fs::OpenOptions;
 use std::io::{BufRead, Read, Write};
 
-/// Parses sizes like `64M`, `1G`, `4096`, `512K`.
+/// Parses sizes like `64M`, `1G`, `4096`, `512K` (the command line's grammar,
+/// [`crate::units::parse_size`]).
 pub fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let s = s.strip_suffix(['B', 'b']).unwrap_or(s);
-    let s = s.strip_suffix('i').unwrap_or(s);
-    let (num, mult) = match s.chars().last() {
-        Some('K' | 'k') => (&s[..s.len() - 1], 1u64 << 10),
-        Some('M' | 'm') => (&s[..s.len() - 1], 1 << 20),
-        Some('G' | 'g') => (&s[..s.len() - 1], 1 << 30),
-        _ => (s, 1),
-    };
-    num.parse::<u64>()
-        .map(|n| n * mult)
-        .map_err(|_| format!("bad size {s:?} (use e.g. 64M, 1G, 4096)"))
+    crate::units::parse_size(s)
 }
 
 /// The steps a workload can take.

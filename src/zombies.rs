@@ -234,6 +234,105 @@ pub struct Reclaimed {
     pub partial: Option<String>,
 }
 
+/// What `--reclaim PATH` is about to do, checked before anything is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReclaimPlan {
+    /// The file that will be written.
+    pub file: &'static str,
+    /// Processes in the cgroup and below (`None`: cgroup.procs unreadable).
+    pub pids: Option<Vec<i32>>,
+    /// Usage and page cache now.
+    pub usage_bytes: Option<u64>,
+    /// Page cache now (what reclaim drops first).
+    pub file_bytes: Option<u64>,
+}
+
+/// Why `--reclaim` refuses (a usage error: exit 2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReclaimRefused {
+    /// The hierarchy's root: the whole machine's cache.
+    #[error(
+        "refusing to reclaim the root cgroup (it would drop the whole machine's page cache): name the cgroup to empty"
+    )]
+    Root,
+    /// Live processes: their cache would be dropped under them, an I/O storm for a running
+    /// container.
+    #[error(
+        "{path} has {n} process(es) (pids {pids}): reclaiming would drop {cache} of page cache they are using and make them read it back from disk; stop them first, or pass --force"
+    )]
+    Busy {
+        /// The cgroup.
+        path: String,
+        /// How many processes.
+        n: usize,
+        /// The first PIDs.
+        pids: String,
+        /// Its page cache.
+        cache: String,
+    },
+    /// cgroup.procs unreadable: whether processes are there is unknown.
+    #[error(
+        "{0}: cannot tell whether processes are in it (cgroup.procs unreadable); pass --force to reclaim anyway"
+    )]
+    Unknown(String),
+}
+
+/// Checks `--reclaim PATH` before anything is written: the root is refused, and so is a
+/// cgroup with processes (in it or below) unless `force`.
+pub fn plan_reclaim(
+    root: &Root,
+    h: &Hierarchy,
+    path: &str,
+    force: bool,
+) -> Result<ReclaimPlan, ReclaimRefused> {
+    if path.trim_matches('/').is_empty() {
+        return Err(ReclaimRefused::Root);
+    }
+    let cg = read::read_cgroup(root, h, path, Level::Overview).ok();
+    let pids = cg
+        .as_ref()
+        .and_then(|c| crate::report::subtree_pids(root, h, &procs_of(root, h, c)));
+    let b = cg.as_ref().map(Breakdown::of);
+    let plan = ReclaimPlan {
+        file: match h.version {
+            Version::V1 => "memory.force_empty",
+            Version::V2 => "memory.reclaim",
+        },
+        pids: pids.clone(),
+        usage_bytes: b.as_ref().and_then(|b| b.usage.bytes),
+        file_bytes: b.as_ref().and_then(|b| b.file.bytes),
+    };
+    if force {
+        return Ok(plan);
+    }
+    match pids {
+        None => Err(ReclaimRefused::Unknown(path.to_string())),
+        Some(p) if !p.is_empty() => Err(ReclaimRefused::Busy {
+            path: path.to_string(),
+            n: p.len(),
+            pids: {
+                let mut s: Vec<String> = p.iter().take(5).map(|x| x.to_string()).collect();
+                if p.len() > 5 {
+                    s.push("...".into());
+                }
+                s.join(", ")
+            },
+            cache: crate::render::bytes(plan.file_bytes),
+        }),
+        Some(_) => Ok(plan),
+    }
+}
+
+/// The cgroup with its cgroup.procs read (the overview level does not read it).
+fn procs_of(root: &Root, h: &Hierarchy, cg: &crate::model::Cgroup) -> crate::model::Cgroup {
+    let mut c = cg.clone();
+    c.procs = root
+        .read(&read::fs_path(h, &cg.path).join("cgroup.procs"))
+        .ok()
+        .and_then(|t| crate::cgroup::parse::pids(&t).ok());
+    c
+}
+
 /// Reclaims the cgroup at `path` on the live system (see [`crate::cgroup::reclaim`]) and
 /// reads its usage before and after.
 pub fn reclaim(root: &Root, h: &Hierarchy, path: &str) -> std::io::Result<Reclaimed> {

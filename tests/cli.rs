@@ -174,3 +174,48 @@ fn overview_lists_containers_with_oom_kills() {
         "{out}"
     );
 }
+
+/// `--from` on something that is not a capture names what it is not.
+#[test]
+fn from_refuses_what_is_not_a_capture() {
+    let d = tempfile::tempdir().unwrap();
+    let run = |p: &str| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_memlens"))
+            .args(["--from", p, "show", "/"])
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (c, e) = run(&d.path().display().to_string());
+    assert_eq!(c, Some(1));
+    assert!(
+        e.contains("not a memlens capture (no memlens-capture.json"),
+        "{e}"
+    );
+    let (_, e) = run("/etc");
+    assert!(e.contains("not a memlens capture"), "{e}");
+    let (_, e) = run("/etc/hostname");
+    assert!(e.contains("not a tar archive"), "{e}");
+}
+
+/// Errors name the user's mistake: a --host-root without the host's /proc, a path in another
+/// cgroup hierarchy.
+#[test]
+fn errors_name_the_users_mistake() {
+    let d = tempfile::tempdir().unwrap();
+    let hr = d.path().display().to_string();
+    let (code, _, err) = run(&["--host-root", &hr]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is the host's / mounted at"), "{err}");
+    let t = tree();
+    let from = t.path().display().to_string();
+    let (code, _, err) = run(&["show", "/sys/fs/cgroup/cpu/docker", "--from", &from]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("not in the memory hierarchy, which is mounted at /sys/fs/cgroup/memory"),
+        "{err}"
+    );
+}

@@ -153,7 +153,7 @@ fn shmem_held_names_dev_shm() {
         .iter()
         .find(|v| v["what"].as_str().unwrap_or("").contains("/dev/shm"))
         .unwrap_or_else(|| panic!("no /dev/shm evidence: {x:#}"));
-    assert!(m["bytes"].as_u64().unwrap() >= 32 * MIB, "{m}");
+    assert!(m["value_bytes"].as_u64().unwrap() >= 32 * MIB, "{m}");
     assert!(m["source"].as_str().unwrap().contains("statfs"), "{m}");
 
     let plain = cgroup("shmheld-no");
@@ -186,7 +186,7 @@ fn shmem_held_names_sysv_segment() {
             .contains(&format!("creator pid {}", w.pid())),
         "{seg}"
     );
-    assert!(seg["bytes"].as_u64().unwrap() >= 32 * MIB);
+    assert!(seg["value_bytes"].as_u64().unwrap() >= 32 * MIB);
 }
 
 #[test]

@@ -13,7 +13,9 @@ fn scenario(name: &str) -> serde_json::Value {
     let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = disk_dir().display().to_string();
     let v = json(&["lab", name, "--dir", &dir]);
-    let arr = v.as_array().expect("lab --json prints an array");
+    let arr = v["scenarios"]
+        .as_array()
+        .expect("lab --json has a scenarios array");
     assert_eq!(arr.len(), 1, "{v}");
     let r = arr[0].clone();
     assert_eq!(r["name"], name);
@@ -166,9 +168,47 @@ fn list_and_summary_and_unknown_name() {
     let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (code, out, err) = run(&["lab", "touched-anon", "sysv-shm"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("2 as expected, 0 differ, 0 skipped"), "{out}");
+    assert!(
+        out.contains("2 as expected, 0 differ, 0 not run, 0 skipped"),
+        "{out}"
+    );
     assert!(
         out.contains("cgroup-v1/memory.rst"),
         "cites the docs: {out}"
+    );
+}
+
+/// A scenario that cannot run (not root: no memcg can be created) is `not_run`, never
+/// `differs`, and `lab` then exits non-zero so it can be used as a check.
+#[test]
+fn unprivileged_lab_is_not_run_and_fails() {
+    use std::os::unix::process::CommandExt;
+    let out = std::process::Command::new(bin())
+        .args(["lab", "touched-anon", "--json"])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("run memlens as nobody");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(v["scenarios"][0]["verdict"], "not_run", "{v}");
+    assert_eq!(v["summary"]["differs"], 0, "{v}");
+    assert_eq!(out.status.code(), Some(1), "{v}");
+}
+
+#[test]
+fn skip_oom_leaves_out_the_disruptive_scenarios() {
+    let (code, out, err) = run(&["lab", "oom-kill", "dying-cgroup", "--skip-oom", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    for s in v["scenarios"].as_array().expect("scenarios") {
+        assert_eq!(s["verdict"], "skipped", "{s}");
+    }
+    let (code, out, _) = run(&["lab", "--list", "--json"]);
+    assert_eq!(code, 0);
+    let l: serde_json::Value = serde_json::from_str(&out).expect("lab --list --json is JSON");
+    assert!(
+        l["scenarios"].as_array().is_some_and(|a| a.len() >= 12),
+        "{l}"
     );
 }

@@ -24,7 +24,7 @@ fn a_real_oom_kill_is_listed_with_the_kernels_values() {
         "grow=128M in 32M must be OOM-killed: {status:?}"
     );
     let all = json(&["oom"]);
-    let kill = all
+    let kill = all["events"]
         .as_array()
         .unwrap()
         .iter()
@@ -63,13 +63,13 @@ fn captured_reports_from_other_kernels() {
         return;
     }
     let f = dir.join("ubuntu-4.15-docker.log").display().to_string();
-    let v = json(&["oom", "--file", &f]);
+    let v = json(&["oom", "--file", &f])["events"].clone();
     assert_eq!(v.as_array().unwrap().len(), 1);
     assert_eq!(v[0]["victim"]["comm"], "java");
     assert_eq!(v[0]["identity"]["runtime"], "docker");
     assert_eq!(v[0]["limit_bytes"], 512 * MIB);
     let g = dir.join("el7-3.10-global-sysrq.log").display().to_string();
-    let v = json(&["oom", "--file", &g]);
+    let v = json(&["oom", "--file", &g])["events"].clone();
     assert_eq!(v[0]["global"], true);
     assert_eq!(v[0]["verdict"]["id"], "global");
     let (code, _, err) = run(&["oom", "show", "9", "--file", &g]);

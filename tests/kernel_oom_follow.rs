@@ -138,7 +138,7 @@ fn follow_reports_a_real_kill_from_the_kernel_log_within_a_second() {
     }
     // The same kill, as `memlens oom` lists it afterwards.
     let all = json(&["oom"]);
-    let listed = all
+    let listed = all["events"]
         .as_array()
         .expect("list")
         .iter()

@@ -102,6 +102,7 @@ pub struct OomReport {
     pub swap_limit_bytes: Option<u64>,
     /// The OOM memcg's `memory.stat` dump, in order; `KB` values converted to bytes, others
     /// as printed. Only the first dump (the OOM memcg; v1 then prints its children).
+    #[serde(serialize_with = "crate::model::pairs_as_map")]
     pub stat: Vec<(String, u64)>,
     pub stat_memcg: Option<String>,
     pub tasks: Vec<Task>,

@@ -48,6 +48,8 @@ pub struct Status {
     pub rss_shmem: Option<u64>,
     /// VmSwap.
     pub vm_swap: Option<u64>,
+    /// The real UID (first field of `Uid:`).
+    pub uid: Option<u32>,
 }
 
 /// Parses /proc/PID/status (`path` names it in problems).
@@ -64,6 +66,18 @@ pub fn status(path: &Path, text: &str) -> (Status, Vec<String>) {
                 // The kernel escapes nothing that matters here; the value is the rest of
                 // the line after the tab.
                 s.name = Some(rest.strip_prefix('\t').unwrap_or(rest).to_string());
+                continue;
+            }
+            "Uid" => {
+                match rest.split_whitespace().next().map(str::parse::<u32>) {
+                    Some(Ok(u)) => s.uid = Some(u),
+                    _ => problems.push(format!(
+                        "{} line {}: Uid: expected four numbers, found {:?}",
+                        path.display(),
+                        i + 1,
+                        rest.trim()
+                    )),
+                }
                 continue;
             }
             "VmSize" => &mut s.vm_size,

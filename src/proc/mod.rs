@@ -21,12 +21,19 @@ pub fn read_process(root: &Root, pid: i32) -> Option<Process> {
         Ok(t) => {
             let (s, probs) = fields::status(&status_path, &t);
             p.comm = s.name;
+            p.uid = s.uid;
             p.vm_size_bytes = s.vm_size;
             p.rss_bytes = s.vm_rss;
             p.rss_anon_bytes = s.rss_anon;
             p.rss_file_bytes = s.rss_file;
             p.rss_shmem_bytes = s.rss_shmem;
             p.swap_bytes = s.vm_swap;
+            // No VmSize line: no address space (a kernel thread, or a zombie whose mm is
+            // gone). Its memory is 0, not unknown (fs/proc/task_mmu.c task_mem() is only
+            // called with an mm).
+            if s.vm_size.is_none() && s.vm_rss.is_none() && probs.is_empty() {
+                p.no_mm = true;
+            }
             p.problems.extend(probs);
         }
         Err(ReadError::Missing { .. }) => return None,
@@ -60,6 +67,17 @@ pub fn read_process(root: &Root, pid: i32) -> Option<Process> {
         // Kernel threads and zombies have an empty rollup; kernels before 4.14 have none.
         Err(ReadError::Missing { .. }) => {}
         Err(e) => p.problems.push(e.to_string()),
+    }
+    if p.no_mm && p.problems.is_empty() {
+        let z = Some(0);
+        p.vm_size_bytes = z;
+        p.rss_bytes = z;
+        p.rss_anon_bytes = z;
+        p.rss_file_bytes = z;
+        p.rss_shmem_bytes = z;
+        p.swap_bytes = z;
+        p.pss_bytes = z;
+        p.uss_bytes = z;
     }
     if let Ok(c) = root.read_bytes(&base.join("cmdline")) {
         let s: Vec<String> = c
@@ -229,6 +247,15 @@ mod tests {
             kv.get("Private_Clean").unwrap() + kv.get("Private_Dirty").unwrap(),
             220 * 1024
         );
+    }
+
+    #[test]
+    fn names_keep_their_colons_and_spaces() {
+        let name = |t: &str| fields::status(Path::new("/proc/1/status"), t).0.name;
+        let st = "Name:\tkworker/0:0H-events_highpri\nUmask:\t0000\n";
+        assert_eq!(name(st).as_deref(), Some("kworker/0:0H-events_highpri"));
+        assert_eq!(name("Name:\tmy:app x \n").as_deref(), Some("my:app x "));
+        assert_eq!(name("Umask:\t0\n"), None);
     }
 
     #[test]

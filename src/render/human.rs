@@ -331,7 +331,9 @@ pub fn show(r: &Report, s: Style) -> String {
         "\n{} ({}{})",
         s.head("PROCESSES"),
         r.processes.len(),
-        if r.processes.is_empty() {
+        if r.cgroup.procs.is_none() {
+            ", unknown: cgroup.procs unreadable (see PROBLEMS)"
+        } else if r.processes.is_empty() {
             ", none in this cgroup; -r includes descendants"
         } else {
             ""
@@ -396,7 +398,15 @@ pub fn ps_table(procs: &[Process], s: Style) -> String {
     let sums = crate::views::processes::ProcessSums::of(procs);
     rows.push(vec![
         "Σ".into(),
-        format!("{} processes", sums.count),
+        format!(
+            "{} processes{}",
+            sums.count,
+            if sums.unreadable > 0 {
+                format!(" ({} unreadable)", sums.unreadable)
+            } else {
+                String::new()
+            }
+        ),
         bytes(sums.rss_bytes),
         bytes(sums.rss_anon_bytes),
         bytes(sums.rss_file_bytes),
@@ -412,13 +422,22 @@ pub fn ps_table(procs: &[Process], s: Style) -> String {
     t
 }
 
+/// The number of member processes, or why it is unknown.
+fn proc_count(r: &Report) -> String {
+    if r.cgroup.procs.is_none() {
+        "unknown (cgroup.procs unreadable)".into()
+    } else {
+        r.processes.len().to_string()
+    }
+}
+
 /// `memlens ps` output.
 pub fn ps(r: &Report, s: Style) -> String {
     let mut out = format!(
         "{} {} ({} processes)\n",
         s.head("cgroup"),
         term(&r.cgroup.path),
-        r.processes.len()
+        proc_count(r)
     );
     out.push_str(&ps_table(&r.processes, s));
     let probs: Vec<String> = r
@@ -484,7 +503,7 @@ pub fn explain(r: &Report, f: &[crate::rules::Finding], s: Style) -> String {
         d.limit.bytes.map_or("no".into(), |l| bytes(Some(l))),
         percent(d.percent_of_limit),
         bytes(d.not_reclaimable.bytes),
-        r.processes.len(),
+        proc_count(r),
     );
     out.push_str(&findings(f, s));
     problems(&mut out, &r.problems(), s);

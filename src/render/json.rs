@@ -8,12 +8,70 @@ use crate::report::Report;
 use crate::views::Figure;
 use serde_json::{Map, Value, json};
 
+/// The JSON schema version: in every top-level object as `"schema"`. Bumped on any change
+/// a script could trip over (a field renamed, removed or changing type); docs/schema/
+/// memlens.schema.json describes it.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// Wraps a command's JSON report: `schema` and `kind` first, `problems` always present (an
+/// empty list when nothing went wrong), and, with `--from`, what the capture was.
+pub fn envelope(kind: &str, v: Value, capture: Option<&crate::sys::CaptureMeta>) -> Value {
+    let mut out = Map::new();
+    out.insert("schema".into(), json!(SCHEMA_VERSION));
+    out.insert("kind".into(), json!(kind));
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                if k != "schema" && k != "kind" {
+                    out.insert(k, x);
+                }
+            }
+        }
+        other => {
+            out.insert("value".into(), other);
+        }
+    }
+    if let Some(c) = capture {
+        out.insert("capture".into(), json!(c));
+    }
+    out.entry("problems").or_insert_with(|| json!([]));
+    Value::Object(out)
+}
+
+/// A limit in bytes; `null` when unlimited or unavailable (`limits.unlimited` tells which).
 fn lim(l: Option<Limit>) -> Value {
     match l {
         Some(Limit::Bytes(b)) => json!(b),
-        Some(Limit::Unlimited) => json!("max"),
-        None => Value::Null,
+        _ => Value::Null,
     }
+}
+
+/// The v1 page-counter maximum (PAGE_COUNTER_MAX × PAGE_SIZE rounded): "no limit" in
+/// memory.stat's hierarchical_*_limit.
+const V1_UNLIMITED: u64 = 0x7FFF_FFFF_FFFF_F000;
+
+/// A memory.stat-like object: the kernel's keys and values, a hierarchical limit that is
+/// the v1 "unlimited" value as `null`.
+fn stat_object(kv: &crate::model::KeyValues) -> Value {
+    Value::Object(
+        kv.0.iter()
+            .map(|(k, v)| {
+                let unlimited = k.starts_with("hierarchical_") && *v >= V1_UNLIMITED;
+                (k.clone(), if unlimited { Value::Null } else { json!(v) })
+            })
+            .collect(),
+    )
+}
+
+/// The host object, one shape in `memlens --json` and `show --json`.
+pub fn host(h: &crate::model::Host) -> Value {
+    json!({
+        "kernel": h.kernel,
+        "meminfo": h.meminfo,
+        "pressure": h.pressure,
+        "lxcfs_meminfo": h.lxcfs_meminfo,
+        "problems": h.problems,
+    })
 }
 
 fn figs(pairs: &[(&str, &Figure)]) -> (Map<String, Value>, Map<String, Value>) {
@@ -32,6 +90,8 @@ pub fn process(p: &Process) -> Value {
         "pid": p.pid,
         "comm": p.comm,
         "cmdline": p.cmdline,
+        "uid": p.uid,
+        "kernel_thread": p.no_mm,
         "cgroup": p.cgroup,
         "vm_size_bytes": p.vm_size_bytes,
         "rss_bytes": p.rss_bytes,
@@ -94,15 +154,25 @@ pub fn show(r: &Report) -> Value {
     views.insert("free".into(), json!(r.tools.free));
     views.insert("sources".into(), Value::Object(view_src));
 
-    let stat: Option<Map<String, Value>> = cg
-        .stat
-        .as_ref()
-        .map(|s| s.0.iter().map(|(k, v)| (k.clone(), json!(v))).collect());
+    let stat: Value = cg.stat.as_ref().map_or(Value::Null, stat_object);
     let kv = |o: &Option<crate::model::KeyValues>| -> Value {
-        o.as_ref().map_or(Value::Null, |s| {
-            Value::Object(s.0.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
-        })
+        o.as_ref().map_or(Value::Null, |s| json!(s))
     };
+    let l = &cg.limits;
+    let unlimited: Vec<&str> = [
+        ("max", l.max),
+        ("high", l.high),
+        ("soft", l.soft),
+        ("memsw", l.memsw),
+        ("swap_max", l.swap_max),
+        ("kmem", l.kmem),
+        ("hierarchical", l.hierarchical),
+        ("hierarchical_memsw", l.hierarchical_memsw),
+    ]
+    .iter()
+    .filter(|(_, v)| matches!(v, Some(Limit::Unlimited)))
+    .map(|(k, _)| *k)
+    .collect();
     json!({
         "cgroup": {
             "path": cg.path,
@@ -129,19 +199,20 @@ pub fn show(r: &Report) -> Value {
             "high_headroom": d.high_headroom.source,
         },
         "limits": {
-            "max": lim(cg.limits.max),
-            "high": lim(cg.limits.high),
-            "low_bytes": cg.limits.low,
-            "min_bytes": cg.limits.min,
-            "soft": lim(cg.limits.soft),
-            "memsw": lim(cg.limits.memsw),
-            "swap_max": lim(cg.limits.swap_max),
-            "kmem": lim(cg.limits.kmem),
-            "hierarchical": lim(cg.limits.hierarchical),
-            "hierarchical_memsw": lim(cg.limits.hierarchical_memsw),
-            "oom_group": cg.limits.oom_group,
-            "swappiness": cg.limits.swappiness,
-            "use_hierarchy": cg.limits.use_hierarchy,
+            "max_bytes": lim(l.max),
+            "high_bytes": lim(l.high),
+            "low_bytes": l.low,
+            "min_bytes": l.min,
+            "soft_bytes": lim(l.soft),
+            "memsw_bytes": lim(l.memsw),
+            "swap_max_bytes": lim(l.swap_max),
+            "kmem_bytes": lim(l.kmem),
+            "hierarchical_bytes": lim(l.hierarchical),
+            "hierarchical_memsw_bytes": lim(l.hierarchical_memsw),
+            "unlimited": unlimited,
+            "oom_group": l.oom_group,
+            "swappiness": l.swappiness,
+            "use_hierarchy": l.use_hierarchy,
         },
         "usage": cg.usage,
         "events": {
@@ -159,7 +230,7 @@ pub fn show(r: &Report) -> Value {
         "processes": r.processes.iter().map(process).collect::<Vec<_>>(),
         "process_sums": r.sums,
         "reconcile": r.reconcile,
-        "host": r.host,
+        "host": host(&r.host),
         "problems": r.problems(),
     })
 }
@@ -170,7 +241,7 @@ pub fn ps(r: &Report) -> Value {
         "cgroup": {"path": r.cgroup.path, "version": r.cgroup.version.number()},
         "processes": r.processes.iter().map(process).collect::<Vec<_>>(),
         "process_sums": r.sums,
-        "problems": r.processes.iter().flat_map(|p| p.problems.iter().map(move |x| format!("pid {}: {x}", p.pid))).collect::<Vec<_>>(),
+        "problems": r.cgroup.problems.iter().cloned().chain(r.processes.iter().flat_map(|p| p.problems.iter().map(move |x| format!("pid {}: {x}", p.pid)))).collect::<Vec<_>>(),
     })
 }
 
@@ -181,14 +252,12 @@ pub fn overview(o: &Overview) -> Value {
         "filter": o.filter,
         "fell_back_to_all": o.fell_back_to_all,
         "cgroups": o.rows,
-        "host": {
-            "kernel": o.host.host.kernel,
-            "meminfo": o.host.host.meminfo.as_ref().map(|m| m.0.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<Map<_, _>>()),
-            "pressure": o.host.host.pressure,
-            "node_memory_available_bytes": o.host.node_memory_available.bytes,
-            "node_memory_available_source": o.host.node_memory_available.source,
+        "host": host(&o.host.host),
+        "node": {
+            "memory_available_bytes": o.host.node_memory_available.bytes,
+            "memory_available_source": o.host.node_memory_available.source,
             "root_usage_bytes": o.host.root_usage_bytes,
-            "problems": o.host.host.problems,
         },
+        "problems": o.rows.iter().flat_map(|r| r.problems.iter().cloned()).chain(o.host.host.problems.iter().cloned()).collect::<Vec<_>>(),
     })
 }

@@ -259,7 +259,8 @@ pub fn charged_but_empty(r: &Report, _: Option<Sample<'_>>) -> Option<Finding> {
 /// `process-sum-mismatch`: the processes' RSS sum is far from the cgroup's usage; says which
 /// reconciliation line explains most of it.
 pub fn process_sum_mismatch(r: &Report, _: Option<Sample<'_>>) -> Option<Finding> {
-    if r.processes.is_empty() {
+    // A partial sum (some processes unreadable) would overstate the difference.
+    if r.processes.is_empty() || r.sums.unreadable > 0 {
         return None;
     }
     let rss = r.sums.rss_bytes?;
@@ -316,6 +317,49 @@ pub fn process_sum_mismatch(r: &Report, _: Option<Sample<'_>>) -> Option<Finding
         evidence,
         meaning: format!("The largest difference: {}.", top.why),
         advice: "Compare like with like: use the cgroup's figures for the container (memlens show), PSS for a fair per-process share (memlens ps --sort pss).".into(),
+    })
+}
+
+/// `rss-above-working-set`: top/ps RES adds up to far more than the working set that docker
+/// stats, kubectl top and the dashboards show. Usually mapped files: RssFile counts every
+/// mapped page once per process, while the working set excludes inactive_file and a page
+/// charged to another cgroup (first touch) is not in this one's counters at all.
+pub fn rss_above_working_set(r: &Report, _: Option<Sample<'_>>) -> Option<Finding> {
+    if r.processes.is_empty() || r.sums.unreadable > 0 {
+        return None;
+    }
+    let rss = r.sums.rss_bytes?;
+    let ws_fig = r.tools.get("working_set")?;
+    let ws = ws_fig.bytes?;
+    if rss.saturating_sub(ws) < 32 * MIB || rss < ws.saturating_mul(2) {
+        return None;
+    }
+    let ratio = rss as f64 / ws.max(1) as f64;
+    let file = r.sums.rss_file_bytes;
+    let mostly_file = file.is_some_and(|f| f * 2 >= rss);
+    Some(Finding {
+        id: "rss-above-working-set",
+        severity: Severity::Info,
+        title: format!(
+            "top/ps RES adds up to {} ({ratio:.1}× the {} working set docker stats and kubectl top show){}",
+            bytes(Some(rss)),
+            bytes(Some(ws)),
+            if mostly_file { ": mostly mapped files" } else { "" }
+        ),
+        evidence: vec![
+            Evidence::size(
+                format!("Σ VmRSS of {} processes", r.sums.count),
+                Some(rss),
+                "Σ /proc/PID/status VmRSS",
+            ),
+            Evidence::size("Σ RssFile", file, "Σ /proc/PID/status RssFile"),
+            Evidence::size("Σ RssShmem", r.sums.rss_shmem_bytes, "Σ /proc/PID/status RssShmem"),
+            Evidence::fig("working set", ws_fig),
+            Evidence::fig("inactive_file", &r.breakdown.inactive_file),
+            Evidence::fig("file_mapped", &r.breakdown.file_mapped),
+        ],
+        meaning: "RSS counts every page a process maps, once per process: a file mapped by several processes counts once in each, and a mapped page charged to another cgroup (which touched it first) counts here too. The working set is this cgroup's usage minus its inactive page cache, so mapped files read once (on the inactive list) or charged elsewhere are not in it. The kernel reclaims such clean file pages before an OOM kill.".into(),
+        advice: "Size the container from the working set and what cannot be reclaimed (memlens show), not from the RSS sum; PSS (memlens ps --sort pss) divides shared mappings fairly.".into(),
     })
 }
 

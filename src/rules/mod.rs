@@ -37,14 +37,19 @@ impl Severity {
 }
 
 /// One piece of evidence: what was looked at, its value, and where it came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Evidence {
     /// What the figure is.
     pub what: String,
     /// Its value as shown to a human (`60.0 MiB`, `3`, `12.5%`).
     pub value: String,
     /// The value in bytes when it is a size (for scripts), else `None`.
+    #[serde(rename = "value_bytes")]
     pub bytes: Option<u64>,
+    /// The value as a number when it is one but not a size (a count, a percentage, a rate,
+    /// a setting), for scripts; else `None`.
+    #[serde(rename = "value_number")]
+    pub number: Option<f64>,
     /// The kernel file or the formula.
     pub source: String,
 }
@@ -56,6 +61,7 @@ impl Evidence {
             what: what.into(),
             value: bytes(b),
             bytes: b,
+            number: None,
             source: source.into(),
         }
     }
@@ -71,17 +77,36 @@ impl Evidence {
         value: impl Into<String>,
         source: impl Into<String>,
     ) -> Self {
+        let value = value.into();
         Evidence {
             what: what.into(),
-            value: value.into(),
+            number: leading_number(&value),
+            value,
             bytes: None,
             source: source.into(),
         }
     }
 }
 
+/// The number a value shown to a human starts with (`3`, `12.5%`, `0.25/s`, `2 kills`),
+/// when the whole value is that number and a unit word; `None` for prose or several
+/// numbers (`processes 1.0 MiB / cgroup 2.0 MiB`).
+fn leading_number(v: &str) -> Option<f64> {
+    let t = v.trim();
+    let end = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
+        .unwrap_or(t.len());
+    let n: f64 = t[..end].parse().ok()?;
+    let rest = &t[end..];
+    // A second number means this is not one value.
+    if rest.chars().any(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    Some(n)
+}
+
 /// A finding.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
     /// Stable identifier (scripts and docs refer to it).
     pub id: &'static str,
@@ -124,6 +149,7 @@ const RULES: &[Rule] = &[
     content::swap_in_use,
     content::charged_but_empty,
     content::process_sum_mismatch,
+    content::rss_above_working_set,
     content::virt_not_rss,
     limits::memory_qos,
 ];
@@ -144,6 +170,7 @@ pub const IDS: &[&str] = &[
     "swap-in-use",
     "charged-but-empty",
     "process-sum-mismatch",
+    "rss-above-working-set",
     "virt-not-rss",
     "memory-qos",
 ];

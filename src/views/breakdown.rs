@@ -213,7 +213,14 @@ impl Breakdown {
         };
         let anon = fig(cg, "anon");
         let file = fig(cg, "file");
-        let mut parts = vec![&anon, &file, &kernel];
+        // The v1 root's usage_in_bytes is not a page counter: mem_cgroup_usage() approximates
+        // it as file pages + mapped anon (mm/memcontrol-v1.c), kernel memory excluded. Taking
+        // kmem off it would make the residual exactly −kmem.
+        let v1_root = v1 && cg.is_root();
+        let mut parts = vec![&anon, &file];
+        if !v1_root {
+            parts.push(&kernel);
+        }
         if !v1 {
             parts.push(&sock);
         }
@@ -223,7 +230,9 @@ impl Breakdown {
                     .ok()
                     .zip(i64::try_from(p).ok())
                     .and_then(|(u, p)| u.checked_sub(p)),
-                if v1 {
+                if v1_root {
+                    "memory.usage_in_bytes − (total_rss + total_cache): the v1 root's usage is file pages + mapped anon only (mm/memcontrol-v1.c mem_cgroup_usage()), so its kernel memory is not in usage and not subtracted".to_string()
+                } else if v1 {
                     "memory.usage_in_bytes − (total_rss + total_cache + memory.kmem.usage_in_bytes); usage_in_bytes is per-CPU batched (cgroup-v1/memory.rst 5.5)".to_string()
                 } else {
                     "memory.current − (anon + file + kernel + sock)".to_string()
@@ -264,8 +273,6 @@ impl Breakdown {
     pub fn rows(&self) -> Vec<(&'static str, &Figure)> {
         vec![
             ("anon", &self.anon),
-            ("  active_anon", &self.active_anon),
-            ("  inactive_anon", &self.inactive_anon),
             ("  anon_thp", &self.anon_thp),
             ("file (page cache)", &self.file),
             ("  active_file", &self.active_file),
@@ -280,8 +287,46 @@ impl Breakdown {
             ("  pagetables", &self.pagetables),
             ("  kernel_stack", &self.kernel_stack),
             ("sock", &self.sock),
+            // The anon LRU holds shmem too (swap-backed pages), so it is not a part of anon:
+            // active_anon + inactive_anon ≈ anon + shmem (mm/vmscan.c, page_is_file_lru()).
+            ("anon LRU (anon + shmem): active_anon", &self.active_anon),
+            (
+                "anon LRU (anon + shmem): inactive_anon",
+                &self.inactive_anon,
+            ),
             ("unevictable", &self.unevictable),
             ("swap (not in usage)", &self.swap),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// active_anon/inactive_anon are the anon LRU, which holds shmem too: they are not parts
+    /// of `anon` and must not be listed under it (children up to 800× their parent).
+    #[test]
+    fn the_anon_lru_is_not_nested_under_anon() {
+        let cg = crate::model::Cgroup {
+            path: "/x".into(),
+            fs_path: "/x".into(),
+            version: crate::model::Version::V2,
+            limits: Default::default(),
+            usage: Default::default(),
+            stat: None,
+            events: Default::default(),
+            pressure: None,
+            cgroup_stat: None,
+            procs: None,
+            children: vec![],
+            problems: vec![],
+        };
+        let b = super::Breakdown::of(&cg);
+        let rows = b.rows();
+        for (name, _) in &rows {
+            if name.contains("active_anon") {
+                assert!(!name.starts_with(' '), "{name} nested under anon");
+                assert!(name.contains("shmem"), "{name} does not say it holds shmem");
+            }
+        }
     }
 }

@@ -10,11 +10,17 @@ use super::breakdown::Breakdown;
 use crate::model::Process;
 use serde::Serialize;
 
-/// Sums over the member processes (`None` when any process lacks the field).
+/// Sums over the member processes: each sums the processes whose figure could be read
+/// (`unreadable` says how many could not); kernel threads count 0; an empty set sums to 0.
+/// `None` only when no process has the figure (the kernel lacks it, e.g. PSS before 4.14).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ProcessSums {
     /// Number of processes read.
     pub count: usize,
+    /// Of which kernel threads (or zombies): no address space, 0 bytes.
+    pub kernel_threads: usize,
+    /// Processes with at least one summed figure unreadable (left out of that sum).
+    pub unreadable: usize,
     /// Σ VmRSS.
     pub rss_bytes: Option<u64>,
     /// Σ RssAnon.
@@ -45,16 +51,48 @@ pub struct Reconcile {
 }
 
 impl ProcessSums {
+    /// The sums when the member list itself is unknown (cgroup.procs unreadable, or not in
+    /// a capture): every sum unavailable, never 0.
+    pub fn unknown() -> Self {
+        ProcessSums::default()
+    }
+
     /// Sums the processes.
     pub fn of(procs: &[Process]) -> Self {
         fn s(procs: &[Process], f: impl Fn(&Process) -> Option<u64>) -> Option<u64> {
-            if procs.is_empty() {
+            let known: Vec<u64> = procs.iter().filter_map(&f).collect();
+            if known.is_empty() && !procs.is_empty() {
                 return None;
             }
-            super::sum_opt(procs.iter().map(f))
+            known.iter().try_fold(0u64, |a, &x| a.checked_add(x))
         }
+        let figs = |p: &Process| {
+            [
+                p.rss_bytes,
+                p.rss_anon_bytes,
+                p.rss_file_bytes,
+                p.rss_shmem_bytes,
+                p.pss_bytes,
+                p.uss_bytes,
+                p.swap_bytes,
+            ]
+        };
+        // A figure every process lacks is one the kernel does not provide, not unreadable.
+        let lacking: Vec<bool> = (0..7)
+            .map(|i| procs.iter().all(|p| figs(p)[i].is_none()))
+            .collect();
         ProcessSums {
             count: procs.len(),
+            kernel_threads: procs.iter().filter(|p| p.no_mm).count(),
+            unreadable: procs
+                .iter()
+                .filter(|p| {
+                    figs(p)
+                        .iter()
+                        .zip(&lacking)
+                        .any(|(f, lack)| f.is_none() && !lack)
+                })
+                .count(),
             rss_bytes: s(procs, |p| p.rss_bytes),
             rss_anon_bytes: s(procs, |p| p.rss_anon_bytes),
             rss_file_bytes: s(procs, |p| p.rss_file_bytes),
@@ -126,4 +164,26 @@ pub fn reconcile(sums: &ProcessSums, b: &Breakdown) -> Vec<Reconcile> {
         why: "PSS divides each shared page among its mappers, so Σ PSS counts shared pages once; RSS counts them once per process (right column is Σ PSS here)".into(),
     });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_threads_and_unreadable_processes_do_not_void_the_sums() {
+        let p = |rss: Option<u64>, no_mm: bool| Process {
+            rss_bytes: rss,
+            pss_bytes: rss,
+            no_mm,
+            ..Default::default()
+        };
+        let s = ProcessSums::of(&[p(Some(10), false), p(Some(0), true), p(None, false)]);
+        assert_eq!(s.rss_bytes, Some(10));
+        assert_eq!(s.pss_bytes, Some(10));
+        assert_eq!((s.count, s.kernel_threads, s.unreadable), (3, 1, 1));
+        // No process: the sum is 0. A figure nobody has: the kernel lacks it.
+        assert_eq!(ProcessSums::of(&[]).rss_bytes, Some(0));
+        assert_eq!(s.rss_anon_bytes, None);
+    }
 }

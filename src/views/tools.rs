@@ -270,20 +270,29 @@ impl Tools {
             Figure::new(usage, format!("{usage_file} (cache included, swap not)")),
             "systemd src/cgtop/cgtop.c",
         );
-        let rss_sum: Option<u64> = if procs.is_empty() {
-            None
-        } else {
-            super::sum_opt(procs.iter().map(|p| p.rss_bytes))
-        };
+        let sums = super::processes::ProcessSums::of(procs);
         push(
             "process_rss_sum",
             "top / ps RES, summed over the member processes",
-            if procs.is_empty() {
-                Figure::unavailable("no member processes read")
+            if cg.procs.is_none() {
+                Figure::unavailable("cgroup.procs unreadable: the member processes are unknown")
             } else {
                 Figure::new(
-                    rss_sum,
-                    format!("Σ /proc/PID/status VmRSS over {} processes", procs.len()),
+                    sums.rss_bytes,
+                    format!(
+                        "Σ /proc/PID/status VmRSS over {} processes{}{}",
+                        procs.len(),
+                        if sums.kernel_threads > 0 {
+                            format!(" ({} kernel threads count 0)", sums.kernel_threads)
+                        } else {
+                            String::new()
+                        },
+                        if sums.unreadable > 0 {
+                            format!(" ({} unreadable, left out)", sums.unreadable)
+                        } else {
+                            String::new()
+                        }
+                    ),
                 )
             },
             "procps top/ps: RES = VmRSS = RssAnon + RssFile + RssShmem",

@@ -261,26 +261,59 @@ pub fn http_get(port: u16, path: &str, accept: Option<&str>) -> std::io::Result<
     Ok((status, body.to_string()))
 }
 
-/// Starts `memlens serve` on a free port with `interval` and waits for /healthz.
+/// Starts `memlens serve` on a port of its own choosing (`--listen 127.0.0.1:0`, the bound
+/// port read from `--port-file`: no window in which another process can take it) and waits
+/// for /healthz. A child that exits is reported at once, with its status.
 pub fn start_serve(interval: &str, extra: &[&str]) -> (Proc, u16) {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pf = dir.path().join("port");
     let child = Command::new(bin())
         .args(extra)
-        .args(["serve", "--listen", &listen, "--interval", interval])
+        .args(["serve", "--listen", "127.0.0.1:0", "--interval", interval])
+        .arg("--port-file")
+        .arg(&pf)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start memlens serve");
-    let p = Proc(child);
+    let mut p = Proc(child);
     let t = std::time::Instant::now();
+    let mut port = None;
     while t.elapsed() < std::time::Duration::from_secs(30) {
-        if let Ok((200, _)) = http_get(port, "/healthz", None) {
+        if let Ok(Some(st)) = p.0.try_wait() {
+            panic!("memlens serve exited at once: {st}");
+        }
+        if port.is_none() {
+            port = std::fs::read_to_string(&pf)
+                .ok()
+                .and_then(|s| s.trim().parse::<u16>().ok());
+        }
+        if let Some(port) = port
+            && let Ok((200, _)) = http_get(port, "/healthz", None)
+        {
             return (p, port);
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    panic!("memlens serve did not come up on {listen}");
+    panic!("memlens serve did not come up (port {port:?})");
+}
+
+/// Marks a test as skipped because a tool it needs is missing: fails under CI=true, and
+/// otherwise says so where it shows. The harness captures `eprintln!` of passing tests, so
+/// this writes to the stderr handle itself (printed at once in the run's output) and appends
+/// the line to `target/tmp/memlens-skipped.log`, which `.ci/run` counts at the end.
+pub fn skip(test: &str, reason: &str) {
+    assert!(!in_ci(), "{test} cannot run under CI=true: {reason}");
+    let line = format!("SKIPPED {test}: {reason}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join("memlens-skipped.log");
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+    {
+        let _ = f.write_all(line.as_bytes());
+    }
 }
 
 /// VmRSS of a process in bytes.
