@@ -217,6 +217,10 @@ enum Command {
         /// Output file.
         #[arg(short, long, value_name = "FILE.tar.gz")]
         output: PathBuf,
+        /// Keep the processes' command lines (/proc/PID/cmdline); left out by default because
+        /// they often hold secrets.
+        #[arg(long)]
+        include_cmdline: bool,
     },
     /// Run a command in a fresh memcg (like `time -v` for containers): how it ended, peaks,
     /// limit events, pressure, and a limit recommendation. The report goes to stderr (or
@@ -689,12 +693,15 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             all,
             descendants,
             output,
+            include_cmdline,
         }) => {
             let root = open_root(&g)?.record();
             let h = hierarchy(&root)?;
             let label;
+            let scope;
             if all {
                 label = "--all".to_string();
+                scope = crate::capture::Scope::all(include_cmdline);
                 let _ = overview::collect(&root, &h, true);
                 for p in walk::all_paths(&root, &h, "/") {
                     let _ = report::build(&root, &h, &p, Options { descendants: false });
@@ -713,11 +720,16 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     Failure::new(exit::BAD_TARGET, format!("cgroup {path} vanished: {e}"))
                 })?;
                 // The children at full detail too, so `show` works on them from the capture.
-                for p in walk::all_paths(&root, &h, &path).into_iter().skip(1) {
-                    let _ = read::read_cgroup(&root, &h, &p, Level::Full);
+                let subtree = walk::all_paths(&root, &h, &path);
+                for p in subtree.iter().skip(1) {
+                    let _ = read::read_cgroup(&root, &h, p, Level::Full);
                 }
+                scope = crate::capture::Scope::of_paths(
+                    std::iter::once(path.as_str()).chain(subtree.iter().map(String::as_str)),
+                    include_cmdline,
+                );
             }
-            let (n, bad) = crate::capture::write(&root, &output, &label).map_err(|e| {
+            let (n, bad) = crate::capture::write(&root, &output, &label, &scope).map_err(|e| {
                 Failure::new(
                     exit::FAILURE,
                     format!("cannot write {}: {e}", output.display()),

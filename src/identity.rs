@@ -18,7 +18,7 @@
 use crate::sys::Root;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The identity a cgroup path reveals.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -145,6 +145,146 @@ pub fn parse_docker_config(json: &[u8]) -> Option<Names> {
     })
 }
 
+/// Where docker keeps its state on the system `root` reads: `MEMLENS_DOCKER_ROOT` (a daemon
+/// run with `--data-root`) on a live system or under `--host-root`, else /var/lib/docker. A
+/// capture stores the names at the default place whatever the daemon used.
+pub fn docker_root(root: &Root) -> PathBuf {
+    env_root(root, "MEMLENS_DOCKER_ROOT", DOCKER_ROOT)
+}
+
+/// Where podman (containers/storage) keeps its state: `MEMLENS_PODMAN_ROOT` (podman
+/// `--root`), else /var/lib/containers/storage; as [`docker_root`].
+pub fn podman_root(root: &Root) -> PathBuf {
+    env_root(root, "MEMLENS_PODMAN_ROOT", PODMAN_ROOT)
+}
+
+const DOCKER_ROOT: &str = "/var/lib/docker";
+const PODMAN_ROOT: &str = "/var/lib/containers/storage";
+/// containers/storage keeps one `DRIVER-containers/containers.json`; these are its drivers.
+const PODMAN_DRIVERS: [&str; 4] = ["overlay", "vfs", "btrfs", "zfs"];
+
+fn env_root(root: &Root, var: &str, default: &str) -> PathBuf {
+    match std::env::var_os(var) {
+        Some(v) if !root.is_capture() && !v.is_empty() => PathBuf::from(v),
+        _ => PathBuf::from(default),
+    }
+}
+
+/// The container ID of a docker `.../containers/ID/config.v2.json` path.
+pub fn is_docker_config(p: &Path) -> Option<&str> {
+    let mut it = p.iter().rev().filter_map(|c| c.to_str());
+    let (file, id, dir) = (it.next()?, it.next()?, it.next()?);
+    (file == "config.v2.json" && dir == "containers" && is_hex64(id)).then_some(id)
+}
+
+/// Reduces a docker config.v2.json to what memlens reads from it ([`parse_docker_config`]):
+/// `Name`, `Config.Image` and the `io.kubernetes.*` labels. The rest (`Env`, `Args`,
+/// `Path`, mounts, every other label) never leaves the node in a capture. `None` when the
+/// file is not JSON (then nothing of it is kept).
+pub fn reduce_docker_config(json: &[u8]) -> Option<Vec<u8>> {
+    let v: serde_json::Value = serde_json::from_slice(json).ok()?;
+    let labels: serde_json::Map<String, serde_json::Value> = v["Config"]["Labels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| k.starts_with("io.kubernetes."))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let out = serde_json::json!({
+        "ID": v["ID"],
+        "Name": v["Name"],
+        "Config": {"Image": v["Config"]["Image"], "Labels": labels},
+    });
+    serde_json::to_vec(&out).ok()
+}
+
+/// For a podman `DRIVER-containers/containers.json`: `Some` with the file reduced to the
+/// containers `keep` accepts, each with only its ID, names and image name (see
+/// [`parse_podman_containers`]); `None` for any other path.
+pub fn reduce_podman_file(
+    p: &Path,
+    json: &[u8],
+    keep: &dyn Fn(&str) -> bool,
+) -> Option<Option<Vec<u8>>> {
+    if !is_podman_containers(p) {
+        return None;
+    }
+    let kept: Vec<serde_json::Value> = parse_podman_containers(json)
+        .into_iter()
+        .filter(|(id, _)| keep(id))
+        .map(|(id, n)| {
+            let meta = serde_json::json!({"image-name": n.image, "name": n.runtime_name});
+            serde_json::json!({
+                "id": id,
+                "names": n.runtime_name.into_iter().collect::<Vec<_>>(),
+                "metadata": meta.to_string(),
+            })
+        })
+        .collect();
+    Some(serde_json::to_vec(&kept).ok())
+}
+
+/// Whether `p` is a containers/storage `DRIVER-containers/containers.json`.
+pub fn is_podman_containers(p: &Path) -> bool {
+    let mut it = p.iter().rev().filter_map(|c| c.to_str());
+    matches!((it.next(), it.next()), (Some("containers.json"), Some(d)) if d.strip_suffix("-containers").is_some_and(|drv| PODMAN_DRIVERS.contains(&drv)))
+}
+
+/// The canonical place of a names file in a capture: docker configs and podman's
+/// containers.json under the default roots, whatever `--data-root`/`--root` the daemon used,
+/// so `--from` finds them without the environment of the node.
+pub fn canonical_names_path(p: &Path) -> Option<PathBuf> {
+    if let Some(id) = is_docker_config(p) {
+        return Some(
+            Path::new(DOCKER_ROOT)
+                .join("containers")
+                .join(id)
+                .join("config.v2.json"),
+        );
+    }
+    if is_podman_containers(p) {
+        let drv = p.parent()?.file_name()?;
+        return Some(Path::new(PODMAN_ROOT).join(drv).join("containers.json"));
+    }
+    None
+}
+
+/// Reads containers/storage's containers.json (podman): per container its ID, first name
+/// and the image name from its `metadata` (a JSON string: `image-name`).
+pub fn parse_podman_containers(json: &[u8]) -> Vec<(String, Names)> {
+    let Ok(serde_json::Value::Array(v)) = serde_json::from_slice::<serde_json::Value>(json) else {
+        return Vec::new();
+    };
+    v.iter()
+        .filter_map(|c| {
+            let id = c["id"].as_str().filter(|i| is_hex64(i))?.to_string();
+            let meta: serde_json::Value = c["metadata"]
+                .as_str()
+                .and_then(|m| serde_json::from_str(m).ok())
+                .unwrap_or_default();
+            let name = c["names"][0]
+                .as_str()
+                .or_else(|| meta["name"].as_str())
+                .filter(|s| !s.is_empty())
+                .map(str::to_string);
+            let image = meta["image-name"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string);
+            Some((
+                id,
+                Names {
+                    runtime_name: name,
+                    image,
+                    ..Names::default()
+                },
+            ))
+        })
+        .collect()
+}
+
 impl NodeNames {
     /// Reads the kubelet's log directories and, for each docker container in `docker_ids`,
     /// its config.v2.json. Missing directories (no kubelet, no docker) give no names.
@@ -182,15 +322,42 @@ impl NodeNames {
                 );
             }
         }
+        let mut unnamed = Vec::new();
         for id in docker_ids {
             if let Some(d) = Self::docker(root, id) {
                 n.containers
                     .entry(id.to_string())
                     .or_default()
                     .fill_from(&d);
+            } else {
+                unnamed.push(id);
+            }
+        }
+        // podman keeps every container in one file: read it only when docker did not name one.
+        if !unnamed.is_empty() {
+            let pods = Self::podman(root);
+            for id in unnamed {
+                if let Some(p) = pods.get(id) {
+                    n.containers.entry(id.to_string()).or_default().fill_from(p);
+                }
             }
         }
         n
+    }
+
+    /// podman's names of every container in its storage (containers.json of each driver).
+    pub fn podman(root: &Root) -> HashMap<String, Names> {
+        let base = podman_root(root);
+        let mut out = HashMap::new();
+        for drv in PODMAN_DRIVERS {
+            let f = base
+                .join(format!("{drv}-containers"))
+                .join("containers.json");
+            if let Ok(b) = root.read_bytes(&f) {
+                out.extend(parse_podman_containers(&b));
+            }
+        }
+        out
     }
 
     /// docker's names for one container ID (reads its config.v2.json).
@@ -198,7 +365,8 @@ impl NodeNames {
         if !is_hex64(id) {
             return None;
         }
-        let f = Path::new("/var/lib/docker/containers")
+        let f = docker_root(root)
+            .join("containers")
             .join(id)
             .join("config.v2.json");
         parse_docker_config(&root.read_bytes(&f).ok()?)

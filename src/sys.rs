@@ -285,6 +285,14 @@ impl Root {
         matches!(&self.backing, Backing::Dir(p) if p == Path::new("/"))
     }
 
+    /// True when this root is a capture (`--from`), not a live system (`/` or `--host-root`).
+    pub fn is_capture(&self) -> bool {
+        match &self.backing {
+            Backing::Archive(_) => true,
+            Backing::Dir(p) => p != Path::new("/") && self.mountinfo == "/proc/self/mountinfo",
+        }
+    }
+
     /// Starts recording every file read, for `memlens capture`.
     pub fn record(mut self) -> Self {
         self.recorder = Some(Mutex::new(BTreeMap::new()));
