@@ -103,6 +103,9 @@ pub struct NodeNames {
     pub pods: HashMap<String, PodName>,
     /// Container ID → names.
     pub containers: HashMap<String, Names>,
+    /// Container ID → the runtime whose files named it (`docker`, `podman`): a container
+    /// started with `--cgroup-parent` has a bare-ID cgroup the path alone cannot attribute.
+    pub runtimes: HashMap<String, &'static str>,
 }
 
 /// Parses a `/var/log/pods` entry `NAMESPACE_PODNAME_PODUID`.
@@ -329,6 +332,7 @@ impl NodeNames {
                     .entry(id.to_string())
                     .or_default()
                     .fill_from(&d);
+                n.runtimes.insert(id.to_string(), "docker");
             } else {
                 unnamed.push(id);
             }
@@ -370,6 +374,17 @@ impl NodeNames {
             .join(id)
             .join("config.v2.json");
         parse_docker_config(&root.read_bytes(&f).ok()?)
+    }
+
+    /// Adds the names to `id`, and the runtime whose files named a container its path left
+    /// `unknown`.
+    pub fn apply(&self, id: &mut Identity) {
+        id.names = self.names_for(id);
+        if matches!(id.runtime, None | Some("unknown"))
+            && let Some(rt) = id.container_id.as_ref().and_then(|c| self.runtimes.get(c))
+        {
+            id.runtime = Some(rt);
+        }
     }
 
     /// The names for an identity: the container's (by ID) and its pod's (by UID).
@@ -501,7 +516,7 @@ impl Identity {
     /// The identity of `path` with the node's names added.
     pub fn named(path: &str, names: &NodeNames) -> Self {
         let mut id = Identity::from_path(path);
-        id.names = names.names_for(&id);
+        names.apply(&mut id);
         id
     }
 

@@ -193,7 +193,7 @@ pub fn collect_paths<T>(
     );
     for r in &mut rows {
         if r.identity.container_id.is_some() || r.identity.pod_uid.is_some() {
-            r.identity.names = names.names_for(&r.identity);
+            names.apply(&mut r.identity);
         }
     }
     let host = proc::read_host(root);

@@ -1,3 +1,7 @@
+//! Containers on a capture tree. Names as targets (issue 11 items 2, 3): docker and podman
+//! names resolve, ambiguity lists candidates with their names, and a string of digits that
+//! is both a live PID and a container-ID prefix is ambiguous.
+//!
 //! What a capture may carry off the node (issue 11 item 1): a capture of one container holds
 //! the kernel files and, of the runtimes' configs, only the name, image and `io.kubernetes.*`
 //! labels of the containers in it; never another container's environment, and no command
@@ -14,6 +18,8 @@ use std::path::Path;
 const ID1: &str = "abc1230000000000000000000000000000000000000000000000000000000001";
 const ID2: &str = "abc1240000000000000000000000000000000000000000000000000000000002";
 const ID3: &str = "abc1250000000000000000000000000000000000000000000000000000000003";
+/// An ID of decimal digits only, as docker prints a short one about once in 300.
+const ID4: &str = "4242000000000000000000000000000000000000000000000000000000000004";
 const MOUNTINFO: &str =
     "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n";
 const STAT: &str = "cache 0\nrss 1339392\nshmem 0\nmapped_file 0\nswap 0\ninactive_anon 0\nactive_anon 1339392\ninactive_file 0\nactive_file 0\nunevictable 0\ntotal_cache 0\ntotal_rss 1339392\ntotal_shmem 0\ntotal_mapped_file 0\ntotal_swap 0\ntotal_inactive_anon 0\ntotal_active_anon 1339392\ntotal_inactive_file 0\ntotal_active_file 0\ntotal_unevictable 0\n";
@@ -78,6 +84,23 @@ fn tree() -> tempfile::TempDir {
             &format!("DB_PASSWORD=ENVIRON-{id}\0"),
         );
     }
+    write(
+        r,
+        &format!("sys/fs/cgroup/memory/docker/{ID4}/memory.usage_in_bytes"),
+        "0\n",
+    );
+    write(
+        r,
+        &format!("sys/fs/cgroup/memory/docker/{ID4}/memory.stat"),
+        STAT,
+    );
+    write(r, "proc/4242/cgroup", &format!("4:memory:/docker/{ID1}\n"));
+    write(r, "proc/4343/cgroup", &format!("4:memory:/docker/{ID2}\n"));
+    write(
+        r,
+        &format!("var/lib/docker/containers/{ID4}/config.v2.json"),
+        &docker_config(ID4, "digits", "SECRET-OF-4"),
+    );
     write(
         r,
         &format!("var/lib/docker/containers/{ID1}/config.v2.json"),
@@ -226,4 +249,57 @@ fn include_cmdline_keeps_the_targets_command_lines_and_all_keeps_only_names() {
         ov.contains("\"pm-db\"") && ov.contains("localhost/db:3"),
         "{ov}"
     );
+}
+
+#[test]
+fn runtime_names_are_targets_and_ambiguity_names_the_candidates() {
+    let d = tree();
+    let from = d.path().display().to_string();
+    for (name, id) in [("shop-web", ID1), ("billing", ID2), ("pm-db", ID3)] {
+        for cmd in ["show", "ps", "explain"] {
+            let (code, out, err) = run(&[cmd, name, "--from", &from, "--json"]);
+            assert_eq!(code, 0, "{cmd} {name}: {err}");
+            assert!(out.contains(id), "{cmd} {name}: {out}");
+        }
+    }
+    // podman's container is podman's, with its image.
+    let (_, out, _) = run(&["show", "pm-db", "--from", &from, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["identity"]["runtime"], "podman");
+    assert_eq!(v["identity"]["names"]["image"], "localhost/db:3");
+    // A prefix of two IDs: both listed, with their names and images.
+    let (code, _, err) = run(&["show", "abc12", "--from", &from]);
+    assert_eq!(code, 2, "{err}");
+    for w in [
+        "shop-web",
+        "billing",
+        "pm-db",
+        "image shop/web:1.2",
+        ID1,
+        ID2,
+    ] {
+        assert!(err.contains(w), "{w} missing: {err}");
+    }
+}
+
+#[test]
+fn digits_that_are_a_pid_and_a_container_id_prefix_are_ambiguous() {
+    let d = tree();
+    let from = d.path().display().to_string();
+    let (code, _, err) = run(&["show", "4242", "--from", &from]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("ambiguous"), "{err}");
+    assert!(
+        err.contains("process 4242") && err.contains(&format!("/docker/{ID1}")),
+        "{err}"
+    );
+    assert!(err.contains(ID4) && err.contains("name digits"), "{err}");
+    // A PID that is no container's prefix is the process.
+    let (code, out, err) = run(&["show", "4343", "--from", &from, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(ID2), "{out}");
+    // The full ID is a container, whatever the PIDs.
+    let (code, out, err) = run(&["show", ID4, "--from", &from, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"digits\""), "{out}");
 }
