@@ -16,9 +16,9 @@ use super::{PostMortem, post_mortem};
 use crate::cgroup::events::{self, EventsWatch, OomCounts};
 use crate::cgroup::mount::{memory_hierarchy, strip_mount_root};
 use crate::cgroup::walk::Tree;
-use crate::identity::Identity;
+use crate::identity::{Identity, NodeNames};
 use crate::kmsg::log::{LogLine, wall_time};
-use crate::kmsg::oom::{OomReport, fill_wall_times, parse_reports};
+use crate::kmsg::oom::{OomReport, fill_wall_times_us, parse_reports};
 use crate::kmsg::tail::KmsgTail;
 use crate::model::{Hierarchy, Version};
 use crate::sys::Root;
@@ -95,6 +95,7 @@ pub struct Follower {
     printed: HashSet<(Option<u64>, Option<u64>)>,
     unexplained: Vec<(String, Instant)>,
     explained: Vec<Explained>,
+    /// Boot time in unix microseconds ([`super::boot_time_us`]).
     boot_time: Option<u64>,
     number: usize,
 }
@@ -130,7 +131,7 @@ impl Follower {
             ),
         };
         let hier = memory_hierarchy(&root).ok();
-        let boot_time = super::boot_time(&root);
+        let boot_time = super::boot_time_us(&root);
         let now = Instant::now();
         let mut f = Follower {
             root,
@@ -322,7 +323,7 @@ impl Follower {
         }
         let mut reports = parse_reports(&self.pending);
         if let Some(bt) = self.boot_time {
-            fill_wall_times(&mut reports, bt);
+            fill_wall_times_us(&mut reports, bt);
         }
         let now = Instant::now();
         let last = reports.len().saturating_sub(1);
@@ -406,7 +407,8 @@ impl Follower {
                 false
             }
         };
-        let pm = post_mortem(self.number, r);
+        let mut pm = post_mortem(self.number, r);
+        super::add_names(&self.root, std::slice::from_mut(&mut pm));
         Detected {
             number: self.number,
             detected_by: "kernel-log",
@@ -528,7 +530,12 @@ impl Follower {
                 Some(why) => format!("the kernel counted the kill; its report cannot be read: {why}"),
                 None => "the kernel counted the kill but its report was not in the log (cut by the ring buffer, or rate-limited)".to_string(),
             };
-            let identity = Some(Identity::from_path(&p)).filter(|i| i.short().is_some());
+            let identity = Some(Identity::from_path(&p))
+                .filter(|i| i.short().is_some())
+                .map(|mut i| {
+                    NodeNames::load(&self.root, i.container_id.as_deref()).apply(&mut i);
+                    i
+                });
             out.push(Detected {
                 number: self.number,
                 detected_by: "counter",

@@ -3,9 +3,9 @@
 //! [`crate::kmsg::oom`], names the container from the memcg path ([`crate::identity`]) and
 //! says in plain words what filled the memory.
 
-use crate::identity::Identity;
+use crate::identity::{Identity, NodeNames};
 use crate::kmsg::log::{self, LogLine};
-use crate::kmsg::oom::{OomReport, fill_wall_times, parse_reports};
+use crate::kmsg::oom::{OomReport, fill_wall_times_us, parse_reports};
 use crate::sys::Root;
 use serde::Serialize;
 use std::path::Path;
@@ -161,6 +161,27 @@ pub fn boot_time(root: &Root) -> Option<u64> {
         .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())
 }
 
+/// Boot time (unix microseconds) to turn the kernel log's monotonic stamps into wall time.
+/// On a running kernel (live or `--host-root`: the same kernel) it is CLOCK_REALTIME −
+/// CLOCK_BOOTTIME read back to back, as `dmesg -T` does: /proc/stat `btime` is whole seconds
+/// (up to 1 s early). A capture falls back to its btime.
+pub fn boot_time_us(root: &Root) -> Option<u64> {
+    if root.is_capture() {
+        return boot_time(root).map(|s| s.saturating_mul(1_000_000));
+    }
+    let now = |c| nix::time::clock_gettime(c).ok();
+    // Three reads, the realtime one between two boottime ones, the pair kept whose
+    // boottime reads were closest (a preemption between them would skew the difference).
+    let b1 = now(nix::time::ClockId::CLOCK_BOOTTIME)?;
+    let r = now(nix::time::ClockId::CLOCK_REALTIME)?;
+    let b2 = now(nix::time::ClockId::CLOCK_BOOTTIME)?;
+    let us = |t: nix::sys::time::TimeSpec| {
+        i128::from(t.tv_sec()) * 1_000_000 + i128::from(t.tv_nsec()) / 1000
+    };
+    let boot = us(r) - (us(b1) + us(b2)) / 2;
+    u64::try_from(boot).ok()
+}
+
 /// Where the log comes from.
 pub enum Source<'a> {
     /// The live kernel's /dev/kmsg.
@@ -178,14 +199,36 @@ pub fn collect(root: &Root, src: Source<'_>) -> std::io::Result<Vec<PostMortem>>
     let mut reports = parse_reports(&lines);
     // Monotonic stamps become wall time only with the boot time of the kernel that wrote
     // them: this host's for /dev/kmsg; a file from elsewhere keeps its own stamps.
-    if live && let Some(bt) = boot_time(root) {
-        fill_wall_times(&mut reports, bt);
+    if live && let Some(bt) = boot_time_us(root) {
+        fill_wall_times_us(&mut reports, bt);
     }
-    Ok(reports
+    let mut pms: Vec<PostMortem> = reports
         .into_iter()
         .enumerate()
         .map(|(i, report)| post_mortem(i + 1, report))
-        .collect())
+        .collect();
+    add_names(root, &mut pms);
+    Ok(pms)
+}
+
+/// Names the containers of `pms` from the node's files (docker config, podman storage,
+/// kubelet listings), which usually outlive the killed process. A report read from a file of
+/// another machine gets no names from this one: only a live system's (or `--host-root`'s)
+/// files are asked, since a container ID is unique and a stale name is impossible only there.
+pub fn add_names(root: &Root, pms: &mut [PostMortem]) {
+    let ids: Vec<String> = pms
+        .iter()
+        .filter_map(|p| p.identity.as_ref()?.container_id.clone())
+        .collect();
+    if pms.iter().all(|p| p.identity.is_none()) {
+        return;
+    }
+    let names = NodeNames::load(root, ids.iter().map(String::as_str));
+    for p in pms {
+        if let Some(id) = &mut p.identity {
+            names.apply(id);
+        }
+    }
 }
 
 /// What memlens makes of one parsed report: container identity, top tasks and verdict.

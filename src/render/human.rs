@@ -638,7 +638,7 @@ pub fn oom_list(all: &[crate::oom::PostMortem], s: Style) -> String {
                 },
                 p.identity
                     .as_ref()
-                    .and_then(|i| i.short())
+                    .and_then(|i| i.display_name())
                     .or_else(|| r.oom_memcg.clone())
                     .unwrap_or_else(|| "-".into()),
                 format!("{} / {}", bytes(r.usage_bytes), bytes(r.limit_bytes)),
@@ -697,8 +697,17 @@ pub fn oom_show(p: &crate::oom::PostMortem, s: Style) -> String {
         r.oom_memcg.as_deref().unwrap_or("-"),
         r.task_memcg.as_deref().unwrap_or("-")
     );
-    if let Some(id) = p.identity.as_ref().and_then(|i| i.short()) {
-        let _ = writeln!(out, "  container {id}");
+    if let Some(i) = &p.identity
+        && let Some(short) = i.short()
+    {
+        let _ = write!(out, "  container {short}");
+        if let Some(n) = i.display_name().filter(|n| *n != short) {
+            let _ = write!(out, ", name {n}");
+        }
+        if let Some(img) = &i.names.image {
+            let _ = write!(out, ", image {img}");
+        }
+        out.push('\n');
     }
     let _ = writeln!(
         out,
@@ -792,7 +801,13 @@ pub fn oom_detected(d: &crate::oom::follow::Detected, s: Style) -> String {
     let who = d
         .identity
         .as_ref()
-        .and_then(|i| i.short())
+        .and_then(|i| {
+            let short = i.short()?;
+            Some(match i.display_name().filter(|n| *n != short) {
+                Some(n) => format!("{short}, {n}"),
+                None => short,
+            })
+        })
         .map(|i| format!(" ({i})"))
         .unwrap_or_default();
     let _ = writeln!(
