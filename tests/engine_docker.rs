@@ -33,12 +33,11 @@ fn g4(v: f64) -> String {
     let digits = (3 - v.log10().floor() as i32).max(0) as usize;
     let s = format!("{v:.digits$}");
     // Rounding can carry into a fifth digit (999.95 → 1000.0): %.4g then prints 1000.
-    let s = if s.contains('.') {
+    if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {
         s
-    };
-    s
+    }
 }
 
 /// Parses docker's size text back to bytes (for the bracket test).
