@@ -244,6 +244,10 @@ enum Command {
         /// Output file.
         #[arg(short, long, value_name = "FILE.tar.gz")]
         output: PathBuf,
+        /// Keep the processes' command lines (/proc/PID/cmdline); left out by default because
+        /// they often hold secrets.
+        #[arg(long)]
+        include_cmdline: bool,
     },
     /// Run a command in a fresh memcg (like `time -v` for containers): how it ended, peaks,
     /// limit events, pressure, and a limit recommendation. The report goes to stderr (or
@@ -683,7 +687,8 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             }
             let text;
             let src = match &file {
-                None if root.is_live() => crate::oom::Source::Kmsg,
+                // The live kernel, or the host's under --host-root (HOST/dev/kmsg, syslog(2)).
+                None if !root.is_capture() => crate::oom::Source::Kmsg,
                 None => {
                     return Err(Failure::new(
                         exit::BAD_TARGET,
@@ -691,14 +696,31 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     ));
                 }
                 Some(f) => {
-                    text = crate::kmsg::log::read_log_file(f).map_err(|e| {
-                        Failure::new(exit::FAILURE, format!("cannot read {}: {e}", f.display()))
+                    text = if f.as_os_str() != "-" && crate::kmsg::source::is_char_device(f) {
+                        // A kmsg device (`--file /dev/kmsg`) is read record by record.
+                        crate::kmsg::source::read_file(f)
+                    } else {
+                        // Bytes, decoded lossily line by line (syslog mixes encodings).
+                        crate::kmsg::log::read_log_file(f)
+                    }
+                    .map_err(|e| {
+                        let why = if crate::kmsg::source::is_char_device(f)
+                            || f.file_name().is_some_and(|n| n == "kmsg")
+                        {
+                            crate::kmsg::source::explain(f, &e)
+                        } else {
+                            format!("{}: {e}", f.display())
+                        };
+                        Failure::new(exit::FAILURE, format!("cannot read {why}"))
                     })?;
                     crate::oom::Source::Text(&text)
                 }
             };
             let all = crate::oom::collect(&root, src).map_err(|e| {
-                Failure::new(exit::FAILURE, format!("cannot read the kernel log /dev/kmsg: {e} (root or CAP_SYSLOG is needed; or pass --file)"))
+                Failure::new(
+                    exit::FAILURE,
+                    format!("cannot read the kernel log: {e} (or pass --file)"),
+                )
             })?;
             match action {
                 None => {
@@ -813,12 +835,15 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             all,
             descendants,
             output,
+            include_cmdline,
         }) => {
             let root = open_root(&g)?.record();
             let h = hierarchy(&root)?;
             let label;
+            let scope;
             if all {
                 label = "--all".to_string();
+                scope = crate::capture::Scope::all(include_cmdline);
                 let _ = overview::collect(&root, &h, true);
                 // What `zombies --from` needs: /proc/cgroups (v1), the root's cgroup.stat (v2).
                 let _ = crate::zombies::collect(&root, &h);
@@ -840,11 +865,16 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     Failure::new(exit::BAD_TARGET, format!("cgroup {path} vanished: {e}"))
                 })?;
                 // The children at full detail too, so `show` works on them from the capture.
-                for p in walk::all_paths(&root, &h, &path).into_iter().skip(1) {
-                    let _ = read::read_cgroup(&root, &h, &p, Level::Full);
+                let subtree = walk::all_paths(&root, &h, &path);
+                for p in subtree.iter().skip(1) {
+                    let _ = read::read_cgroup(&root, &h, p, Level::Full);
                 }
+                scope = crate::capture::Scope::of_paths(
+                    std::iter::once(path.as_str()).chain(subtree.iter().map(String::as_str)),
+                    include_cmdline,
+                );
             }
-            let (n, bad) = crate::capture::write(&root, &output, &label).map_err(|e| {
+            let (n, bad) = crate::capture::write(&root, &output, &label, &scope).map_err(|e| {
                 Failure::new(
                     exit::FAILURE,
                     format!("cannot write {}: {e}", output.display()),

@@ -18,7 +18,7 @@
 use crate::sys::Root;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The identity a cgroup path reveals.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -97,6 +97,20 @@ pub struct NodeNames {
     pub pods: HashMap<String, PodName>,
     /// Container ID → names.
     pub containers: HashMap<String, Names>,
+    /// Container ID → the runtime whose files named it (`docker`, `podman`): a container
+    /// started with `--cgroup-parent` has a bare-ID cgroup the path alone cannot attribute.
+    pub runtimes: HashMap<String, &'static str>,
+    /// Name sources that exist but could not be read (a non-root exporter: permission
+    /// denied on /var/lib/docker), so a missing name is explained, not silent. A source
+    /// that is absent (no kubelet, no docker) is not a problem.
+    pub problems: Vec<String>,
+}
+
+/// Notes a failed read of a name source unless the source is simply absent.
+fn note(problems: &mut Vec<String>, e: crate::sys::ReadError) {
+    if !matches!(e, crate::sys::ReadError::Missing { .. }) {
+        problems.push(format!("container names: {e}"));
+    }
 }
 
 /// Parses a `/var/log/pods` entry `NAMESPACE_PODNAME_PODUID`.
@@ -139,12 +153,158 @@ pub fn parse_docker_config(json: &[u8]) -> Option<Names> {
     })
 }
 
+/// Where docker keeps its state on the system `root` reads: `MEMLENS_DOCKER_ROOT` (a daemon
+/// run with `--data-root`) on a live system or under `--host-root`, else /var/lib/docker. A
+/// capture stores the names at the default place whatever the daemon used.
+pub fn docker_root(root: &Root) -> PathBuf {
+    env_root(root, "MEMLENS_DOCKER_ROOT", DOCKER_ROOT)
+}
+
+/// Where podman (containers/storage) keeps its state: `MEMLENS_PODMAN_ROOT` (podman
+/// `--root`), else /var/lib/containers/storage; as [`docker_root`].
+pub fn podman_root(root: &Root) -> PathBuf {
+    env_root(root, "MEMLENS_PODMAN_ROOT", PODMAN_ROOT)
+}
+
+const DOCKER_ROOT: &str = "/var/lib/docker";
+const PODMAN_ROOT: &str = "/var/lib/containers/storage";
+/// containers/storage keeps one `DRIVER-containers/containers.json`; these are its drivers.
+const PODMAN_DRIVERS: [&str; 4] = ["overlay", "vfs", "btrfs", "zfs"];
+
+fn env_root(root: &Root, var: &str, default: &str) -> PathBuf {
+    match std::env::var_os(var) {
+        Some(v) if !root.is_capture() && !v.is_empty() => PathBuf::from(v),
+        _ => PathBuf::from(default),
+    }
+}
+
+/// The container ID of a docker `.../containers/ID/config.v2.json` path.
+pub fn is_docker_config(p: &Path) -> Option<&str> {
+    let mut it = p.iter().rev().filter_map(|c| c.to_str());
+    let (file, id, dir) = (it.next()?, it.next()?, it.next()?);
+    (file == "config.v2.json" && dir == "containers" && is_hex64(id)).then_some(id)
+}
+
+/// Reduces a docker config.v2.json to what memlens reads from it ([`parse_docker_config`]):
+/// `Name`, `Config.Image` and the `io.kubernetes.*` labels. The rest (`Env`, `Args`,
+/// `Path`, mounts, every other label) never leaves the node in a capture. `None` when the
+/// file is not JSON (then nothing of it is kept).
+pub fn reduce_docker_config(json: &[u8]) -> Option<Vec<u8>> {
+    let v: serde_json::Value = serde_json::from_slice(json).ok()?;
+    let labels: serde_json::Map<String, serde_json::Value> = v["Config"]["Labels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| k.starts_with("io.kubernetes."))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let out = serde_json::json!({
+        "ID": v["ID"],
+        "Name": v["Name"],
+        "Config": {"Image": v["Config"]["Image"], "Labels": labels},
+    });
+    serde_json::to_vec(&out).ok()
+}
+
+/// For a podman `DRIVER-containers/containers.json`: `Some` with the file reduced to the
+/// containers `keep` accepts, each with only its ID, names and image name (see
+/// [`parse_podman_containers`]); `None` for any other path.
+pub fn reduce_podman_file(
+    p: &Path,
+    json: &[u8],
+    keep: &dyn Fn(&str) -> bool,
+) -> Option<Option<Vec<u8>>> {
+    if !is_podman_containers(p) {
+        return None;
+    }
+    let kept: Vec<serde_json::Value> = parse_podman_containers(json)
+        .into_iter()
+        .filter(|(id, _)| keep(id))
+        .map(|(id, n)| {
+            let meta = serde_json::json!({"image-name": n.image, "name": n.runtime_name});
+            serde_json::json!({
+                "id": id,
+                "names": n.runtime_name.into_iter().collect::<Vec<_>>(),
+                "metadata": meta.to_string(),
+            })
+        })
+        .collect();
+    Some(serde_json::to_vec(&kept).ok())
+}
+
+/// Whether `p` is a containers/storage `DRIVER-containers/containers.json`.
+pub fn is_podman_containers(p: &Path) -> bool {
+    let mut it = p.iter().rev().filter_map(|c| c.to_str());
+    matches!((it.next(), it.next()), (Some("containers.json"), Some(d)) if d.strip_suffix("-containers").is_some_and(|drv| PODMAN_DRIVERS.contains(&drv)))
+}
+
+/// The canonical place of a names file in a capture: docker configs and podman's
+/// containers.json under the default roots, whatever `--data-root`/`--root` the daemon used,
+/// so `--from` finds them without the environment of the node.
+pub fn canonical_names_path(p: &Path) -> Option<PathBuf> {
+    if let Some(id) = is_docker_config(p) {
+        return Some(
+            Path::new(DOCKER_ROOT)
+                .join("containers")
+                .join(id)
+                .join("config.v2.json"),
+        );
+    }
+    if is_podman_containers(p) {
+        let drv = p.parent()?.file_name()?;
+        return Some(Path::new(PODMAN_ROOT).join(drv).join("containers.json"));
+    }
+    None
+}
+
+/// Reads containers/storage's containers.json (podman): per container its ID, first name
+/// and the image name from its `metadata` (a JSON string: `image-name`).
+pub fn parse_podman_containers(json: &[u8]) -> Vec<(String, Names)> {
+    let Ok(serde_json::Value::Array(v)) = serde_json::from_slice::<serde_json::Value>(json) else {
+        return Vec::new();
+    };
+    v.iter()
+        .filter_map(|c| {
+            let id = c["id"].as_str().filter(|i| is_hex64(i))?.to_string();
+            let meta: serde_json::Value = c["metadata"]
+                .as_str()
+                .and_then(|m| serde_json::from_str(m).ok())
+                .unwrap_or_default();
+            let name = c["names"][0]
+                .as_str()
+                .or_else(|| meta["name"].as_str())
+                .filter(|s| !s.is_empty())
+                .map(str::to_string);
+            let image = meta["image-name"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string);
+            Some((
+                id,
+                Names {
+                    runtime_name: name,
+                    image,
+                    ..Names::default()
+                },
+            ))
+        })
+        .collect()
+}
+
 impl NodeNames {
     /// Reads the kubelet's log directories and, for each docker container in `docker_ids`,
     /// its config.v2.json. Missing directories (no kubelet, no docker) give no names.
     pub fn load<'a>(root: &Root, docker_ids: impl IntoIterator<Item = &'a str>) -> Self {
         let mut n = NodeNames::default();
-        for e in root.subdirs(Path::new("/var/log/pods")).unwrap_or_default() {
+        let pods = root
+            .subdirs(Path::new("/var/log/pods"))
+            .unwrap_or_else(|e| {
+                note(&mut n.problems, e);
+                Vec::new()
+            });
+        for e in pods {
             if let Some((namespace, name, uid)) = parse_pod_dir(&e) {
                 let containers = root
                     .subdirs(&Path::new("/var/log/pods").join(&e))
@@ -160,10 +320,13 @@ impl NodeNames {
                 );
             }
         }
-        for e in root
+        let logs = root
             .entries(Path::new("/var/log/containers"))
-            .unwrap_or_default()
-        {
+            .unwrap_or_else(|e| {
+                note(&mut n.problems, e);
+                Vec::new()
+            });
+        for e in logs {
             if let Some((pod, ns, c, id)) = parse_container_log(&e) {
                 n.containers.insert(
                     id,
@@ -176,26 +339,91 @@ impl NodeNames {
                 );
             }
         }
+        let mut unnamed = Vec::new();
         for id in docker_ids {
-            if let Some(d) = Self::docker(root, id) {
+            let found = Self::docker_checked(root, id).unwrap_or_else(|e| {
+                note(&mut n.problems, e);
+                None
+            });
+            if let Some(d) = found {
                 n.containers
                     .entry(id.to_string())
                     .or_default()
                     .fill_from(&d);
+                n.runtimes.insert(id.to_string(), "docker");
+            } else {
+                unnamed.push(id);
+            }
+        }
+        // podman keeps every container in one file: read it only when docker did not name one.
+        if !unnamed.is_empty() {
+            let (pods, probs) = Self::podman_checked(root);
+            n.problems.extend(probs);
+            for id in unnamed {
+                if let Some(p) = pods.get(id) {
+                    n.containers.entry(id.to_string()).or_default().fill_from(p);
+                }
             }
         }
         n
     }
 
+    /// podman's names of every container in its storage (containers.json of each driver).
+    pub fn podman(root: &Root) -> HashMap<String, Names> {
+        Self::podman_checked(root).0
+    }
+
+    /// [`NodeNames::podman`] and the files that exist but could not be read.
+    fn podman_checked(root: &Root) -> (HashMap<String, Names>, Vec<String>) {
+        let base = podman_root(root);
+        let mut out = HashMap::new();
+        let mut problems = Vec::new();
+        for drv in PODMAN_DRIVERS {
+            let f = base
+                .join(format!("{drv}-containers"))
+                .join("containers.json");
+            match root.read_bytes(&f) {
+                Ok(b) => out.extend(parse_podman_containers(&b)),
+                Err(e) => note(&mut problems, e),
+            }
+        }
+        (out, problems)
+    }
+
     /// docker's names for one container ID (reads its config.v2.json).
     pub fn docker(root: &Root, id: &str) -> Option<Names> {
+        Self::docker_checked(root, id).ok().flatten()
+    }
+
+    /// [`NodeNames::docker`]: `Ok(None)` when there is no such config (not docker's, or
+    /// no docker), `Err` when it exists but cannot be read.
+    pub fn docker_checked(root: &Root, id: &str) -> Result<Option<Names>, crate::sys::ReadError> {
         if !is_hex64(id) {
-            return None;
+            return Ok(None);
         }
-        let f = Path::new("/var/lib/docker/containers")
+        let f = docker_root(root)
+            .join("containers")
             .join(id)
             .join("config.v2.json");
-        parse_docker_config(&root.read_bytes(&f).ok()?)
+        match root.read_bytes(&f) {
+            Ok(b) => match parse_docker_config(&b) {
+                Some(n) => Ok(Some(n)),
+                None => Err(crate::sys::ReadError::parse(&f, "not docker's JSON config")),
+            },
+            Err(crate::sys::ReadError::Missing { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Adds the names to `id`, and the runtime whose files named a container its path left
+    /// `unknown`.
+    pub fn apply(&self, id: &mut Identity) {
+        id.names = self.names_for(id);
+        if matches!(id.runtime, None | Some("unknown"))
+            && let Some(rt) = id.container_id.as_ref().and_then(|c| self.runtimes.get(c))
+        {
+            id.runtime = Some(rt);
+        }
     }
 
     /// The names for an identity: the container's (by ID) and its pod's (by UID).
@@ -327,7 +555,7 @@ impl Identity {
     /// The identity of `path` with the node's names added.
     pub fn named(path: &str, names: &NodeNames) -> Self {
         let mut id = Identity::from_path(path);
-        id.names = names.names_for(&id);
+        names.apply(&mut id);
         id
     }
 

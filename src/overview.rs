@@ -120,7 +120,8 @@ pub fn collect_paths<T>(
     let mut limits: HashMap<String, Option<u64>> = HashMap::new();
     let mut rows = Vec::new();
     let mut root_cg = None;
-    let host = proc::read_host(root);
+    let mut host = proc::read_host(root);
+    host.container_scope = crate::cgroup::mount::container_scope(root, h);
     for p in paths {
         let Ok(mut cg) = read::read_cgroup(root, h, p, level) else {
             continue;
@@ -161,7 +162,8 @@ pub fn collect_paths<T>(
             (Some(u), Some(i)) => Some(u.saturating_sub(i)),
             _ => None,
         };
-        let identity = Identity::from_path(p);
+        // The host path: inside a container the mount's root names the container.
+        let identity = Identity::from_path(&crate::cgroup::mount::host_path(h, p));
         let row = Row {
             path: p.clone(),
             limit_bytes: eff,
@@ -195,9 +197,10 @@ pub fn collect_paths<T>(
     );
     for r in &mut rows {
         if r.identity.container_id.is_some() || r.identity.pod_uid.is_some() {
-            r.identity.names = names.names_for(&r.identity);
+            names.apply(&mut r.identity);
         }
     }
+    host.problems.extend(names.problems.iter().cloned());
     let node = node_available(root_cg.as_ref(), &host);
     let root_usage = rows
         .first()

@@ -701,6 +701,14 @@ impl Root {
         self.is_live() || self.mountinfo == "/proc/1/mountinfo"
     }
 
+    /// True when this root is a capture (`--from`), not a live system (`/` or `--host-root`).
+    pub fn is_capture(&self) -> bool {
+        match &self.backing {
+            Backing::Archive(_) => true,
+            Backing::Dir(p) => p != Path::new("/") && self.mountinfo == "/proc/self/mountinfo",
+        }
+    }
+
     /// Starts recording every file read, for `memlens capture`.
     pub fn record(mut self) -> Self {
         self.recorder = Some(Mutex::new(BTreeMap::new()));

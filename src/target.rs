@@ -66,10 +66,23 @@ pub fn resolve(root: &Root, h: &Hierarchy, target: &str) -> Result<String, Targe
         && t.bytes().all(|b| b.is_ascii_digit())
         && root.exists(Path::new(&format!("/proc/{t}")))
     {
-        return mount::process_cgroup(root, h, t).map_err(|e| TargetError::Process {
+        let cg = mount::process_cgroup(root, h, t).map_err(|e| TargetError::Process {
             pid: t.into(),
             reason: e.to_string(),
-        });
+        })?;
+        // Docker prints 12 hex digits, which can all be decimal digits: `14` may be a
+        // container-ID prefix as well as a PID. Both live: say so rather than guess.
+        let containers = Containers::load(root, h);
+        let ids = containers.id_prefix(t);
+        if !ids.is_empty() {
+            let mut candidates = vec![format!("{cg}  (process {t})")];
+            candidates.extend(ids.into_iter().map(|(p, w)| format!("{p}  ({w})")));
+            return Err(TargetError::Ambiguous {
+                target: target.into(),
+                candidates,
+            });
+        }
+        return Ok(cg);
     }
     // A relative cgroup path that exists as given (else perhaps a NAMESPACE/POD name).
     if t.contains('/') {
@@ -117,9 +130,15 @@ pub fn resolve(root: &Root, h: &Hierarchy, target: &str) -> Result<String, Targe
     }
     let needle = t.to_ascii_lowercase();
     let uid_needle = needle.replace('_', "-");
+    let containers = Containers::load(root, h);
+    // A runtime's container name (docker/podman `--name`, current after `docker rename`).
+    let named = containers.named(t);
+    if !named.is_empty() {
+        return one_of(target, named);
+    }
     let mut hits: Vec<(String, String)> = Vec::new();
-    for p in walk::all_paths(root, h, "/") {
-        let id = Identity::from_path(&p);
+    for p in &containers.paths {
+        let p = p.clone();
         let base = p.rsplit('/').next().unwrap_or("");
         // Only the deepest component that carries the ID counts: a container's children
         // (e.g. podman's `container` sub-cgroup) are not separate matches.
@@ -127,10 +146,7 @@ pub fn resolve(root: &Root, h: &Hierarchy, target: &str) -> Result<String, Targe
         if let Some(c) = &own_id.container_id
             && c.starts_with(&needle)
         {
-            hits.push((
-                p.clone(),
-                format!("{} container {}", id.runtime.unwrap_or("?"), c),
-            ));
+            hits.push((p.clone(), containers.describe(&p)));
         } else if own_id.container_id.is_none()
             && let Some(u) = &own_id.pod_uid
             && u.starts_with(&uid_needle)
@@ -165,5 +181,81 @@ pub fn resolve(root: &Root, h: &Hierarchy, target: &str) -> Result<String, Targe
                     .collect(),
             })
         }
+    }
+}
+
+/// One hit is the answer; several are ambiguous (listed with what matched).
+fn one_of(target: &str, mut hits: Vec<(String, String)>) -> Result<String, TargetError> {
+    if hits.len() == 1 {
+        return Ok(hits.remove(0).0);
+    }
+    Err(TargetError::Ambiguous {
+        target: target.into(),
+        candidates: hits
+            .into_iter()
+            .map(|(p, w)| format!("{p}  ({w})"))
+            .collect(),
+    })
+}
+
+/// The hierarchy's cgroups with the names the runtimes give their containers.
+struct Containers {
+    paths: Vec<String>,
+    names: NodeNames,
+}
+
+impl Containers {
+    fn load(root: &Root, h: &Hierarchy) -> Self {
+        let paths = walk::all_paths(root, h, "/");
+        let ids: Vec<String> = paths
+            .iter()
+            .filter_map(|p| Identity::from_path(p.rsplit('/').next().unwrap_or("")).container_id)
+            .collect();
+        let names = NodeNames::load(root, ids.iter().map(String::as_str));
+        Containers { paths, names }
+    }
+
+    /// The container cgroups (deepest component carrying the ID) whose ID starts with `prefix`.
+    fn id_prefix(&self, prefix: &str) -> Vec<(String, String)> {
+        let needle = prefix.to_ascii_lowercase();
+        self.paths
+            .iter()
+            .filter(|p| {
+                Identity::from_path(p.rsplit('/').next().unwrap_or(""))
+                    .container_id
+                    .is_some_and(|c| c.starts_with(&needle))
+            })
+            .map(|p| (p.clone(), self.describe(p)))
+            .collect()
+    }
+
+    /// The container cgroups the runtime calls `name`.
+    fn named(&self, name: &str) -> Vec<(String, String)> {
+        self.paths
+            .iter()
+            .filter(|p| {
+                let own = Identity::from_path(p.rsplit('/').next().unwrap_or(""));
+                own.container_id.is_some()
+                    && self.names.names_for(&own).runtime_name.as_deref() == Some(name)
+            })
+            .map(|p| (p.clone(), self.describe(p)))
+            .collect()
+    }
+
+    /// `docker container ID, name NAME, image IMAGE` for a candidate list.
+    fn describe(&self, p: &str) -> String {
+        let id = Identity::named(p, &self.names);
+        let mut s = format!(
+            "{} container {}",
+            id.runtime.unwrap_or("?"),
+            id.container_id.as_deref().unwrap_or("?")
+        );
+        if let Some(n) = id.display_name().filter(|n| Some(n) != id.short().as_ref()) {
+            s.push_str(&format!(", name {n}"));
+        }
+        if let Some(i) = &id.names.image {
+            s.push_str(&format!(", image {i}"));
+        }
+        s
     }
 }

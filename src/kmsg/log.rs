@@ -314,8 +314,15 @@ pub fn read_kmsg(path: &Path) -> io::Result<Vec<LogLine>> {
 /// the boot time (`btime` in `/proc/stat`). Approximate: the kernel's log clock does not
 /// advance during suspend, so times after a suspend come out early.
 pub fn wall_time(mono_usec: u64, boot_time_unix_secs: u64) -> String {
-    let secs = boot_time_unix_secs.saturating_add(mono_usec / 1_000_000);
-    let usec = mono_usec % 1_000_000;
+    wall_time_us(mono_usec, boot_time_unix_secs.saturating_mul(1_000_000))
+}
+
+/// [`wall_time`] with the boot time in microseconds (see `oom::boot_time_us`: on the live
+/// system CLOCK_REALTIME − CLOCK_BOOTTIME, as `dmesg -T` computes it).
+pub fn wall_time_us(mono_usec: u64, boot_time_unix_usec: u64) -> String {
+    let t = boot_time_unix_usec.saturating_add(mono_usec);
+    let secs = t / 1_000_000;
+    let usec = t % 1_000_000;
     let days = secs / 86_400;
     let sod = secs % 86_400;
     let (y, m, d) = civil_from_days(days);

@@ -222,10 +222,15 @@ pub fn parse_reports(lines: &[LogLine]) -> Vec<OomReport> {
 
 /// Sets [`OomReport::time`] from the monotonic time where the log gave no wall clock.
 pub fn fill_wall_times(reports: &mut [OomReport], boot_time_unix_secs: u64) {
+    fill_wall_times_us(reports, boot_time_unix_secs.saturating_mul(1_000_000));
+}
+
+/// [`fill_wall_times`] with the boot time in microseconds.
+pub fn fill_wall_times_us(reports: &mut [OomReport], boot_time_unix_usec: u64) {
     for r in reports.iter_mut().filter(|r| r.time.is_none()) {
         r.time = r
             .mono_usec
-            .map(|m| super::log::wall_time(m, boot_time_unix_secs));
+            .map(|m| super::log::wall_time_us(m, boot_time_unix_usec));
     }
 }
 

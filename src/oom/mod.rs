@@ -3,9 +3,9 @@
 //! [`crate::kmsg::oom`], names the container from the memcg path ([`crate::identity`]) and
 //! says in plain words what filled the memory.
 
-use crate::identity::Identity;
+use crate::identity::{Identity, NodeNames};
 use crate::kmsg::log::{self, LogLine};
-use crate::kmsg::oom::{OomReport, fill_wall_times, parse_reports};
+use crate::kmsg::oom::{OomReport, fill_wall_times_us, parse_reports};
 use crate::sys::Root;
 use serde::Serialize;
 use std::path::Path;
@@ -161,6 +161,27 @@ pub fn boot_time(root: &Root) -> Option<u64> {
         .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())
 }
 
+/// Boot time (unix microseconds) to turn the kernel log's monotonic stamps into wall time.
+/// On a running kernel (live or `--host-root`: the same kernel) it is CLOCK_REALTIME −
+/// CLOCK_BOOTTIME read back to back, as `dmesg -T` does: /proc/stat `btime` is whole seconds
+/// (up to 1 s early). A capture falls back to its btime.
+pub fn boot_time_us(root: &Root) -> Option<u64> {
+    if root.is_capture() {
+        return boot_time(root).map(|s| s.saturating_mul(1_000_000));
+    }
+    let now = |c| nix::time::clock_gettime(c).ok();
+    // Three reads, the realtime one between two boottime ones, the pair kept whose
+    // boottime reads were closest (a preemption between them would skew the difference).
+    let b1 = now(nix::time::ClockId::CLOCK_BOOTTIME)?;
+    let r = now(nix::time::ClockId::CLOCK_REALTIME)?;
+    let b2 = now(nix::time::ClockId::CLOCK_BOOTTIME)?;
+    let us = |t: nix::sys::time::TimeSpec| {
+        i128::from(t.tv_sec()) * 1_000_000 + i128::from(t.tv_nsec()) / 1000
+    };
+    let boot = us(r) - (us(b1) + us(b2)) / 2;
+    u64::try_from(boot).ok()
+}
+
 /// Where the log comes from.
 pub enum Source<'a> {
     /// The live kernel's /dev/kmsg.
@@ -172,20 +193,47 @@ pub enum Source<'a> {
 /// Reads and parses every OOM report the source holds.
 pub fn collect(root: &Root, src: Source<'_>) -> std::io::Result<Vec<PostMortem>> {
     let (lines, live): (Vec<LogLine>, bool) = match src {
-        Source::Kmsg => (log::read_kmsg(Path::new("/dev/kmsg"))?, true),
+        Source::Kmsg => (
+            crate::kmsg::source::read_live(root)
+                .map_err(std::io::Error::other)?
+                .0,
+            true,
+        ),
         Source::Text(t) => (log::parse_log(t), false),
     };
     let mut reports = parse_reports(&lines);
     // Monotonic stamps become wall time only with the boot time of the kernel that wrote
     // them: this host's for /dev/kmsg; a file from elsewhere keeps its own stamps.
-    if live && let Some(bt) = boot_time(root) {
-        fill_wall_times(&mut reports, bt);
+    if live && let Some(bt) = boot_time_us(root) {
+        fill_wall_times_us(&mut reports, bt);
     }
-    Ok(reports
+    let mut pms: Vec<PostMortem> = reports
         .into_iter()
         .enumerate()
         .map(|(i, report)| post_mortem(i + 1, report))
-        .collect())
+        .collect();
+    add_names(root, &mut pms);
+    Ok(pms)
+}
+
+/// Names the containers of `pms` from the node's files (docker config, podman storage,
+/// kubelet listings), which usually outlive the killed process. A report read from a file of
+/// another machine gets no names from this one: only a live system's (or `--host-root`'s)
+/// files are asked, since a container ID is unique and a stale name is impossible only there.
+pub fn add_names(root: &Root, pms: &mut [PostMortem]) {
+    let ids: Vec<String> = pms
+        .iter()
+        .filter_map(|p| p.identity.as_ref()?.container_id.clone())
+        .collect();
+    if pms.iter().all(|p| p.identity.is_none()) {
+        return;
+    }
+    let names = NodeNames::load(root, ids.iter().map(String::as_str));
+    for p in pms {
+        if let Some(id) = &mut p.identity {
+            names.apply(id);
+        }
+    }
 }
 
 /// What memlens makes of one parsed report: container identity, top tasks and verdict.
@@ -225,4 +273,94 @@ pub fn report_for_pid(pid: i32) -> Option<String> {
         crate::render::bytes(pm.report.limit_bytes),
         pm.verdict.text
     ))
+}
+
+/// The kernel's OOM reports as the exporter keeps them between collections: the log read
+/// whole once, then followed ([`crate::kmsg::tail::KmsgTail`]: the device, else syslog(2)),
+/// parsed again only when new lines came. Bounded: the last [`KillLog::MAX_LINES`] lines.
+pub struct KillLog {
+    tail: Option<crate::kmsg::tail::KmsgTail>,
+    lines: Vec<LogLine>,
+    /// The newest stamp of the first whole read: followed lines older than it are repeats.
+    first_max: Option<u64>,
+    boot_us: Option<u64>,
+    pms: Vec<PostMortem>,
+    /// Why the log cannot be read (then only the counters tell of kills).
+    pub problem: Option<String>,
+}
+
+impl KillLog {
+    /// Lines kept (a few OOM reports of 100 lines each, and what lies between).
+    pub const MAX_LINES: usize = 50_000;
+    /// Kills exported (the newest).
+    pub const MAX_KILLS: usize = 100;
+
+    /// Opens the live kernel log of the system `root` reads.
+    pub fn open(root: &Root) -> Self {
+        use crate::kmsg::tail::KmsgTail;
+        let dev = crate::kmsg::source::device_path(root);
+        let tail = KmsgTail::open_at_end(&dev)
+            .or_else(|_| KmsgTail::syslog_at_end())
+            .ok();
+        let mut k = KillLog {
+            tail,
+            lines: Vec::new(),
+            first_max: None,
+            boot_us: boot_time_us(root),
+            pms: Vec::new(),
+            problem: None,
+        };
+        match crate::kmsg::source::read_live(root) {
+            Ok((lines, _)) => {
+                k.first_max = lines.iter().filter_map(|l| l.mono_usec).max();
+                k.lines = lines;
+                k.parse(root);
+            }
+            Err(e) => k.problem = Some(e),
+        }
+        k
+    }
+
+    fn parse(&mut self, root: &Root) {
+        let mut reports = parse_reports(&self.lines);
+        if let Some(bt) = self.boot_us {
+            fill_wall_times_us(&mut reports, bt);
+        }
+        let skip = reports.len().saturating_sub(Self::MAX_KILLS);
+        let mut pms: Vec<PostMortem> = reports
+            .into_iter()
+            .enumerate()
+            .skip(skip)
+            .map(|(i, r)| post_mortem(i + 1, r))
+            .collect();
+        add_names(root, &mut pms);
+        self.pms = pms;
+    }
+
+    /// The kills in the log now (reads what was logged since the last call).
+    pub fn refresh(&mut self, root: &Root) -> &[PostMortem] {
+        let new = match self.tail.as_mut().map(|t| t.read_new()) {
+            Some(Ok(l)) => l,
+            Some(Err(e)) => {
+                self.problem = Some(format!("kernel log: {e}"));
+                self.tail = None;
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        let fresh: Vec<LogLine> = new
+            .into_iter()
+            .filter(|l| match (l.mono_usec, self.first_max) {
+                (Some(m), Some(f)) => m > f,
+                _ => true,
+            })
+            .collect();
+        if !fresh.is_empty() {
+            self.lines.extend(fresh);
+            let over = self.lines.len().saturating_sub(Self::MAX_LINES);
+            self.lines.drain(..over);
+            self.parse(root);
+        }
+        &self.pms
+    }
 }

@@ -241,10 +241,13 @@ pub fn show(r: &Report, s: Style) -> String {
     if let Some(p) = r.tools.docker_percent {
         let _ = writeln!(out, "  docker stats MEM %: {p:.2}%");
     }
+    if let Some(p) = r.tools.podman_percent {
+        let _ = writeln!(out, "  podman stats MEM %: {p:.2}%");
+    }
     let f = &r.tools.free;
     let _ = writeln!(
         out,
-        "  free inside the container: total {} used {} free {} shared {} buff/cache {} available {}\n  {}",
+        "  free inside the container (procps-ng 4): total {} used {} free {} shared {} buff/cache {} available {}\n  {}",
         bytes(f.total_bytes),
         bytes(f.used_bytes),
         bytes(f.free_bytes),
@@ -253,6 +256,15 @@ pub fn show(r: &Report, s: Style) -> String {
         bytes(f.available_bytes),
         s.dim(&f.note)
     );
+    for v in &f.used_variants {
+        let _ = writeln!(
+            out,
+            "    used per {}: {}  ({})",
+            v.tool,
+            bytes(v.used_bytes),
+            s.dim(v.formula)
+        );
+    }
 
     let _ = writeln!(out, "\n{}", s.head("LIMITS AND EVENTS"));
     let l = &cg.limits;
@@ -656,7 +668,7 @@ pub fn oom_list(all: &[crate::oom::PostMortem], s: Style) -> String {
                 },
                 p.identity
                     .as_ref()
-                    .and_then(|i| i.short())
+                    .and_then(|i| i.display_name())
                     .or_else(|| r.oom_memcg.clone())
                     .unwrap_or_else(|| "-".into()),
                 format!("{} / {}", bytes(r.usage_bytes), bytes(r.limit_bytes)),
@@ -715,8 +727,17 @@ pub fn oom_show(p: &crate::oom::PostMortem, s: Style) -> String {
         term(r.oom_memcg.as_deref().unwrap_or("-")),
         term(r.task_memcg.as_deref().unwrap_or("-"))
     );
-    if let Some(id) = p.identity.as_ref().and_then(|i| i.short()) {
-        let _ = writeln!(out, "  container {}", term(&id));
+    if let Some(i) = &p.identity
+        && let Some(short) = i.short()
+    {
+        let _ = write!(out, "  container {}", term(&short));
+        if let Some(n) = i.display_name().filter(|n| *n != short) {
+            let _ = write!(out, ", name {}", term(&n));
+        }
+        if let Some(img) = &i.names.image {
+            let _ = write!(out, ", image {}", term(img));
+        }
+        out.push('\n');
     }
     let _ = writeln!(
         out,
@@ -815,7 +836,13 @@ pub fn oom_detected(d: &crate::oom::follow::Detected, s: Style) -> String {
     let who = d
         .identity
         .as_ref()
-        .and_then(|i| i.short())
+        .and_then(|i| {
+            let short = i.short()?;
+            Some(match i.display_name().filter(|n| *n != short) {
+                Some(n) => format!("{short}, {n}"),
+                None => short,
+            })
+        })
         .map(|i| format!(" ({i})"))
         .unwrap_or_default();
     let _ = writeln!(

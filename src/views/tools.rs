@@ -28,8 +28,37 @@ pub struct Tools {
     pub figures: Vec<ToolFigure>,
     /// `docker stats` MEM % (its usage over its limit, the limit capped at host RAM).
     pub docker_percent: Option<f64>,
+    /// `podman stats` MEM % (usage, page cache included, over the limit capped at host RAM).
+    pub podman_percent: Option<f64>,
     /// What `free` run inside the container prints.
     pub free: Free,
+}
+
+/// `podman stats`' size text: go-units `HumanSizeWithPrecision(size, 4)`, decimal (SI)
+/// units (`22.32MB`), where docker prints binary ones (`21.29MiB`).
+pub fn si_size(b: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < UNITS.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    format!("{}{}", g4(v), UNITS.get(i).copied().unwrap_or("B"))
+}
+
+/// C's `%.4g` (Go's `%.4g`) for 0 ≤ v < 1000, where it never uses the exponent form.
+fn g4(v: f64) -> String {
+    if v <= 0.0 {
+        return "0".into();
+    }
+    let digits = (3 - v.log10().floor() as i32).max(0) as usize;
+    let s = format!("{v:.digits$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
 }
 
 /// What `free` (procps-ng 4) prints inside a container.
@@ -37,7 +66,7 @@ pub struct Tools {
 pub struct Free {
     /// `total` = MemTotal.
     pub total_bytes: Option<u64>,
-    /// `used` = MemTotal − MemAvailable (procps-ng ≥ 4.0.1; older: total − free − buff/cache).
+    /// `used` = MemTotal − MemAvailable (procps-ng ≥ 4.0.1; the others: `used_variants`).
     pub used_bytes: Option<u64>,
     /// `free` = MemFree.
     pub free_bytes: Option<u64>,
@@ -49,6 +78,54 @@ pub struct Free {
     pub available_bytes: Option<u64>,
     /// Whose memory this is.
     pub note: String,
+    /// `used` as each common `free` computes it (they differ by the whole page cache minus
+    /// what MemAvailable counts reclaimable: hundreds of MiB on a busy host).
+    pub used_variants: Vec<FreeUsed>,
+}
+
+/// One `free` implementation's `used`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FreeUsed {
+    /// Which `free`.
+    pub tool: &'static str,
+    /// Its `used` column.
+    pub used_bytes: Option<u64>,
+    /// Its formula over /proc/meminfo.
+    pub formula: &'static str,
+}
+
+/// `used` of the common `free` variants from /proc/meminfo. procps-ng 4.0.1+ (Debian 12,
+/// Ubuntu 23.04+; checked against 4.0.2 here) prints MemTotal − MemAvailable; procps-ng
+/// 3.3.10–4.0.0 and BusyBox (checked against 1.35) print MemTotal − MemFree − buff/cache with
+/// buff/cache = Buffers + Cached + SReclaimable.
+pub fn free_used_variants(host: &Host) -> Vec<FreeUsed> {
+    let m = |k: &str| host.mem(k);
+    let new = match (m("MemTotal"), m("MemAvailable")) {
+        (Some(t), Some(a)) => Some(t.saturating_sub(a)),
+        _ => None,
+    };
+    let old = match (
+        m("MemTotal"),
+        m("MemFree"),
+        m("Buffers"),
+        m("Cached"),
+        m("SReclaimable"),
+    ) {
+        (Some(t), Some(f), Some(b), Some(c), Some(s)) => Some(t.saturating_sub(f + b + c + s)),
+        _ => None,
+    };
+    vec![
+        FreeUsed {
+            tool: "procps-ng 4.0.1+ free",
+            used_bytes: new,
+            formula: "MemTotal − MemAvailable",
+        },
+        FreeUsed {
+            tool: "procps-ng 3.3.10–4.0.0 free, BusyBox free",
+            used_bytes: old,
+            formula: "MemTotal − MemFree − (Buffers + Cached + SReclaimable)",
+        },
+    ]
 }
 
 impl Tools {
@@ -132,6 +209,28 @@ impl Tools {
                 "effective limit, capped at host MemTotal (moby daemon stats: machineMemory)",
             ),
             "moby daemon/stats_unix.go",
+        );
+        // podman 4.x (libpod/stats_linux.go): MemUsage is the cgroup's usage as read, page
+        // cache included (v1 memory.usage_in_bytes, v2 memory.current), over the limit
+        // capped at the host's RAM (getMemLimit), printed in SI units.
+        let podman_percent = match (usage, docker_limit) {
+            (Some(u), Some(l)) if l > 0 => Some(u as f64 * 100.0 / l as f64),
+            _ => None,
+        };
+        push(
+            "podman_stats",
+            "podman stats MEM USAGE (4.x)",
+            match usage {
+                Some(u) => Figure::new(
+                    Some(u),
+                    format!(
+                        "{usage_file}, page cache included; podman prints {} (SI units)",
+                        si_size(u)
+                    ),
+                ),
+                None => Figure::unavailable("usage unavailable"),
+            },
+            "containers/podman libpod/stats_linux.go (MemUsage, getMemLimit)",
         );
         let inactive = if v1 {
             ("total_inactive_file", stat("total_inactive_file"))
@@ -327,10 +426,12 @@ impl Tools {
             } else {
                 "the HOST's /proc/meminfo: /proc is not namespaced for memory, so free and top inside the container show the node, not the container (unless lxcfs is mounted)".into()
             },
+            used_variants: free_used_variants(host),
         };
         Tools {
             figures,
             docker_percent,
+            podman_percent,
             free,
         }
     }
@@ -348,6 +449,11 @@ impl Tools {
 /// is the root cgroup's usage − inactive_file (v2 root: anon + file − inactive_file, since the
 /// root has no memory.current and cAdvisor uses anon + file).
 pub fn node_available(root: Option<&Cgroup>, host: &Host) -> Figure {
+    if let Some(why) = &host.container_scope {
+        return Figure::unavailable(format!(
+            "n/a: {why}; the node's figure needs the host's hierarchy (--host-root)"
+        ));
+    }
     let Some(total) = host.mem("MemTotal") else {
         return Figure::unavailable("/proc/meminfo MemTotal unavailable");
     };
