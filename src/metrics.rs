@@ -207,6 +207,26 @@ const CGROUP_DEFS: &[Def] = &[
         Counter,
         "Evicted page-cache pages faulted back in, a sign the limit squeezes the cache (v2 memory.stat workingset_refault_file, 5.9+).",
     ),
+    Def(
+        "memlens_memory_zswap_bytes",
+        Gauge,
+        "The cgroup's compressed zswap pool, charged to its memory usage (v2 memory.stat zswap, 5.19+). No series where the kernel lacks it.",
+    ),
+    Def(
+        "memlens_memory_zswapped_bytes",
+        Gauge,
+        "What the zswap pool holds, uncompressed; zswapped / zswap is the compression ratio (v2 memory.stat zswapped, 5.19+).",
+    ),
+    Def(
+        "memlens_memory_zswpout_total",
+        Counter,
+        "Pages compressed into zswap (v2 memory.stat zswpout, 5.19+).",
+    ),
+    Def(
+        "memlens_memory_zswpwb_total",
+        Counter,
+        "Pages written back from zswap to the swap device (v2 memory.stat zswpwb, 6.8+).",
+    ),
 ];
 
 const M_WS: usize = 0;
@@ -236,7 +256,11 @@ const M_OOM_KILLS: usize = 23;
 const M_PSI_SOME: usize = 24;
 const M_PSI_FULL: usize = 25;
 const M_REFAULT: usize = 26;
-const N_CGROUP: usize = 27;
+const M_ZSWAP: usize = 27;
+const M_ZSWAPPED: usize = 28;
+const M_ZSWPOUT: usize = 29;
+const M_ZSWPWB: usize = 30;
+const N_CGROUP: usize = 31;
 
 /// The /proc/meminfo fields exported as `memlens_host_meminfo_bytes{field=...}`.
 pub const MEMINFO_FIELDS: &[&str] = &[
@@ -335,6 +359,11 @@ fn cgroup_values(row: &Row, cg: &Cgroup) -> CgValues {
     }
     if cg.version == Version::V2 {
         v[M_REFAULT] = int(cg.stat_hier("workingset_refault_file"));
+        let stat = |k: &str| cg.stat.as_ref().and_then(|s| s.get(k));
+        v[M_ZSWAP] = int(stat("zswap"));
+        v[M_ZSWAPPED] = int(stat("zswapped"));
+        v[M_ZSWPOUT] = int(stat("zswpout"));
+        v[M_ZSWPWB] = int(stat("zswpwb"));
     }
     v
 }

@@ -34,6 +34,8 @@ pub struct Report {
     pub breakdown: Breakdown,
     /// Reclaimable, headroom, effective limit.
     pub derived: Derived,
+    /// Swap, zswap, THP and hugetlb (the newest counters).
+    pub offload: crate::views::offload::Offload,
     /// What other tools would show.
     pub tools: Tools,
     /// The member processes.
@@ -135,6 +137,7 @@ pub fn build(root: &Root, h: &Hierarchy, path: &str, opts: Options) -> Result<Re
     let procs = processes(root, h, &cg, opts.descendants);
     let breakdown = Breakdown::of(&cg);
     let derived = Derived::of(&cg, &breakdown, &ancestors);
+    let offload = crate::views::offload::Offload::of(&cg, &host, derived.oom_headroom.bytes);
     let tools = Tools::of(&cg, &breakdown, &derived.limit, root_cg, &host, &procs);
     let sums = ProcessSums::of(&procs);
     let reconcile = reconcile(&sums, &breakdown);
@@ -162,6 +165,7 @@ pub fn build(root: &Root, h: &Hierarchy, path: &str, opts: Options) -> Result<Re
         cgroup: cg,
         breakdown,
         derived,
+        offload,
         tools,
         processes: procs,
         sums,

@@ -793,7 +793,12 @@ fn usage_now(cg: &OwnedCgroup, v: Version) -> Option<u64> {
         .and_then(|t| t.trim().parse().ok())
 }
 
-/// Reclaims what a memcg holds: v1 `memory.force_empty`, v2 `memory.reclaim` (5.19+).
+/// Reclaims what a memcg memlens created holds: v1 `memory.force_empty`, v2 `memory.reclaim`
+/// (5.19+, with `swappiness=0` where the kernel takes it), and before 5.19 `memory.high`
+/// lowered to 0 and restored: since 5.9 a memory.high write reclaims down to the new value
+/// before it returns ("mm: memcontrol: avoid workload stalls when lowering memory.high",
+/// 536d3bf261a2), which is the only reclaim on request those kernels have. Only for our own
+/// memcgs (no tasks left in them): the user's cgroups are never given a new memory.high.
 /// Returns how, or why it could not.
 pub fn reclaim(cg: &OwnedCgroup, v: Version) -> String {
     match v {
@@ -803,13 +808,27 @@ pub fn reclaim(cg: &OwnedCgroup, v: Version) -> String {
         },
         Version::V2 => {
             if !cg.dir().join("memory.reclaim").exists() {
-                return "memory.reclaim is missing (kernel before 5.19): nothing reclaimed".into();
+                if !cg.dir().join("memory.high").exists() {
+                    return "memory.reclaim and memory.high are missing: nothing reclaimed".into();
+                }
+                let lowered = cg.write("memory.high", "0");
+                let restored = cg.write("memory.high", "max");
+                return match (lowered, restored) {
+                    (Ok(()), Ok(())) => {
+                        "memory.high lowered to 0 and restored to max (memory.reclaim needs 5.19)"
+                            .into()
+                    }
+                    (Err(e), _) | (_, Err(e)) => format!("memory.high fallback failed: {e}"),
+                };
             }
             // Ask for everything; the kernel answers EAGAIN when it could not reclaim it all.
             let want = usage_now(cg, v).unwrap_or(0).max(1 << 20);
-            match cg.write("memory.reclaim", &want.to_string()) {
-                Ok(()) => "memory.reclaim".into(),
-                Err(e) => format!("memory.reclaim (partial: {e})"),
+            let (req, r) = crate::cgroup::reclaim::write_reclaim(want, |req| {
+                std::fs::write(cg.dir().join("memory.reclaim"), req)
+            });
+            match r {
+                Ok(()) => format!("memory.reclaim {req:?}"),
+                Err(e) => format!("memory.reclaim {req:?} (partial: {e})"),
             }
         }
     }

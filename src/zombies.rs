@@ -231,6 +231,8 @@ pub struct Reclaimed {
     pub file_after_bytes: Option<u64>,
     /// Set when the kernel could not reclaim everything.
     pub partial: Option<String>,
+    /// What was written to the file (v2: `BYTES swappiness=0` where the kernel takes it).
+    pub request: String,
 }
 
 /// Reclaims the cgroup at `path` on the live system (see [`crate::cgroup::reclaim`]) and
@@ -246,7 +248,7 @@ pub fn reclaim(root: &Root, h: &Hierarchy, path: &str) -> std::io::Result<Reclai
         }
     };
     let (ub, fb) = read_fig(root);
-    let out = crate::cgroup::reclaim::reclaim(h, path, ub.unwrap_or(0))?;
+    let (out, request) = crate::cgroup::reclaim::reclaim(h, path, ub.unwrap_or(0))?;
     let (ua, fa) = read_fig(root);
     Ok(Reclaimed {
         path: path.to_string(),
@@ -262,5 +264,6 @@ pub fn reclaim(root: &Root, h: &Hierarchy, path: &str) -> std::io::Result<Reclai
             crate::cgroup::reclaim::Outcome::Done => None,
             crate::cgroup::reclaim::Outcome::Partial(s) => Some(s),
         },
+        request,
     })
 }

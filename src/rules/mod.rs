@@ -5,6 +5,7 @@
 //! kernel does not provide, it says so in an `info` finding instead of guessing.
 
 mod content;
+mod kernel;
 mod limits;
 mod pressure;
 
@@ -126,6 +127,9 @@ const RULES: &[Rule] = &[
     content::process_sum_mismatch,
     content::virt_not_rss,
     limits::memory_qos,
+    kernel::zswap_in_use,
+    kernel::hugetlb_unaccounted,
+    kernel::cgroup_v1,
 ];
 
 /// The ids of every rule (stable).
@@ -146,6 +150,9 @@ pub const IDS: &[&str] = &[
     "process-sum-mismatch",
     "virt-not-rss",
     "memory-qos",
+    "zswap-in-use",
+    "hugetlb-unaccounted",
+    "cgroup-v1",
 ];
 
 /// Runs every rule on `r`; most severe first. `sample` enables the rate rules (thrashing).

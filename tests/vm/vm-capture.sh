@@ -11,7 +11,9 @@ KIND=${MEMLENS_VM_CGROUP:-v2}
 mkdir "$CG"
 cleanup() {
     exec 3>&-
-    for _ in 1 2 3 4 5 6 7 8 9 10; do
+    i=0
+    while [ $i -lt 40 ]; do
+        i=$((i + 1))
         kill -9 $(cat $CG/cgroup.procs 2>/dev/null) 2>/dev/null
         sleep 0.5
         rmdir $CG 2>/dev/null && break
