@@ -315,3 +315,48 @@ fn bad_options_are_explained() {
     assert_eq!(code, 127, "{err}");
     assert_no_leftover_run_cgroups();
 }
+
+/// memory.peak reset per file descriptor (6.12+): the timeline's last interval holds the
+/// workload's whole 32 MiB even though the sample after its exit sees almost nothing; older
+/// kernels and v1 say why they cannot.
+#[test]
+fn interval_peaks_from_a_resettable_memory_peak() {
+    let tl = std::env::temp_dir().join(format!("memlens-test-timeline-{}.csv", std::process::id()));
+    let tls = tl.display().to_string();
+    let (code, v) = run_json(&[
+        "--interval",
+        "5s",
+        "--timeline",
+        &tls,
+        "--",
+        &bin_s(),
+        "__workload",
+        "anon=32M",
+        "exit",
+    ]);
+    assert_eq!(code, 0, "{v}");
+    let csv = std::fs::read_to_string(&tl).unwrap_or_default();
+    let _ = std::fs::remove_file(&tl);
+    let src = v["interval_peak_source"].as_str().unwrap_or_default();
+    let header = csv.lines().next().unwrap_or_default();
+    assert!(header.ends_with(",usage_interval_peak_bytes"), "{header}");
+    let last: Vec<&str> = csv.lines().last().unwrap_or_default().split(',').collect();
+    let peak_col = last.last().copied().unwrap_or_default();
+    let v2 = v["cgroup_version"] == 2;
+    if v2 && release().at_least(6, 12) {
+        assert!(src.contains("exact"), "{v}");
+        let p: u64 = peak_col.parse().expect("interval peak in the timeline");
+        assert!(p >= 32 * MIB, "{csv}");
+        assert!(u(&v, "peak.usage_bytes") >= 32 * MIB, "{v}");
+    } else {
+        assert!(peak_col.is_empty(), "{csv}");
+        let why = if !v2 {
+            "cgroup v1"
+        } else if release().at_least(5, 19) {
+            "cannot be reset per file descriptor"
+        } else {
+            "memory.peak is missing"
+        };
+        assert!(src.contains(why), "{why}: {v}");
+    }
+}

@@ -9,6 +9,7 @@ pub mod events;
 pub mod mount;
 pub mod owned;
 pub mod parse;
+pub mod peak;
 pub mod read;
 pub mod reclaim;
 pub mod walk;
