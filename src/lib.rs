@@ -12,6 +12,7 @@ pub mod capture;
 pub mod cgroup;
 pub mod cli;
 pub mod identity;
+pub mod kernel;
 pub mod kmsg;
 pub mod lab;
 pub mod metrics;

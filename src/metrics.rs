@@ -222,6 +222,26 @@ const CGROUP_DEFS: &[Def] = &[
         Gauge,
         "cAdvisor kernel usage (v1 memory.kmem.usage_in_bytes; v2 memory.stat kernel, or the sum of its parts before 5.18).",
     ),
+    Def(
+        "memlens_memory_zswap_bytes",
+        Gauge,
+        "The cgroup's compressed zswap pool, charged to its memory usage (v2 memory.stat zswap, 5.19+). No series where the kernel lacks it.",
+    ),
+    Def(
+        "memlens_memory_zswapped_bytes",
+        Gauge,
+        "What the zswap pool holds, uncompressed; zswapped / zswap is the compression ratio (v2 memory.stat zswapped, 5.19+).",
+    ),
+    Def(
+        "memlens_memory_zswpout_total",
+        Counter,
+        "Pages compressed into zswap (v2 memory.stat zswpout, 5.19+).",
+    ),
+    Def(
+        "memlens_memory_zswpwb_total",
+        Counter,
+        "Pages written back from zswap to the swap device (v2 memory.stat zswpwb, 6.8+).",
+    ),
 ];
 
 const M_WS: usize = 0;
@@ -254,7 +274,11 @@ const M_REFAULT: usize = 26;
 const M_SPEC_LIMIT: usize = 27;
 const M_MAX_USAGE: usize = 28;
 const M_KERNEL_USAGE: usize = 29;
-const N_CGROUP: usize = 30;
+const M_ZSWAP: usize = 30;
+const M_ZSWAPPED: usize = 31;
+const M_ZSWPOUT: usize = 32;
+const M_ZSWPWB: usize = 33;
+const N_CGROUP: usize = 34;
 
 /// The /proc/meminfo fields exported as `memlens_host_meminfo_bytes{field=...}`.
 pub const MEMINFO_FIELDS: &[&str] = &[
@@ -360,6 +384,13 @@ fn cgroup_values(row: &Row, cg: &Cgroup, mem_total: Option<u64>) -> CgValues {
     v[M_SPEC_LIMIT] = int(cg.limits.max.and_then(Limit::bytes));
     v[M_MAX_USAGE] = int(cg.usage.peak);
     v[M_KERNEL_USAGE] = int(row.kernel_bytes);
+    if cg.version == Version::V2 {
+        let stat = |k: &str| cg.stat.as_ref().and_then(|s| s.get(k));
+        v[M_ZSWAP] = int(stat("zswap"));
+        v[M_ZSWAPPED] = int(stat("zswapped"));
+        v[M_ZSWPOUT] = int(stat("zswpout"));
+        v[M_ZSWPWB] = int(stat("zswpwb"));
+    }
     v
 }
 

@@ -160,6 +160,10 @@ pub struct Limits {
     pub swappiness: Option<u64>,
     /// v1 `memory.use_hierarchy`.
     pub use_hierarchy: Option<bool>,
+    /// v2 `memory.zswap.max` (5.19+): the cap on this cgroup's compressed zswap pool.
+    pub zswap_max: Option<Limit>,
+    /// v2 `memory.zswap.writeback` (6.8+): whether zswap may write pages on to the swap device.
+    pub zswap_writeback: Option<bool>,
 }
 
 /// Usage counters of one cgroup.
@@ -189,6 +193,22 @@ pub struct Usage {
     /// v1 `memory.kmem.tcp.usage_in_bytes` (not charged to usage on v1).
     #[serde(rename = "kmem_tcp_bytes")]
     pub kmem_tcp: Option<u64>,
+    /// v2 `memory.zswap.current` (5.19+): the compressed pool, charged to memory.current.
+    pub zswap: Option<u64>,
+}
+
+/// One huge page size of the v2 hugetlb controller (`hugetlb.<size>.*` in the cgroup's
+/// directory; cgroup-v2.rst "HugeTLB").
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct HugetlbSize {
+    /// The kernel's name for the size in the file names: `2MB`, `1GB`.
+    pub size: String,
+    /// `hugetlb.<size>.current`.
+    pub current: Option<u64>,
+    /// `hugetlb.<size>.max`.
+    pub max: Option<Limit>,
+    /// `hugetlb.<size>.events` `max`: allocations refused at the limit.
+    pub events_max: Option<u64>,
 }
 
 /// Limit hits and OOM events of one cgroup.
@@ -234,6 +254,9 @@ pub struct Cgroup {
     pub usage: Usage,
     /// memory.stat, every key in the kernel's order (v1 holds both local and `total_*`).
     pub stat: Option<KeyValues>,
+    /// v2 hugetlb controller files, one entry per huge page size the host has (empty when
+    /// the controller is not enabled for this cgroup, or on v1 where it is its own hierarchy).
+    pub hugetlb: Vec<HugetlbSize>,
     /// Limit hits and OOM events.
     pub events: Events,
     /// v2 `memory.pressure`.

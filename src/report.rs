@@ -34,6 +34,8 @@ pub struct Report {
     pub breakdown: Breakdown,
     /// Reclaimable, headroom, effective limit.
     pub derived: Derived,
+    /// Swap, zswap, THP and hugetlb (the newest counters).
+    pub offload: crate::views::offload::Offload,
     /// What other tools would show.
     pub tools: Tools,
     /// The member processes.
@@ -145,6 +147,7 @@ pub fn build(root: &Root, h: &Hierarchy, path: &str, opts: Options) -> Result<Re
     let breakdown = Breakdown::of(&cg);
     let mut derived = Derived::of(&cg, &breakdown, &ancestors);
     derived.cap_at_host(host.mem("MemTotal"));
+    let offload = crate::views::offload::Offload::of(&cg, &host, derived.oom_headroom.bytes);
     let tools = Tools::of(&cg, &breakdown, &derived.limit, root_cg, &host, &procs);
     let sums = if cg.procs.is_none() {
         ProcessSums::unknown()
@@ -173,6 +176,7 @@ pub fn build(root: &Root, h: &Hierarchy, path: &str, opts: Options) -> Result<Re
         cgroup: cg,
         breakdown,
         derived,
+        offload,
         tools,
         processes: procs,
         sums,

@@ -125,6 +125,9 @@ pub struct Sample {
     pub swap: Option<u64>,
     /// anon + shmem + (kernel − slab_reclaimable): what an OOM kill is about.
     pub not_reclaimable: Option<u64>,
+    /// The exact peak of usage since the previous sample (memory.peak reset per file
+    /// descriptor, 6.12+; `None` where the kernel cannot: see `interval_peak_source`).
+    pub usage_interval_peak: Option<u64>,
 }
 
 /// The figures a sample holds, in timeline column order.
@@ -158,6 +161,7 @@ impl Sample {
             kernel: b.kernel.bytes,
             swap: b.swap.bytes,
             not_reclaimable: d.not_reclaimable.bytes,
+            usage_interval_peak: None,
         }
     }
 
@@ -253,6 +257,9 @@ pub struct RunResult {
     pub max_rss_bytes: u64,
     /// Number of samples taken.
     pub samples: usize,
+    /// How interval peaks were measured: memory.peak reset at each sample (exact), or why
+    /// the kernel cannot (then the peaks are the highest samples).
+    pub interval_peak_source: String,
     /// Sampling interval in milliseconds.
     pub interval_ms: u64,
     /// Peaks by figure (see [`FIGURES`]).
@@ -489,6 +496,17 @@ impl Tracker {
                 p.at_seconds = Some(s.seconds);
             }
         }
+        // The exact peak of the interval that ended at this sample (6.12+).
+        if let Some(v) = s.usage_interval_peak
+            && let Some((_, p)) = self.peaks.iter_mut().find(|(n, _)| n == "usage")
+            && p.bytes.is_none_or(|b| v >= b)
+        {
+            if p.bytes.is_none_or(|b| v > b) {
+                p.bytes = Some(v);
+                p.at_seconds = Some(s.seconds);
+            }
+            p.source = "memory.peak read and reset at every sample (6.12+): the exact peak, at the end of its interval".into();
+        }
         if let Some(t) = &mut self.timeline {
             t.push(s);
         }
@@ -612,6 +630,15 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, SetupError> {
 
     let mut tr = Tracker::new(opts.timeline.is_some());
     let mut problems: Vec<String> = Vec::new();
+    let mut ipeak = match h.version {
+        Version::V2 => crate::cgroup::peak::IntervalPeak::open(cg.dir()),
+        Version::V1 => Err("cgroup v1 resets memory.max_usage_in_bytes for every reader at once: interval peaks are the highest samples".into()),
+    };
+    let interval_peak_source = match &ipeak {
+        Ok(_) => "memory.peak read and reset per file descriptor at every sample (6.12+): exact"
+            .to_string(),
+        Err(why) => why.clone(),
+    };
     let mut next = start;
     let ended = loop {
         match read::read_cgroup(&root, &h, cg.path(), Level::Sample) {
@@ -621,7 +648,14 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, SetupError> {
                         problems.push(p.clone());
                     }
                 }
-                tr.add(Sample::of(&c, start.elapsed().as_secs_f64()));
+                let mut smp = Sample::of(&c, start.elapsed().as_secs_f64());
+                if let Ok(ip) = &mut ipeak {
+                    match ip.take() {
+                        Ok(v) => smp.usage_interval_peak = Some(v),
+                        Err(e) => problems.push(format!("memory.peak: {e}")),
+                    }
+                }
+                tr.add(smp);
             }
             Err(e) => problems.push(e.to_string()),
         }
@@ -644,7 +678,11 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, SetupError> {
     // One last sample: the event counters and the kernel's own high-water marks.
     let last = read::read_cgroup(&root, &h, cg.path(), Level::Sample).ok();
     if let Some(l) = &last {
-        tr.add(Sample::of(l, wall));
+        let mut smp = Sample::of(l, wall);
+        if let Ok(ip) = &mut ipeak {
+            smp.usage_interval_peak = ip.take().ok();
+        }
+        tr.add(smp);
         let kernel_peak = l.usage.peak;
         if let (Some(kp), Some((_, p))) =
             (kernel_peak, tr.peaks.iter_mut().find(|(n, _)| n == "usage"))
@@ -751,6 +789,7 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, SetupError> {
         system_seconds: tv(ended.rusage.ru_stime),
         max_rss_bytes: (ended.rusage.ru_maxrss.max(0) as u64) * 1024,
         samples: tr.samples,
+        interval_peak_source,
         interval_ms: opts.interval.as_millis() as u64,
         peaks: tr.peaks,
         events: ev,
@@ -793,7 +832,12 @@ fn usage_now(cg: &OwnedCgroup, v: Version) -> Option<u64> {
         .and_then(|t| t.trim().parse().ok())
 }
 
-/// Reclaims what a memcg holds: v1 `memory.force_empty`, v2 `memory.reclaim` (5.19+).
+/// Reclaims what a memcg memlens created holds: v1 `memory.force_empty`, v2 `memory.reclaim`
+/// (5.19+, with `swappiness=0` where the kernel takes it), and before 5.19 `memory.high`
+/// lowered to 0 and restored: since 5.9 a memory.high write reclaims down to the new value
+/// before it returns ("mm: memcontrol: avoid workload stalls when lowering memory.high",
+/// 536d3bf261a2), which is the only reclaim on request those kernels have. Only for our own
+/// memcgs (no tasks left in them): the user's cgroups are never given a new memory.high.
 /// Returns how, or why it could not.
 pub fn reclaim(cg: &OwnedCgroup, v: Version) -> String {
     match v {
@@ -803,13 +847,27 @@ pub fn reclaim(cg: &OwnedCgroup, v: Version) -> String {
         },
         Version::V2 => {
             if !cg.dir().join("memory.reclaim").exists() {
-                return "memory.reclaim is missing (kernel before 5.19): nothing reclaimed".into();
+                if !cg.dir().join("memory.high").exists() {
+                    return "memory.reclaim and memory.high are missing: nothing reclaimed".into();
+                }
+                let lowered = cg.write("memory.high", "0");
+                let restored = cg.write("memory.high", "max");
+                return match (lowered, restored) {
+                    (Ok(()), Ok(())) => {
+                        "memory.high lowered to 0 and restored to max (memory.reclaim needs 5.19)"
+                            .into()
+                    }
+                    (Err(e), _) | (_, Err(e)) => format!("memory.high fallback failed: {e}"),
+                };
             }
             // Ask for everything; the kernel answers EAGAIN when it could not reclaim it all.
             let want = usage_now(cg, v).unwrap_or(0).max(1 << 20);
-            match cg.write("memory.reclaim", &want.to_string()) {
-                Ok(()) => "memory.reclaim".into(),
-                Err(e) => format!("memory.reclaim (partial: {e})"),
+            let (req, r) = crate::cgroup::reclaim::write_reclaim(want, |req| {
+                std::fs::write(cg.dir().join("memory.reclaim"), req)
+            });
+            match r {
+                Ok(()) => format!("memory.reclaim {req:?}"),
+                Err(e) => format!("memory.reclaim {req:?} (partial: {e})"),
             }
         }
     }
@@ -878,7 +936,7 @@ fn write_timeline(path: &std::path::Path, samples: &[Sample]) -> std::io::Result
     for n in FIGURES {
         write!(f, ",{n}_bytes")?;
     }
-    writeln!(f)?;
+    writeln!(f, ",usage_interval_peak_bytes")?;
     for s in samples {
         write!(f, "{:.3}", s.seconds)?;
         for n in FIGURES {
@@ -887,7 +945,10 @@ fn write_timeline(path: &std::path::Path, samples: &[Sample]) -> std::io::Result
                 None => write!(f, ",")?,
             }
         }
-        writeln!(f)?;
+        match s.usage_interval_peak {
+            Some(v) => writeln!(f, ",{v}")?,
+            None => writeln!(f, ",")?,
+        }
     }
     f.flush()
 }
@@ -922,6 +983,7 @@ pub fn json(r: &RunResult) -> serde_json::Value {
         "max_rss_bytes": r.max_rss_bytes,
         "samples": r.samples,
         "interval_ms": r.interval_ms,
+        "interval_peak_source": r.interval_peak_source,
         "peak": peak,
         "peak_at_seconds": peak_at,
         "peak_source": peak_src,
@@ -985,8 +1047,8 @@ pub fn human(r: &RunResult, s: Style) -> String {
         render::bytes(Some(r.max_rss_bytes))
     ));
     o.push_str(&format!(
-        "samples:    {} every {} ms\n\n",
-        r.samples, r.interval_ms
+        "samples:    {} every {} ms; interval peaks: {}\n\n",
+        r.samples, r.interval_ms, r.interval_peak_source
     ));
     let rows: Vec<Vec<String>> = r
         .peaks
@@ -1094,5 +1156,27 @@ mod tests {
         assert_eq!((p.bytes, p.at_seconds), (Some(9), Some(0.2)));
         assert_eq!(t.peak_bytes("usage"), None);
         assert_eq!(t.samples, 3);
+    }
+
+    #[test]
+    fn interval_peaks_beat_samples() {
+        // A spike between two samples: memory.peak (reset at every sample) saw 50, the samples
+        // only 10 and 20.
+        let mut t = Tracker::new(false);
+        t.add(Sample {
+            seconds: 0.1,
+            usage: Some(10),
+            usage_interval_peak: Some(12),
+            ..Default::default()
+        });
+        t.add(Sample {
+            seconds: 0.2,
+            usage: Some(20),
+            usage_interval_peak: Some(50),
+            ..Default::default()
+        });
+        let p = &t.peaks.iter().find(|(n, _)| n == "usage").unwrap().1;
+        assert_eq!((p.bytes, p.at_seconds), (Some(50), Some(0.2)));
+        assert!(p.source.contains("reset at every sample"));
     }
 }

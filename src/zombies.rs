@@ -232,6 +232,8 @@ pub struct Reclaimed {
     pub file_after_bytes: Option<u64>,
     /// Set when the kernel could not reclaim everything.
     pub partial: Option<String>,
+    /// What was written to the file (v2: `BYTES swappiness=0` where the kernel takes it).
+    pub request: String,
 }
 
 /// What `--reclaim PATH` is about to do, checked before anything is written.
@@ -346,7 +348,7 @@ pub fn reclaim(root: &Root, h: &Hierarchy, path: &str) -> std::io::Result<Reclai
         }
     };
     let (ub, fb) = read_fig(root);
-    let out = crate::cgroup::reclaim::reclaim(root, h, path, ub.unwrap_or(0))?;
+    let (out, request) = crate::cgroup::reclaim::reclaim(root, h, path, ub.unwrap_or(0))?;
     let (ua, fa) = read_fig(root);
     Ok(Reclaimed {
         path: path.to_string(),
@@ -362,5 +364,6 @@ pub fn reclaim(root: &Root, h: &Hierarchy, path: &str) -> std::io::Result<Reclai
             crate::cgroup::reclaim::Outcome::Done => None,
             crate::cgroup::reclaim::Outcome::Partial(s) => Some(s),
         },
+        request,
     })
 }

@@ -10,7 +10,10 @@ fn show(cg: &memlens::cgroup::owned::OwnedCgroup) -> serde_json::Value {
     json(&["show", cg.path()])
 }
 
+/// lo ≤ v ≤ hi, widened by the kernel's memory.stat error (64 pages per CPU; 5.10 showed a
+/// 32 MiB file 8 pages short).
 fn in_range(what: &str, v: u64, lo: u64, hi: u64) {
+    let (lo, hi) = (lo.saturating_sub(stat_slack()), hi + stat_slack());
     assert!(
         v >= lo && v <= hi,
         "{what} = {v} ({} MiB), expected {} MiB ..= {} MiB",
@@ -93,7 +96,7 @@ fn file_read_twice_moves_from_inactive_to_active() {
     drop(w2);
     let _ = std::fs::remove_file(&f);
     assert!(
-        u(&r1, "breakdown.inactive_file_bytes") >= 30 * MIB,
+        u(&r1, "breakdown.inactive_file_bytes") + stat_slack() >= 30 * MIB,
         "read once: inactive {}",
         r1["breakdown"]
     );
@@ -102,8 +105,18 @@ fn file_read_twice_moves_from_inactive_to_active() {
         "read once: active {}",
         r1["breakdown"]
     );
+    if mglru() {
+        // Debian 6.12 runs the multi-generational LRU: a re-read raises the tier, not the
+        // generation, so the pages stay inactive (memlens::kernel::mglru_enabled).
+        assert!(
+            u(&r2, "breakdown.active_file_bytes") < 8 * MIB,
+            "read twice under MGLRU: active {}",
+            r2["breakdown"]
+        );
+        return;
+    }
     assert!(
-        u(&r2, "breakdown.active_file_bytes") >= 30 * MIB,
+        u(&r2, "breakdown.active_file_bytes") + stat_slack() >= 30 * MIB,
         "read twice: active {}",
         r2["breakdown"]
     );
@@ -119,10 +132,10 @@ fn dev_shm_file_is_shmem_counted_as_cache_and_not_reclaimable() {
     let r = show(&cg);
     in_range("shmem", u(&r, "breakdown.shmem_bytes"), 32 * MIB, 33 * MIB);
     assert!(
-        u(&r, "breakdown.file_bytes") >= 32 * MIB,
+        u(&r, "breakdown.file_bytes") + stat_slack() >= 32 * MIB,
         "shmem is counted in file/cache"
     );
-    assert!(u(&r, "views.cadvisor_cache_bytes") >= 32 * MIB);
+    assert!(u(&r, "views.cadvisor_cache_bytes") + stat_slack() >= 32 * MIB);
     assert!(u(&r, "breakdown.anon_bytes") < 8 * MIB);
     assert!(
         u(&r, "not_reclaimable_bytes") >= 32 * MIB,
@@ -149,9 +162,9 @@ fn shared_file_mmap_is_process_rssfile_and_cgroup_cache() {
         u(p, "rss_file_bytes") >= 31 * MIB, // per-CPU batched RSS counters (6.1+): a few pages short
         "mapped file pages are in the process's RssFile: {p}"
     );
-    assert!(u(&r, "breakdown.file_mapped_bytes") >= 32 * MIB);
+    assert!(u(&r, "breakdown.file_mapped_bytes") + stat_slack() >= 32 * MIB);
     assert!(
-        u(&r, "breakdown.file_bytes") >= 32 * MIB,
+        u(&r, "breakdown.file_bytes") + stat_slack() >= 32 * MIB,
         "and in the cgroup's cache"
     );
     assert!(u(&r, "breakdown.anon_bytes") < 8 * MIB, "not in anon/rss");
@@ -299,7 +312,7 @@ fn page_cache_is_reclaimed_at_the_limit_without_oom() {
     let w = Workload::start(&cg, &[&format!("write={}:48M", f.display()), "anon=40M"]);
     let r = show(&cg);
     assert!(u(&r, "usage_bytes") <= 64 * MIB);
-    assert!(u(&r, "breakdown.anon_bytes") >= 40 * MIB);
+    assert!(u(&r, "breakdown.anon_bytes") + stat_slack() >= 40 * MIB);
     assert!(
         u(&r, "breakdown.file_bytes") < 24 * MIB,
         "cache was reclaimed to make room: {}",
@@ -329,7 +342,7 @@ fn pid_target_and_ps_and_capture_roundtrip() {
     let from = json(&["show", cg.path(), "--from", &out.display().to_string()]);
     assert_eq!(from["cgroup"]["path"], cg.path());
     assert_eq!(from["processes"][0]["pid"].as_i64(), Some(w.pid() as i64));
-    assert!(u(&from, "breakdown.anon_bytes") >= 8 * MIB);
+    assert!(u(&from, "breakdown.anon_bytes") + stat_slack() >= 8 * MIB);
     let ov = json(&["--all", "--from", &out.display().to_string()]);
     assert!(
         ov["cgroups"]

@@ -500,6 +500,21 @@ fn removed_memcg_with_page_cache_becomes_dying_unless_reclaimed() {
         "removing a memcg that holds page cache left no dying memcg"
     );
 
+    if hier().version == memlens::model::Version::V2 && !release().at_least(5, 19) {
+        // No memory.reclaim before 5.19: --reclaim says so and writes nothing.
+        let cg = cgroup("zombie-rec");
+        Workload::start(&cg, &[&format!("write={}:16M", f.s())]).finish();
+        assert!(!cg.dir().join("memory.reclaim").exists());
+        let (code, _, err) = run(&["zombies", "--reclaim", cg.path()]);
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            err.contains("memory.reclaim")
+                && err.contains("5.19")
+                && err.contains("nothing was written"),
+            "{err}"
+        );
+        return;
+    }
     let mut held = false;
     for _ in 0..5 {
         let cg = cgroup("zombie-rec");
@@ -512,6 +527,20 @@ fn removed_memcg_with_page_cache_becomes_dying_unless_reclaimed() {
             u(rec, "usage_after_bytes") < MIB,
             "force_empty/memory.reclaim empties it: {r:#}"
         );
+        // The best request the kernel takes: v1 "0"; v2 "BYTES swappiness=0" where the kernel
+        // has the argument (Debian's 6.12 does), else plain BYTES after its EINVAL.
+        let req = rec["request"].as_str().unwrap_or_default();
+        eprintln!("memory.reclaim request on {:?}: {req:?}", release());
+        match hier().version {
+            memlens::model::Version::V1 => assert_eq!(req, "0", "{r:#}"),
+            memlens::model::Version::V2 if release().at_least(6, 12) => {
+                assert!(req.ends_with(" swappiness=0"), "{r:#}")
+            }
+            memlens::model::Version::V2 => assert!(
+                req.parse::<u64>().is_ok() || req.ends_with(" swappiness=0"),
+                "{r:#}"
+            ),
+        }
         let before = settled_dying();
         cg.remove().unwrap();
         // An emptied memcg is freed after an RCU grace period and the css release work:

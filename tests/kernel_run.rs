@@ -81,11 +81,28 @@ fn oom_kill_is_reported_as_such_with_137() {
     // memory.memsw.failcnt on the way to the OOM kill — observed, so not asserted there.)
     // Usage never went over the limit (the kernel's own high-water mark included).
     assert!(u(&v, "peak.usage_bytes") <= 64 * MIB, "{v}");
-    assert_eq!(
-        u(&v, "peak.usage_bytes"),
-        64 * MIB,
-        "the kernel's high-water mark: {v}"
-    );
+    let src = v["peak_source"]["usage"].as_str().unwrap_or_default();
+    if v["cgroup_version"] == 2 && !release().at_least(5, 19) {
+        // No memory.peak before 5.19: the peak is the highest sample, which can miss the
+        // last allocations before the kill.
+        assert!(
+            src.starts_with("highest of"),
+            "sampled on {:?}: {v}",
+            release()
+        );
+    } else {
+        assert_eq!(
+            u(&v, "peak.usage_bytes"),
+            64 * MIB,
+            "the kernel's high-water mark: {v}"
+        );
+        assert!(
+            src.contains("memory.peak")
+                || src.contains("max_usage_in_bytes")
+                || src.starts_with("highest"),
+            "{v}"
+        );
+    }
     // A 50 ms sample can miss the last allocations before the kill, so the recommendation
     // starts from the limit itself.
     assert!(
@@ -143,13 +160,19 @@ fn json_peaks_match_the_workload() {
     ]);
     assert_eq!(code, 0, "{v}");
     let anon = u(&v, "peak.anon_bytes");
-    assert!((64 * MIB..=72 * MIB).contains(&anon), "anon {anon}: {v}");
+    assert!(
+        (64 * MIB - stat_slack()..=72 * MIB).contains(&anon),
+        "anon {anon}: {v}"
+    );
     let shmem = u(&v, "peak.shmem_bytes");
-    assert!((16 * MIB..=17 * MIB).contains(&shmem), "shmem {shmem}: {v}");
+    assert!(
+        (16 * MIB - stat_slack()..=17 * MIB + stat_slack()).contains(&shmem),
+        "shmem {shmem}: {v}"
+    );
     assert!(u(&v, "peak.usage_bytes") >= 80 * MIB, "{v}");
     assert!(u(&v, "peak.working_set_bytes") >= 80 * MIB, "{v}");
     assert!(
-        u(&v, "peak.file_bytes") >= 16 * MIB,
+        u(&v, "peak.file_bytes") + stat_slack() >= 16 * MIB,
         "shmem is in file: {v}"
     );
     for k in ["kernel_bytes", "swap_bytes"] {
@@ -252,7 +275,10 @@ fn lingering_page_cache_is_reported_and_reclaim_before_exit_prevents_it() {
     let w = format!("write={}:16M", f.display());
     let (code, v) = run_json(&["--", &bin_s(), "__workload", &w, "exit"]);
     assert_eq!(code, 0);
-    assert!(u(&v, "cleanup.lingering_bytes") >= 16 * MIB, "{v}");
+    assert!(
+        u(&v, "cleanup.lingering_bytes") + stat_slack() >= 16 * MIB,
+        "{v}"
+    );
     assert!(
         v["cleanup"]["message"].as_str().unwrap().contains("dying"),
         "{v}"
@@ -268,7 +294,14 @@ fn lingering_page_cache_is_reported_and_reclaim_before_exit_prevents_it() {
     let _ = std::fs::remove_file(&f);
     assert_eq!(code, 0);
     assert!(v["cleanup"]["lingering_bytes"].is_null(), "{v}");
-    assert!(v["cleanup"]["reclaim"].is_string(), "{v}");
+    let how = v["cleanup"]["reclaim"].as_str().unwrap_or_default();
+    let want = match (v["cgroup_version"].as_u64(), release().at_least(5, 19)) {
+        (Some(1), _) => "memory.force_empty",
+        (_, true) => "memory.reclaim",
+        // 5.10 to 5.18: no memory.reclaim; our own memcg's memory.high is lowered instead.
+        (_, false) => "memory.high lowered to 0",
+    };
+    assert!(how.starts_with(want), "{want}: {v}");
 }
 
 #[test]
@@ -281,4 +314,49 @@ fn bad_options_are_explained() {
     let (code, _, err) = run(&["run", "--", "/no/such/command"]);
     assert_eq!(code, 127, "{err}");
     assert_no_leftover_run_cgroups();
+}
+
+/// memory.peak reset per file descriptor (6.12+): the timeline's last interval holds the
+/// workload's whole 32 MiB even though the sample after its exit sees almost nothing; older
+/// kernels and v1 say why they cannot.
+#[test]
+fn interval_peaks_from_a_resettable_memory_peak() {
+    let tl = std::env::temp_dir().join(format!("memlens-test-timeline-{}.csv", std::process::id()));
+    let tls = tl.display().to_string();
+    let (code, v) = run_json(&[
+        "--interval",
+        "5s",
+        "--timeline",
+        &tls,
+        "--",
+        &bin_s(),
+        "__workload",
+        "anon=32M",
+        "exit",
+    ]);
+    assert_eq!(code, 0, "{v}");
+    let csv = std::fs::read_to_string(&tl).unwrap_or_default();
+    let _ = std::fs::remove_file(&tl);
+    let src = v["interval_peak_source"].as_str().unwrap_or_default();
+    let header = csv.lines().next().unwrap_or_default();
+    assert!(header.ends_with(",usage_interval_peak_bytes"), "{header}");
+    let last: Vec<&str> = csv.lines().last().unwrap_or_default().split(',').collect();
+    let peak_col = last.last().copied().unwrap_or_default();
+    let v2 = v["cgroup_version"] == 2;
+    if v2 && release().at_least(6, 12) {
+        assert!(src.contains("exact"), "{v}");
+        let p: u64 = peak_col.parse().expect("interval peak in the timeline");
+        assert!(p >= 32 * MIB, "{csv}");
+        assert!(u(&v, "peak.usage_bytes") >= 32 * MIB, "{v}");
+    } else {
+        assert!(peak_col.is_empty(), "{csv}");
+        let why = if !v2 {
+            "cgroup v1"
+        } else if release().at_least(5, 19) {
+            "cannot be reset per file descriptor"
+        } else {
+            "memory.peak is missing"
+        };
+        assert!(src.contains(why), "{why}: {v}");
+    }
 }

@@ -10,6 +10,7 @@ pub mod handle;
 pub mod mount;
 pub mod owned;
 pub mod parse;
+pub mod peak;
 pub mod read;
 pub mod reclaim;
 pub mod walk;

@@ -5,7 +5,9 @@
 //! `Cgroup::problems`, and the rest of the cgroup is still read.
 
 use super::parse;
-use crate::model::{Cgroup, Events, Hierarchy, KeyValues, Limit, Limits, Usage, Version};
+use crate::model::{
+    Cgroup, Events, Hierarchy, HugetlbSize, KeyValues, Limit, Limits, Usage, Version,
+};
 use crate::sys::{DirFiles, ReadError, Root};
 use std::path::{Path, PathBuf};
 
@@ -167,6 +169,7 @@ pub fn read_cgroup(
     let mut events = Events::default();
     let stat = r.keyed("memory.stat");
     let (mut pressure, mut cgroup_stat, mut procs) = (None, None, None);
+    let mut hugetlb = Vec::new();
     match h.version {
         Version::V1 => {
             usage.current = r.number("memory.usage_in_bytes");
@@ -211,6 +214,25 @@ pub fn read_cgroup(
                 limits.low = r.number("memory.low");
                 limits.min = r.number("memory.min");
                 limits.swap_max = r.limit("memory.swap.max");
+                usage.zswap = r.number("memory.zswap.current");
+                limits.zswap_max = r.limit("memory.zswap.max");
+                limits.zswap_writeback = r.number("memory.zswap.writeback").map(|v| v == 1);
+                hugetlb = hugetlb_sizes(root)
+                    .into_iter()
+                    .filter_map(|size| {
+                        let current = r.number(&format!("hugetlb.{size}.current"));
+                        let max = r.limit(&format!("hugetlb.{size}.max"));
+                        let events_max = r
+                            .keyed(&format!("hugetlb.{size}.events"))
+                            .and_then(|e| e.get("max"));
+                        (current.is_some() || max.is_some()).then_some(HugetlbSize {
+                            size,
+                            current,
+                            max,
+                            events_max,
+                        })
+                    })
+                    .collect();
                 limits.oom_group = r.number("memory.oom.group").map(|v| v == 1);
                 events.events_local = r.keyed("memory.events.local");
                 events.swap_events = r.keyed("memory.swap.events");
@@ -245,6 +267,7 @@ pub fn read_cgroup(
         limits,
         usage,
         stat,
+        hugetlb,
         events,
         pressure,
         cgroup_stat,
@@ -337,6 +360,34 @@ pub fn drop_implausible(cg: &mut Cgroup, host: &crate::model::Host) {
         }
     }
     cg.problems.extend(problems);
+}
+
+/// The huge page sizes of this host as the hugetlb controller names them in its files
+/// (`/sys/kernel/mm/hugepages/hugepages-2048kB` -> `2MB`; mm/hugetlb_cgroup.c mem_fmt).
+fn hugetlb_sizes(root: &Root) -> Vec<String> {
+    let Ok(dirs) = root.subdirs(Path::new("/sys/kernel/mm/hugepages")) else {
+        return Vec::new();
+    };
+    let mut sizes: Vec<(u64, String)> = dirs
+        .iter()
+        .filter_map(|d| {
+            let kb: u64 = d
+                .strip_prefix("hugepages-")?
+                .strip_suffix("kB")?
+                .parse()
+                .ok()?;
+            let name = if kb >= 1 << 20 {
+                format!("{}GB", kb >> 20)
+            } else if kb >= 1 << 10 {
+                format!("{}MB", kb >> 10)
+            } else {
+                format!("{kb}KB")
+            };
+            Some((kb, name))
+        })
+        .collect();
+    sizes.sort();
+    sizes.into_iter().map(|(_, n)| n).collect()
 }
 
 /// `/a/b` form of a cgroup path (leading slash, no trailing slash, `/` for the root).

@@ -223,6 +223,8 @@ pub fn show(r: &Report, s: Style) -> String {
         let _ = writeln!(out, "{line}");
     }
 
+    offload(&mut out, r, s);
+
     let _ = writeln!(out, "\n{}", s.head("WHAT OTHER TOOLS SHOW"));
     let rows: Vec<Vec<String>> = r
         .tools
@@ -379,6 +381,67 @@ pub fn show(r: &Report, s: Style) -> String {
     }
     problems(&mut out, &r.problems(), s);
     out
+}
+
+/// Swap, zswap, THP and hugetlb (views::offload); rows the kernel lacks are left out, and
+/// the section is left out when nothing is there.
+fn offload(out: &mut String, r: &Report, s: Style) {
+    let o = &r.offload;
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut add = |name: &str, f: &Figure, show_zero: bool| {
+        if f.bytes.is_some_and(|b| b > 0 || show_zero) {
+            rows.push(fig_row(name, f));
+        }
+    };
+    let zswap_known = o.zswap.bytes.is_some();
+    add("swap", &o.swap, zswap_known);
+    add("zswap pool (compressed, charged)", &o.zswap, zswap_known);
+    add("zswapped (uncompressed)", &o.zswapped, zswap_known);
+    add("memory.zswap.current", &o.zswap_current, false);
+    add("memory.zswap.max", &o.zswap_max, true);
+    add("swap room", &o.swap_room, false);
+    add(
+        "headroom to OOM kill with swap",
+        &o.oom_headroom_with_swap,
+        false,
+    );
+    add("anon THP", &o.anon_thp, false);
+    add("file THP", &o.file_thp, false);
+    add("shmem THP", &o.shmem_thp, false);
+    add("secondary page tables", &o.sec_pagetables, false);
+    add("hugetlb (memory.stat)", &o.hugetlb, false);
+    add("hugetlb (controller)", &o.hugetlb_controller, false);
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n{}", s.head("SWAP, ZSWAP AND HUGE PAGES"));
+    out.push_str(&indent(&table(&["", "BYTES", "SOURCE"], &rows, &[2], s)));
+    if let Some(ratio) = o.compression_ratio {
+        let _ = writeln!(
+            out,
+            "  zswap compression ratio {ratio:.2} ({}): each page in zswap still costs 1/{ratio:.2} of a page, charged to this cgroup.",
+            o.compression_ratio_source
+        );
+    }
+    let ev: Vec<String> = o
+        .events
+        .iter()
+        .filter_map(|(k, v)| v.map(|n| format!("{k} {n}")))
+        .collect();
+    if !ev.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {}",
+            s.dim(&format!("memory.stat events: {}", ev.join(", ")))
+        );
+    }
+    if o.hugetlb_in_usage == Some(false) {
+        let _ = writeln!(
+            out,
+            "  {}",
+            s.warn("hugetlb pages are in use but not in memory.current: the hierarchy is not mounted with memory_hugetlb_accounting (6.6+), so usage does not add up to what the cgroup holds")
+        );
+    }
 }
 
 fn indent(t: &str) -> String {
@@ -628,9 +691,10 @@ pub fn reclaimed(r: &crate::zombies::Reclaimed, s: Style) -> String {
         ],
     ];
     let mut out = format!(
-        "{} {}: wrote {}; freed {freed}\n",
+        "{} {}: wrote {:?} to {}; freed {freed}\n",
         s.head("reclaimed"),
         term(&r.path),
+        r.request,
         r.file
     );
     out.push_str(&indent(&table(&["", "BEFORE", "AFTER"], &rows, &[], s)));

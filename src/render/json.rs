@@ -232,8 +232,59 @@ pub fn show(r: &Report) -> Value {
         "process_sums": r.sums,
         "reconcile": r.reconcile,
         "host": host(&r.host),
+        "offload": offload(r),
         "problems": r.problems(),
     })
+}
+
+/// Swap, zswap, THP and hugetlb (views::offload): `null` where the kernel lacks the counter.
+fn offload(r: &Report) -> Value {
+    let o = &r.offload;
+    let (mut vals, mut srcs) = figs(&[
+        ("zswap", &o.zswap),
+        ("zswapped", &o.zswapped),
+        ("zswap_current", &o.zswap_current),
+        ("zswap_max", &o.zswap_max),
+        ("swap", &o.swap),
+        ("swap_room", &o.swap_room),
+        ("oom_headroom_with_swap", &o.oom_headroom_with_swap),
+        ("anon_thp", &o.anon_thp),
+        ("file_thp", &o.file_thp),
+        ("shmem_thp", &o.shmem_thp),
+        ("sec_pagetables", &o.sec_pagetables),
+        ("hugetlb", &o.hugetlb),
+        ("hugetlb_controller", &o.hugetlb_controller),
+    ]);
+    vals.insert("compression_ratio".into(), json!(o.compression_ratio));
+    srcs.insert(
+        "compression_ratio".into(),
+        json!(o.compression_ratio_source),
+    );
+    vals.insert("zswap_writeback".into(), json!(o.zswap_writeback));
+    vals.insert("hugetlb_in_usage".into(), json!(o.hugetlb_in_usage));
+    vals.insert(
+        "events".into(),
+        Value::Object(
+            o.events
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect(),
+        ),
+    );
+    vals.insert(
+        "hugetlb_sizes".into(),
+        Value::Array(
+            r.cgroup
+                .hugetlb
+                .iter()
+                .map(|h| {
+                    json!({"size": h.size, "current_bytes": h.current, "max": lim(h.max), "events_max": h.events_max})
+                })
+                .collect(),
+        ),
+    );
+    vals.insert("sources".into(), Value::Object(srcs));
+    Value::Object(vals)
 }
 
 /// `memlens ps --json`.

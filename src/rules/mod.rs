@@ -5,6 +5,7 @@
 //! kernel does not provide, it says so in an `info` finding instead of guessing.
 
 mod content;
+mod kernel;
 mod limits;
 mod pressure;
 
@@ -152,6 +153,9 @@ const RULES: &[Rule] = &[
     content::rss_above_working_set,
     content::virt_not_rss,
     limits::memory_qos,
+    kernel::zswap_in_use,
+    kernel::hugetlb_unaccounted,
+    kernel::cgroup_v1,
 ];
 
 /// The ids of every rule (stable).
@@ -173,6 +177,9 @@ pub const IDS: &[&str] = &[
     "rss-above-working-set",
     "virt-not-rss",
     "memory-qos",
+    "zswap-in-use",
+    "hugetlb-unaccounted",
+    "cgroup-v1",
 ];
 
 /// Runs every rule on `r`; most severe first. `sample` enables the rate rules (thrashing).

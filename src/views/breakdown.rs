@@ -318,6 +318,7 @@ mod tests {
             cgroup_stat: None,
             procs: None,
             children: vec![],
+            hugetlb: vec![],
             problems: vec![],
         };
         let b = super::Breakdown::of(&cg);

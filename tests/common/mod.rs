@@ -326,3 +326,21 @@ pub fn vm_rss(pid: u32) -> u64 {
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
+
+/// The running kernel's release, for the expectations that differ across the VM matrix
+/// (tests/vm/run matrix: 5.10, 6.1, 6.12).
+pub fn release() -> memlens::kernel::Release {
+    memlens::kernel::Release::running().expect("/proc/sys/kernel/osrelease")
+}
+
+/// How far a memory.stat counter may lag on this kernel (memlens::kernel: 64 pages per CPU;
+/// seen 8 pages short on 5.10). memory.current is exact.
+pub fn stat_slack() -> u64 {
+    memlens::kernel::running_stat_error_bytes()
+}
+
+/// Whether the multi-generational LRU is on (Debian's 6.12 enables it): file pages read with
+/// read(2) then stay in the "inactive" generations however often they are read.
+pub fn mglru() -> bool {
+    memlens::kernel::mglru_enabled(&Root::live())
+}

@@ -1,15 +1,19 @@
 #!/bin/sh
 # Runs inside the VM after the tests (tests/vm/run packs it): read-only memlens invocations on
-# a real cgroup v2 kernel, with a known workload, kept as a fresh v2 capture for the parser
-# tests (tests/fixtures/captures/v2-debian-6.1, refreshed with MEMLENS_VM_UPDATE_FIXTURES=1).
+# a real kernel (cgroup v2, or v1 in a -v1 guest), with a known workload, kept as a fresh capture
+# for the parser tests (tests/fixtures/captures/v2-debian-6.1, refreshed with
+# MEMLENS_VM_UPDATE_FIXTURES=1).
 set -eu
 OUT=${MEMLENS_VM_OUT:-/tmp}/capture
 mkdir -p "$OUT"
-CG=/sys/fs/cgroup/memlens-test-capture
+CG=${CGROOT:-/sys/fs/cgroup}/memlens-test-capture
+KIND=${MEMLENS_VM_CGROUP:-v2}
 mkdir "$CG"
 cleanup() {
     exec 3>&-
-    for _ in 1 2 3 4 5 6 7 8 9 10; do
+    i=0
+    while [ $i -lt 40 ]; do
+        i=$((i + 1))
         kill -9 $(cat $CG/cgroup.procs 2>/dev/null) 2>/dev/null
         sleep 0.5
         rmdir $CG 2>/dev/null && break
@@ -32,5 +36,5 @@ memlens --all --color never >"$OUT/overview.txt"
 memlens show /memlens-test-capture --json >"$OUT/show.json"
 memlens show /memlens-test-capture --color never >"$OUT/show.txt"
 memlens ps /memlens-test-capture --json >"$OUT/ps.json"
-memlens capture /memlens-test-capture -o "$OUT/v2-capture.tar.gz"
+memlens capture /memlens-test-capture -o "$OUT/$KIND-capture.tar.gz"
 echo "capture written to $OUT"
