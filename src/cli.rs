@@ -79,6 +79,14 @@ struct Global {
     /// DIR and the host PID namespace): DIR/sys, DIR/proc, DIR/var/log/pods, ...
     #[arg(long, global = true, value_name = "DIR", conflicts_with = "from")]
     host_root: Option<PathBuf>,
+    /// Show a past moment from the flight recorder's store (`memlens record`): "3m ago",
+    /// 03:12 (local time), 2026-12-01T03:12:00Z. Works with the overview, show, ps, explain.
+    #[arg(long, global = true, value_name = "TIME", conflicts_with_all = ["from", "host_root"])]
+    at: Option<String>,
+    /// The flight recorder's store (default /var/lib/memlens as root, else
+    /// $XDG_STATE_HOME/memlens).
+    #[arg(long, global = true, value_name = "DIR")]
+    store: Option<PathBuf>,
     /// Colour: auto (on a terminal, unless NO_COLOR is set), always, never.
     #[arg(long, global = true, value_enum, default_value_t = ColorMode::Auto)]
     color: ColorMode,
@@ -284,12 +292,99 @@ enum Command {
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
     },
+    /// Record every memory cgroup into a bounded on-disk store (the flight recorder): every
+    /// memory file, the host's meminfo/PSI, the top processes, OOM kills. Hot cgroups (near
+    /// their limit, recent limit or memory.high events) are read every --fast-interval.
+    /// Until SIGINT/SIGTERM. Read it with `history`, `--at`, `oom show`, `plot`, `export`.
+    Record(RecordArgs),
+    /// The breakdown of one cgroup over time from the store: min/max/last per step, events
+    /// (OOM kills, limit hits, memory.high events, limit changes, processes started/gone),
+    /// and the growth rate of what cannot be reclaimed. Works for cgroups that are gone.
+    History {
+        /// cgroup path, container name or ID prefix, pod name (as recorded).
+        target: String,
+        /// Start: a span back from now (2h) or a TIME (as --at).
+        #[arg(long, default_value = "1h", value_name = "SPAN|TIME")]
+        since: String,
+        /// End: a TIME (default now).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Step (default: about 60 steps over the range).
+        #[arg(long, value_name = "SPAN")]
+        step: Option<String>,
+        /// CSV instead of a table.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+    },
     /// Internal: run a memory workload (used by the tests and `memlens lab`).
     #[command(name = "__workload", hide = true)]
     Workload {
         /// Steps.
         steps: Vec<String>,
     },
+}
+
+/// The flags of `memlens record` (also taken by `serve --record`).
+#[derive(Debug, Args, Clone)]
+struct RecordArgs {
+    /// How often an idle cgroup is read.
+    #[arg(long, default_value = "5s", value_parser = parse_interval)]
+    interval: std::time::Duration,
+    /// How often a hot cgroup is read (near its limit, or recent limit/memory.high events).
+    #[arg(long, default_value = "1s", value_parser = parse_interval)]
+    fast_interval: std::time::Duration,
+    /// Samples older than this are removed (except the windows around OOM kills).
+    #[arg(long, default_value = "7d", value_parser = span_ms)]
+    retention: i64,
+    /// The store is kept under this size (oldest samples removed first).
+    #[arg(long, default_value = "2G", value_parser = size)]
+    max_size: u64,
+    /// Hot when what cannot be reclaimed is within this percentage of the effective limit.
+    #[arg(long, default_value_t = 20.0)]
+    hot_headroom: f64,
+    /// Hot for this long after a limit hit or a memory.high event.
+    #[arg(long, default_value = "60s", value_parser = parse_interval)]
+    hot_for: std::time::Duration,
+    /// How often the top processes' PSS is read (smaps_rollup walks page tables).
+    #[arg(long, default_value = "60s", value_parser = parse_interval)]
+    pss_interval: std::time::Duration,
+    /// Processes kept per cgroup, largest RSS first.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// Time span of one compressed chunk.
+    #[arg(long, default_value = "10m", value_parser = span_ms, hide = true)]
+    chunk: i64,
+    /// Stop after this long (default: until SIGINT/SIGTERM).
+    #[arg(long = "for", value_name = "SPAN", value_parser = span_ms)]
+    run_for: Option<i64>,
+    /// Do not follow OOM kills (the benchmark).
+    #[arg(long, hide = true)]
+    no_oom: bool,
+}
+
+fn span_ms(s: &str) -> Result<i64, String> {
+    crate::history::parse_span(s)
+}
+
+fn record_options(a: &RecordArgs, g: &Global) -> crate::record::Options {
+    crate::record::Options {
+        store: g.store.clone().unwrap_or_else(crate::store::default_dir),
+        interval: a.interval,
+        fast_interval: a.fast_interval,
+        hot_headroom: (a.hot_headroom / 100.0).clamp(0.0, 1.0),
+        hot_for: a.hot_for,
+        pss_interval: a.pss_interval,
+        top: a.top,
+        limits: crate::store::Limits {
+            retention_ms: a.retention,
+            max_bytes: a.max_size,
+            chunk_ms: a.chunk.max(1000),
+        },
+        duration: a
+            .run_for
+            .map(|ms| std::time::Duration::from_millis(ms.max(0) as u64)),
+        oom: !a.no_oom,
+    }
 }
 
 /// Parses `5s`, `500ms`, `2m` or plain seconds.
@@ -365,6 +460,14 @@ fn style(g: &Global) -> Style {
 }
 
 fn open_root(g: &Global) -> Result<Root, Failure> {
+    if let Some(at) = &g.at {
+        let (root, problems) = crate::history::root_at(g.store.as_deref(), at)
+            .map_err(|e| Failure::new(exit::FAILURE, e))?;
+        for p in problems {
+            eprintln!("memlens: {p}");
+        }
+        return Ok(root);
+    }
     if let Some(d) = &g.host_root {
         if !d.is_dir() {
             return Err(Failure::new(
@@ -744,6 +847,50 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             let h = hierarchy(&root)?;
             crate::serve::run(root, h, crate::serve::ServeOptions { listen, interval })
                 .map_err(|e| Failure::new(exit::FAILURE, format!("serve on {listen}: {e}")))?;
+        }
+        Some(Command::Record(a)) => {
+            init_logging(LogFormat::Text);
+            if g.at.is_some() || g.from.is_some() {
+                return Err(Failure::new(
+                    exit::BAD_TARGET,
+                    "record reads the live system; it takes no --at or --from",
+                ));
+            }
+            let root = open_root(&g)?;
+            let h = hierarchy(&root)?;
+            let opts = record_options(&a, &g);
+            eprintln!(
+                "memlens: recording every memory cgroup into {} every {:?} ({:?} when hot). Ctrl-C to stop.",
+                opts.store.display(),
+                opts.interval,
+                opts.fast_interval
+            );
+            crate::record::run(root, h, opts).map_err(|e| Failure::new(exit::FAILURE, e))?;
+        }
+        Some(Command::History {
+            target,
+            since,
+            until,
+            step,
+            csv,
+        }) => {
+            let q = crate::history::Query {
+                target,
+                since,
+                until,
+                step,
+            };
+            let h = crate::history::history(g.store.as_deref(), &q)
+                .map_err(|e| Failure::new(e.0, e.1))?;
+            if csv {
+                emit(&render::history::csv(&h));
+            } else {
+                output(
+                    g.json,
+                    || serde_json::json!(h),
+                    || render::history::human(&h, st),
+                );
+            }
         }
         Some(Command::Workload { steps }) => {
             crate::workload::run(&steps).map_err(|e| Failure::new(exit::FAILURE, e))?;

@@ -271,6 +271,17 @@ impl Root {
         })
     }
 
+    /// Files held in memory, keyed by system path, read like a capture archive: a past
+    /// moment regenerated from the flight recorder's store (`--at`).
+    pub fn from_files(files: BTreeMap<PathBuf, Vec<u8>>) -> Self {
+        Root {
+            backing: Backing::Archive(files),
+            recorder: None,
+            failures: Mutex::new(BTreeMap::new()),
+            mountinfo: "/proc/self/mountinfo",
+        }
+    }
+
     /// Opens `--from` input: a directory or a `.tar.gz` archive.
     pub fn from_capture(path: &Path) -> io::Result<Self> {
         if path.is_dir() {
@@ -299,6 +310,22 @@ impl Root {
             .and_then(|r| r.lock().ok().map(|m| m.clone()))
             .unwrap_or_default();
         let failures = self.failures.lock().map(|m| m.clone()).unwrap_or_default();
+        (files, failures)
+    }
+
+    /// Takes the files recorded so far and the failed reads, and starts recording afresh
+    /// (the flight recorder stores each tick's reads on their own).
+    pub fn take_recorded(&self) -> (BTreeMap<PathBuf, Vec<u8>>, BTreeMap<PathBuf, String>) {
+        let files = self
+            .recorder
+            .as_ref()
+            .and_then(|r| r.lock().ok().map(|mut m| std::mem::take(&mut *m)))
+            .unwrap_or_default();
+        let failures = self
+            .failures
+            .lock()
+            .map(|mut m| std::mem::take(&mut *m))
+            .unwrap_or_default();
         (files, failures)
     }
 

@@ -1,0 +1,121 @@
+//! `memlens history` as a table or CSV (the model is [`crate::history::History`]).
+
+use super::{Style, bytes, table};
+use crate::history::History;
+
+fn last(step: &crate::history::Step, col: &str) -> Option<u64> {
+    step.values
+        .get(&format!("{col}_bytes"))
+        .and_then(|v| v["last"].as_u64())
+}
+
+fn range(step: &crate::history::Step, col: &str) -> String {
+    let v = step.values.get(&format!("{col}_bytes"));
+    let g = |k: &str| v.and_then(|v| v[k].as_u64());
+    match (g("min"), g("max")) {
+        (Some(a), Some(b)) if a != b => format!("{}–{}", bytes(Some(a)), bytes(Some(b))),
+        (Some(a), _) => bytes(Some(a)),
+        _ => "n/a".into(),
+    }
+}
+
+/// Eight columns of the breakdown (last value per step), usage's min–max, and the events
+/// of each step under it.
+pub fn human(h: &History, st: Style) -> String {
+    let mut out = format!(
+        "{}\n{} to {}, step {}s, {} samples{}\n",
+        st.head(&format!("history of {}", h.path)),
+        h.since,
+        h.until,
+        h.step_seconds,
+        h.samples,
+        match &h.removed_at {
+            Some(t) => format!(" (removed at {t})"),
+            None => String::new(),
+        }
+    );
+    let cols = [
+        "usage",
+        "working_set",
+        "anon",
+        "active_file",
+        "inactive_file",
+        "shmem",
+        "kernel",
+        "swap",
+        "not_reclaimable",
+        "limit",
+    ];
+    let mut header = vec!["step (UTC)", "usage min–max"];
+    header.extend(cols.iter().copied());
+    let mut rows = Vec::new();
+    for (i, s) in h.steps.iter().enumerate() {
+        let end = h.steps.get(i + 1).map_or(i64::MAX, |n| n.start_ms);
+        let time = s.start.get(11..19).unwrap_or(&s.start).to_string();
+        let mut r = vec![time];
+        if s.samples == 0 {
+            r.push("not recorded".into());
+            r.extend(cols.iter().map(|_| String::new()));
+        } else {
+            r.push(range(s, "usage"));
+            r.extend(cols.iter().map(|c| bytes(last(s, c))));
+        }
+        rows.push(r);
+        for e in h.events.iter().filter(|e| e.t >= s.start_ms && e.t < end) {
+            let mut r = vec![
+                format!("  {}", e.at.get(11..19).unwrap_or(&e.at)),
+                st.warn(&format!("{}: {}", e.kind, e.detail)),
+            ];
+            r.extend(cols.iter().map(|_| String::new()));
+            rows.push(r);
+        }
+    }
+    out.push_str(&table(&header, &rows, &[0, 1], st));
+    if let Some(g) = &h.not_reclaimable_growth {
+        out.push_str(&format!(
+            "not reclaimable (anon + shmem + unreclaimable kernel) grows at {:+.2} MiB/min (least squares over {} samples, R² {:.2}{})\n",
+            g.mib_per_minute,
+            g.fit.n,
+            g.fit.r2,
+            if g.trusted { "" } else { "; not a steady trend" }
+        ));
+    }
+    for p in &h.problems {
+        out.push_str(&st.warn(&format!("problem: {p}\n")));
+    }
+    out
+}
+
+/// One line per step: start, samples, then min,max,last of every column (bytes; empty when
+/// unavailable or not recorded); events follow as `# event,TIME,KIND,DETAIL` lines.
+pub fn csv(h: &History) -> String {
+    let mut out = String::from("start,samples");
+    for c in &h.columns {
+        for k in ["min", "max", "last"] {
+            out.push_str(&format!(",{c}_{k}_bytes"));
+        }
+    }
+    out.push('\n');
+    for s in &h.steps {
+        out.push_str(&format!("{},{}", s.start, s.samples));
+        for c in &h.columns {
+            let v = s.values.get(&format!("{c}_bytes"));
+            for k in ["min", "max", "last"] {
+                out.push(',');
+                if let Some(x) = v.and_then(|v| v[k].as_u64()) {
+                    out.push_str(&x.to_string());
+                }
+            }
+        }
+        out.push('\n');
+    }
+    for e in &h.events {
+        out.push_str(&format!(
+            "# event,{},{},\"{}\"\n",
+            e.at,
+            e.kind,
+            e.detail.replace('"', "'")
+        ));
+    }
+    out
+}
