@@ -850,10 +850,10 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         }
         Some(Command::Record(a)) => {
             init_logging(LogFormat::Text);
-            if g.at.is_some() || g.from.is_some() {
+            if g.at.is_some() {
                 return Err(Failure::new(
                     exit::BAD_TARGET,
-                    "record reads the live system; it takes no --at or --from",
+                    "record reads the live system (or a capture with --from); it takes no --at",
                 ));
             }
             let root = open_root(&g)?;

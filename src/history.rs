@@ -814,6 +814,11 @@ pub fn history(dir: Option<&Path>, q: &Query) -> Result<History, (i32, String)> 
     if until <= since {
         return Err(bad("--until must be after --since".into()));
     }
+    // Nothing before the first sample: start there (the table would be "not recorded").
+    let since = match r.range().map_err(|e| fail(e.to_string()))? {
+        Some((lo, _)) if lo > since => lo,
+        _ => since,
+    };
     let step = match &q.step {
         Some(s) => parse_span(s).map_err(bad)?.max(1),
         None => ((until - since) / 60).max(1000),

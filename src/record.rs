@@ -113,11 +113,14 @@ pub struct Recorder {
     tree: Tree,
     state: HashMap<String, State>,
     known: HashSet<String>,
+    identities: HashMap<String, serde_json::Value>,
     last_pss: Option<Instant>,
     last_names: Option<Instant>,
     follower: Option<crate::oom::follow::Follower>,
     /// Ticks written.
     pub ticks: u64,
+    /// MEMLENS_RECORD_TRACE: print each committed tick's time on stderr (tests).
+    trace: bool,
 }
 
 impl Recorder {
@@ -159,10 +162,12 @@ impl Recorder {
             tree: Tree::new(),
             state: HashMap::new(),
             known: HashSet::new(),
+            identities: HashMap::new(),
             last_pss: None,
             last_names: None,
             follower,
             ticks: 0,
+            trace: std::env::var_os("MEMLENS_RECORD_TRACE").is_some(),
         })
     }
 
@@ -366,7 +371,25 @@ impl Recorder {
                 .is_none_or(|l| now.duration_since(l) >= Duration::from_secs(60));
         if names_due {
             self.last_names = Some(now);
-            let _ = NodeNames::load(&self.root, ids.iter().map(String::as_str));
+            let names = NodeNames::load(&self.root, ids.iter().map(String::as_str));
+            // The identity (runtime, ID, pod, names) whenever it changes, so `history` finds a
+            // container by name after it is gone.
+            for p in &paths {
+                let id = Identity::named(p, &names);
+                if id.runtime.is_none() && id.pod_uid.is_none() && id.unit.is_none() {
+                    continue;
+                }
+                let v = serde_json::to_value(&id).unwrap_or_default();
+                if self.identities.get(p) != Some(&v) {
+                    self.identities.insert(p.clone(), v.clone());
+                    events.push(Event {
+                        t,
+                        kind: "identity".into(),
+                        cgroup: Some(p.clone()),
+                        data: v,
+                    });
+                }
+            }
         }
         drop(host);
         let (files, failures) = self.root.take_recorded();
@@ -389,6 +412,10 @@ impl Recorder {
         self.writer
             .write(t, &present, &absent, &events)
             .map_err(|e| e.to_string())?;
+        if self.trace {
+            // The crash test's evidence: this tick is committed.
+            eprintln!("memlens-record: committed {t}");
+        }
         self.ticks += 1;
         Ok(())
     }
