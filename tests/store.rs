@@ -222,7 +222,7 @@ fn at_renders_the_recorded_moment_like_the_live_command() {
     let t: i64 = err
         .lines()
         .filter_map(|l| l.strip_prefix("memlens-record: committed "))
-        .last()
+        .next_back()
         .and_then(|t| t.parse().ok())
         .expect("a committed tick");
     let at = format!("@{}.{:03}", t / 1000, t % 1000);
