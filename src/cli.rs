@@ -143,6 +143,10 @@ enum OomAction {
     Show {
         /// Its number in `memlens oom`.
         n: usize,
+        /// Write the recorded moment of the kill (from the store) as a capture bundle that
+        /// `--from` reads, with the window's samples in memlens-history.json.
+        #[arg(long, value_name = "FILE.tar.gz")]
+        capture: Option<PathBuf>,
     },
 }
 
@@ -530,6 +534,22 @@ fn follow_ooms(
     }
 }
 
+/// The forecast rule, when a store holds this cgroup's recent samples (at `--at`, or now).
+fn forecast_finding(g: &Global, r: &report::Report) -> Option<crate::rules::Finding> {
+    if g.from.is_some() {
+        return None;
+    }
+    let reader = crate::history::open_store(g.store.as_deref()).ok()?;
+    let h = crate::history::recorded_hierarchy(&reader).ok()?;
+    let now = crate::store::now_ms();
+    let at = match &g.at {
+        Some(a) => crate::history::parse_time(a, now).ok()?,
+        None => now,
+    };
+    let f = crate::trend::forecast(&reader, &h, &r.cgroup.path, at);
+    crate::rules::forecast::oom_forecast(r, f.as_ref())
+}
+
 fn hierarchy(root: &Root) -> Result<Hierarchy, Failure> {
     report::hierarchy(root).map_err(|e| Failure::new(exit::FAILURE, e))
 }
@@ -599,7 +619,8 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             let h = hierarchy(&root)?;
             let path = target::resolve(&root, &h, &target)?;
             let r = build(&root, &h, &path, descendants)?;
-            let findings = crate::rules::evaluate(&r, None);
+            let mut findings = crate::rules::evaluate(&r, None);
+            findings.extend(forecast_finding(&g, &r));
             if g.json {
                 let mut v = render::json::show(&r);
                 v["findings"] = serde_json::json!(findings);
@@ -634,13 +655,14 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 }
                 None => (build(&root, &h, &path, descendants)?, None),
             };
-            let findings = crate::rules::evaluate(
+            let mut findings = crate::rules::evaluate(
                 &r,
                 earlier.as_ref().map(|(e, secs)| crate::rules::Sample {
                     earlier: e,
                     seconds: *secs,
                 }),
             );
+            findings.extend(forecast_finding(&g, &r));
             if g.json {
                 emit_json(
                     &serde_json::json!({"target": {"given": target, "path": r.cgroup.path, "version": r.cgroup.version.number()}, "findings": findings}),
@@ -709,17 +731,35 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                         || render::human::oom_list(&all, st),
                     );
                 }
-                Some(OomAction::Show { n }) => {
+                Some(OomAction::Show { n, capture }) => {
                     let Some(pm) = all.iter().find(|p| p.number == n) else {
                         return Err(Failure::new(
                             exit::BAD_TARGET,
                             format!("no OOM kill number {n} (the log holds {})", all.len()),
                         ));
                     };
+                    // With a store: the killed cgroup's last minutes and their verdict.
+                    let trend = crate::trend::for_kill(g.store.as_deref(), pm);
+                    if let Some(out) = &capture {
+                        let msg = crate::trend::capture_kill(g.store.as_deref(), pm, out)
+                            .map_err(|e| Failure::new(exit::FAILURE, e))?;
+                        eprintln!("memlens: {msg}");
+                    }
                     output(
                         g.json,
-                        || serde_json::json!(pm),
-                        || render::human::oom_show(pm, st),
+                        || {
+                            let mut v = serde_json::json!(pm);
+                            v["history"] = match &trend {
+                                Ok(t) => serde_json::json!(t),
+                                Err(e) => serde_json::json!({"unavailable": e}),
+                            };
+                            v
+                        },
+                        || {
+                            let mut s = render::human::oom_show(pm, st);
+                            s.push_str(&render::history::oom_trend(&trend, st));
+                            s
+                        },
                     );
                 }
             }

@@ -924,3 +924,53 @@ pub fn history(dir: Option<&Path>, q: &Query) -> Result<History, (i32, String)> 
         problems,
     })
 }
+
+/// Writes a recorded moment as a capture bundle (the layout of `memlens capture`), with
+/// `extra` as `memlens-history.json`.
+pub fn write_capture(
+    m: &Moment,
+    out: &Path,
+    label: &str,
+    extra: &serde_json::Value,
+) -> std::io::Result<()> {
+    let secs = (m.t / 1000).max(0) as u64;
+    let kernel = m
+        .files
+        .get(Path::new("/proc/sys/kernel/osrelease"))
+        .map(|b| String::from_utf8_lossy(b).trim().to_string());
+    let meta = serde_json::json!({
+        "format": 1,
+        "memlens_version": env!("CARGO_PKG_VERSION"),
+        "kernel": kernel,
+        "captured_at_unix": secs,
+        "target": label,
+        "files": m.files.len(),
+        "source": "memlens record store",
+        "unreadable": {},
+    });
+    let f = std::fs::File::create(out)?;
+    let gz = flate2::write::GzEncoder::new(f, flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    let mut add = |name: &str, data: &[u8]| -> std::io::Result<()> {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(secs);
+        h.set_cksum();
+        tar.append_data(&mut h, name, data)
+    };
+    add(
+        crate::sys::CAPTURE_META,
+        &serde_json::to_vec_pretty(&meta).map_err(std::io::Error::other)?,
+    )?;
+    add(
+        "memlens-history.json",
+        &serde_json::to_vec_pretty(extra).map_err(std::io::Error::other)?,
+    )?;
+    for (p, data) in &m.files {
+        let rel = p.strip_prefix("/").unwrap_or(p);
+        add(&rel.to_string_lossy(), data)?;
+    }
+    tar.into_inner()?.finish()?;
+    Ok(())
+}

@@ -29,6 +29,7 @@ pub mod serve;
 pub mod store;
 pub mod sys;
 pub mod target;
+pub mod trend;
 pub mod views;
 pub mod workload;
 pub mod zombies;

@@ -119,3 +119,77 @@ pub fn csv(h: &History) -> String {
     }
     out
 }
+
+/// A sparkline of byte values (`▁▂▃▄▅▆▇█`, space where not recorded), scaled min..max.
+pub fn sparkline(v: &[Option<u64>]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let vals: Vec<u64> = v.iter().flatten().copied().collect();
+    let (Some(lo), Some(hi)) = (vals.iter().min(), vals.iter().max()) else {
+        return String::new();
+    };
+    v.iter()
+        .map(|x| match x {
+            None => ' ',
+            Some(x) if hi == lo => BARS[3],
+            Some(x) => BARS[(((x - lo) as f64 / (hi - lo) as f64) * 7.0).round() as usize],
+        })
+        .collect()
+}
+
+/// The killed cgroup's recorded minutes under `oom show N` (or why there are none).
+pub fn oom_trend(t: &Result<crate::trend::OomTrend, String>, st: Style) -> String {
+    let t = match t {
+        Ok(t) => t,
+        Err(e) => return st.dim(&format!("\nrecorded history: {e}\n")),
+    };
+    let mut out = format!(
+        "\n{}\n",
+        st.head(&format!(
+            "recorded history of {} (10 min before the kill at {}, {} samples)",
+            t.cgroup, t.killed_at, t.samples
+        ))
+    );
+    let nr: Vec<u64> = t.spark.iter().flatten().copied().collect();
+    out.push_str(&format!(
+        "not reclaimable {} {} → {}\n",
+        sparkline(&t.spark),
+        bytes(nr.first().copied()),
+        bytes(nr.last().copied())
+    ));
+    let rows: Vec<Vec<String>> = t
+        .table
+        .iter()
+        .map(|r| {
+            vec![
+                r.at.get(11..19).unwrap_or(&r.at).to_string(),
+                bytes(r.usage_bytes),
+                bytes(r.anon_bytes),
+                bytes(r.file_bytes),
+                bytes(r.shmem_bytes),
+                bytes(r.kernel_bytes),
+                bytes(r.not_reclaimable_bytes),
+                bytes(r.limit_bytes),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "time (UTC)",
+            "usage",
+            "anon",
+            "file",
+            "shmem",
+            "kernel",
+            "not reclaimable",
+            "limit",
+        ],
+        &rows,
+        &[0],
+        st,
+    ));
+    out.push_str(&format!("trend: {} ({})\n", t.verdict.text, t.verdict.id));
+    for p in &t.problems {
+        out.push_str(&st.warn(&format!("problem: {p}\n")));
+    }
+    out
+}
