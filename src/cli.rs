@@ -295,6 +295,19 @@ enum Command {
         /// Log format on stderr (RUST_LOG sets the level; default info).
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
+        /// Also run the flight recorder (`memlens record` with its defaults, into --store),
+        /// and export memlens_oom_forecast_seconds from it.
+        #[arg(long)]
+        record: bool,
+        /// With --record: how often an idle cgroup is recorded.
+        #[arg(long, default_value = "5s", value_parser = parse_interval, requires = "record")]
+        record_interval: std::time::Duration,
+        /// With --record: the store's retention.
+        #[arg(long, default_value = "7d", value_parser = span_ms, requires = "record")]
+        retention: i64,
+        /// With --record: the store's size cap.
+        #[arg(long, default_value = "2G", value_parser = size, requires = "record")]
+        max_size: u64,
     },
     /// Record every memory cgroup into a bounded on-disk store (the flight recorder): every
     /// memory file, the host's meminfo/PSI, the top processes, OOM kills. Hot cgroups (near
@@ -319,6 +332,22 @@ enum Command {
         /// CSV instead of a table.
         #[arg(long, conflicts_with = "json")]
         csv: bool,
+    },
+    /// Write recorded history for Prometheus: OpenMetrics text on stdout, for
+    /// `promtool tsdb create-blocks-from openmetrics FILE DIR` (the same metric names as
+    /// `serve`, one sample per recorded moment).
+    Export {
+        /// Cgroups to export (as for `history`); default every recorded cgroup.
+        targets: Vec<String>,
+        /// Start: a span back from now (2h) or a TIME.
+        #[arg(long, default_value = "1h", value_name = "SPAN|TIME")]
+        since: String,
+        /// End: a TIME (default now).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Output format.
+        #[arg(long, default_value = "openmetrics", value_parser = ["openmetrics"])]
+        format: String,
     },
     /// Internal: run a memory workload (used by the tests and `memlens lab`).
     #[command(name = "__workload", hide = true)]
@@ -366,6 +395,18 @@ struct RecordArgs {
     no_oom: bool,
 }
 
+impl RecordArgs {
+    /// The defaults of `memlens record` (for `serve --record`).
+    fn parse_defaults() -> Self {
+        #[derive(Parser)]
+        struct P {
+            #[command(flatten)]
+            a: RecordArgs,
+        }
+        P::parse_from(["memlens"]).a
+    }
+}
+
 fn span_ms(s: &str) -> Result<i64, String> {
     crate::history::parse_span(s)
 }
@@ -388,6 +429,7 @@ fn record_options(a: &RecordArgs, g: &Global) -> crate::record::Options {
             .run_for
             .map(|ms| std::time::Duration::from_millis(ms.max(0) as u64)),
         oom: !a.no_oom,
+        signals: true,
     }
 }
 
@@ -881,10 +923,35 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             listen,
             interval,
             log_format,
+            record,
+            record_interval,
+            retention,
+            max_size,
         }) => {
             init_logging(log_format);
             let root = open_root(&g)?;
             let h = hierarchy(&root)?;
+            if record {
+                // One node agent does both: the recorder on its own thread, its own Root.
+                let mut a = RecordArgs::parse_defaults();
+                a.interval = record_interval;
+                a.retention = retention;
+                a.max_size = max_size;
+                let mut opts = record_options(&a, &g);
+                opts.signals = false;
+                crate::trend::set_serve_store(opts.store.clone());
+                let rroot = open_root(&g)?;
+                let mut rec = crate::record::Recorder::new(rroot, h.clone(), opts)
+                    .map_err(|e| Failure::new(exit::FAILURE, e))?;
+                std::thread::Builder::new()
+                    .name("memlens-record".into())
+                    .spawn(move || {
+                        if let Err(e) = rec.run() {
+                            tracing::error!("recorder stopped: {e}");
+                        }
+                    })
+                    .map_err(|e| Failure::new(exit::FAILURE, e))?;
+            }
             crate::serve::run(root, h, crate::serve::ServeOptions { listen, interval })
                 .map_err(|e| Failure::new(exit::FAILURE, format!("serve on {listen}: {e}")))?;
         }
@@ -931,6 +998,19 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     || render::history::human(&h, st),
                 );
             }
+        }
+        Some(Command::Export {
+            targets,
+            since,
+            until,
+            format: _,
+        }) => {
+            let e = crate::history::export(g.store.as_deref(), &since, until.as_deref(), &targets)
+                .map_err(|e| Failure::new(e.0, e.1))?;
+            for p in &e.problems {
+                eprintln!("memlens: {p}");
+            }
+            emit(&render::history::openmetrics(&e));
         }
         Some(Command::Workload { steps }) => {
             crate::workload::run(&steps).map_err(|e| Failure::new(exit::FAILURE, e))?;

@@ -974,3 +974,70 @@ pub fn write_capture(
     tar.into_inner()?.finish()?;
     Ok(())
 }
+
+/// Every recorded cgroup's points in `[since, until]`, with its identity (as recorded):
+/// what `memlens export` writes.
+pub struct Export {
+    /// (cgroup path, identity, points), by path.
+    pub series: Vec<(String, crate::identity::Identity, Vec<Point>)>,
+    /// Damaged chunks skipped.
+    pub problems: Vec<String>,
+}
+
+/// Reads every recorded cgroup (or those matching `targets`) for `memlens export`.
+pub fn export(
+    dir: Option<&Path>,
+    since: &str,
+    until: Option<&str>,
+    targets: &[String],
+) -> Result<Export, (i32, String)> {
+    let fail = |e: String| (crate::cli::exit::FAILURE, e);
+    let bad = |e: String| (crate::cli::exit::BAD_TARGET, e);
+    let r = open_store(dir).map_err(|e| fail(e.to_string()))?;
+    let h = recorded_hierarchy(&r).map_err(fail)?;
+    let now = crate::store::now_ms();
+    let since = parse_since(since, now).map_err(bad)?;
+    let until = match until {
+        Some(u) => parse_time(u, now).map_err(bad)?,
+        None => now,
+    };
+    let paths = if targets.is_empty() {
+        recorded_cgroups(&r, &h)
+    } else {
+        targets
+            .iter()
+            .map(|t| resolve(&r, &h, t))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let names: BTreeMap<String, crate::identity::Identity> = BTreeMap::new();
+    let idents: BTreeMap<String, serde_json::Value> = r
+        .events(i64::MIN, i64::MAX)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.kind == "identity")
+        .filter_map(|e| Some((e.cgroup?, e.data)))
+        .collect();
+    let _ = names;
+    let mut series = Vec::new();
+    let mut problems = Vec::new();
+    for p in paths {
+        let (pts, pr) = points(&r, &h, &p, since, until).map_err(fail)?;
+        problems.extend(pr);
+        if pts.is_empty() {
+            continue;
+        }
+        let mut id = crate::identity::Identity::from_path(&p);
+        if let Some(v) = idents.get(&p) {
+            let s = |k: &str| v["names"][k].as_str().map(str::to_string);
+            id.names = crate::identity::Names {
+                namespace: s("namespace"),
+                pod: s("pod"),
+                container: s("container"),
+                image: s("image"),
+                runtime_name: s("runtime_name"),
+            };
+        }
+        series.push((p, id, pts));
+    }
+    Ok(Export { series, problems })
+}

@@ -260,6 +260,7 @@ pub const MEMINFO_FIELDS: &[&str] = &[
 pub fn family_names() -> Vec<&'static str> {
     let mut v: Vec<&'static str> = CGROUP_DEFS.iter().map(|d| d.0).collect();
     v.extend(HOST_NAMES);
+    v.push(crate::trend::FORECAST_METRIC);
     v
 }
 

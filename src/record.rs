@@ -46,6 +46,9 @@ pub struct Options {
     pub duration: Option<Duration>,
     /// Follow OOM kills (off in the benchmark).
     pub oom: bool,
+    /// Stop on SIGINT/SIGTERM (off inside `serve --record`, whose process owns them; the
+    /// store is crash-safe, so a killed agent loses at most the tick being written).
+    pub signals: bool,
 }
 
 /// How long before and after an OOM kill its cgroup's samples are kept past retention.
@@ -174,10 +177,12 @@ impl Recorder {
     /// Records until stopped (signal, [`request_stop`] or `duration`); the open chunks are
     /// written on the way out.
     pub fn run(&mut self) -> Result<(), String> {
-        // SAFETY: the handler only stores to an atomic.
-        unsafe {
-            libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-            libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        if self.opts.signals {
+            // SAFETY: the handler only stores to an atomic.
+            unsafe {
+                libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+                libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+            }
         }
         let start = Instant::now();
         let tick = self.opts.fast_interval.min(self.opts.interval);

@@ -123,7 +123,8 @@ impl State {
 }
 
 fn collect(root: &Root, h: &Hierarchy, tree: &mut Tree) -> Rendered {
-    let snap = metrics::collect_tree(root, h, tree);
+    let mut snap = metrics::collect_tree(root, h, tree);
+    crate::trend::add_forecast_family(&mut snap, h);
     tracing::debug!(
         cgroups = snap.overview.rows.len(),
         duration_ms = snap.duration.as_secs_f64() * 1e3,

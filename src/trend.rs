@@ -421,3 +421,46 @@ pub fn capture_kill(
         out.display()
     ))
 }
+
+/// The store `serve --record` writes, for the `memlens_oom_forecast_seconds` metric.
+static SERVE_STORE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Sets the store the exporter's forecast metric reads (`serve --record`).
+pub fn set_serve_store(dir: std::path::PathBuf) {
+    let _ = SERVE_STORE.set(dir);
+}
+
+/// The name of the forecast metric family.
+pub const FORECAST_METRIC: &str = "memlens_oom_forecast_seconds";
+
+/// Adds `memlens_oom_forecast_seconds` to an exporter snapshot, for the cgroups with a limit
+/// whose non-reclaimable memory the store shows growing along a trusted fit (the forecast
+/// rule's criterion); nothing without `serve --record`. Only cgroups above half their limit
+/// are fitted, so the cost stays a few chunk reads per collection.
+pub fn add_forecast_family(snap: &mut crate::metrics::Snapshot, h: &Hierarchy) {
+    let Some(dir) = SERVE_STORE.get() else {
+        return;
+    };
+    let Ok(r) = Reader::open(dir) else {
+        return;
+    };
+    let now = crate::store::now_ms();
+    let mut samples = Vec::new();
+    for row in &snap.overview.rows {
+        if row.percent_of_limit.is_none_or(|p| p < 50.0) {
+            continue;
+        }
+        if let Some(f) = forecast(&r, h, &row.path, now) {
+            samples.push(crate::metrics::Sample {
+                labels: crate::metrics::labels(&row.path, &row.identity),
+                value: crate::metrics::Value::Float(f.seconds),
+            });
+        }
+    }
+    snap.families.push(crate::metrics::Family {
+        name: FORECAST_METRIC,
+        help: "Seconds until the cgroup's non-reclaimable memory (anon + shmem + unreclaimable kernel) reaches its effective limit at the rate recorded by `serve --record`: a least-squares line over the longest window (20 s to 10 min) with R^2 >= 0.9, >= 10 samples and no drop above 10% of the rise; absent when no fit is that good (a sawtooth).",
+        kind: crate::metrics::Kind::Gauge,
+        samples,
+    });
+}

@@ -240,6 +240,40 @@ fn at_renders_the_recorded_moment_like_the_live_command() {
             assert!(a == b, "{cmd} {path} differs:\n{a:#}\n{b:#}");
         }
     }
+    // export: OpenMetrics that Debian's promtool turns into TSDB blocks, every sample kept.
+    let (code, om, err) = common::run(&["--store", st_s, "export", "--since", "100000d"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(om.ends_with("# EOF\n"));
+    let samples = om.lines().filter(|l| !l.starts_with('#')).count();
+    assert!(samples > 0);
+    let omf = d.path().join("h.om");
+    std::fs::write(&omf, &om).unwrap();
+    match std::process::Command::new("promtool")
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&omf)
+        .arg(d.path().join("blocks"))
+        .output()
+    {
+        Ok(o) => {
+            let text = String::from_utf8_lossy(&o.stdout);
+            assert!(
+                o.status.success(),
+                "promtool: {text}{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            // The block table's NUM SAMPLES column: every sample went in.
+            let n: usize = text
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split_whitespace().nth(4)?.parse::<usize>().ok())
+                .sum();
+            assert_eq!(n, samples, "{text}");
+        }
+        Err(e) if !common::in_ci() => {
+            eprintln!("SKIPPED promtool check: {e} (apt-get install prometheus)")
+        }
+        Err(e) => panic!("promtool: {e}"),
+    }
     // Outside the recorded range: "not recorded", never zeros.
     let (code, _, err) = common::run(&["--store", st_s, "--at", "2001-01-01T00:00:00Z", "--all"]);
     assert_eq!(code, 1);

@@ -193,3 +193,49 @@ pub fn oom_trend(t: &Result<crate::trend::OomTrend, String>, st: Style) -> Strin
     }
     out
 }
+
+/// The exporter's name for each history column (the same families as `serve`, so recorded
+/// history and live scrapes join in Prometheus).
+fn om_name(col: &str) -> String {
+    format!("memlens_memory_{col}_bytes")
+}
+
+fn om_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// OpenMetrics 1.0 text of recorded history, for `promtool tsdb create-blocks-from
+/// openmetrics`: one gauge family per column, each series' samples in time order with
+/// timestamps in seconds, `# EOF` at the end. Hand-written: prometheus-client encodes a
+/// registry's current values, not samples with their own timestamps.
+pub fn openmetrics(e: &crate::history::Export) -> String {
+    let mut out = String::new();
+    for (k, col) in crate::history::COLUMNS.iter().enumerate() {
+        let name = om_name(col);
+        out.push_str(&format!("# TYPE {name} gauge\n# UNIT {name} bytes\n"));
+        out.push_str(&format!(
+            "# HELP {name} {col} of the cgroup as recorded by memlens record (same formula as memlens show).\n"
+        ));
+        for (path, id, pts) in &e.series {
+            let labels = crate::metrics::labels(path, id);
+            let l: Vec<String> = labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{}\"", om_escape(v)))
+                .collect();
+            let l = l.join(",");
+            for p in pts {
+                if let Some(v) = p.values.get(k).copied().flatten() {
+                    out.push_str(&format!(
+                        "{name}{{{l}}} {v} {}.{:03}\n",
+                        p.t.div_euclid(1000),
+                        p.t.rem_euclid(1000)
+                    ));
+                }
+            }
+        }
+    }
+    out.push_str("# EOF\n");
+    out
+}
