@@ -333,6 +333,22 @@ enum Command {
         #[arg(long, conflicts_with = "json")]
         csv: bool,
     },
+    /// Plot one cgroup's recorded breakdown: a stacked area (anon, shmem, kernel, active
+    /// and inactive file, swap) with usage, the limit and memory.high as lines and OOM kills
+    /// marked.
+    Plot {
+        /// cgroup path, container name or ID prefix, pod name (as recorded).
+        target: String,
+        /// Start: a span back from now (2h) or a TIME.
+        #[arg(long, default_value = "1h", value_name = "SPAN|TIME")]
+        since: String,
+        /// End: a TIME (default now).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Output file: .png or .svg.
+        #[arg(short, long, value_name = "FILE.png|FILE.svg")]
+        output: PathBuf,
+    },
     /// Write recorded history for Prometheus: OpenMetrics text on stdout, for
     /// `promtool tsdb create-blocks-from openmetrics FILE DIR` (the same metric names as
     /// `serve`, one sample per recorded moment).
@@ -998,6 +1014,28 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     || render::history::human(&h, st),
                 );
             }
+        }
+        Some(Command::Plot {
+            target,
+            since,
+            until,
+            output,
+        }) => {
+            let q = crate::history::Query {
+                target,
+                since,
+                until,
+                step: None,
+            };
+            let (path, pts, kills) = crate::history::plot_data(g.store.as_deref(), &q)
+                .map_err(|e| Failure::new(e.0, e.1))?;
+            render::plot::plot(&output, &format!("memlens: {path}"), &pts, &kills)
+                .map_err(|e| Failure::new(exit::FAILURE, e))?;
+            emit(&format!(
+                "wrote {} ({} samples of {path})\n",
+                output.display(),
+                pts.len()
+            ));
         }
         Some(Command::Export {
             targets,

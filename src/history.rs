@@ -814,10 +814,11 @@ pub fn history(dir: Option<&Path>, q: &Query) -> Result<History, (i32, String)> 
     if until <= since {
         return Err(bad("--until must be after --since".into()));
     }
-    // Nothing before the first sample: start there (the table would be "not recorded").
-    let since = match r.range().map_err(|e| fail(e.to_string()))? {
-        Some((lo, _)) if lo > since => lo,
-        _ => since,
+    // Nothing before the first sample or after the last: the range stops there (the
+    // table would say "not recorded" line after line).
+    let (since, until) = match r.range().map_err(|e| fail(e.to_string()))? {
+        Some((lo, hi)) => (since.max(lo), until.min(hi + 1000).max(since.max(lo) + 1)),
+        None => (since, until),
     };
     let step = match &q.step {
         Some(s) => parse_span(s).map_err(bad)?.max(1),
@@ -1009,7 +1010,6 @@ pub fn export(
             .map(|t| resolve(&r, &h, t))
             .collect::<Result<Vec<_>, _>>()?
     };
-    let names: BTreeMap<String, crate::identity::Identity> = BTreeMap::new();
     let idents: BTreeMap<String, serde_json::Value> = r
         .events(i64::MIN, i64::MAX)
         .unwrap_or_default()
@@ -1017,7 +1017,6 @@ pub fn export(
         .filter(|e| e.kind == "identity")
         .filter_map(|e| Some((e.cgroup?, e.data)))
         .collect();
-    let _ = names;
     let mut series = Vec::new();
     let mut problems = Vec::new();
     for p in paths {
@@ -1040,4 +1039,37 @@ pub fn export(
         series.push((p, id, pts));
     }
     Ok(Export { series, problems })
+}
+
+/// What `memlens plot` draws: the cgroup, its points, the OOM-kill times (ms).
+pub type PlotData = (String, Vec<Point>, Vec<i64>);
+
+/// The points and OOM-kill times `memlens plot` draws. Errors: (exit code, message).
+pub fn plot_data(dir: Option<&Path>, q: &Query) -> Result<PlotData, (i32, String)> {
+    let fail = |e: String| (crate::cli::exit::FAILURE, e);
+    let bad = |e: String| (crate::cli::exit::BAD_TARGET, e);
+    let r = open_store(dir).map_err(|e| fail(e.to_string()))?;
+    let h = recorded_hierarchy(&r).map_err(fail)?;
+    let path = resolve(&r, &h, &q.target)?;
+    let now = crate::store::now_ms();
+    let since = parse_since(&q.since, now).map_err(bad)?;
+    let until = match &q.until {
+        Some(u) => parse_time(u, now).map_err(bad)?,
+        None => now,
+    };
+    let (pts, _) = points(&r, &h, &path, since, until).map_err(fail)?;
+    let mut kills: Vec<i64> = r
+        .events(since, until)
+        .map_err(|e| fail(e.to_string()))?
+        .into_iter()
+        .filter(|e| e.kind == "oom-kill" && e.cgroup.as_deref() == Some(path.as_str()))
+        .map(|e| e.t)
+        .collect();
+    // Kills the counters saw (when no event was stored: the recorder did not follow the log).
+    for e in derived_events(&pts) {
+        if e.kind == "oom-kill" && !kills.iter().any(|k| (k - e.t).abs() < 10_000) {
+            kills.push(e.t);
+        }
+    }
+    Ok((path, pts, kills))
 }

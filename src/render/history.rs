@@ -48,6 +48,7 @@ pub fn human(h: &History, st: Style) -> String {
     ];
     let mut header = vec!["step (UTC)", "usage min–max"];
     header.extend(cols.iter().copied());
+    header.push("events");
     let mut rows = Vec::new();
     for (i, s) in h.steps.iter().enumerate() {
         let end = h.steps.get(i + 1).map_or(i64::MAX, |n| n.start_ms);
@@ -60,17 +61,41 @@ pub fn human(h: &History, st: Style) -> String {
             r.push(range(s, "usage"));
             r.extend(cols.iter().map(|c| bytes(last(s, c))));
         }
-        rows.push(r);
+        // The step's events, counted by kind.
+        let mut kinds: Vec<(&str, usize)> = Vec::new();
         for e in h.events.iter().filter(|e| e.t >= s.start_ms && e.t < end) {
-            let mut r = vec![
-                format!("  {}", e.at.get(11..19).unwrap_or(&e.at)),
-                st.warn(&format!("{}: {}", e.kind, e.detail)),
-            ];
-            r.extend(cols.iter().map(|_| String::new()));
-            rows.push(r);
+            match kinds.iter_mut().find(|(k, _)| *k == e.kind) {
+                Some((_, n)) => *n += 1,
+                None => kinds.push((&e.kind, 1)),
+            }
+        }
+        let ev: Vec<String> = kinds
+            .iter()
+            .map(|(k, n)| {
+                if *n > 1 {
+                    format!("{k} ×{n}")
+                } else {
+                    k.to_string()
+                }
+            })
+            .collect();
+        r.push(st.warn(&ev.join(", ")));
+        rows.push(r);
+    }
+    out.push_str(&table(&header, &rows, &[0, 1, cols.len() + 2], st));
+    // Events other than the counters' (limit hits and memory.high events are many: counted
+    // in the table above), one line each.
+    let listed: Vec<&crate::history::HistEvent> = h
+        .events
+        .iter()
+        .filter(|e| e.kind != "limit-hit" && e.kind != "high-event")
+        .collect();
+    if !listed.is_empty() {
+        out.push_str(&st.head("events\n"));
+        for e in listed {
+            out.push_str(&format!("  {}  {}: {}\n", e.at, e.kind, e.detail));
         }
     }
-    out.push_str(&table(&header, &rows, &[0, 1], st));
     if let Some(g) = &h.not_reclaimable_growth {
         out.push_str(&format!(
             "not reclaimable (anon + shmem + unreclaimable kernel) grows at {:+.2} MiB/min (least squares over {} samples, R² {:.2}{})\n",
