@@ -77,15 +77,23 @@ struct Global {
     from: Option<PathBuf>,
     /// Largest file a capture (--from) may hold, uncompressed [default: 16M]. Captures come
     /// from other machines: raise it only for one you trust.
-    #[arg(long, global = true, value_name = "SIZE", value_parser = crate::sys::parse_size)]
+    #[arg(long, global = true, value_name = "SIZE", value_parser = crate::units::parse_size)]
     from_max_file: Option<u64>,
     /// Largest size a capture archive (--from FILE.tar.gz) may expand to [default: 512M].
-    #[arg(long, global = true, value_name = "SIZE", value_parser = crate::sys::parse_size)]
+    #[arg(long, global = true, value_name = "SIZE", value_parser = crate::units::parse_size)]
     from_max_total: Option<u64>,
     /// Read the host's files under DIR (memlens in a container with the host's / mounted at
     /// DIR and the host PID namespace): DIR/sys, DIR/proc, DIR/var/log/pods, ...
     #[arg(long, global = true, value_name = "DIR", conflicts_with = "from")]
     host_root: Option<PathBuf>,
+    /// Show a past moment from the flight recorder's store (`memlens record`): "3m ago",
+    /// 03:12 (local time), 2026-12-01T03:12:00Z. Works with the overview, show, ps, explain.
+    #[arg(long, global = true, value_name = "TIME", conflicts_with_all = ["from", "host_root"])]
+    at: Option<String>,
+    /// The flight recorder's store (default /var/lib/memlens as root, else
+    /// $XDG_STATE_HOME/memlens).
+    #[arg(long, global = true, value_name = "DIR")]
+    store: Option<PathBuf>,
     /// Colour: auto (on a terminal, unless NO_COLOR is set), always, never.
     #[arg(long, global = true, value_enum, default_value_t = ColorMode::Auto)]
     color: ColorMode,
@@ -156,6 +164,10 @@ enum OomAction {
     Show {
         /// Its number in `memlens oom`.
         n: usize,
+        /// Write the recorded moment of the kill (from the store) as a capture bundle that
+        /// `--from` reads, with the window's samples in memlens-history.json.
+        #[arg(long, value_name = "FILE.tar.gz")]
+        capture: Option<PathBuf>,
     },
 }
 
@@ -330,6 +342,75 @@ enum Command {
         /// Log format on stderr (RUST_LOG sets the level; default info).
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
+        /// Also run the flight recorder (`memlens record` with its defaults, into --store),
+        /// and export memlens_oom_forecast_seconds from it.
+        #[arg(long)]
+        record: bool,
+        /// With --record: how often an idle cgroup is recorded.
+        #[arg(long, default_value = "5s", value_parser = parse_interval, requires = "record")]
+        record_interval: std::time::Duration,
+        /// With --record: the store's retention.
+        #[arg(long, default_value = "7d", value_parser = span_ms, requires = "record")]
+        retention: i64,
+        /// With --record: the store's size cap.
+        #[arg(long, default_value = "2G", value_parser = crate::units::parse_size, requires = "record")]
+        max_size: u64,
+    },
+    /// Record every memory cgroup into a bounded on-disk store (the flight recorder): every
+    /// memory file, the host's meminfo/PSI, the top processes, OOM kills. Hot cgroups (near
+    /// their limit, recent limit or memory.high events) are read every --fast-interval.
+    /// Until SIGINT/SIGTERM. Read it with `history`, `--at`, `oom show`, `plot`, `export`.
+    Record(RecordArgs),
+    /// The breakdown of one cgroup over time from the store: min/max/last per step, events
+    /// (OOM kills, limit hits, memory.high events, limit changes, processes started/gone),
+    /// and the growth rate of what cannot be reclaimed. Works for cgroups that are gone.
+    History {
+        /// cgroup path, container name or ID prefix, pod name (as recorded).
+        target: String,
+        /// Start: a span back from now (2h) or a TIME (as --at).
+        #[arg(long, default_value = "1h", value_name = "SPAN|TIME")]
+        since: String,
+        /// End: a TIME (default now).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Step (default: about 60 steps over the range).
+        #[arg(long, value_name = "SPAN")]
+        step: Option<String>,
+        /// CSV instead of a table.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+    },
+    /// Plot one cgroup's recorded breakdown: a stacked area (anon, shmem, kernel, active
+    /// and inactive file, swap) with usage, the limit and memory.high as lines and OOM kills
+    /// marked.
+    Plot {
+        /// cgroup path, container name or ID prefix, pod name (as recorded).
+        target: String,
+        /// Start: a span back from now (2h) or a TIME.
+        #[arg(long, default_value = "1h", value_name = "SPAN|TIME")]
+        since: String,
+        /// End: a TIME (default now).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Output file: .png or .svg.
+        #[arg(short, long, value_name = "FILE.png|FILE.svg")]
+        output: PathBuf,
+    },
+    /// Write recorded history for Prometheus: OpenMetrics text on stdout, for
+    /// `promtool tsdb create-blocks-from openmetrics FILE DIR` (the same metric names as
+    /// `serve`, one sample per recorded moment).
+    Export {
+        /// Cgroups to export (as for `history`); default every recorded cgroup.
+        targets: Vec<String>,
+        /// Start: a span back from now (2h) or a TIME.
+        #[arg(long, default_value = "1h", value_name = "SPAN|TIME")]
+        since: String,
+        /// End: a TIME (default now).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Output format.
+        #[arg(long, default_value = "openmetrics", value_parser = ["openmetrics"])]
+        format: String,
     },
     /// Internal: run a memory workload (used by the tests and `memlens lab`).
     #[command(name = "__workload", hide = true)]
@@ -355,6 +436,82 @@ fn run_interval(s: &str) -> Result<std::time::Duration, String> {
         std::time::Duration::from_millis(1),
         std::time::Duration::from_secs(60),
     )
+}
+
+/// The flags of `memlens record` (also taken by `serve --record`).
+#[derive(Debug, Args, Clone)]
+struct RecordArgs {
+    /// How often an idle cgroup is read.
+    #[arg(long, default_value = "5s", value_parser = parse_interval)]
+    interval: std::time::Duration,
+    /// How often a hot cgroup is read (near its limit, or recent limit/memory.high events).
+    #[arg(long, default_value = "1s", value_parser = parse_interval)]
+    fast_interval: std::time::Duration,
+    /// Samples older than this are removed (except the windows around OOM kills).
+    #[arg(long, default_value = "7d", value_parser = span_ms)]
+    retention: i64,
+    /// The store is kept under this size (oldest samples removed first).
+    #[arg(long, default_value = "2G", value_parser = crate::units::parse_size)]
+    max_size: u64,
+    /// Hot when what cannot be reclaimed is within this percentage of the effective limit.
+    #[arg(long, default_value_t = 20.0)]
+    hot_headroom: f64,
+    /// Hot for this long after a limit hit or a memory.high event.
+    #[arg(long, default_value = "60s", value_parser = parse_interval)]
+    hot_for: std::time::Duration,
+    /// How often the top processes' PSS is read (smaps_rollup walks page tables).
+    #[arg(long, default_value = "60s", value_parser = parse_interval)]
+    pss_interval: std::time::Duration,
+    /// Processes kept per cgroup, largest RSS first.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// Time span of one compressed chunk.
+    #[arg(long, default_value = "10m", value_parser = span_ms, hide = true)]
+    chunk: i64,
+    /// Stop after this long (default: until SIGINT/SIGTERM).
+    #[arg(long = "for", value_name = "SPAN", value_parser = span_ms)]
+    run_for: Option<i64>,
+    /// Do not follow OOM kills (the benchmark).
+    #[arg(long, hide = true)]
+    no_oom: bool,
+}
+
+impl RecordArgs {
+    /// The defaults of `memlens record` (for `serve --record`).
+    fn parse_defaults() -> Self {
+        #[derive(Parser)]
+        struct P {
+            #[command(flatten)]
+            a: RecordArgs,
+        }
+        P::parse_from(["memlens"]).a
+    }
+}
+
+fn span_ms(s: &str) -> Result<i64, String> {
+    crate::history::parse_span(s)
+}
+
+fn record_options(a: &RecordArgs, g: &Global) -> crate::record::Options {
+    crate::record::Options {
+        store: g.store.clone().unwrap_or_else(crate::store::default_dir),
+        interval: a.interval,
+        fast_interval: a.fast_interval,
+        hot_headroom: (a.hot_headroom / 100.0).clamp(0.0, 1.0),
+        hot_for: a.hot_for,
+        pss_interval: a.pss_interval,
+        top: a.top,
+        limits: crate::store::Limits {
+            retention_ms: a.retention,
+            max_bytes: a.max_size,
+            chunk_ms: a.chunk.max(1000),
+        },
+        duration: a
+            .run_for
+            .map(|ms| std::time::Duration::from_millis(ms.max(0) as u64)),
+        oom: !a.no_oom,
+        signals: true,
+    }
 }
 
 fn build(
@@ -440,6 +597,14 @@ fn resolve_target(root: &Root, h: &Hierarchy, t: &str) -> Result<String, Failure
 }
 
 fn open_root(g: &Global) -> Result<Root, Failure> {
+    if let Some(at) = &g.at {
+        let (root, problems) = crate::history::root_at(g.store.as_deref(), at)
+            .map_err(|e| Failure::new(exit::FAILURE, e))?;
+        for p in problems {
+            eprintln!("memlens: {p}");
+        }
+        return Ok(root);
+    }
     if let Some(d) = &g.host_root {
         if !d.is_dir() {
             return Err(Failure::new(
@@ -525,6 +690,22 @@ fn follow_ooms(
     }
 }
 
+/// The forecast rule, when a store holds this cgroup's recent samples (at `--at`, or now).
+fn forecast_finding(g: &Global, r: &report::Report) -> Option<crate::rules::Finding> {
+    if g.from.is_some() {
+        return None;
+    }
+    let reader = crate::history::open_store(g.store.as_deref()).ok()?;
+    let h = crate::history::recorded_hierarchy(&reader).ok()?;
+    let now = crate::store::now_ms();
+    let at = match &g.at {
+        Some(a) => crate::history::parse_time(a, now).ok()?,
+        None => now,
+    };
+    let f = crate::trend::forecast(&reader, &h, &r.cgroup.path, at);
+    crate::rules::forecast::oom_forecast(r, f.as_ref())
+}
+
 fn hierarchy(root: &Root) -> Result<Hierarchy, Failure> {
     report::hierarchy(root).map_err(|e| Failure::new(exit::FAILURE, e))
 }
@@ -607,7 +788,8 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             let h = hierarchy(&root)?;
             let path = resolve_target(&root, &h, &target)?;
             let r = build(&root, &h, &path, descendants)?;
-            let findings = crate::rules::evaluate(&r, None);
+            let mut findings = crate::rules::evaluate(&r, None);
+            findings.extend(forecast_finding(&g, &r));
             if g.json {
                 let mut v = render::json::show(&r);
                 v["findings"] = serde_json::json!(findings);
@@ -642,13 +824,14 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 }
                 None => (build(&root, &h, &path, descendants)?, None),
             };
-            let findings = crate::rules::evaluate(
+            let mut findings = crate::rules::evaluate(
                 &r,
                 earlier.as_ref().map(|(e, secs)| crate::rules::Sample {
                     earlier: e,
                     seconds: *secs,
                 }),
             );
+            findings.extend(forecast_finding(&g, &r));
             if g.json {
                 emit_json(
                     &serde_json::json!({"target": {"given": target, "path": r.cgroup.path, "version": r.cgroup.version.number()}, "findings": findings, "problems": r.problems()}),
@@ -730,7 +913,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                         || render::human::oom_list(&all, st),
                     );
                 }
-                Some(OomAction::Show { n }) => {
+                Some(OomAction::Show { n, capture }) => {
                     let Some(pm) = all.iter().find(|p| p.number == n) else {
                         return Err(Failure::new(
                             exit::BAD_TARGET,
@@ -738,10 +921,28 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                         ));
                     };
                     set_json_kind("oom-event");
+                    // With a store: the killed cgroup's last minutes and their verdict.
+                    let trend = crate::trend::for_kill(g.store.as_deref(), pm);
+                    if let Some(out) = &capture {
+                        let msg = crate::trend::capture_kill(g.store.as_deref(), pm, out)
+                            .map_err(|e| Failure::new(exit::FAILURE, e))?;
+                        eprintln!("memlens: {msg}");
+                    }
                     output(
                         g.json,
-                        || serde_json::json!(pm),
-                        || render::human::oom_show(pm, st),
+                        || {
+                            let mut v = serde_json::json!(pm);
+                            v["history"] = match &trend {
+                                Ok(t) => serde_json::json!(t),
+                                Err(e) => serde_json::json!({"unavailable": e}),
+                            };
+                            v
+                        },
+                        || {
+                            let mut s = render::human::oom_show(pm, st);
+                            s.push_str(&render::history::oom_trend(&trend, st));
+                            s
+                        },
                     );
                 }
             }
@@ -896,10 +1097,35 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             port_file,
             interval,
             log_format,
+            record,
+            record_interval,
+            retention,
+            max_size,
         }) => {
             init_logging(log_format);
             let root = open_root(&g)?;
             let h = hierarchy(&root)?;
+            if record {
+                // One node agent does both: the recorder on its own thread, its own Root.
+                let mut a = RecordArgs::parse_defaults();
+                a.interval = record_interval;
+                a.retention = retention;
+                a.max_size = max_size;
+                let mut opts = record_options(&a, &g);
+                opts.signals = false;
+                crate::trend::set_serve_store(opts.store.clone());
+                let rroot = open_root(&g)?;
+                let mut rec = crate::record::Recorder::new(rroot, h.clone(), opts)
+                    .map_err(|e| Failure::new(exit::FAILURE, e))?;
+                std::thread::Builder::new()
+                    .name("memlens-record".into())
+                    .spawn(move || {
+                        if let Err(e) = rec.run() {
+                            tracing::error!("recorder stopped: {e}");
+                        }
+                    })
+                    .map_err(|e| Failure::new(exit::FAILURE, e))?;
+            }
             crate::serve::run(
                 root,
                 h,
@@ -910,6 +1136,85 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 },
             )
             .map_err(|e| Failure::new(exit::FAILURE, format!("serve on {listen}: {e}")))?;
+        }
+        Some(Command::Record(a)) => {
+            init_logging(LogFormat::Text);
+            if g.at.is_some() {
+                return Err(Failure::new(
+                    exit::BAD_TARGET,
+                    "record reads the live system (or a capture with --from); it takes no --at",
+                ));
+            }
+            let root = open_root(&g)?;
+            let h = hierarchy(&root)?;
+            let opts = record_options(&a, &g);
+            eprintln!(
+                "memlens: recording every memory cgroup into {} every {:?} ({:?} when hot). Ctrl-C to stop.",
+                opts.store.display(),
+                opts.interval,
+                opts.fast_interval
+            );
+            crate::record::run(root, h, opts).map_err(|e| Failure::new(exit::FAILURE, e))?;
+        }
+        Some(Command::History {
+            target,
+            since,
+            until,
+            step,
+            csv,
+        }) => {
+            let q = crate::history::Query {
+                target,
+                since,
+                until,
+                step,
+            };
+            let h = crate::history::history(g.store.as_deref(), &q)
+                .map_err(|e| Failure::new(e.0, e.1))?;
+            if csv {
+                emit(&render::history::csv(&h));
+            } else {
+                output(
+                    g.json,
+                    || serde_json::json!(h),
+                    || render::history::human(&h, st),
+                );
+            }
+        }
+        Some(Command::Plot {
+            target,
+            since,
+            until,
+            output,
+        }) => {
+            let q = crate::history::Query {
+                target,
+                since,
+                until,
+                step: None,
+            };
+            let (path, pts, kills) = crate::history::plot_data(g.store.as_deref(), &q)
+                .map_err(|e| Failure::new(e.0, e.1))?;
+            render::plot::plot(&output, &format!("memlens: {path}"), &pts, &kills)
+                .map_err(|e| Failure::new(exit::FAILURE, e))?;
+            emit(&format!(
+                "wrote {} ({} samples of {path})\n",
+                output.display(),
+                pts.len()
+            ));
+        }
+        Some(Command::Export {
+            targets,
+            since,
+            until,
+            format: _,
+        }) => {
+            let e = crate::history::export(g.store.as_deref(), &since, until.as_deref(), &targets)
+                .map_err(|e| Failure::new(e.0, e.1))?;
+            for p in &e.problems {
+                eprintln!("memlens: {p}");
+            }
+            emit(&render::history::openmetrics(&e));
         }
         Some(Command::Workload { steps }) => {
             crate::workload::run(&steps).map_err(|e| Failure::new(exit::FAILURE, e))?;

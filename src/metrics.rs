@@ -305,6 +305,7 @@ pub fn family_names() -> Vec<&'static str> {
     v.push(OOM_KILL_INFO);
     v.push(FAILURES);
     v.push(COLLECTED_AT);
+    v.push(crate::trend::FORECAST_METRIC);
     v
 }
 

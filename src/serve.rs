@@ -152,6 +152,7 @@ fn collect(root: &Root, h: &Hierarchy, tree: &mut Tree, kills: &mut KillLog) -> 
     let mut snap = metrics::collect_tree(root, h, tree);
     snap.families
         .push(metrics::oom_kills_family(kills.refresh(root)));
+    crate::trend::add_forecast_family(&mut snap, h);
     tracing::debug!(
         cgroups = snap.overview.rows.len(),
         duration_ms = snap.duration.as_secs_f64() * 1e3,

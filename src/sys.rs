@@ -312,26 +312,6 @@ impl Default for LoadLimits {
     }
 }
 
-/// Parses a size for the `--from-max-*` flags: bytes, or a number with K, M, G, T (powers of
-/// 1024, optionally followed by `i`/`iB`/`B`).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a size such as 64M or 1G"))?;
-    let shift = match unit.trim().to_ascii_uppercase().as_str() {
-        "" | "B" => 0,
-        "K" | "KB" | "KI" | "KIB" => 10,
-        "M" | "MB" | "MI" | "MIB" => 20,
-        "G" | "GB" | "GI" | "GIB" => 30,
-        "T" | "TB" | "TI" | "TIB" => 40,
-        u => return Err(format!("{s:?}: unknown unit {u:?} (use K, M, G or T)")),
-    };
-    n.checked_mul(1u64 << shift)
-        .ok_or_else(|| format!("{s:?}: too large"))
-}
 
 fn human_size(b: u64) -> String {
     if b >= 1 << 30 {
@@ -586,6 +566,23 @@ impl Root {
         Ok(r)
     }
 
+    /// Files held in memory, keyed by system path, read like a capture archive: a past
+    /// moment regenerated from the flight recorder's store (`--at`).
+    pub fn from_files(files: BTreeMap<PathBuf, Vec<u8>>) -> Self {
+        Root {
+            backing: Backing::Archive(files),
+            limits: LoadLimits::default(),
+            capture_problems: Vec::new(),
+            noted: Mutex::new(Vec::new()),
+            unreadable: BTreeMap::new(),
+            recorder: None,
+            failures: Mutex::new(BTreeMap::new()),
+            mountinfo: "/proc/self/mountinfo",
+            capture: None,
+        }
+    }
+
+
     /// Opens `--from` input: a capture directory or a `.tar.gz` archive, with its
     /// `memlens-capture.json` (anything else is refused, naming what it is not), within the
     /// default [`LoadLimits`].
@@ -723,6 +720,22 @@ impl Root {
             .and_then(|r| r.lock().ok().map(|m| m.clone()))
             .unwrap_or_default();
         let failures = self.failures.lock().map(|m| m.clone()).unwrap_or_default();
+        (files, failures)
+    }
+
+    /// Takes the files recorded so far and the failed reads, and starts recording afresh
+    /// (the flight recorder stores each tick's reads on their own).
+    pub fn take_recorded(&self) -> (BTreeMap<PathBuf, Vec<u8>>, BTreeMap<PathBuf, String>) {
+        let files = self
+            .recorder
+            .as_ref()
+            .and_then(|r| r.lock().ok().map(|mut m| std::mem::take(&mut *m)))
+            .unwrap_or_default();
+        let failures = self
+            .failures
+            .lock()
+            .map(|mut m| std::mem::take(&mut *m))
+            .unwrap_or_default();
         (files, failures)
     }
 

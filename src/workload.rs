@@ -14,7 +14,29 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// The steps a workload can take.
-pub const STEPS: &str = "anon=SIZE (malloc and touch) | reserve=SIZE (mmap, never touched) | write=PATH:SIZE (page cache via write) | read=PATH:N (read a file N times) | drop=PATH (fsync and drop its page cache) | mmap=PATH:SIZE (MAP_SHARED file, memset) | shm=SIZE (SysV shmget+shmat, memset) | grow=SIZE (touch SIZE of anon, 1 MiB at a time, never stop: for OOM tests) | pshm=NAME:SIZE (POSIX shm_open in /dev/shm, mmap, memset; unlinked at exit) | sleep=MS (hold what is touched so far) | cpu=MS (busy loop over the anon touched so far) | work=N (a fixed N million rounds of that loop, for benchmarks) | exit (end now instead of waiting for stdin to close)";
+pub const STEPS: &str = "anon=SIZE (malloc and touch) | reserve=SIZE (mmap, never touched) | write=PATH:SIZE (page cache via write) | read=PATH:N (read a file N times) | drop=PATH (fsync and drop its page cache) | mmap=PATH:SIZE (MAP_SHARED file, memset) | shm=SIZE (SysV shmget+shmat, memset) | grow=SIZE (touch SIZE of anon, 1 MiB at a time, never stop: for OOM tests) | pshm=NAME:SIZE (POSIX shm_open in /dev/shm, mmap, memset; unlinked at exit) | rate=SIZE:RATE (touch SIZE of anon at RATE bytes/s) | saw=SIZE:MS:N (N times, 0 forever: grow to SIZE over MS, free it) | writerate=PATH:SIZE:RATE (write a file at RATE bytes/s) | sleep=MS (hold what is touched so far) | cpu=MS (busy loop over the anon touched so far) | work=N (a fixed N million rounds of that loop, for benchmarks) | exit (end now instead of waiting for stdin to close)";
+
+/// Calls `step` with 1 MiB pieces of `total`, paced so `rate` bytes a second are done
+/// (by the wall clock, so a slow step does not lower the average).
+fn paced(
+    total: usize,
+    rate: u64,
+    mut step: impl FnMut(usize) -> Result<(), String>,
+) -> Result<(), String> {
+    let chunk = 1usize << 20;
+    let start = std::time::Instant::now();
+    let mut done = 0usize;
+    while done < total {
+        let c = chunk.min(total - done);
+        step(c)?;
+        done += c;
+        let due = std::time::Duration::from_secs_f64(done as f64 / rate.max(1) as f64);
+        if let Some(w) = due.checked_sub(start.elapsed()) {
+            std::thread::sleep(w);
+        }
+    }
+    Ok(())
+}
 
 fn page_touch(ptr: *mut u8, len: usize) {
     let mut off = 0;
@@ -147,6 +169,60 @@ pub fn run(steps: &[String]) -> Result<(), String> {
             }
             "reserve" => {
                 mmap_anon(parse_size(arg)? as usize)?;
+            }
+            // Paced growth for the flight recorder's tests: a known slope.
+            "rate" => {
+                let (size, rate) = split2(arg)?;
+                let (total, rate) = (parse_size(size)? as usize, parse_size(rate)?);
+                paced(total, rate, |chunk| {
+                    let p = mmap_anon(chunk)?;
+                    page_touch(p, chunk);
+                    Ok(())
+                })?;
+            }
+            "saw" => {
+                // SIZE:MS:N: N times (0: forever) grow to SIZE over MS, then free it all.
+                let mut it = arg.splitn(3, ':');
+                let bad = || format!("expected SIZE:MS:N, found {arg:?}");
+                let size = parse_size(it.next().ok_or_else(bad)?)? as usize;
+                let ms: u64 = it.next().ok_or_else(bad)?.parse().map_err(|_| bad())?;
+                let n: u64 = it.next().ok_or_else(bad)?.parse().map_err(|_| bad())?;
+                let rate = (size as u64).saturating_mul(1000) / ms.max(1);
+                let mut i = 0;
+                while n == 0 || i < n {
+                    let mut maps = Vec::new();
+                    paced(size, rate, |chunk| {
+                        let p = mmap_anon(chunk)?;
+                        page_touch(p, chunk);
+                        maps.push((p, chunk));
+                        Ok(())
+                    })?;
+                    for (p, c) in maps {
+                        // SAFETY: p..p+c is a mapping created above and no longer used.
+                        unsafe { libc::munmap(p.cast(), c) };
+                    }
+                    i += 1;
+                }
+            }
+            "writerate" => {
+                // PATH:SIZE:RATE: write a file at RATE bytes/s (page cache; tmpfs: shmem).
+                let mut it = arg.splitn(3, ':');
+                let bad = || format!("expected PATH:SIZE:RATE, found {arg:?}");
+                let path = it.next().ok_or_else(bad)?;
+                let total = parse_size(it.next().ok_or_else(bad)?)? as usize;
+                let rate = parse_size(it.next().ok_or_else(bad)?)?;
+                let mut f = OpenOptions::new()
+                    .create(true)
+                    .truncate(true)
+                    .write(true)
+                    .open(path)
+                    .map_err(|e| format!("{path}: {e}"))?;
+                let buf = vec![0x41u8; 1 << 20];
+                paced(total, rate, |chunk| {
+                    f.write_all(&buf[..chunk])
+                        .map_err(|e| format!("{path}: {e}"))
+                })?;
+                keep_files.push(f);
             }
             "grow" => {
                 let total = parse_size(arg)? as usize;

@@ -2,8 +2,10 @@
 //! take the assembled results (`report`, `overview`) and never read the system.
 
 pub mod escape;
+pub mod history;
 pub mod human;
 pub mod json;
+pub mod plot;
 pub mod prometheus;
 
 /// Formats bytes with IEC units (`1.5 GiB`); `n/a` when unavailable.

@@ -6,6 +6,7 @@
 
 mod content;
 mod kernel;
+pub mod forecast;
 mod limits;
 mod pressure;
 

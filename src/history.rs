@@ -1,0 +1,1075 @@
+//! Reading the flight recorder's store: times (`3m ago`, `03:12`, RFC 3339), a past moment as
+//! a [`Root`] (`--at`), and `memlens history` (the breakdown over time, per step).
+
+use crate::store::{Reader, StoreError};
+use crate::sys::Root;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// An RFC 3339 UTC time for `ms` since the epoch (millisecond precision).
+pub fn format_time(ms: i64) -> String {
+    let us = (ms.max(0) as u64).saturating_mul(1000);
+    let s = crate::kmsg::log::wall_time(us, 0);
+    // "…:SS.uuuuuuZ" → "…:SS.mmmZ"
+    match s.len().checked_sub(4) {
+        Some(cut) => format!("{}Z", &s[..cut]),
+        None => s,
+    }
+}
+
+/// Parses a span: `90s`, `10m`, `2h`, `7d`, `1w`, `500ms` (a bare number is seconds), in ms.
+pub fn parse_span(s: &str) -> Result<i64, String> {
+    let t = s.trim();
+    let units: [(&str, f64); 6] = [
+        ("ms", 1.0),
+        ("s", 1e3),
+        ("m", 60e3),
+        ("h", 3600e3),
+        ("d", 86400e3),
+        ("w", 7.0 * 86400e3),
+    ];
+    let (num, mult) = units
+        .iter()
+        .find_map(|(u, m)| t.strip_suffix(u).map(|n| (n, *m)))
+        .unwrap_or((t, 1e3));
+    match num.trim().parse::<f64>() {
+        Ok(v) if v >= 0.0 && v.is_finite() => Ok((v * mult) as i64),
+        _ => Err(format!("bad duration {s:?} (use e.g. 90s, 10m, 2h, 7d)")),
+    }
+}
+
+/// Days from 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Local time (the C library's zone) of a broken-down date to ms since the epoch.
+fn local_to_ms(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64) -> Option<i64> {
+    // SAFETY: tm is zeroed then filled; mktime only reads and normalises it.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    tm.tm_year = (y - 1900) as i32;
+    tm.tm_mon = (mo - 1) as i32;
+    tm.tm_mday = d as i32;
+    tm.tm_hour = h as i32;
+    tm.tm_min = mi as i32;
+    tm.tm_sec = s as i32;
+    tm.tm_isdst = -1;
+    // SAFETY: valid pointer to an initialised tm.
+    let t = unsafe { libc::mktime(&mut tm) };
+    (t != -1).then_some(t * 1000)
+}
+
+fn local_today(now_ms: i64) -> (i64, i64, i64) {
+    let t = (now_ms / 1000) as libc::time_t;
+    // SAFETY: localtime_r writes into our tm.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointers.
+    unsafe { libc::localtime_r(&t, &mut tm) };
+    (
+        i64::from(tm.tm_year) + 1900,
+        i64::from(tm.tm_mon) + 1,
+        i64::from(tm.tm_mday),
+    )
+}
+
+fn hms(s: &str) -> Option<(i64, i64, f64)> {
+    let mut it = s.split(':');
+    let h: i64 = it.next()?.parse().ok()?;
+    let m: i64 = it.next()?.parse().ok()?;
+    let sec: f64 = match it.next() {
+        Some(x) => x.parse().ok()?,
+        None => 0.0,
+    };
+    (it.next().is_none()
+        && (0..24).contains(&h)
+        && (0..60).contains(&m)
+        && (0.0..61.0).contains(&sec))
+    .then_some((h, m, sec))
+}
+
+/// Parses a moment: `now`, `3m ago` (any [`parse_span`] then `ago`), `03:12[:05]` (local
+/// time today, or yesterday when that is still to come), `2026-12-01T03:12:00Z` (RFC 3339,
+/// any offset; without one, local time), or `@UNIX_SECONDS`. Returns ms since the epoch.
+pub fn parse_time(s: &str, now_ms: i64) -> Result<i64, String> {
+    let t = s.trim();
+    let bad = || {
+        format!("bad time {s:?} (use e.g. \"3m ago\", 03:12, 2026-12-01T03:12:00Z, @1764558720)")
+    };
+    if t == "now" {
+        return Ok(now_ms);
+    }
+    if let Some(span) = t.strip_suffix("ago") {
+        return Ok(now_ms - parse_span(span.trim()).map_err(|_| bad())?);
+    }
+    if let Some(secs) = t.strip_prefix('@') {
+        let v: f64 = secs.parse().map_err(|_| bad())?;
+        return Ok((v * 1000.0) as i64);
+    }
+    if let Some((h, m, sec)) = hms(t) {
+        let (y, mo, d) = local_today(now_ms);
+        let mut ms = local_to_ms(y, mo, d, h, m, sec as i64).ok_or_else(bad)?
+            + ((sec.fract()) * 1000.0) as i64;
+        if ms > now_ms {
+            ms -= 86_400_000;
+        }
+        return Ok(ms);
+    }
+    // RFC 3339 (or "DATE TIME").
+    let (date, rest) = t.split_at_checked(10).ok_or_else(bad)?;
+    let mut dp = date.split('-');
+    let (y, mo, d): (i64, i64, i64) = (
+        dp.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?,
+        dp.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?,
+        dp.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?,
+    );
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
+        return Err(bad());
+    }
+    let rest = rest.strip_prefix(['T', 't', ' ']).unwrap_or(rest);
+    if rest.is_empty() {
+        return local_to_ms(y, mo, d, 0, 0, 0).ok_or_else(bad);
+    }
+    let (clock, offset) = if let Some(c) = rest.strip_suffix(['Z', 'z']) {
+        (c, Some(0i64))
+    } else if let Some(i) = rest.rfind(['+', '-']) {
+        let (c, o) = rest.split_at(i);
+        let sign = if o.starts_with('-') { -1 } else { 1 };
+        let (oh, om) = o[1..].split_once(':').unwrap_or((&o[1..], "0"));
+        let (oh, om): (i64, i64) = (
+            oh.parse().map_err(|_| bad())?,
+            om.parse().map_err(|_| bad())?,
+        );
+        (c, Some(sign * (oh * 60 + om) * 60_000))
+    } else {
+        (rest, None)
+    };
+    let (h, m, sec) = hms(clock).ok_or_else(bad)?;
+    let frac = (sec.fract() * 1000.0).round() as i64;
+    match offset {
+        Some(off) => {
+            let days = days_from_civil(y, mo, d);
+            Ok(((days * 86_400 + h * 3600 + m * 60 + sec as i64) * 1000 + frac) - off)
+        }
+        None => Ok(local_to_ms(y, mo, d, h, m, sec as i64).ok_or_else(bad)? + frac),
+    }
+}
+
+/// How far back a sample still stands for "now" at a moment: three recording intervals (a
+/// missed tick or two is not "gone"), or as the store's meta says.
+fn staleness(r: &Reader) -> (i64, i64) {
+    let interval = r
+        .meta("interval_ms")
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(5_000);
+    let pss = r
+        .meta("pss_interval_ms")
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(60_000);
+    (3 * interval, pss + 2 * interval)
+}
+
+/// A past moment, as files (see [`root_at`]).
+pub struct Moment {
+    /// The files, by system path.
+    pub files: BTreeMap<PathBuf, Vec<u8>>,
+    /// Damaged chunks skipped.
+    pub problems: Vec<String>,
+    /// The moment (ms).
+    pub t: i64,
+}
+
+/// The files as they were at `t` (ms): each file's latest sample at or before `t` that is
+/// recent enough to stand for that moment (see [`staleness`]), excluding files found absent
+/// and cgroups removed in between. Errors name what the store holds when `t` is outside it.
+pub fn moment(r: &Reader, t: i64) -> Result<Moment, String> {
+    let (stale, pss_stale) = staleness(r);
+    let range = r.range().map_err(|e| e.to_string())?;
+    let Some((lo, hi)) = range else {
+        return Err(format!(
+            "the store {} holds no samples yet",
+            r.dir().display()
+        ));
+    };
+    if t < lo - stale || t > hi + stale {
+        return Err(format!(
+            "{} was not recorded: the store {} holds {} to {}",
+            format_time(t),
+            r.dir().display(),
+            format_time(lo),
+            format_time(hi)
+        ));
+    }
+    let (latest, problems) = r
+        .latest_at(t, stale.max(pss_stale))
+        .map_err(|e| e.to_string())?;
+    let removed: Vec<(i64, String)> = r
+        .events(t - stale.max(pss_stale), t)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|e| e.kind == "cgroup-removed")
+        .filter_map(|e| Some((e.t, e.data.get("dir")?.as_str()?.to_string())))
+        .collect();
+    let mut files = BTreeMap::new();
+    for (path, s) in latest {
+        let limit = if path.ends_with("/smaps_rollup") {
+            pss_stale
+        } else {
+            stale
+        };
+        if s.t < t - limit {
+            continue;
+        }
+        let group = crate::store::group_of(&path);
+        if removed.iter().any(|(rt, dir)| *rt > s.t && dir == group) {
+            continue;
+        }
+        if let Some(text) = r.text(&s) {
+            files.insert(PathBuf::from(path), text);
+        }
+    }
+    if files.is_empty() {
+        return Err(format!(
+            "{} was not recorded (the recorder was not running then)",
+            format_time(t)
+        ));
+    }
+    Ok(Moment { files, problems, t })
+}
+
+/// Opens the store at `dir` (or the default) for reading.
+pub fn open_store(dir: Option<&Path>) -> Result<Reader, StoreError> {
+    let d = dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(crate::store::default_dir);
+    Reader::open(&d)
+}
+
+/// `--at TIME`: the recorded moment as a [`Root`] every command reads unchanged, and the
+/// damaged chunks that were skipped (for stderr).
+pub fn root_at(dir: Option<&Path>, at: &str) -> Result<(Root, Vec<String>), String> {
+    let r = open_store(dir).map_err(|e| e.to_string())?;
+    let t = parse_time(at, crate::store::now_ms())?;
+    let m = moment(&r, t)?;
+    Ok((Root::from_files(m.files), m.problems))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse() {
+        let now = 1_764_558_720_000; // 2025-12-01T03:12:00Z
+        assert_eq!(parse_time("now", now), Ok(now));
+        assert_eq!(parse_time("3m ago", now), Ok(now - 180_000));
+        assert_eq!(parse_time("2025-12-01T03:12:00Z", now), Ok(now));
+        assert_eq!(parse_time("2025-12-01T05:12:00+02:00", now), Ok(now));
+        assert_eq!(parse_time("2025-12-01T03:11:59.5Z", now), Ok(now - 500));
+        assert_eq!(parse_time("@1764558720", now), Ok(now));
+        let hm = parse_time("03:12", now).unwrap();
+        assert!(hm <= now && hm > now - 86_400_000);
+        assert!(parse_time("yesterday-ish", now).is_err());
+        assert_eq!(format_time(now), "2025-12-01T03:12:00.000Z");
+        assert_eq!(parse_span("7d"), Ok(7 * 86_400_000));
+        assert_eq!(parse_span("500ms"), Ok(500));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// `memlens history`: one cgroup's samples as figures.
+
+use crate::cgroup::read::{self, Level};
+use crate::model::{Hierarchy, Limit, Version};
+use crate::views::breakdown::Breakdown;
+use crate::views::derived::{Derived, EffectiveLimit};
+use serde::Serialize;
+
+/// The figures `history` shows per sample, in column order.
+pub const COLUMNS: &[&str] = &[
+    "usage",
+    "working_set",
+    "anon",
+    "active_file",
+    "inactive_file",
+    "shmem",
+    "kernel",
+    "swap",
+    "not_reclaimable",
+    "limit",
+    "high",
+];
+
+/// One sample of a cgroup, as figures (`None`: not provided, never 0).
+#[derive(Debug, Clone, Serialize)]
+pub struct Point {
+    /// ms since the epoch.
+    pub t: i64,
+    /// Values in [`COLUMNS`] order.
+    pub values: Vec<Option<u64>>,
+    /// Limit hits so far (v1 memory.failcnt, v2 memory.events max).
+    #[serde(skip)]
+    pub limit_hits: Option<u64>,
+    /// memory.high events so far (v2).
+    #[serde(skip)]
+    pub high_events: Option<u64>,
+    /// OOM kills so far (v2 memory.events oom_kill, v1 memory.oom_control oom_kill).
+    #[serde(skip)]
+    pub oom_kills: Option<u64>,
+    /// The cgroup's own processes (cgroup.procs).
+    #[serde(skip)]
+    pub pids: Option<Vec<i32>>,
+}
+
+impl Point {
+    /// The value of column `name`.
+    pub fn get(&self, name: &str) -> Option<u64> {
+        let i = COLUMNS.iter().position(|c| *c == name)?;
+        self.values.get(i).copied().flatten()
+    }
+}
+
+/// The hierarchy the recorder wrote (meta `mount_point`, `cgroup_version`, `mount_root`).
+pub fn recorded_hierarchy(r: &Reader) -> Result<Hierarchy, String> {
+    let mp = r
+        .meta("mount_point")
+        .ok_or("the store does not say which cgroup hierarchy it recorded")?;
+    let version = match r.meta("cgroup_version") {
+        Some("1") => Version::V1,
+        _ => Version::V2,
+    };
+    Ok(Hierarchy {
+        version,
+        mount_point: PathBuf::from(mp),
+        mount_root: r.meta("mount_root").unwrap_or("/").to_string(),
+    })
+}
+
+/// The cgroups recorded (paths within the hierarchy).
+pub fn recorded_cgroups(r: &Reader, h: &Hierarchy) -> Vec<String> {
+    let mp = h.mount_point.to_string_lossy().to_string();
+    let stat = "memory.stat";
+    r.group_names()
+        .into_iter()
+        .filter(|g| g.starts_with(&mp) && r.has_series(&format!("{g}/{stat}")))
+        .map(|g| read::normalise(g.strip_prefix(mp.as_str()).unwrap_or(g)))
+        .collect()
+}
+
+/// Resolves TARGET among the recorded cgroups, also those that are gone: a path within the
+/// hierarchy or absolute, a container ID (prefix), a pod UID (prefix), a container/pod name
+/// as recorded (identity events), or a cgroup directory name. Errors: (exit code, message).
+pub fn resolve(r: &Reader, h: &Hierarchy, target: &str) -> Result<String, (i32, String)> {
+    let all = recorded_cgroups(r, h);
+    let t = target.trim();
+    let mp = h.mount_point.to_string_lossy().to_string();
+    let as_path = read::normalise(t.strip_prefix(mp.as_str()).unwrap_or(t));
+    if all.contains(&as_path) && (t.starts_with('/') || t == "/") {
+        return Ok(as_path);
+    }
+    let names: Vec<(String, serde_json::Value)> = r
+        .events(i64::MIN, i64::MAX)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.kind == "identity")
+        .filter_map(|e| Some((e.cgroup?, e.data)))
+        .collect();
+    let mut hits: Vec<String> = all
+        .iter()
+        .filter(|p| {
+            let id = crate::identity::Identity::from_path(p);
+            let by_id = t.len() >= 4
+                && (id.container_id.as_deref().is_some_and(|c| c.starts_with(t))
+                    || id.pod_uid.as_deref().is_some_and(|u| u.starts_with(t)));
+            let by_dir = p.rsplit('/').next() == Some(t);
+            let by_name = names.iter().any(|(c, n)| {
+                c == *p
+                    && ["pod", "container", "runtime_name"].iter().any(|k| {
+                        n["names"][k].as_str() == Some(t)
+                            || (k == &"pod"
+                                && n["names"]["namespace"]
+                                    .as_str()
+                                    .zip(n["names"]["pod"].as_str())
+                                    .is_some_and(|(ns, pod)| format!("{ns}/{pod}") == t))
+                    })
+            });
+            by_id || by_dir || by_name
+        })
+        .cloned()
+        .collect();
+    hits.sort();
+    hits.dedup();
+    match hits.len() {
+        1 => Ok(hits.remove(0)),
+        0 => Err((
+            crate::cli::exit::BAD_TARGET,
+            format!(
+                "{target:?}: no recorded cgroup matches (the store holds {} cgroups; give a path, container ID or name)",
+                all.len()
+            ),
+        )),
+        _ => Err((
+            crate::cli::exit::BAD_TARGET,
+            format!("{target:?} is ambiguous in the store: {}", hits.join(", ")),
+        )),
+    }
+}
+
+/// The files of one sample of a group's series at time `t`: each series' latest sample at
+/// or before `t`, taken only when it is from the same tick as the group's (files read
+/// together).
+fn files_at(
+    r: &Reader,
+    series: &BTreeMap<String, Vec<crate::store::codec::Sample>>,
+    cursors: &mut BTreeMap<String, usize>,
+    t: i64,
+    out: &mut BTreeMap<PathBuf, Vec<u8>>,
+) {
+    for (path, ss) in series {
+        let c = cursors.entry(path.clone()).or_insert(0);
+        while *c + 1 < ss.len() && ss[*c + 1].t <= t {
+            *c += 1;
+        }
+        match ss.get(*c) {
+            Some(s) if s.t == t => match r.text(s) {
+                Some(b) => {
+                    out.insert(PathBuf::from(path), b);
+                }
+                None => {
+                    out.remove(Path::new(path));
+                }
+            },
+            _ => {}
+        }
+    }
+}
+
+/// One cgroup's points in `[since, until]` (and the damaged chunks skipped). The effective
+/// limit is the smallest of the cgroup's and its recorded ancestors' limits at each sample.
+pub fn points(
+    r: &Reader,
+    h: &Hierarchy,
+    path: &str,
+    since: i64,
+    until: i64,
+) -> Result<(Vec<Point>, Vec<String>), String> {
+    let dir = read::fs_path(h, path);
+    let dir_s = dir.to_string_lossy().to_string();
+    let mut ancestors = Vec::new();
+    let mut cur = dir.parent();
+    while let Some(a) = cur {
+        if !a.starts_with(&h.mount_point) {
+            break;
+        }
+        ancestors.push(a.to_string_lossy().to_string());
+        cur = a.parent();
+    }
+    let mut names: Vec<&str> = vec![dir_s.as_str()];
+    names.extend(ancestors.iter().map(String::as_str));
+    let (series, problems) = r
+        .group_samples(&names, since, until)
+        .map_err(|e| e.to_string())?;
+    let (own, anc): (BTreeMap<_, _>, BTreeMap<_, _>) = series
+        .into_iter()
+        .partition(|(p, _)| crate::store::group_of(p) == dir_s);
+    let limit_file = match h.version {
+        Version::V1 => "memory.limit_in_bytes",
+        Version::V2 => "memory.max",
+    };
+    let anc: BTreeMap<String, Vec<crate::store::codec::Sample>> = anc
+        .into_iter()
+        .filter(|(p, _)| p.ends_with(limit_file))
+        .collect();
+    let mut times: Vec<i64> = own
+        .get(&format!("{dir_s}/memory.stat"))
+        .map(|v| v.iter().filter(|s| s.tpl != 0).map(|s| s.t).collect())
+        .unwrap_or_default();
+    times.dedup();
+    let mut cur_own = BTreeMap::new();
+    let mut files: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
+    let mut out = Vec::with_capacity(times.len());
+    for t in times {
+        files_at(r, &own, &mut cur_own, t, &mut files);
+        // Ancestors' limits: their latest values at or before t.
+        let mut anc_limit: Option<u64> = None;
+        for ss in anc.values() {
+            if let Some(s) = ss.iter().rev().find(|s| s.t <= t)
+                && let Some(b) = r.text(s)
+                && let Ok(l) = crate::cgroup::parse::limit(&String::from_utf8_lossy(&b))
+                && let Some(v) = l.bytes()
+            {
+                anc_limit = Some(anc_limit.map_or(v, |a| a.min(v)));
+            }
+        }
+        let root = Root::from_files(files.clone());
+        let Ok(cg) = read::read_cgroup(&root, h, path, Level::Sample) else {
+            continue;
+        };
+        let pids = root
+            .read(&dir.join("cgroup.procs"))
+            .ok()
+            .and_then(|t| crate::cgroup::parse::pids(&t).ok());
+        let b = Breakdown::of(&cg);
+        let own_l = [
+            cg.limits.max.and_then(Limit::bytes),
+            cg.limits.hierarchical.and_then(Limit::bytes),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let eff = [own_l, anc_limit].into_iter().flatten().min();
+        let d = Derived::with_limit(
+            &cg,
+            &b,
+            EffectiveLimit {
+                bytes: eff,
+                set_by: None,
+                source: String::new(),
+            },
+        );
+        let ws = match (b.usage.bytes, b.inactive_file.bytes) {
+            (Some(u), Some(i)) => Some(u.saturating_sub(i)),
+            _ => None,
+        };
+        let (hits, high) = match h.version {
+            Version::V1 => (cg.events.failcnt, None),
+            Version::V2 => (
+                cg.events.events.as_ref().and_then(|e| e.get("max")),
+                cg.events.events.as_ref().and_then(|e| e.get("high")),
+            ),
+        };
+        out.push(Point {
+            t,
+            values: vec![
+                b.usage.bytes,
+                ws,
+                b.anon.bytes,
+                b.active_file.bytes,
+                b.inactive_file.bytes,
+                b.shmem.bytes,
+                b.kernel.bytes,
+                b.swap.bytes,
+                d.not_reclaimable.bytes,
+                eff,
+                cg.limits.high.and_then(Limit::bytes),
+            ],
+            limit_hits: hits,
+            high_events: high,
+            oom_kills: cg.events.oom_kills(),
+            pids,
+        });
+    }
+    Ok((out, problems))
+}
+
+/// A least-squares line through (seconds, bytes).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Fit {
+    /// Bytes per second.
+    pub slope: f64,
+    /// Value at the first point's time.
+    pub intercept: f64,
+    /// Coefficient of determination.
+    pub r2: f64,
+    /// Points fitted.
+    pub n: usize,
+    /// Seconds covered.
+    pub seconds: f64,
+    /// The largest fall between two consecutive points, as a fraction of the fitted rise
+    /// over the window (a sawtooth's drops make this large).
+    pub max_drop: f64,
+}
+
+/// Ordinary least squares of `(t ms, v)`; `None` with fewer than 3 points or no time span.
+pub fn fit(pts: &[(i64, f64)]) -> Option<Fit> {
+    let n = pts.len();
+    if n < 3 {
+        return None;
+    }
+    let t0 = pts[0].0;
+    let xs: Vec<f64> = pts.iter().map(|(t, _)| (t - t0) as f64 / 1000.0).collect();
+    let ys: Vec<f64> = pts.iter().map(|(_, v)| *v).collect();
+    let mx = xs.iter().sum::<f64>() / n as f64;
+    let my = ys.iter().sum::<f64>() / n as f64;
+    let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
+    if sxx <= 0.0 {
+        return None;
+    }
+    let sxy: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
+    let syy: f64 = ys.iter().map(|y| (y - my).powi(2)).sum();
+    let slope = sxy / sxx;
+    let intercept = my - slope * mx;
+    let r2 = if syy > 0.0 {
+        (sxy * sxy) / (sxx * syy)
+    } else {
+        1.0
+    };
+    let seconds = xs.last().copied().unwrap_or(0.0);
+    let rise = (slope * seconds).abs().max(1.0);
+    let max_drop = ys
+        .windows(2)
+        .map(|w| (w[0] - w[1]).max(0.0))
+        .fold(0.0, f64::max)
+        / rise;
+    Some(Fit {
+        slope,
+        intercept,
+        r2,
+        n,
+        seconds,
+        max_drop,
+    })
+}
+
+/// The forecast criterion: a fit is trusted when it explains the points well (R² ≥ 0.9),
+/// covers at least 10 points, rises, and nothing fell by more than 10% of its rise between
+/// two points (a garbage collector's sawtooth does; a leak does not).
+pub fn trusted(f: &Fit) -> bool {
+    f.r2 >= 0.9 && f.n >= 10 && f.slope > 0.0 && f.max_drop <= 0.1
+}
+
+/// min / max / last of one column over a step.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stat {
+    /// Smallest.
+    pub min: Option<u64>,
+    /// Largest.
+    pub max: Option<u64>,
+    /// The step's last sample.
+    pub last: Option<u64>,
+}
+
+/// One step of the history.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// Start of the step (RFC 3339 UTC).
+    pub start: String,
+    /// Start, ms since the epoch.
+    pub start_ms: i64,
+    /// Samples in the step (0: not recorded then).
+    pub samples: usize,
+    /// Per column (in [`COLUMNS`] order), `_bytes`.
+    pub values: serde_json::Map<String, serde_json::Value>,
+}
+
+/// An event in the history.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistEvent {
+    /// When (RFC 3339 UTC).
+    pub at: String,
+    /// ms since the epoch.
+    pub t: i64,
+    /// `oom-kill`, `limit-hit`, `high-event`, `limit-changed`, `process-started`,
+    /// `process-gone`, `cgroup-created`, `cgroup-removed`.
+    pub kind: String,
+    /// What happened.
+    pub detail: String,
+}
+
+/// The growth rate of what cannot be reclaimed (anon + shmem + unreclaimable kernel).
+#[derive(Debug, Clone, Serialize)]
+pub struct Growth {
+    /// Bytes per second (least-squares slope).
+    pub bytes_per_second: f64,
+    /// The same in MiB per minute.
+    pub mib_per_minute: f64,
+    /// The fit (R², points, largest drop).
+    pub fit: Fit,
+    /// Whether the fit meets the forecast criterion ([`trusted`]).
+    pub trusted: bool,
+}
+
+/// `memlens history`.
+#[derive(Debug, Clone, Serialize)]
+pub struct History {
+    /// The target as given.
+    pub target: String,
+    /// The cgroup (path within the hierarchy).
+    pub path: String,
+    /// Range shown.
+    pub since: String,
+    /// Range shown.
+    pub until: String,
+    /// Step length.
+    pub step_seconds: f64,
+    /// Samples read.
+    pub samples: usize,
+    /// The columns of each step.
+    pub columns: Vec<&'static str>,
+    /// The steps.
+    pub steps: Vec<Step>,
+    /// Events in the range.
+    pub events: Vec<HistEvent>,
+    /// The growth of what cannot be reclaimed over the range.
+    pub not_reclaimable_growth: Option<Growth>,
+    /// When the cgroup was removed (it no longer exists), if recorded.
+    pub removed_at: Option<String>,
+    /// Damaged chunks skipped.
+    pub problems: Vec<String>,
+}
+
+/// The arguments of `memlens history`.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// TARGET.
+    pub target: String,
+    /// --since.
+    pub since: String,
+    /// --until.
+    pub until: Option<String>,
+    /// --step.
+    pub step: Option<String>,
+}
+
+/// A `--since` value: a span back from now, or a time.
+pub fn parse_since(s: &str, now: i64) -> Result<i64, String> {
+    match parse_span(s) {
+        Ok(span) if !s.contains(':') && !s.contains('-') => Ok(now - span),
+        _ => parse_time(s, now),
+    }
+}
+
+/// Events between consecutive points (counters that rose, limits changed, processes).
+pub fn derived_events(pts: &[Point]) -> Vec<HistEvent> {
+    let mut out = Vec::new();
+    let mut ev = |t: i64, kind: &str, detail: String| {
+        out.push(HistEvent {
+            at: format_time(t),
+            t,
+            kind: kind.into(),
+            detail,
+        })
+    };
+    for w in pts.windows(2) {
+        let (a, b) = (&w[0], &w[1]);
+        let rose = |x: Option<u64>, y: Option<u64>| match (x, y) {
+            (Some(x), Some(y)) if y > x => Some(y - x),
+            _ => None,
+        };
+        if let Some(n) = rose(a.limit_hits, b.limit_hits) {
+            ev(b.t, "limit-hit", format!("{n} limit hits"));
+        }
+        if let Some(n) = rose(a.high_events, b.high_events) {
+            ev(b.t, "high-event", format!("{n} memory.high events"));
+        }
+        if let Some(n) = rose(a.oom_kills, b.oom_kills) {
+            ev(b.t, "oom-kill", format!("{n} OOM kills counted"));
+        }
+        for (col, name) in [("limit", "limit"), ("high", "memory.high")] {
+            if a.get(col) != b.get(col) {
+                let f = |v: Option<u64>| {
+                    v.map_or("unlimited".to_string(), |b| crate::render::bytes(Some(b)))
+                };
+                ev(
+                    b.t,
+                    "limit-changed",
+                    format!("{name} {} → {}", f(a.get(col)), f(b.get(col))),
+                );
+            }
+        }
+        if let (Some(pa), Some(pb)) = (&a.pids, &b.pids) {
+            let started: Vec<String> = pb
+                .iter()
+                .filter(|p| !pa.contains(p))
+                .map(|p| p.to_string())
+                .collect();
+            let gone: Vec<String> = pa
+                .iter()
+                .filter(|p| !pb.contains(p))
+                .map(|p| p.to_string())
+                .collect();
+            if !started.is_empty() {
+                ev(
+                    b.t,
+                    "process-started",
+                    format!("PID {}", started.join(", ")),
+                );
+            }
+            if !gone.is_empty() {
+                ev(b.t, "process-gone", format!("PID {}", gone.join(", ")));
+            }
+        }
+    }
+    out
+}
+
+/// Builds `memlens history` from the store. Errors: (exit code, message).
+pub fn history(dir: Option<&Path>, q: &Query) -> Result<History, (i32, String)> {
+    let fail = |e: String| (crate::cli::exit::FAILURE, e);
+    let r = open_store(dir).map_err(|e| fail(e.to_string()))?;
+    let h = recorded_hierarchy(&r).map_err(fail)?;
+    let path = resolve(&r, &h, &q.target)?;
+    let now = crate::store::now_ms();
+    let bad = |e: String| (crate::cli::exit::BAD_TARGET, e);
+    let since = parse_since(&q.since, now).map_err(bad)?;
+    let until = match &q.until {
+        Some(u) => parse_time(u, now).map_err(bad)?,
+        None => now,
+    };
+    if until <= since {
+        return Err(bad("--until must be after --since".into()));
+    }
+    // Nothing before the first sample or after the last: the range stops there (the
+    // table would say "not recorded" line after line).
+    let (since, until) = match r.range().map_err(|e| fail(e.to_string()))? {
+        Some((lo, hi)) => (since.max(lo), until.min(hi + 1000).max(since.max(lo) + 1)),
+        None => (since, until),
+    };
+    let step = match &q.step {
+        Some(s) => parse_span(s).map_err(bad)?.max(1),
+        None => ((until - since) / 60).max(1000),
+    };
+    let (pts, problems) = points(&r, &h, &path, since, until).map_err(fail)?;
+    let mut steps = Vec::new();
+    let mut i = 0;
+    let mut s0 = since;
+    while s0 < until {
+        let s1 = s0 + step;
+        let j = pts[i..].iter().take_while(|p| p.t < s1).count() + i;
+        let slice = &pts[i..j];
+        let mut values = serde_json::Map::new();
+        for (k, col) in COLUMNS.iter().enumerate() {
+            let vs: Vec<u64> = slice.iter().filter_map(|p| p.values[k]).collect();
+            values.insert(
+                format!("{col}_bytes"),
+                serde_json::json!(Stat {
+                    min: vs.iter().min().copied(),
+                    max: vs.iter().max().copied(),
+                    last: slice.last().and_then(|p| p.values[k]),
+                }),
+            );
+        }
+        steps.push(Step {
+            start: format_time(s0),
+            start_ms: s0,
+            samples: slice.len(),
+            values,
+        });
+        i = j;
+        s0 = s1;
+    }
+    let mut events = derived_events(&pts);
+    let dir_s = read::fs_path(&h, &path).to_string_lossy().to_string();
+    let mut removed_at = None;
+    let stored = r.events(since, until).map_err(|e| fail(e.to_string()))?;
+    for e in stored
+        .iter()
+        .filter(|e| e.cgroup.as_deref() == Some(path.as_str()))
+    {
+        match e.kind.as_str() {
+            "oom-kill" => {
+                // The counter's rise is the same kill: the stored event (with the victim) wins.
+                events.retain(|x| !(x.kind == "oom-kill" && (x.t - e.t).abs() < 10_000));
+                let pm = &e.data["post_mortem"];
+                let victim = pm["victim"]["comm"]
+                    .as_str()
+                    .or(pm["report"]["victim"]["comm"].as_str());
+                events.push(HistEvent {
+                    at: format_time(e.t),
+                    t: e.t,
+                    kind: "oom-kill".into(),
+                    detail: match victim {
+                        Some(v) => format!(
+                            "OOM kill of {v} (detected by {})",
+                            e.data["detected_by"].as_str().unwrap_or("?")
+                        ),
+                        None => format!(
+                            "OOM kill (detected by {})",
+                            e.data["detected_by"].as_str().unwrap_or("?")
+                        ),
+                    },
+                });
+            }
+            "cgroup-created" | "cgroup-removed" => {
+                if e.kind == "cgroup-removed" {
+                    removed_at = Some(format_time(e.t));
+                }
+                events.push(HistEvent {
+                    at: format_time(e.t),
+                    t: e.t,
+                    kind: e.kind.clone(),
+                    detail: dir_s.clone(),
+                });
+            }
+            _ => {}
+        }
+    }
+    events.sort_by_key(|e| e.t);
+    let nr: Vec<(i64, f64)> = pts
+        .iter()
+        .filter_map(|p| Some((p.t, p.get("not_reclaimable")? as f64)))
+        .collect();
+    let growth = fit(&nr).map(|f| Growth {
+        bytes_per_second: f.slope,
+        mib_per_minute: f.slope * 60.0 / 1_048_576.0,
+        trusted: trusted(&f),
+        fit: f,
+    });
+    Ok(History {
+        target: q.target.clone(),
+        path,
+        since: format_time(since),
+        until: format_time(until),
+        step_seconds: step as f64 / 1000.0,
+        samples: pts.len(),
+        columns: COLUMNS.to_vec(),
+        steps,
+        events,
+        not_reclaimable_growth: growth,
+        removed_at,
+        problems,
+    })
+}
+
+/// Writes a recorded moment as a capture bundle (the layout of `memlens capture`), with
+/// `extra` as `memlens-history.json`.
+pub fn write_capture(
+    m: &Moment,
+    out: &Path,
+    label: &str,
+    extra: &serde_json::Value,
+) -> std::io::Result<()> {
+    let secs = (m.t / 1000).max(0) as u64;
+    let kernel = m
+        .files
+        .get(Path::new("/proc/sys/kernel/osrelease"))
+        .map(|b| String::from_utf8_lossy(b).trim().to_string());
+    let meta = serde_json::json!({
+        "format": 1,
+        "memlens_version": env!("CARGO_PKG_VERSION"),
+        "kernel": kernel,
+        "captured_at_unix": secs,
+        "target": label,
+        "files": m.files.len(),
+        "source": "memlens record store",
+        "unreadable": {},
+    });
+    let f = std::fs::File::create(out)?;
+    let gz = flate2::write::GzEncoder::new(f, flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    let mut add = |name: &str, data: &[u8]| -> std::io::Result<()> {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(secs);
+        h.set_cksum();
+        tar.append_data(&mut h, name, data)
+    };
+    add(
+        crate::sys::CAPTURE_META,
+        &serde_json::to_vec_pretty(&meta).map_err(std::io::Error::other)?,
+    )?;
+    add(
+        "memlens-history.json",
+        &serde_json::to_vec_pretty(extra).map_err(std::io::Error::other)?,
+    )?;
+    for (p, data) in &m.files {
+        let rel = p.strip_prefix("/").unwrap_or(p);
+        add(&rel.to_string_lossy(), data)?;
+    }
+    tar.into_inner()?.finish()?;
+    Ok(())
+}
+
+/// Every recorded cgroup's points in `[since, until]`, with its identity (as recorded):
+/// what `memlens export` writes.
+pub struct Export {
+    /// (cgroup path, identity, points), by path.
+    pub series: Vec<(String, crate::identity::Identity, Vec<Point>)>,
+    /// Damaged chunks skipped.
+    pub problems: Vec<String>,
+}
+
+/// Reads every recorded cgroup (or those matching `targets`) for `memlens export`.
+pub fn export(
+    dir: Option<&Path>,
+    since: &str,
+    until: Option<&str>,
+    targets: &[String],
+) -> Result<Export, (i32, String)> {
+    let fail = |e: String| (crate::cli::exit::FAILURE, e);
+    let bad = |e: String| (crate::cli::exit::BAD_TARGET, e);
+    let r = open_store(dir).map_err(|e| fail(e.to_string()))?;
+    let h = recorded_hierarchy(&r).map_err(fail)?;
+    let now = crate::store::now_ms();
+    let since = parse_since(since, now).map_err(bad)?;
+    let until = match until {
+        Some(u) => parse_time(u, now).map_err(bad)?,
+        None => now,
+    };
+    let paths = if targets.is_empty() {
+        recorded_cgroups(&r, &h)
+    } else {
+        targets
+            .iter()
+            .map(|t| resolve(&r, &h, t))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let idents: BTreeMap<String, serde_json::Value> = r
+        .events(i64::MIN, i64::MAX)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.kind == "identity")
+        .filter_map(|e| Some((e.cgroup?, e.data)))
+        .collect();
+    let mut series = Vec::new();
+    let mut problems = Vec::new();
+    for p in paths {
+        let (pts, pr) = points(&r, &h, &p, since, until).map_err(fail)?;
+        problems.extend(pr);
+        if pts.is_empty() {
+            continue;
+        }
+        let mut id = crate::identity::Identity::from_path(&p);
+        if let Some(v) = idents.get(&p) {
+            let s = |k: &str| v["names"][k].as_str().map(str::to_string);
+            id.names = crate::identity::Names {
+                namespace: s("namespace"),
+                pod: s("pod"),
+                container: s("container"),
+                image: s("image"),
+                runtime_name: s("runtime_name"),
+            };
+        }
+        series.push((p, id, pts));
+    }
+    Ok(Export { series, problems })
+}
+
+/// What `memlens plot` draws: the cgroup, its points, the OOM-kill times (ms).
+pub type PlotData = (String, Vec<Point>, Vec<i64>);
+
+/// The points and OOM-kill times `memlens plot` draws. Errors: (exit code, message).
+pub fn plot_data(dir: Option<&Path>, q: &Query) -> Result<PlotData, (i32, String)> {
+    let fail = |e: String| (crate::cli::exit::FAILURE, e);
+    let bad = |e: String| (crate::cli::exit::BAD_TARGET, e);
+    let r = open_store(dir).map_err(|e| fail(e.to_string()))?;
+    let h = recorded_hierarchy(&r).map_err(fail)?;
+    let path = resolve(&r, &h, &q.target)?;
+    let now = crate::store::now_ms();
+    let since = parse_since(&q.since, now).map_err(bad)?;
+    let until = match &q.until {
+        Some(u) => parse_time(u, now).map_err(bad)?,
+        None => now,
+    };
+    let (pts, _) = points(&r, &h, &path, since, until).map_err(fail)?;
+    let mut kills: Vec<i64> = r
+        .events(since, until)
+        .map_err(|e| fail(e.to_string()))?
+        .into_iter()
+        .filter(|e| e.kind == "oom-kill" && e.cgroup.as_deref() == Some(path.as_str()))
+        .map(|e| e.t)
+        .collect();
+    // Kills the counters saw (when no event was stored: the recorder did not follow the log).
+    for e in derived_events(&pts) {
+        if e.kind == "oom-kill" && !kills.iter().any(|k| (k - e.t).abs() < 10_000) {
+            kills.push(e.t);
+        }
+    }
+    Ok((path, pts, kills))
+}

@@ -1,0 +1,466 @@
+//! `memlens record`: the flight recorder. Every tick it reads every memory cgroup that is due
+//! (all of its memory files, through a recording [`Root`]), the host's files, the top
+//! processes by RSS of each cgroup (and their PSS at a lower rate), and writes exactly the
+//! bytes it read into the [`crate::store`], so `--at` later reads the same files back.
+//!
+//! Adaptive resolution: a cgroup whose non-reclaimable memory is within `hot_headroom` of
+//! its effective limit, or whose limit was hit or memory.high crossed in the last `hot_for`,
+//! is read every `fast_interval` (1 s); the others every `interval`. OOM kills come from
+//! [`crate::oom::follow::Follower`] (the kernel log and the counters, as `oom --follow`) and
+//! are stored as events; the killed cgroup's window (10 min before, 1 min after) is kept past
+//! retention.
+
+use crate::cgroup::read::{self, Level};
+use crate::cgroup::walk::Tree;
+use crate::identity::{Identity, NodeNames};
+use crate::model::{Hierarchy, Limit, Version};
+use crate::store::{self, Event, Limits, Writer};
+use crate::sys::{LISTING, Root};
+use crate::views::breakdown::Breakdown;
+use crate::views::derived::{Derived, EffectiveLimit};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// The recorder's settings (the flags of `memlens record`).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The store directory.
+    pub store: PathBuf,
+    /// How often an idle cgroup is read.
+    pub interval: Duration,
+    /// How often a hot cgroup is read.
+    pub fast_interval: Duration,
+    /// Hot when the non-reclaimable part is within this fraction of the effective limit.
+    pub hot_headroom: f64,
+    /// Hot for this long after a limit hit or memory.high event.
+    pub hot_for: Duration,
+    /// How often the top processes' PSS (smaps_rollup) is read.
+    pub pss_interval: Duration,
+    /// Processes kept per cgroup (largest RSS first).
+    pub top: usize,
+    /// Store bounds.
+    pub limits: Limits,
+    /// Stop after this long (tests, benchmarks); `None` runs until SIGINT/SIGTERM.
+    pub duration: Option<Duration>,
+    /// Follow OOM kills (off in the benchmark).
+    pub oom: bool,
+    /// Stop on SIGINT/SIGTERM (off inside `serve --record`, whose process owns them; the
+    /// store is crash-safe, so a killed agent loses at most the tick being written).
+    pub signals: bool,
+}
+
+/// How long before and after an OOM kill its cgroup's samples are kept past retention.
+pub const OOM_WINDOW_BEFORE_MS: i64 = 10 * 60_000;
+/// See [`OOM_WINDOW_BEFORE_MS`].
+pub const OOM_WINDOW_AFTER_MS: i64 = 60_000;
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Asks a running recorder (in this process) to stop after its tick (`serve --record`).
+pub fn request_stop() {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Per-cgroup recorder state.
+#[derive(Default)]
+struct State {
+    next_due: Option<Instant>,
+    hot_until: Option<Instant>,
+    /// (limit hits, memory.high events) at the last read.
+    counters: (Option<u64>, Option<u64>),
+    own_limit: Option<u64>,
+    hot: bool,
+}
+
+/// The docker config with only the fields memlens reads for names (the file also holds the
+/// container's environment, which must not be stored).
+fn docker_names_only(bytes: &[u8]) -> Vec<u8> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    let labels = &v["Config"]["Labels"];
+    let keep = [
+        "io.kubernetes.pod.namespace",
+        "io.kubernetes.pod.name",
+        "io.kubernetes.container.name",
+    ];
+    let l: serde_json::Map<String, serde_json::Value> = keep
+        .iter()
+        .filter_map(|k| Some((k.to_string(), labels.get(*k)?.clone())))
+        .collect();
+    serde_json::json!({"Name": v["Name"], "Config": {"Image": v["Config"]["Image"], "Labels": l}})
+        .to_string()
+        .into_bytes()
+}
+
+/// Whether a recorded file is kept in the store: not cgroup directory listings (the
+/// cgroups are known from their files), not process command lines (other users' secrets).
+fn stored(path: &Path, h: &Hierarchy) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if name == LISTING {
+        return !path.starts_with(&h.mount_point);
+    }
+    !matches!(name, "cmdline" | "environ")
+}
+
+/// The recorder.
+pub struct Recorder {
+    root: Root,
+    h: Hierarchy,
+    opts: Options,
+    writer: Writer,
+    tree: Tree,
+    state: HashMap<String, State>,
+    known: HashSet<String>,
+    identities: HashMap<String, serde_json::Value>,
+    last_pss: Option<Instant>,
+    last_names: Option<Instant>,
+    follower: Option<crate::oom::follow::Follower>,
+    /// Ticks written.
+    pub ticks: u64,
+    /// MEMLENS_RECORD_TRACE: print each committed tick's time on stderr (tests).
+    trace: bool,
+}
+
+impl Recorder {
+    /// Opens the store and the sources. `root` is the live system (or `--host-root`).
+    pub fn new(root: Root, h: Hierarchy, opts: Options) -> Result<Self, String> {
+        let writer = Writer::open(&opts.store, opts.limits).map_err(|e| e.to_string())?;
+        writer
+            .set_meta("interval_ms", &opts.interval.as_millis().to_string())
+            .map_err(|e| e.to_string())?;
+        writer
+            .set_meta(
+                "pss_interval_ms",
+                &opts.pss_interval.as_millis().to_string(),
+            )
+            .map_err(|e| e.to_string())?;
+        for (k, v) in [
+            ("mount_point", h.mount_point.to_string_lossy().to_string()),
+            ("cgroup_version", h.version.number().to_string()),
+            ("mount_root", h.mount_root.clone()),
+        ] {
+            writer.set_meta(k, &v).map_err(|e| e.to_string())?;
+        }
+        let follower = if opts.oom {
+            match crate::oom::follow::Follower::start(Root::live()) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    tracing::warn!("OOM kills will not be recorded: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Ok(Recorder {
+            root: root.record(),
+            h,
+            opts,
+            writer,
+            tree: Tree::new(),
+            state: HashMap::new(),
+            known: HashSet::new(),
+            identities: HashMap::new(),
+            last_pss: None,
+            last_names: None,
+            follower,
+            ticks: 0,
+            trace: std::env::var_os("MEMLENS_RECORD_TRACE").is_some(),
+        })
+    }
+
+    /// Records until stopped (signal, [`request_stop`] or `duration`); the open chunks are
+    /// written on the way out.
+    pub fn run(&mut self) -> Result<(), String> {
+        if self.opts.signals {
+            // SAFETY: the handler only stores to an atomic.
+            unsafe {
+                libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+                libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+            }
+        }
+        let start = Instant::now();
+        let tick = self.opts.fast_interval.min(self.opts.interval);
+        let mut next = Instant::now();
+        while !STOP.load(Ordering::SeqCst) {
+            if self.opts.duration.is_some_and(|d| start.elapsed() >= d) {
+                break;
+            }
+            let events = self.wait_until(next);
+            if STOP.load(Ordering::SeqCst) {
+                break;
+            }
+            if let Err(e) = self.tick(events) {
+                tracing::error!("{e}");
+            }
+            next += tick;
+            let now = Instant::now();
+            if next < now {
+                // Behind (a slow tick): skip the missed ones rather than burst.
+                next = now + tick;
+            }
+        }
+        self.writer.flush().map_err(|e| e.to_string())
+    }
+
+    /// Sleeps until `at`, collecting OOM kills meanwhile.
+    fn wait_until(&mut self, at: Instant) -> Vec<Event> {
+        let mut out = Vec::new();
+        loop {
+            let left = at.saturating_duration_since(Instant::now());
+            if left.is_zero() || STOP.load(Ordering::SeqCst) {
+                return out;
+            }
+            match &mut self.follower {
+                Some(f) => {
+                    for d in f.next(left.min(Duration::from_millis(500))) {
+                        let t = store::now_ms();
+                        let cg = d.cgroup.clone();
+                        if let Some(c) = &cg {
+                            let dir = read::fs_path(&self.h, c).display().to_string();
+                            if let Err(e) = self.writer.keep(
+                                &dir,
+                                t - OOM_WINDOW_BEFORE_MS,
+                                t + OOM_WINDOW_AFTER_MS,
+                            ) {
+                                tracing::error!("{e}");
+                            }
+                            // The killed cgroup at 1 s from now on, for the minute after.
+                            let st = self.state.entry(c.clone()).or_default();
+                            st.hot_until = Some(Instant::now() + self.opts.hot_for);
+                            st.next_due = None;
+                        }
+                        out.push(Event {
+                            t,
+                            kind: "oom-kill".into(),
+                            cgroup: cg,
+                            data: serde_json::to_value(&d).unwrap_or_default(),
+                        });
+                    }
+                }
+                None => std::thread::sleep(left.min(Duration::from_millis(500))),
+            }
+        }
+    }
+
+    /// One tick: reads what is due and writes it in one transaction.
+    pub fn tick(&mut self, mut events: Vec<Event>) -> Result<(), String> {
+        let now = Instant::now();
+        let t = store::now_ms();
+        let paths = self.tree.paths(&self.root, &self.h).to_vec();
+        // Created and removed cgroups.
+        let current: HashSet<String> = paths.iter().cloned().collect();
+        let mut changed = false;
+        for p in &paths {
+            if !self.known.contains(p) {
+                changed = true;
+                if self.ticks > 0 {
+                    events.push(Event {
+                        t,
+                        kind: "cgroup-created".into(),
+                        cgroup: Some(p.clone()),
+                        data: serde_json::json!({"dir": read::fs_path(&self.h, p)}),
+                    });
+                }
+            }
+        }
+        for p in self.known.difference(&current) {
+            changed = true;
+            events.push(Event {
+                t,
+                kind: "cgroup-removed".into(),
+                cgroup: Some(p.clone()),
+                data: serde_json::json!({"dir": read::fs_path(&self.h, p)}),
+            });
+            self.state.remove(p);
+        }
+        self.known = current;
+        // The hierarchy and the host, every tick (unchanged files cost a byte).
+        let _ = crate::report::hierarchy(&self.root);
+        let host = crate::proc::read_host(&self.root);
+        let _ = read::dying_cgroups(&self.root, &self.h, paths.len());
+        let pss_due = self
+            .last_pss
+            .is_none_or(|l| now.duration_since(l) >= self.opts.pss_interval);
+        if pss_due {
+            self.last_pss = Some(now);
+        }
+        let mut drop_status: Vec<PathBuf> = Vec::new();
+        let mut ids: Vec<String> = Vec::new();
+        for p in &paths {
+            let parent_limit = parent_of(p).and_then(|pp| self.effective(pp));
+            let st = self.state.entry(p.clone()).or_default();
+            if st.next_due.is_some_and(|d| d > now) {
+                continue;
+            }
+            let Ok(cg) = read::read_cgroup(&self.root, &self.h, p, Level::Full) else {
+                continue;
+            };
+            // Hot or not, for the next read.
+            let own = cg.limits.max.and_then(Limit::bytes);
+            let hier = cg.limits.hierarchical.and_then(Limit::bytes);
+            st.own_limit = [own, hier].into_iter().flatten().min();
+            let eff = [parent_limit, st.own_limit].into_iter().flatten().min();
+            let b = Breakdown::of(&cg);
+            let d = Derived::with_limit(
+                &cg,
+                &b,
+                EffectiveLimit {
+                    bytes: eff,
+                    set_by: None,
+                    source: String::new(),
+                },
+            );
+            let near = match (d.not_reclaimable.bytes, eff) {
+                (Some(n), Some(l)) if l > 0 => {
+                    (n as f64) >= (1.0 - self.opts.hot_headroom) * l as f64
+                }
+                _ => false,
+            };
+            let (hits, high) = match self.h.version {
+                Version::V1 => (cg.events.failcnt, None),
+                Version::V2 => (
+                    cg.events.events.as_ref().and_then(|e| e.get("max")),
+                    cg.events.events.as_ref().and_then(|e| e.get("high")),
+                ),
+            };
+            let rose =
+                |a: Option<u64>, b: Option<u64>| matches!((a, b), (Some(x), Some(y)) if y > x);
+            if rose(st.counters.0, hits) || rose(st.counters.1, high) {
+                st.hot_until = Some(now + self.opts.hot_for);
+            }
+            st.counters = (hits, high);
+            st.hot = near || st.hot_until.is_some_and(|u| u > now);
+            let every = if st.hot {
+                self.opts.fast_interval
+            } else {
+                self.opts.interval
+            };
+            // Due again one interval later (a little early, so the tick grid is not missed).
+            st.next_due = Some(now + every.saturating_sub(Duration::from_millis(50)));
+            if let Some(id) = Identity::from_path(p).container_id {
+                ids.push(id);
+            }
+            // The top processes by RSS (status is cheap), PSS at the lower rate.
+            let mut procs: Vec<(u64, i32)> = Vec::new();
+            for pid in cg.procs.iter().flatten() {
+                let sp = PathBuf::from(format!("/proc/{pid}/status"));
+                if let Ok(text) = self.root.read(&sp) {
+                    let rss = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("VmRSS:"))
+                        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+                        .unwrap_or(0);
+                    procs.push((rss, *pid));
+                }
+            }
+            procs.sort_by(|a, b| b.cmp(a));
+            for (i, (_, pid)) in procs.iter().enumerate() {
+                if i >= self.opts.top {
+                    drop_status.push(PathBuf::from(format!("/proc/{pid}/status")));
+                } else if pss_due {
+                    let _ = self
+                        .root
+                        .read(&PathBuf::from(format!("/proc/{pid}/smaps_rollup")));
+                }
+            }
+        }
+        let names_due = changed
+            || self
+                .last_names
+                .is_none_or(|l| now.duration_since(l) >= Duration::from_secs(60));
+        if names_due {
+            self.last_names = Some(now);
+            let names = NodeNames::load(&self.root, ids.iter().map(String::as_str));
+            // The identity (runtime, ID, pod, names) whenever it changes, so `history` finds a
+            // container by name after it is gone.
+            for p in &paths {
+                let id = Identity::named(p, &names);
+                if id.runtime.is_none() && id.pod_uid.is_none() && id.unit.is_none() {
+                    continue;
+                }
+                let v = serde_json::to_value(&id).unwrap_or_default();
+                if self.identities.get(p) != Some(&v) {
+                    self.identities.insert(p.clone(), v.clone());
+                    events.push(Event {
+                        t,
+                        kind: "identity".into(),
+                        cgroup: Some(p.clone()),
+                        data: v,
+                    });
+                }
+            }
+        }
+        drop(host);
+        let (files, failures) = self.root.take_recorded();
+        let drop: HashSet<PathBuf> = drop_status.into_iter().collect();
+        let mut present = Vec::with_capacity(files.len());
+        for (p, mut b) in files {
+            if drop.contains(&p) || !stored(&p, &self.h) {
+                continue;
+            }
+            if p.file_name().is_some_and(|n| n == "config.v2.json") {
+                b = docker_names_only(&b);
+            }
+            present.push((p.to_string_lossy().into_owned(), b));
+        }
+        let absent: Vec<String> = failures
+            .into_keys()
+            .filter(|p| stored(p, &self.h) && !p.starts_with("/proc/memlens-statfs"))
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        self.writer
+            .write(t, &present, &absent, &events)
+            .map_err(|e| e.to_string())?;
+        if self.trace {
+            // The crash test's evidence: this tick is committed.
+            eprintln!("memlens-record: committed {t}");
+        }
+        self.ticks += 1;
+        Ok(())
+    }
+
+    fn effective(&self, p: &str) -> Option<u64> {
+        let mut best: Option<u64> = None;
+        let mut cur = Some(p);
+        while let Some(c) = cur {
+            if let Some(l) = self.state.get(c).and_then(|s| s.own_limit) {
+                best = Some(best.map_or(l, |b| b.min(l)));
+            }
+            cur = parent_of(c);
+        }
+        best
+    }
+
+    /// Cgroups read at the fast rate now.
+    pub fn hot(&self) -> Vec<&str> {
+        self.state
+            .iter()
+            .filter(|(_, s)| s.hot)
+            .map(|(p, _)| p.as_str())
+            .collect()
+    }
+}
+
+fn parent_of(p: &str) -> Option<&str> {
+    if p == "/" {
+        return None;
+    }
+    match p.rfind('/') {
+        Some(0) => Some("/"),
+        Some(i) => Some(&p[..i]),
+        None => None,
+    }
+}
+
+/// `memlens record`: opens the recorder and runs it until stopped.
+pub fn run(root: Root, h: Hierarchy, opts: Options) -> Result<u64, String> {
+    let mut r = Recorder::new(root, h, opts)?;
+    r.run()?;
+    Ok(r.ticks)
+}

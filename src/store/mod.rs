@@ -1,0 +1,994 @@
+//! The flight recorder's store: one directory holding one SQLite database (`memlens.db`,
+//! WAL mode), written by `memlens record` and read by `history`, `--at`, `oom show`, `plot`
+//! and `export` while it is being written.
+//!
+//! What is stored is the kernel files themselves, as [`codec`] templates and numbers, so a
+//! past moment is read back as the same files ([`Reader::files_at`]) and rendered by the
+//! same code as the live system. The format (DEVELOPERS.md, "The store"):
+//!
+//! - `series`: one row per file path (grouped by its directory: a cgroup, `/proc/PID`, `/proc`);
+//! - `templates`: the interned templates;
+//! - `frames`: one row per recorder tick since the last compaction, each sample of that tick
+//!   as a delta from the series' previous row (one committed transaction per tick, so a
+//!   kill -9 or power loss loses at most the tick being written);
+//! - `chunks`: per group and time span (default 10 min), every series' rows, zstd-compressed
+//!   with a checksum; a chunk that fails to decode is named (group, time range) and skipped;
+//! - `events`: OOM kills (the parsed report), cgroups created and removed, identities;
+//! - `keep`: windows (cgroup, time range) kept past retention (around each OOM kill).
+//!
+//! Why SQLite and not files of our own: crash safety (WAL, checksummed frames), concurrent
+//! readers, indexed time ranges and deletion by time come from a library with decades of
+//! testing; the store's own format is only the chunk payload.
+
+pub mod codec;
+
+use codec::{Sample, SeriesBuf};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// The format this memlens writes; it reads this and every older one.
+pub const FORMAT: i64 = 1;
+/// The database file in the store directory.
+pub const DB_FILE: &str = "memlens.db";
+
+/// Why the store cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite refused (the file is not a store, or is damaged beyond a chunk).
+    #[error("store {path}: {reason}")]
+    Db { path: String, reason: String },
+    /// Written by a newer memlens.
+    #[error(
+        "store {path} has format {found}; this memlens reads formats up to {FORMAT}: use a newer memlens"
+    )]
+    Newer { path: String, found: i64 },
+    /// No store there.
+    #[error("no store at {path} (record one with `memlens record --store {path}`)")]
+    Absent { path: String },
+}
+
+fn db_err(dir: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |e| StoreError::Db {
+        path: dir.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// The default store directory: /var/lib/memlens as root, else `$XDG_STATE_HOME/memlens`
+/// (`~/.local/state/memlens`).
+pub fn default_dir() -> PathBuf {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/lib/memlens");
+    }
+    if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|x| !x.is_empty()) {
+        return PathBuf::from(x).join("memlens");
+    }
+    std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".local/state/memlens"))
+        .unwrap_or_else(|| PathBuf::from("memlens-store"))
+}
+
+/// Wall time now, ms since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS groups(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL);
+CREATE TABLE IF NOT EXISTS series(id INTEGER PRIMARY KEY, grp INTEGER NOT NULL, path TEXT UNIQUE NOT NULL);
+CREATE TABLE IF NOT EXISTS templates(id INTEGER PRIMARY KEY, text BLOB UNIQUE NOT NULL);
+CREATE TABLE IF NOT EXISTS frames(t INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks(id INTEGER PRIMARY KEY, grp INTEGER NOT NULL, t0 INTEGER NOT NULL,
+  t1 INTEGER NOT NULL, data BLOB NOT NULL, keep INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS chunks_grp_t ON chunks(grp, t1);
+CREATE INDEX IF NOT EXISTS chunks_t ON chunks(t1);
+CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY, t INTEGER NOT NULL, kind TEXT NOT NULL,
+  cgroup TEXT, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_t ON events(t);
+CREATE TABLE IF NOT EXISTS keep(grp TEXT NOT NULL, t0 INTEGER NOT NULL, t1 INTEGER NOT NULL);
+";
+
+/// How the recorder bounds the store.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Chunks older than this (ms) are removed (except kept windows).
+    pub retention_ms: i64,
+    /// The database is kept under this many bytes, oldest chunks first.
+    pub max_bytes: u64,
+    /// Span of one chunk (ms).
+    pub chunk_ms: i64,
+}
+
+/// One stored event.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Event {
+    /// Wall time, ms since the epoch.
+    pub t: i64,
+    /// `oom-kill`, `cgroup-created`, `cgroup-removed`, `identity`.
+    pub kind: String,
+    /// The cgroup (path within the hierarchy), when about one.
+    pub cgroup: Option<String>,
+    /// Details (the OOM post-mortem, the identity).
+    pub data: serde_json::Value,
+}
+
+/// The open chunk of one group: its series' rows since the span began.
+#[derive(Default)]
+struct Open {
+    t0: i64,
+    series: BTreeMap<i64, SeriesBuf>,
+}
+
+/// The writer (one per store: `memlens record`).
+pub struct Writer {
+    dir: PathBuf,
+    conn: Connection,
+    groups: HashMap<String, i64>,
+    /// path → (series id, group id).
+    series: HashMap<String, (i64, i64)>,
+    templates: HashMap<Vec<u8>, i64>,
+    counts: HashMap<i64, usize>,
+    open: HashMap<i64, Open>,
+    span_start: i64,
+    limits: Limits,
+}
+
+fn compress(raw: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut enc = zstd::Encoder::new(Vec::new(), 3)?;
+    enc.include_checksum(true)?;
+    std::io::Write::write_all(&mut enc, raw)?;
+    enc.finish()
+}
+
+fn decompress(z: &[u8]) -> std::io::Result<Vec<u8>> {
+    zstd::decode_all(z)
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    // Readers wait for the writer's short transactions instead of failing.
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(())
+}
+
+impl Writer {
+    /// Opens (or creates) the store in `dir`; samples left in frames by a recorder that was
+    /// killed are compacted into chunks first.
+    pub fn open(dir: &Path, limits: Limits) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Db {
+            path: dir.display().to_string(),
+            reason: format!("cannot create the directory: {e}"),
+        })?;
+        let e = db_err(dir);
+        let conn = Connection::open(dir.join(DB_FILE)).map_err(&e)?;
+        configure(&conn).map_err(&e)?;
+        // auto_vacuum must be chosen before the first table: deleted chunks then give their
+        // pages back to the file system (incremental_vacuum), so the size cap bounds the disk.
+        conn.execute_batch(
+            "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
+        )
+        .map_err(&e)?;
+        conn.execute_batch(SCHEMA).map_err(&e)?;
+        let found: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key='format'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(&e)?;
+        match found.and_then(|f| f.parse::<i64>().ok()) {
+            Some(f) if f > FORMAT => {
+                return Err(StoreError::Newer {
+                    path: dir.display().to_string(),
+                    found: f,
+                });
+            }
+            Some(_) => {}
+            None => {
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('format', ?1), ('created_ms', ?2)",
+                    params![FORMAT.to_string(), now_ms().to_string()],
+                )
+                .map_err(&e)?;
+            }
+        }
+        let mut w = Writer {
+            dir: dir.to_path_buf(),
+            conn,
+            groups: HashMap::new(),
+            series: HashMap::new(),
+            templates: HashMap::new(),
+            counts: HashMap::new(),
+            open: HashMap::new(),
+            span_start: 0,
+            limits,
+        };
+        w.load_names()?;
+        w.recover()?;
+        Ok(w)
+    }
+
+    fn load_names(&mut self) -> Result<(), StoreError> {
+        let e = db_err(&self.dir);
+        let mut st = self
+            .conn
+            .prepare("SELECT id, name FROM groups")
+            .map_err(&e)?;
+        for r in st
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+            .map_err(&e)?
+            .flatten()
+        {
+            self.groups.insert(r.1, r.0);
+        }
+        let mut st = self
+            .conn
+            .prepare("SELECT id, grp, path FROM series")
+            .map_err(&e)?;
+        for r in st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(&e)?
+            .flatten()
+        {
+            self.series.insert(r.2, (r.0, r.1));
+        }
+        let mut st = self
+            .conn
+            .prepare("SELECT id, text FROM templates")
+            .map_err(&e)?;
+        for r in st
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+            .map_err(&e)?
+            .flatten()
+        {
+            if let Some(n) = codec::value_count(&r.1) {
+                self.counts.insert(r.0, n);
+            }
+            self.templates.insert(r.1, r.0);
+        }
+        Ok(())
+    }
+
+    /// Frames left by a killed recorder: decoded and written as chunks.
+    fn recover(&mut self) -> Result<(), StoreError> {
+        let frames = read_frames(&self.conn, &self.counts, i64::MAX).map_err(db_err(&self.dir))?;
+        let Some(first) = frames.first() else {
+            return Ok(());
+        };
+        self.span_start = first.0;
+        let by_id: HashMap<i64, i64> = self.series.values().copied().collect();
+        for (t, rows) in &frames {
+            for (sid, s) in rows {
+                if let Some(&g) = by_id.get(sid) {
+                    let o = self.open.entry(g).or_insert_with(|| Open {
+                        t0: *t,
+                        ..Open::default()
+                    });
+                    o.series.entry(*sid).or_default().push(*t, s.tpl, &s.vals);
+                }
+            }
+        }
+        self.compact(i64::MAX)?;
+        self.span_start = 0;
+        Ok(())
+    }
+
+    fn intern_template(&mut self, tpl: Vec<u8>) -> Result<i64, StoreError> {
+        if let Some(id) = self.templates.get(&tpl) {
+            return Ok(*id);
+        }
+        let e = db_err(&self.dir);
+        self.conn
+            .execute("INSERT INTO templates(text) VALUES (?1)", params![tpl])
+            .map_err(&e)?;
+        let id = self.conn.last_insert_rowid();
+        self.counts
+            .insert(id, codec::value_count(&tpl).unwrap_or(0));
+        self.templates.insert(tpl, id);
+        Ok(id)
+    }
+
+    fn intern_series(&mut self, path: &str) -> Result<(i64, i64), StoreError> {
+        if let Some(s) = self.series.get(path) {
+            return Ok(*s);
+        }
+        let e = db_err(&self.dir);
+        let group = group_of(path);
+        let gid = match self.groups.get(group) {
+            Some(g) => *g,
+            None => {
+                self.conn
+                    .execute("INSERT INTO groups(name) VALUES (?1)", params![group])
+                    .map_err(&e)?;
+                let g = self.conn.last_insert_rowid();
+                self.groups.insert(group.to_string(), g);
+                g
+            }
+        };
+        self.conn
+            .execute(
+                "INSERT INTO series(grp, path) VALUES (?1, ?2)",
+                params![gid, path],
+            )
+            .map_err(&e)?;
+        let sid = self.conn.last_insert_rowid();
+        self.series.insert(path.to_string(), (sid, gid));
+        Ok((sid, gid))
+    }
+
+    /// Writes one tick: the files read at `t` (ms) and the files found absent, in one
+    /// transaction (with the events of the tick). Compacts the previous span when `t` starts
+    /// a new one.
+    pub fn write(
+        &mut self,
+        t: i64,
+        present: &[(String, Vec<u8>)],
+        absent: &[String],
+        events: &[Event],
+    ) -> Result<(), StoreError> {
+        if self.span_start == 0 {
+            self.span_start = t - t.rem_euclid(self.limits.chunk_ms);
+        }
+        if t >= self.span_start + self.limits.chunk_ms {
+            self.compact(t)?;
+            self.span_start = t - t.rem_euclid(self.limits.chunk_ms);
+        }
+        let dir = self.dir.clone();
+        let e = db_err(&dir);
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(&e)?;
+        let res = self.write_tx(t, present, absent, events);
+        match res {
+            Ok(()) => self.conn.execute_batch("COMMIT").map_err(&e),
+            Err(err) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(err)
+            }
+        }
+    }
+
+    fn write_tx(
+        &mut self,
+        t: i64,
+        present: &[(String, Vec<u8>)],
+        absent: &[String],
+        events: &[Event],
+    ) -> Result<(), StoreError> {
+        let mut frame = Vec::new();
+        let mut n = 0u64;
+        let mut body = Vec::new();
+        let items = present
+            .iter()
+            .map(|(p, b)| (p, Some(b)))
+            .chain(absent.iter().map(|p| (p, None)));
+        for (path, bytes) in items {
+            let (sid, gid) = self.intern_series(path)?;
+            let (tpl, vals) = match bytes {
+                Some(b) => {
+                    let (tt, v) = codec::tokenize(b);
+                    (self.intern_template(tt)?, v)
+                }
+                None => (0, Vec::new()),
+            };
+            let open = self.open.entry(gid).or_insert_with(|| Open {
+                t0: t,
+                ..Open::default()
+            });
+            let buf = open.series.entry(sid).or_default();
+            // The frame's delta base is the series' previous row in this span, exactly as
+            // in the chunk, so a reader decodes both the same way.
+            codec::put_varint(&mut body, sid as u64);
+            codec::put_varint(&mut body, tpl as u64);
+            let base = buf.last_row(tpl as u64);
+            codec::put_row(&mut body, &vals, base);
+            buf.push(t, tpl as u64, &vals);
+            n += 1;
+        }
+        codec::put_varint(&mut frame, n);
+        frame.extend_from_slice(&body);
+        let z = compress(&frame).map_err(|x| StoreError::Db {
+            path: self.dir.display().to_string(),
+            reason: x.to_string(),
+        })?;
+        let e = db_err(&self.dir);
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO frames(t, data) VALUES (?1, ?2)",
+                params![t, z],
+            )
+            .map_err(&e)?;
+        for ev in events {
+            self.insert_event(ev)?;
+        }
+        Ok(())
+    }
+
+    fn insert_event(&self, ev: &Event) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO events(t, kind, cgroup, data) VALUES (?1, ?2, ?3, ?4)",
+                params![ev.t, ev.kind, ev.cgroup, ev.data.to_string()],
+            )
+            .map_err(db_err(&self.dir))?;
+        Ok(())
+    }
+
+    /// Records an event on its own (outside a tick).
+    pub fn event(&self, ev: &Event) -> Result<(), StoreError> {
+        self.insert_event(ev)
+    }
+
+    /// Keeps `group`'s chunks overlapping `[t0, t1]` past retention (an OOM kill's window).
+    pub fn keep(&self, group: &str, t0: i64, t1: i64) -> Result<(), StoreError> {
+        let e = db_err(&self.dir);
+        self.conn
+            .execute(
+                "INSERT INTO keep(grp, t0, t1) VALUES (?1, ?2, ?3)",
+                params![group, t0, t1],
+            )
+            .map_err(&e)?;
+        self.apply_keep().map_err(&e)
+    }
+
+    fn apply_keep(&self) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "UPDATE chunks SET keep=1 WHERE keep=0 AND EXISTS (SELECT 1 FROM keep k JOIN groups g
+               ON g.name=k.grp WHERE g.id=chunks.grp AND chunks.t0<=k.t1 AND chunks.t1>=k.t0)",
+            [],
+        )?;
+        Ok(())
+    }
+
+    /// Writes every open chunk (and drops the frames they replace) in one transaction, then
+    /// applies retention and the size cap.
+    fn compact(&mut self, now: i64) -> Result<(), StoreError> {
+        let dir = self.dir.clone();
+        let e = db_err(&dir);
+        let open = std::mem::take(&mut self.open);
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(&e)?;
+        let mut res = Ok(());
+        for (gid, o) in &open {
+            let mut raw = Vec::new();
+            codec::put_varint(&mut raw, o.series.len() as u64);
+            let mut t1 = o.t0;
+            for (sid, s) in &o.series {
+                codec::put_varint(&mut raw, *sid as u64);
+                codec::put_varint(&mut raw, u64::from(s.rows));
+                codec::put_varint(&mut raw, s.bytes.len() as u64);
+                raw.extend_from_slice(&s.bytes);
+                t1 = t1.max(s.last_time().unwrap_or(o.t0));
+            }
+            let z = match compress(&raw) {
+                Ok(z) => z,
+                Err(x) => {
+                    res = Err(StoreError::Db {
+                        path: self.dir.display().to_string(),
+                        reason: x.to_string(),
+                    });
+                    break;
+                }
+            };
+            if let Err(x) = self.conn.execute(
+                "INSERT INTO chunks(grp, t0, t1, data) VALUES (?1, ?2, ?3, ?4)",
+                params![gid, o.t0, t1, z],
+            ) {
+                res = Err(e(x));
+                break;
+            }
+        }
+        if res.is_ok() {
+            res = self
+                .conn
+                .execute("DELETE FROM frames", [])
+                .and_then(|_| self.apply_keep())
+                .map_err(&e);
+        }
+        match res {
+            Ok(()) => self.conn.execute_batch("COMMIT").map_err(&e)?,
+            Err(x) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                return Err(x);
+            }
+        }
+        if now != i64::MAX {
+            self.bound(now)?;
+        }
+        Ok(())
+    }
+
+    /// Retention, then the size cap (oldest chunks first; kept windows last of all).
+    fn bound(&mut self, now: i64) -> Result<(), StoreError> {
+        let e = db_err(&self.dir);
+        let cut = now - self.limits.retention_ms;
+        self.conn
+            .execute("DELETE FROM chunks WHERE t1 < ?1 AND keep=0", params![cut])
+            .map_err(&e)?;
+        self.conn
+            .execute(
+                "DELETE FROM events WHERE t < ?1 AND kind <> 'oom-kill'",
+                params![cut],
+            )
+            .map_err(&e)?;
+        for _ in 0..1000 {
+            let used = self.used_bytes().map_err(&e)?;
+            if used <= self.limits.max_bytes {
+                break;
+            }
+            // Drop a tenth of what is over (at least one chunk), oldest first.
+            let n: i64 = self
+                .conn
+                .query_row("SELECT count(*) FROM chunks", [], |r| r.get(0))
+                .map_err(&e)?;
+            if n == 0 {
+                break;
+            }
+            let over = used - self.limits.max_bytes;
+            let frac = (over as f64 / used as f64).clamp(0.0, 1.0);
+            let k = ((n as f64 * frac * 1.1).ceil() as i64).max(1);
+            self.conn
+                .execute(
+                    "DELETE FROM chunks WHERE id IN (SELECT id FROM chunks ORDER BY keep, t1 LIMIT ?1)",
+                    params![k],
+                )
+                .map_err(&e)?;
+            self.conn
+                .execute_batch("PRAGMA incremental_vacuum")
+                .map_err(&e)?;
+        }
+        self.conn
+            .execute_batch("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);")
+            .map_err(&e)?;
+        Ok(())
+    }
+
+    /// Bytes in use: the database's pages less its free ones, plus the WAL.
+    pub fn used_bytes(&self) -> rusqlite::Result<u64> {
+        used_bytes(&self.conn, &self.dir)
+    }
+
+    /// Writes the open chunks now (on a clean stop).
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        let now = now_ms();
+        self.compact(now)
+    }
+
+    /// Records a setting for readers (interval, PSS interval).
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
+                params![key, value],
+            )
+            .map_err(db_err(&self.dir))?;
+        Ok(())
+    }
+}
+
+fn used_bytes(conn: &Connection, dir: &Path) -> rusqlite::Result<u64> {
+    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+    let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let wal = std::fs::metadata(dir.join(format!("{DB_FILE}-wal"))).map_or(0, |m| m.len());
+    Ok(((pages - free).max(0) * size) as u64 + wal)
+}
+
+/// The group (directory) a file belongs to: a cgroup directory, `/proc/PID`, `/proc`.
+pub fn group_of(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) => "/",
+        Some(i) => &path[..i],
+        None => "",
+    }
+}
+
+/// A frame's decoded rows: (series id, sample).
+type FrameRows = Vec<(i64, Sample)>;
+
+/// Decodes the frames up to `until` (ms), in order, each row against the series' previous
+/// row (as the writer encoded them).
+fn read_frames(
+    conn: &Connection,
+    counts: &HashMap<i64, usize>,
+    until: i64,
+) -> rusqlite::Result<Vec<(i64, FrameRows)>> {
+    let mut st = conn.prepare("SELECT t, data FROM frames WHERE t <= ?1 ORDER BY t")?;
+    let rows = st.query_map(params![until], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })?;
+    let mut last: HashMap<i64, (u64, Vec<u64>)> = HashMap::new();
+    let mut out = Vec::new();
+    for r in rows {
+        let (t, z) = r?;
+        // A frame that does not decode ends the sequence: later ones are deltas from it.
+        let Ok(raw) = decompress(&z) else { break };
+        let Some(rows) = decode_frame(&raw, t, counts, &mut last) else {
+            break;
+        };
+        out.push((t, rows));
+    }
+    Ok(out)
+}
+
+fn decode_frame(
+    raw: &[u8],
+    t: i64,
+    counts: &HashMap<i64, usize>,
+    last: &mut HashMap<i64, (u64, Vec<u64>)>,
+) -> Option<FrameRows> {
+    let mut pos = 0;
+    let n = codec::get_varint(raw, &mut pos)?;
+    let mut out = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let sid = i64::try_from(codec::get_varint(raw, &mut pos)?).ok()?;
+        let tpl = codec::get_varint(raw, &mut pos)?;
+        let cnt = if tpl == 0 {
+            0
+        } else {
+            *counts.get(&i64::try_from(tpl).ok()?)?
+        };
+        let prev = match last.get(&sid) {
+            Some((pt, pv)) if *pt == tpl => pv.as_slice(),
+            _ => &[],
+        };
+        let vals = codec::get_row(raw, &mut pos, cnt, prev)?;
+        last.insert(sid, (tpl, vals.clone()));
+        out.push((sid, Sample { t, tpl, vals }));
+    }
+    Some(out)
+}
+
+/// A reader of a store (any number, also while the recorder writes).
+pub struct Reader {
+    dir: PathBuf,
+    conn: Connection,
+    templates: HashMap<i64, Vec<u8>>,
+    counts: HashMap<i64, usize>,
+    /// series id → (path, group id).
+    series: HashMap<i64, (String, i64)>,
+    groups: HashMap<i64, String>,
+    paths: std::collections::HashSet<String>,
+    meta: HashMap<String, String>,
+}
+
+/// Samples of one group's series, by path, in time order; and the chunks that were damaged.
+pub type GroupSamples = (BTreeMap<String, Vec<Sample>>, Vec<String>);
+
+impl Reader {
+    /// Opens the store in `dir` read-only.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = dir.join(DB_FILE);
+        if !db.exists() {
+            return Err(StoreError::Absent {
+                path: dir.display().to_string(),
+            });
+        }
+        let e = db_err(dir);
+        let conn = Connection::open_with_flags(
+            &db,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(&e)?;
+        configure(&conn).map_err(&e)?;
+        let mut r = Reader {
+            dir: dir.to_path_buf(),
+            conn,
+            templates: HashMap::new(),
+            counts: HashMap::new(),
+            series: HashMap::new(),
+            groups: HashMap::new(),
+            paths: Default::default(),
+            meta: HashMap::new(),
+        };
+        r.reload()?;
+        if let Some(f) = r.meta.get("format").and_then(|f| f.parse::<i64>().ok())
+            && f > FORMAT
+        {
+            return Err(StoreError::Newer {
+                path: dir.display().to_string(),
+                found: f,
+            });
+        }
+        Ok(r)
+    }
+
+    /// Reads the names again (series and templates the recorder added since).
+    pub fn reload(&mut self) -> Result<(), StoreError> {
+        let e = db_err(&self.dir);
+        let c = &self.conn;
+        let mut st = c.prepare("SELECT key, value FROM meta").map_err(&e)?;
+        self.meta = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(&e)?
+            .flatten()
+            .collect();
+        let mut st = c.prepare("SELECT id, text FROM templates").map_err(&e)?;
+        for (id, t) in st
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+            .map_err(&e)?
+            .flatten()
+        {
+            if let Some(n) = codec::value_count(&t) {
+                self.counts.insert(id, n);
+            }
+            self.templates.insert(id, t);
+        }
+        let mut st = c.prepare("SELECT id, name FROM groups").map_err(&e)?;
+        self.groups = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(&e)?
+            .flatten()
+            .collect();
+        let mut st = c.prepare("SELECT id, path, grp FROM series").map_err(&e)?;
+        self.series = st
+            .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
+            .map_err(&e)?
+            .flatten()
+            .collect();
+        self.paths = self.series.values().map(|(p, _)| p.clone()).collect();
+        Ok(())
+    }
+
+    /// A setting the recorder wrote.
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        self.meta.get(key).map(String::as_str)
+    }
+
+    /// The text of a sample (its template filled), `None` when absent or damaged.
+    pub fn text(&self, s: &Sample) -> Option<Vec<u8>> {
+        if s.tpl == 0 {
+            return None;
+        }
+        codec::render(self.templates.get(&i64::try_from(s.tpl).ok()?)?, &s.vals)
+    }
+
+    /// The first and last recorded times (ms), when anything is recorded.
+    pub fn range(&self) -> Result<Option<(i64, i64)>, StoreError> {
+        let e = db_err(&self.dir);
+        let q = |sql: &str| -> Result<Option<i64>, StoreError> {
+            self.conn
+                .query_row(sql, [], |r| r.get::<_, Option<i64>>(0))
+                .map_err(&e)
+        };
+        let lo = [
+            q("SELECT min(t0) FROM chunks")?,
+            q("SELECT min(t) FROM frames")?,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let hi = [
+            q("SELECT max(t1) FROM chunks")?,
+            q("SELECT max(t) FROM frames")?,
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        Ok(lo.zip(hi))
+    }
+
+    fn decode_chunk(
+        &self,
+        id: i64,
+        grp: i64,
+        t0: i64,
+        t1: i64,
+        z: &[u8],
+    ) -> Result<Vec<(i64, Vec<Sample>)>, String> {
+        let name = |reason: &str| {
+            format!(
+                "store chunk {id} of {} from {} to {} is damaged ({reason}); skipped",
+                self.groups.get(&grp).map_or("?", String::as_str),
+                crate::history::format_time(t0),
+                crate::history::format_time(t1)
+            )
+        };
+        let raw = decompress(z).map_err(|e| name(&e.to_string()))?;
+        let mut pos = 0;
+        let mut out = Vec::new();
+        let bad = || name("bad row encoding");
+        let n = codec::get_varint(&raw, &mut pos).ok_or_else(bad)?;
+        for _ in 0..n {
+            let sid = codec::get_varint(&raw, &mut pos).ok_or_else(bad)? as i64;
+            let rows = codec::get_varint(&raw, &mut pos).ok_or_else(bad)?;
+            let len = codec::get_varint(&raw, &mut pos).ok_or_else(bad)? as usize;
+            let end = pos
+                .checked_add(len)
+                .filter(|e| *e <= raw.len())
+                .ok_or_else(bad)?;
+            let samples = codec::decode_series(&raw[pos..end], rows as u32, |t| {
+                self.counts.get(&i64::try_from(t).ok()?).copied()
+            })
+            .ok_or_else(bad)?;
+            pos = end;
+            out.push((sid, samples));
+        }
+        Ok(out)
+    }
+
+    /// Every sample of the groups `names` in `[since, until]` (ms): chunks, then frames.
+    pub fn group_samples(
+        &self,
+        names: &[&str],
+        since: i64,
+        until: i64,
+    ) -> Result<GroupSamples, StoreError> {
+        let e = db_err(&self.dir);
+        let gids: Vec<i64> = self
+            .groups
+            .iter()
+            .filter(|(_, n)| names.contains(&n.as_str()))
+            .map(|(id, _)| *id)
+            .collect();
+        let mut out: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
+        let mut problems = Vec::new();
+        self.conn.execute_batch("BEGIN").map_err(&e)?;
+        let res = (|| -> rusqlite::Result<()> {
+            let mut st = self.conn.prepare(
+                "SELECT id, grp, t0, t1, data FROM chunks WHERE grp=?1 AND t1>=?2 AND t0<=?3 ORDER BY t0",
+            )?;
+            for g in &gids {
+                let rows = st.query_map(params![g, since, until], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get::<_, Vec<u8>>(4)?,
+                    ))
+                })?;
+                for r in rows {
+                    let (id, grp, t0, t1, z) = r?;
+                    match self.decode_chunk(id, grp, t0, t1, &z) {
+                        Ok(ss) => {
+                            for (sid, samples) in ss {
+                                if let Some((p, _)) = self.series.get(&sid) {
+                                    out.entry(p.clone()).or_default().extend(
+                                        samples
+                                            .into_iter()
+                                            .filter(|s| s.t >= since && s.t <= until),
+                                    );
+                                }
+                            }
+                        }
+                        Err(p) => problems.push(p),
+                    }
+                }
+            }
+            for (_, rows) in read_frames(&self.conn, &self.counts, until)? {
+                for (sid, s) in rows {
+                    if let Some((p, g)) = self.series.get(&sid)
+                        && gids.contains(g)
+                        && s.t >= since
+                    {
+                        out.entry(p.clone()).or_default().push(s);
+                    }
+                }
+            }
+            Ok(())
+        })();
+        let _ = self.conn.execute_batch("COMMIT");
+        res.map_err(&e)?;
+        for v in out.values_mut() {
+            v.sort_by_key(|s| s.t);
+        }
+        Ok((out, problems))
+    }
+
+    /// The latest sample at or before `t` of every series sampled in `[t - lookback, t]`:
+    /// (path → sample), and the damaged chunks skipped.
+    pub fn latest_at(
+        &self,
+        t: i64,
+        lookback: i64,
+    ) -> Result<(BTreeMap<String, Sample>, Vec<String>), StoreError> {
+        let e = db_err(&self.dir);
+        let since = t - lookback;
+        let mut out: BTreeMap<String, Sample> = BTreeMap::new();
+        let mut problems = Vec::new();
+        let mut keep = |path: &str, s: Sample| {
+            if s.t < since || s.t > t {
+                return;
+            }
+            match out.get(path) {
+                Some(old) if old.t > s.t => {}
+                _ => {
+                    out.insert(path.to_string(), s);
+                }
+            }
+        };
+        self.conn.execute_batch("BEGIN").map_err(&e)?;
+        let res = (|| -> rusqlite::Result<()> {
+            let mut st = self
+                .conn
+                .prepare("SELECT id, grp, t0, t1, data FROM chunks WHERE t1>=?1 AND t0<=?2")?;
+            let rows = st.query_map(params![since, t], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get::<_, Vec<u8>>(4)?,
+                ))
+            })?;
+            for r in rows {
+                let (id, grp, t0, t1, z) = r?;
+                match self.decode_chunk(id, grp, t0, t1, &z) {
+                    Ok(ss) => {
+                        for (sid, samples) in ss {
+                            if let Some((p, _)) = self.series.get(&sid)
+                                && let Some(s) = samples.into_iter().rev().find(|s| s.t <= t)
+                            {
+                                keep(p, s);
+                            }
+                        }
+                    }
+                    Err(p) => problems.push(p),
+                }
+            }
+            for (_, rows) in read_frames(&self.conn, &self.counts, t)? {
+                for (sid, s) in rows {
+                    if let Some((p, _)) = self.series.get(&sid) {
+                        keep(p, s);
+                    }
+                }
+            }
+            Ok(())
+        })();
+        let _ = self.conn.execute_batch("COMMIT");
+        res.map_err(&e)?;
+        Ok((out, problems))
+    }
+
+    /// Events in `[since, until]` (ms), oldest first.
+    pub fn events(&self, since: i64, until: i64) -> Result<Vec<Event>, StoreError> {
+        let e = db_err(&self.dir);
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT t, kind, cgroup, data FROM events WHERE t>=?1 AND t<=?2 ORDER BY t, id",
+            )
+            .map_err(&e)?;
+        let rows = st
+            .query_map(params![since, until], |r| {
+                Ok(Event {
+                    t: r.get(0)?,
+                    kind: r.get(1)?,
+                    cgroup: r.get(2)?,
+                    data: serde_json::from_str(&r.get::<_, String>(3)?)
+                        .unwrap_or(serde_json::Value::Null),
+                })
+            })
+            .map_err(&e)?;
+        Ok(rows.flatten().collect())
+    }
+
+    /// Whether a file was ever recorded.
+    pub fn has_series(&self, path: &str) -> bool {
+        self.paths.contains(path)
+    }
+
+    /// Every group name recorded (cgroup directories, /proc/PID, /proc).
+    pub fn group_names(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.groups.values().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Bytes the store uses.
+    pub fn used_bytes(&self) -> Result<u64, StoreError> {
+        used_bytes(&self.conn, &self.dir).map_err(db_err(&self.dir))
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}

@@ -1,0 +1,359 @@
+//! The flight recorder on real memcgs (recorded at 200 ms): crash safety under kill -9, and
+//! workloads of known shape (linear anon growth to an OOM kill, page cache filling to the
+//! limit, /dev/shm growth, a sawtooth) read back with `history`, `oom show`, the forecast.
+
+mod common;
+
+use common::{MIB, Proc};
+use memlens::store::Reader;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A recorder process and the ticks it reported committed.
+struct Recorder {
+    proc: Proc,
+    committed: Arc<Mutex<Vec<i64>>>,
+}
+
+fn start_recorder(store: &Path, extra: &[&str]) -> Recorder {
+    let mut child = Command::new(common::bin())
+        .args(["--store", store.to_str().unwrap(), "record"])
+        .args(["--interval", "200ms", "--fast-interval", "200ms"])
+        .args(extra)
+        .env("MEMLENS_RECORD_TRACE", "1")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start memlens record");
+    let err = child.stderr.take().unwrap();
+    let committed = Arc::new(Mutex::new(Vec::new()));
+    let c = committed.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if let Some(t) = line.strip_prefix("memlens-record: committed ") {
+                if let Ok(t) = t.parse::<i64>() {
+                    c.lock().unwrap().push(t);
+                }
+            } else {
+                eprintln!("recorder: {line}");
+            }
+        }
+    });
+    Recorder {
+        proc: Proc(child),
+        committed,
+    }
+}
+
+impl Recorder {
+    fn wait_ticks(&self, n: usize) {
+        let end = Instant::now() + Duration::from_secs(30);
+        while self.committed.lock().unwrap().len() < n {
+            assert!(
+                Instant::now() < end,
+                "the recorder wrote fewer than {n} ticks"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM: the recorder writes its open chunks and exits.
+    fn stop(mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.proc.pid() as i32, libc::SIGTERM) };
+        let end = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < end {
+            if let Ok(Some(st)) = self.proc.0.try_wait() {
+                assert!(st.success(), "recorder exited with {st}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the recorder did not stop on SIGTERM");
+    }
+}
+
+fn meminfo_times(store: &Path) -> Vec<i64> {
+    let r = Reader::open(store).expect("the store opens");
+    let (s, problems) = r.group_samples(&["/proc"], 0, i64::MAX).unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    s.get("/proc/meminfo")
+        .map(|v| v.iter().map(|x| x.t).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn kill_9_at_20_random_moments_loses_at_most_the_tick_being_written() {
+    let d = tempfile::tempdir().unwrap();
+    let mut all: Vec<i64> = Vec::new();
+    let mut x: u64 = std::process::id() as u64 * 2654435761 + 1;
+    for round in 0..20 {
+        // 1 s chunks: many kills land in a compaction (chunks written, frames dropped).
+        let r = start_recorder(d.path(), &["--chunk", "1s", "--no-oom"]);
+        r.wait_ticks(1);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        std::thread::sleep(Duration::from_millis(100 + x % 1400));
+        // SAFETY: our own child.
+        unsafe { libc::kill(r.proc.pid() as i32, libc::SIGKILL) };
+        let mut r = r;
+        let _ = r.proc.0.wait();
+        std::thread::sleep(Duration::from_millis(50));
+        all.extend(r.committed.lock().unwrap().iter().copied());
+        let stored = meminfo_times(d.path());
+        for t in &all {
+            assert!(
+                stored.binary_search(t).is_ok(),
+                "round {round}: committed tick {t} is missing after kill -9 ({} stored)",
+                stored.len()
+            );
+        }
+    }
+    // A writer opening the store compacts what the last recorder left in frames.
+    drop(
+        memlens::store::Writer::open(
+            d.path(),
+            memlens::store::Limits {
+                retention_ms: i64::MAX / 4,
+                max_bytes: u64::MAX,
+                chunk_ms: 1000,
+            },
+        )
+        .unwrap(),
+    );
+    let stored = meminfo_times(d.path());
+    assert!(all.iter().all(|t| stored.binary_search(t).is_ok()));
+    assert!(all.len() >= 20, "{} ticks", all.len());
+}
+
+/// Starts `memlens __workload STEPS` in `cg` without waiting for READY (paced steps run for
+/// a while; the OOM test's never ends).
+fn spawn_in(cg: &memlens::cgroup::owned::OwnedCgroup, steps: &[&str]) -> Proc {
+    let mut cmd = Command::new(common::bin());
+    cmd.arg("__workload")
+        .args(steps)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null());
+    cg.join_before_exec(&mut cmd).unwrap();
+    Proc(cmd.spawn().unwrap())
+}
+
+fn forecast(store: &str, cg: &str) -> Option<serde_json::Value> {
+    let v = common::json(&["--store", store, "explain", cg]);
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "oom-forecast")
+        .cloned()
+}
+
+fn points(store: &Path, cg: &str) -> Vec<memlens::history::Point> {
+    let r = Reader::open(store).unwrap();
+    let h = memlens::history::recorded_hierarchy(&r).unwrap();
+    memlens::history::points(&r, &h, cg, 0, i64::MAX).unwrap().0
+}
+
+/// Least-squares slope (bytes/s) of `col` over the points where it is between 10% and 90%
+/// of its maximum (the ramp, without the start and the end).
+fn ramp_slope(pts: &[memlens::history::Point], col: &str) -> f64 {
+    let max = pts.iter().filter_map(|p| p.get(col)).max().unwrap_or(0) as f64;
+    let xy: Vec<(i64, f64)> = pts
+        .iter()
+        .filter_map(|p| Some((p.t, p.get(col)? as f64)))
+        .skip_while(|(_, v)| *v < 0.1 * max)
+        .take_while(|(_, v)| *v < 0.9 * max)
+        .collect();
+    memlens::history::fit(&xy).expect("a ramp").slope
+}
+
+#[test]
+fn linear_anon_growth_to_an_oom_kill() {
+    let d = tempfile::tempdir().unwrap();
+    let st = d.path().to_str().unwrap();
+    let cg = common::cgroup("rec-oom");
+    common::limit(&cg, 240 * MIB);
+    let rec = start_recorder(d.path(), &[]);
+    rec.wait_ticks(3);
+    let rate = 8 * MIB;
+    let mut w = spawn_in(&cg, &["rate=1G:8M"]);
+    let started = Instant::now();
+    // The forecast, made while it grows (18 s into a 30 s ramp; it needs 16 s of samples).
+    std::thread::sleep(Duration::from_secs(18));
+    let f = forecast(st, cg.path()).expect("a forecast while anon grows linearly");
+    let asked = Instant::now();
+    let predicted = {
+        let nr = f["evidence"][0]["bytes"].as_u64().unwrap() as f64;
+        let lim = f["evidence"][1]["bytes"].as_u64().unwrap() as f64;
+        let bps: f64 = f["evidence"][2]["value"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches(" B/s")
+            .parse()
+            .unwrap();
+        assert!(
+            (bps - rate as f64).abs() <= 0.1 * rate as f64,
+            "forecast slope {bps} B/s, workload {rate} B/s"
+        );
+        (lim - nr) / bps
+    };
+    let st_w = w.0.wait().unwrap();
+    let actual = asked.elapsed().as_secs_f64();
+    assert!(!st_w.success(), "the workload should have been OOM-killed");
+    assert!(
+        (predicted - actual).abs() <= 0.2 * actual,
+        "forecast said {predicted:.1} s, the kill came after {actual:.1} s (ramp began {:.1} s earlier)",
+        asked.duration_since(started).as_secs_f64()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    rec.stop();
+    // history: the ramp, its slope, the kill.
+    let h = common::json(&[
+        "--store",
+        st,
+        "history",
+        cg.path(),
+        "--since",
+        "2m",
+        "--step",
+        "1s",
+    ]);
+    assert!(h["samples"].as_u64().unwrap() >= 100, "{}", h["samples"]);
+    eprintln!(
+        "forecast {predicted:.1} s, kill after {actual:.1} s; history growth {}",
+        h["not_reclaimable_growth"]
+    );
+    let kinds: Vec<&str> = h["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"oom-kill"), "{kinds:?}");
+    assert!(kinds.contains(&"process-started"), "{kinds:?}");
+    let pts = points(d.path(), cg.path());
+    let slope = ramp_slope(&pts, "anon");
+    eprintln!("anon slope {slope:.0} B/s (workload {rate})");
+    assert!(
+        (slope - rate as f64).abs() <= 0.1 * rate as f64,
+        "anon slope {slope:.0} B/s vs {rate}"
+    );
+    // oom show N: the verdict and its slope.
+    let list = common::json(&["oom"]);
+    let name = cg.path().trim_start_matches('/');
+    let n = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|k| k["oom_memcg"].as_str().is_some_and(|m| m.ends_with(name)))
+        .and_then(|k| k["number"].as_u64())
+        .expect("the kill in the kernel log");
+    let cap = d.path().join("kill.tar.gz");
+    let show = common::json(&[
+        "--store",
+        st,
+        "oom",
+        "show",
+        &n.to_string(),
+        "--capture",
+        cap.to_str().unwrap(),
+    ]);
+    let v = &show["history"]["verdict"];
+    assert_eq!(v["id"], "steady-anon-growth", "{v}");
+    let per_min = v["mib_per_minute"].as_f64().unwrap();
+    eprintln!("oom show verdict: {}", v["text"]);
+    assert!(
+        (per_min - 8.0 * 60.0).abs() <= 0.1 * 8.0 * 60.0,
+        "verdict slope {per_min} MiB/min"
+    );
+    // The capture of the kill reads back with --from.
+    let s = common::json(&["--from", cap.to_str().unwrap(), "show", cg.path()]);
+    assert!(
+        s["usage_bytes"].as_u64().unwrap() > 100 * MIB,
+        "{}",
+        s["usage_bytes"]
+    );
+}
+
+#[test]
+fn page_cache_fills_the_limit_and_dev_shm_grows() {
+    let d = tempfile::tempdir().unwrap();
+    let st = d.path().to_str().unwrap();
+    let cache_cg = common::cgroup("rec-cache");
+    common::limit(&cache_cg, 64 * MIB);
+    let shm_cg = common::cgroup("rec-shm");
+    common::limit(&shm_cg, 256 * MIB);
+    let file = common::disk_dir().join(format!("memlens-test-rec-{}", std::process::id()));
+    let shm = format!("/dev/shm/memlens-test-rec-{}", std::process::id());
+    let rec = start_recorder(d.path(), &["--no-oom"]);
+    rec.wait_ticks(3);
+    let fa = format!("writerate={}:160M:16M", file.display());
+    let sa = format!("writerate={shm}:80M:8M");
+    let mut a = spawn_in(&cache_cg, &[&fa, "exit"]);
+    let mut b = spawn_in(&shm_cg, &[&sa, "exit"]);
+    assert!(a.0.wait().unwrap().success());
+    assert!(b.0.wait().unwrap().success());
+    // No forecast for a cgroup whose growth is page cache.
+    assert!(forecast(st, cache_cg.path()).is_none());
+    std::thread::sleep(Duration::from_millis(600));
+    rec.stop();
+    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_file(&shm);
+    // Page cache: up to the limit, never over it, and what cannot be reclaimed stays small.
+    let pts = points(d.path(), cache_cg.path());
+    assert!(pts.len() >= 40, "{} samples", pts.len());
+    let file_max = pts
+        .iter()
+        .filter_map(|p| Some(p.get("active_file")? + p.get("inactive_file")?))
+        .max()
+        .unwrap();
+    assert!(file_max >= 40 * MIB, "page cache peaked at {file_max}");
+    assert!(pts.iter().all(|p| p.get("usage").unwrap() <= 64 * MIB));
+    assert!(
+        pts.iter()
+            .all(|p| p.get("not_reclaimable").unwrap() < 32 * MIB)
+    );
+    // /dev/shm: shmem at the writer's rate.
+    let pts = points(d.path(), shm_cg.path());
+    let slope = ramp_slope(&pts, "shmem");
+    eprintln!("shmem slope {slope:.0} B/s (writer {})", 8 * MIB);
+    assert!(
+        (slope - 8.0 * MIB as f64).abs() <= 0.1 * 8.0 * MIB as f64,
+        "shmem slope {slope:.0} B/s"
+    );
+    let h = common::json(&["--store", st, "history", shm_cg.path(), "--since", "1m"]);
+    let g = h["not_reclaimable_growth"]["bytes_per_second"]
+        .as_f64()
+        .unwrap();
+    assert!(g > 0.0, "{g}");
+}
+
+#[test]
+fn a_sawtooth_raises_no_forecast() {
+    let d = tempfile::tempdir().unwrap();
+    let st = d.path().to_str().unwrap();
+    let cg = common::cgroup("rec-saw");
+    common::limit(&cg, 200 * MIB);
+    let rec = start_recorder(d.path(), &["--no-oom"]);
+    rec.wait_ticks(3);
+    let _w = spawn_in(&cg, &["saw=80M:3000:0"]);
+    let mut seen = 0;
+    for _ in 0..6 {
+        std::thread::sleep(Duration::from_secs(3));
+        assert!(
+            forecast(st, cg.path()).is_none(),
+            "a sawtooth raised a forecast"
+        );
+        seen += 1;
+    }
+    rec.stop();
+    assert_eq!(seen, 6);
+    let pts = points(d.path(), cg.path());
+    let max = pts.iter().filter_map(|p| p.get("anon")).max().unwrap();
+    assert!(max >= 60 * MIB, "the sawtooth reached {max}");
+}

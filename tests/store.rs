@@ -1,0 +1,281 @@
+//! The flight recorder's store without a kernel: damaged chunks, retention, the size cap,
+//! versions; and `--at` against `--from` on the same files (a capture recorded as if live).
+
+mod common;
+
+use memlens::store::{Limits, Reader, Writer};
+use std::path::Path;
+
+fn limits(retention_ms: i64, max_bytes: u64, chunk_ms: i64) -> Limits {
+    Limits {
+        retention_ms,
+        max_bytes,
+        chunk_ms,
+    }
+}
+
+fn file(stat: u64) -> Vec<u8> {
+    format!("cache {stat}\nrss {}\nunknown_new_key 7\n", stat * 2).into_bytes()
+}
+
+#[test]
+fn damaged_chunk_is_named_and_skipped() {
+    let d = tempfile::tempdir().unwrap();
+    let t0 = 1_800_000_000_000i64;
+    {
+        let mut w = Writer::open(d.path(), limits(i64::MAX / 4, u64::MAX, 1000)).unwrap();
+        for i in 0..30 {
+            let t = t0 + i * 200;
+            let files = vec![
+                (
+                    "/sys/fs/cgroup/memory/a/memory.stat".to_string(),
+                    file(i as u64),
+                ),
+                (
+                    "/sys/fs/cgroup/memory/b/memory.stat".to_string(),
+                    file(100 + i as u64),
+                ),
+            ];
+            w.write(t, &files, &[], &[]).unwrap();
+        }
+        w.flush().unwrap();
+    }
+    // Damage the first chunk of group a (flip bytes in the middle of its zstd frame).
+    let c = rusqlite::Connection::open(d.path().join("memlens.db")).unwrap();
+    let (id, data): (i64, Vec<u8>) = c
+        .query_row(
+            "SELECT c.id, c.data FROM chunks c JOIN groups g ON g.id=c.grp WHERE g.name='/sys/fs/cgroup/memory/a' ORDER BY t0 LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let mut bad = data.clone();
+    let mid = bad.len() / 2;
+    for b in &mut bad[mid..mid + 4] {
+        *b ^= 0xff;
+    }
+    c.execute(
+        "UPDATE chunks SET data=?1 WHERE id=?2",
+        rusqlite::params![bad, id],
+    )
+    .unwrap();
+    drop(c);
+    let r = Reader::open(d.path()).unwrap();
+    let (a, pa) = r
+        .group_samples(&["/sys/fs/cgroup/memory/a"], t0, t0 + 10_000)
+        .unwrap();
+    assert_eq!(pa.len(), 1, "{pa:?}");
+    assert!(
+        pa[0].contains("/sys/fs/cgroup/memory/a")
+            && pa[0].contains("damaged")
+            && pa[0].contains("2027-01-15T08:00:00"),
+        "{}",
+        pa[0]
+    );
+    // a's other chunks are read; b is whole.
+    let a_n = a.values().next().map_or(0, Vec::len);
+    assert!(a_n > 0 && a_n < 30, "{a_n}");
+    let (b, pb) = r
+        .group_samples(&["/sys/fs/cgroup/memory/b"], t0, t0 + 10_000)
+        .unwrap();
+    assert!(pb.is_empty());
+    let bs = &b["/sys/fs/cgroup/memory/b/memory.stat"];
+    assert_eq!(bs.len(), 30);
+    assert_eq!(r.text(&bs[29]).unwrap(), file(129));
+}
+
+#[test]
+fn retention_and_size_cap_hold() {
+    let d = tempfile::tempdir().unwrap();
+    let now = memlens::store::now_ms();
+    // Retention: 5 s of 60 s written with 1 s chunks (times end now).
+    {
+        let mut w = Writer::open(d.path(), limits(5_000, u64::MAX, 1000)).unwrap();
+        for i in 0..300 {
+            let t = now - 60_000 + i * 200;
+            w.write(t, &[("/proc/meminfo".into(), file(i as u64))], &[], &[])
+                .unwrap();
+        }
+        w.flush().unwrap();
+    }
+    let r = Reader::open(d.path()).unwrap();
+    let (lo, hi) = r.range().unwrap().unwrap();
+    assert!(
+        lo >= now - 5_000 - 1_000,
+        "oldest {} ms before now",
+        now - lo
+    );
+    assert!(hi >= now - 1_000);
+    drop(r);
+    // Size cap: incompressible files (random numbers), a 1 MiB cap.
+    let d2 = tempfile::tempdir().unwrap();
+    let cap = 1 << 20;
+    let mut x: u64 = 88172645463325252;
+    {
+        let mut w = Writer::open(d2.path(), limits(i64::MAX / 4, cap, 1000)).unwrap();
+        for i in 0..400 {
+            let mut text = String::new();
+            for k in 0..400 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                text.push_str(&format!("k{k} {x}\n"));
+            }
+            w.write(
+                now - 80_000 + i * 200,
+                &[("/proc/meminfo".into(), text.into_bytes())],
+                &[],
+                &[],
+            )
+            .unwrap();
+        }
+        w.flush().unwrap();
+        let used = w.used_bytes().unwrap();
+        assert!(used <= cap, "store uses {used} bytes, cap {cap}");
+    }
+    let on_disk: u64 = std::fs::read_dir(d2.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    // The file itself shrinks with the deletions (auto_vacuum), give or take a chunk span.
+    assert!(on_disk <= cap + cap / 2, "{on_disk} bytes on disk");
+    let r = Reader::open(d2.path()).unwrap();
+    let (lo, hi) = r.range().unwrap().unwrap();
+    assert!(hi - lo < 60_000, "the oldest went first: {lo}..{hi}");
+}
+
+#[test]
+fn newer_format_is_refused_with_a_clear_message() {
+    let d = tempfile::tempdir().unwrap();
+    drop(Writer::open(d.path(), limits(1000, u64::MAX, 1000)).unwrap());
+    let c = rusqlite::Connection::open(d.path().join("memlens.db")).unwrap();
+    c.execute("UPDATE meta SET value='99' WHERE key='format'", [])
+        .unwrap();
+    drop(c);
+    let e = Reader::open(d.path()).err().unwrap().to_string();
+    assert!(
+        e.contains("format 99") && e.contains("newer memlens"),
+        "{e}"
+    );
+    let e = Reader::open(Path::new("/nonexistent-store"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("no store at"), "{e}");
+}
+
+/// Sets every `cmdline` to null: the store does not keep command lines (they carry other
+/// users' secrets), the one difference `--at` has from the live output.
+fn strip_cmdline(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if k == "cmdline" {
+                    *x = serde_json::Value::Null;
+                } else {
+                    strip_cmdline(x);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(strip_cmdline),
+        _ => {}
+    }
+}
+
+/// The same files read live (here: a capture, so the moment is fixed) and through the store
+/// render the same JSON in every command `--at` supports.
+#[test]
+fn at_renders_the_recorded_moment_like_the_live_command() {
+    let d = tempfile::tempdir().unwrap();
+    let cap = d.path().join("cap.tar.gz");
+    let cap_s = cap.to_str().unwrap();
+    let st = d.path().join("store");
+    let st_s = st.to_str().unwrap();
+    let (code, _, err) = common::run(&["capture", "--all", "-o", cap_s]);
+    assert_eq!(code, 0, "{err}");
+    let out = std::process::Command::new(common::bin())
+        .args([
+            "--from",
+            cap_s,
+            "--store",
+            st_s,
+            "record",
+            "--interval",
+            "200ms",
+        ])
+        // Every process kept (the default keeps the 10 largest per cgroup).
+        .args([
+            "--fast-interval",
+            "200ms",
+            "--for",
+            "700ms",
+            "--no-oom",
+            "--top",
+            "100000",
+        ])
+        .env("MEMLENS_RECORD_TRACE", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let t: i64 = err
+        .lines()
+        .filter_map(|l| l.strip_prefix("memlens-record: committed "))
+        .next_back()
+        .and_then(|t| t.parse().ok())
+        .expect("a committed tick");
+    let at = format!("@{}.{:03}", t / 1000, t % 1000);
+    let live = common::json(&["--from", cap_s, "--all"]);
+    let past = common::json(&["--store", st_s, "--at", &at, "--all"]);
+    assert_eq!(live, past, "overview");
+    let rows = live["cgroups"].as_array().unwrap();
+    // The largest cgroup and the root.
+    for path in [rows[0]["path"].as_str().unwrap(), "/"] {
+        for cmd in ["show", "ps", "explain"] {
+            let mut a = common::json(&["--from", cap_s, cmd, path]);
+            let mut b = common::json(&["--store", st_s, "--at", &at, cmd, path]);
+            strip_cmdline(&mut a);
+            strip_cmdline(&mut b);
+            assert!(a == b, "{cmd} {path} differs:\n{a:#}\n{b:#}");
+        }
+    }
+    // export: OpenMetrics that Debian's promtool turns into TSDB blocks, every sample kept.
+    let (code, om, err) = common::run(&["--store", st_s, "export", "--since", "100000d"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(om.ends_with("# EOF\n"));
+    let samples = om.lines().filter(|l| !l.starts_with('#')).count();
+    assert!(samples > 0);
+    let omf = d.path().join("h.om");
+    std::fs::write(&omf, &om).unwrap();
+    match std::process::Command::new("promtool")
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&omf)
+        .arg(d.path().join("blocks"))
+        .output()
+    {
+        Ok(o) => {
+            let text = String::from_utf8_lossy(&o.stdout);
+            assert!(
+                o.status.success(),
+                "promtool: {text}{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            // The block table's NUM SAMPLES column: every sample went in.
+            let n: usize = text
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split_whitespace().nth(4)?.parse::<usize>().ok())
+                .sum();
+            assert_eq!(n, samples, "{text}");
+        }
+        Err(e) if !common::in_ci() => {
+            eprintln!("SKIPPED promtool check: {e} (apt-get install prometheus)")
+        }
+        Err(e) => panic!("promtool: {e}"),
+    }
+    // Outside the recorded range: "not recorded", never zeros.
+    let (code, _, err) = common::run(&["--store", st_s, "--at", "2001-01-01T00:00:00Z", "--all"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("was not recorded"), "{err}");
+}
