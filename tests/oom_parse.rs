@@ -7,7 +7,6 @@ use proptest::prelude::*;
 
 const KB: u64 = 1024;
 const PAGE: u64 = 4096;
-/// The kernel's "unlimited" for v1 counters (PAGE_COUNTER_MAX in kB).
 // The kernel prints "unlimited" as 9007199254740988 kB; memlens reports it as null (None).
 
 fn fixture(name: &str) -> String {
