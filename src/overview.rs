@@ -201,6 +201,11 @@ pub fn collect_paths<T>(
         }
     }
     host.problems.extend(names.problems.iter().cloned());
+    for p in root.capture_problems() {
+        if !host.problems.contains(&p) {
+            host.problems.push(p);
+        }
+    }
     let node = node_available(root_cg.as_ref(), &host);
     let root_usage = rows
         .first()
