@@ -55,9 +55,23 @@ EXAMPLES
   memlens zombies              dying memory cgroups and the empty cgroups still holding cache
   memlens capture 3f2a9c -o bundle.tar.gz && memlens show 3f2a9c --from bundle.tar.gz";
 
+/// `memlens -V`: the version and the commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MEMLENS_COMMIT"),
+    ")"
+);
+
+/// The command line as clap sees it (for main, completions and the man page).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command()
+}
+
 /// memlens: how much memory does a container really use, why, and what happens next.
 #[derive(Debug, Parser)]
-#[command(name = "memlens", version, about, long_about = None, after_help = AFTER_HELP)]
+#[command(name = "memlens", version = VERSION, about, long_about = None, after_help = AFTER_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -270,6 +284,12 @@ enum Command {
         /// Write the report here instead of stderr.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        // `run` works on the live system only: the global --from/--host-root are shadowed
+        // by hidden local ones, so its --help does not offer them (still refused at run time).
+        #[arg(id = "from", long = "from", hide = true)]
+        _from: Option<PathBuf>,
+        #[arg(id = "host_root", long = "host-root", hide = true)]
+        _host_root: Option<PathBuf>,
         /// The command and its arguments (after --).
         #[arg(
             required = true,
@@ -300,6 +320,11 @@ enum Command {
         /// Directory for the page-cache files (a disk file system, not tmpfs).
         #[arg(long, default_value = "/var/tmp")]
         dir: PathBuf,
+        // Live system only: see `Run`.
+        #[arg(id = "from", long = "from", hide = true)]
+        _from: Option<PathBuf>,
+        #[arg(id = "host_root", long = "host-root", hide = true)]
+        _host_root: Option<PathBuf>,
     },
     /// Run a read-only Prometheus exporter and JSON API: /metrics (Prometheus text 0.0.4, or
     /// OpenMetrics when the Accept header asks), /healthz, /api/v1/overview[?all=1],
@@ -319,6 +344,9 @@ enum Command {
         /// Log format on stderr (RUST_LOG sets the level; default info).
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
+        // serve prints no report: the global --json is shadowed by a hidden local one.
+        #[arg(id = "json", long = "json", hide = true)]
+        _json: bool,
     },
     /// Internal: run a memory workload (used by the tests and `memlens lab`).
     #[command(name = "__workload", hide = true)]
@@ -858,7 +886,14 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             port_file,
             interval,
             log_format,
+            ..
         }) => {
+            if g.json {
+                return Err(Failure::new(
+                    exit::BAD_TARGET,
+                    "serve prints no report: --json does not apply (the API at /api/v1/... serves JSON)",
+                ));
+            }
             init_logging(log_format);
             let root = open_root(&g)?;
             let h = hierarchy(&root)?;
@@ -886,6 +921,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             parent,
             output,
             command,
+            ..
         }) => {
             if g.from.is_some() {
                 return Err(Failure::new(
@@ -941,6 +977,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             list,
             skip_oom,
             dir,
+            ..
         }) => {
             if list {
                 set_json_kind("lab-list");

@@ -219,3 +219,24 @@ fn errors_name_the_users_mistake() {
         "{err}"
     );
 }
+
+/// A subcommand's --help offers only the flags it honours; -V names the commit.
+#[test]
+fn help_offers_only_what_applies_and_version_has_the_commit() {
+    for (sub, flags) in [
+        ("run", &["--from", "--host-root"][..]),
+        ("lab", &["--from", "--host-root"]),
+        ("serve", &["--json"]),
+    ] {
+        let (code, out, _) = run(&[sub, "--help"]);
+        assert_eq!(code, 0);
+        for f in flags {
+            assert!(!out.contains(f), "{sub} --help offers {f}:\n{out}");
+        }
+    }
+    let (_, out, _) = run(&["show", "--help"]);
+    assert!(out.contains("--from") && out.contains("--json"), "{out}");
+    let (code, out, _) = run(&["-V"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("commit "), "{out}");
+}
