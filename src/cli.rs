@@ -539,6 +539,31 @@ fn follow_ooms(
     }
 }
 
+/// Sleeps `d`; on a terminal (stderr) shows a countdown so a long `--sample` does not look
+/// hung. Nothing is printed when stderr is not a terminal (scripts, pipes).
+fn wait_with_progress(d: std::time::Duration, what: &str) {
+    let tty = std::io::stderr().is_terminal();
+    if !tty || d < std::time::Duration::from_secs(1) {
+        std::thread::sleep(d);
+        return;
+    }
+    let end = std::time::Instant::now() + d;
+    loop {
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        eprint!(
+            "\rmemlens: {what} in {:.0}s (Ctrl-C to stop)   ",
+            left.as_secs_f64().ceil()
+        );
+        let _ = std::io::stderr().flush();
+        std::thread::sleep(left.min(std::time::Duration::from_millis(250)));
+    }
+    // Clear the line.
+    eprint!("\r{}\r", " ".repeat(60));
+}
+
 fn hierarchy(root: &Root) -> Result<Hierarchy, Failure> {
     report::hierarchy(root).map_err(|e| Failure::new(exit::FAILURE, e))
 }
@@ -650,7 +675,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     }
                     let first = build(&root, &h, &path, descendants)?;
                     let t0 = std::time::Instant::now();
-                    std::thread::sleep(d);
+                    wait_with_progress(d, "second sample");
                     let second = build(&root, &h, &path, descendants)?;
                     (second, Some((first, t0.elapsed().as_secs_f64())))
                 }
@@ -797,7 +822,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                             "--sample needs the live system, not --from",
                         ));
                     }
-                    std::thread::sleep(d);
+                    wait_with_progress(d, "second count");
                     let (n, _, _, _) = crate::zombies::count(&root, &h);
                     Some((d.as_secs_f64(), n))
                 }

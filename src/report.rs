@@ -96,10 +96,23 @@ pub fn processes(root: &Root, h: &Hierarchy, cg: &Cgroup, descendants: bool) -> 
             }
         }
     }
+    // User names for the USER column: the node's /etc/passwd (under --host-root, the host's).
+    let users: std::collections::HashMap<u32, String> = root
+        .read(std::path::Path::new("/etc/passwd"))
+        .map(|t| {
+            t.lines()
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    Some((f.get(2)?.parse().ok()?, f.first()?.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     pids.into_iter()
         .filter_map(|(pid, path)| {
             proc::read_process(root, pid).map(|mut p| {
                 p.cgroup = Some(path);
+                p.user = p.uid.and_then(|u| users.get(&u).cloned());
                 p
             })
         })

@@ -42,7 +42,18 @@ fn ps_keeps_a_name_with_a_colon() {
         .unwrap_or_else(|| panic!("pid {} not listed: {r}", p.pid()));
     assert_eq!(me["comm"], "my:app", "{me}");
     let (_, out, _) = run(&["ps", cg.path()]);
-    assert!(out.contains("my:app"), "{out}");
+    // Arguments and USER as smem/ps show them; one cgroup: no CGROUP column.
+    assert!(out.contains("my:app 60"), "{out}");
+    assert!(out.contains("USER") && !out.contains("CGROUP"), "{out}");
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        assert_eq!(me["user"], "root", "{me}");
+    }
+    // Processes in several cgroups (-r): the CGROUP column says which.
+    let child = cg.create_child("sub").expect("child");
+    let (_q, _d2) = named_sleeper(&child, "other");
+    let (_, out, _) = run(&["ps", cg.path(), "-r"]);
+    assert!(out.contains("CGROUP") && out.contains("/sub"), "{out}");
 }
 
 #[test]

@@ -374,17 +374,43 @@ fn indent(t: &str) -> String {
     t.lines().map(|l| format!("  {l}\n")).collect()
 }
 
-/// The process table.
+/// The process table. COMMAND is the command line (`[name]` for kernel threads, as ps
+/// prints them), cut to 60 characters; CGROUP only when the processes span several cgroups.
 pub fn ps_table(procs: &[Process], s: Style) -> String {
-    let header = [
-        "PID", "COMMAND", "RSS", "ANON", "FILE", "SHMEM", "PSS", "USS", "SWAP", "CGROUP",
+    let several = procs
+        .iter()
+        .filter_map(|p| p.cgroup.as_deref())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        > 1;
+    let mut header = vec![
+        "PID", "USER", "COMMAND", "RSS", "ANON", "FILE", "SHMEM", "PSS", "USS", "SWAP",
     ];
+    if several {
+        header.push("CGROUP");
+    }
+    let cmd = |p: &Process| -> String {
+        let c = match (&p.cmdline, &p.comm) {
+            (Some(c), _) => c.clone(),
+            (None, Some(n)) => format!("[{n}]"),
+            (None, None) => "?".into(),
+        };
+        if c.chars().count() > 60 {
+            format!("{}…", c.chars().take(59).collect::<String>())
+        } else {
+            c
+        }
+    };
     let mut rows: Vec<Vec<String>> = procs
         .iter()
         .map(|p| {
-            vec![
+            let mut r = vec![
                 p.pid.to_string(),
-                p.comm.clone().unwrap_or_else(|| "?".into()),
+                p.user
+                    .clone()
+                    .or_else(|| p.uid.map(|u| u.to_string()))
+                    .unwrap_or_else(|| "?".into()),
+                cmd(p),
                 bytes(p.rss_bytes),
                 bytes(p.rss_anon_bytes),
                 bytes(p.rss_file_bytes),
@@ -392,13 +418,17 @@ pub fn ps_table(procs: &[Process], s: Style) -> String {
                 bytes(p.pss_bytes),
                 bytes(p.uss_bytes),
                 bytes(p.swap_bytes),
-                p.cgroup.clone().unwrap_or_default(),
-            ]
+            ];
+            if several {
+                r.push(p.cgroup.clone().unwrap_or_default());
+            }
+            r
         })
         .collect();
     let sums = crate::views::processes::ProcessSums::of(procs);
-    rows.push(vec![
+    let mut sum_row = vec![
         "Σ".into(),
+        String::new(),
         format!(
             "{} processes{}",
             sums.count,
@@ -415,9 +445,12 @@ pub fn ps_table(procs: &[Process], s: Style) -> String {
         bytes(sums.pss_bytes),
         bytes(sums.uss_bytes),
         bytes(sums.swap_bytes),
-        String::new(),
-    ]);
-    let mut t = table(&header, &rows, &[1, 9], s);
+    ];
+    if several {
+        sum_row.push(String::new());
+    }
+    rows.push(sum_row);
+    let mut t = table(&header, &rows, &[1, 2, 10], s);
     t.push_str(&s.dim("RSS/ANON/FILE/SHMEM: /proc/PID/status VmRSS/RssAnon/RssFile/RssShmem; PSS, USS (Private_Clean + Private_Dirty): /proc/PID/smaps_rollup; SWAP: VmSwap"));
     t.push('\n');
     t

@@ -91,6 +91,7 @@ pub fn process(p: &Process) -> Value {
         "comm": p.comm,
         "cmdline": p.cmdline,
         "uid": p.uid,
+        "user": p.user,
         "kernel_thread": p.no_mm,
         "cgroup": p.cgroup,
         "vm_size_bytes": p.vm_size_bytes,

@@ -11,14 +11,18 @@ pub fn bytes(b: Option<u64>) -> String {
         None => "n/a".into(),
         Some(b) => {
             const U: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+            // Roll over at 1000, not 1024, so a figure never needs four digits before the
+            // point ("1001.9 MiB" reads as "0.98 GiB"); the value stays binary (IEC).
             let mut v = b as f64;
             let mut i = 0;
-            while v >= 1024.0 && i < U.len() - 1 {
+            while v >= 1000.0 && i < U.len() - 1 {
                 v /= 1024.0;
                 i += 1;
             }
             if i == 0 {
                 format!("{b} B")
+            } else if v < 1.0 {
+                format!("{v:.2} {}", U[i])
             } else {
                 format!("{v:.1} {}", U[i])
             }
@@ -123,6 +127,10 @@ mod tests {
         assert_eq!(bytes(Some(512)), "512 B");
         assert_eq!(bytes(Some(1536)), "1.5 KiB");
         assert_eq!(bytes(Some(100 << 20)), "100.0 MiB");
+        // Units roll over before four digits.
+        assert_eq!(bytes(Some(1_050_574_848)), "0.98 GiB");
+        assert_eq!(bytes(Some(1000)), "0.98 KiB");
+        assert_eq!(bytes(Some(999)), "999 B");
         assert_eq!(bytes(None), "n/a");
         assert_eq!(signed_bytes(Some(-4096)), "-4.0 KiB");
     }
