@@ -170,15 +170,24 @@ enum OomAction {
 enum Command {
     /// The full breakdown of one cgroup: limits, every counter with its source, what it means
     /// (reclaimable, headroom to OOM), what other tools would show, and its processes.
+    #[command(
+        after_help = "EXAMPLES\n  memlens show 3f2a9c                 a container by ID prefix\n  memlens show kube-system/coredns-5d78c-abcde\n  memlens show 1234 --brief           the cgroup of PID 1234: verdict and findings only\n  memlens show /docker/ID --json | jq .oom_headroom_bytes"
+    )]
     Show {
         /// cgroup path, PID, container ID (prefix), pod UID, pod name, or cgroup name.
         target: String,
         /// Include the processes of descendant cgroups.
         #[arg(short = 'r', long)]
         descendants: bool,
+        /// Only the verdict line, what the cgroup is, and one line per finding.
+        #[arg(long)]
+        brief: bool,
     },
     /// Findings: what the figures mean for this cgroup (OOM risk, limit hits, shmem and where
     /// it lives, pressure...), each with its evidence and advice.
+    #[command(
+        after_help = "EXAMPLES\n  memlens explain 3f2a9c\n  memlens explain 3f2a9c --sample 5s   also rates (thrashing)\n  memlens explain nginx.service --json | jq '.findings[].id'"
+    )]
     Explain {
         /// cgroup path, PID, container ID (prefix), pod UID, or cgroup name.
         target: String,
@@ -192,6 +201,9 @@ enum Command {
     },
     /// OOM kills the kernel still has in its log, as post-mortems: when, victim, trigger,
     /// memcg and container, usage and limit, and what filled the memory.
+    #[command(
+        after_help = "EXAMPLES\n  memlens oom                          the kills still in the kernel log\n  memlens oom show 3                   one kill in full\n  memlens oom --follow --json          each new kill as one JSON line\n  journalctl -k | memlens oom --file -"
+    )]
     Oom {
         /// `show N`: the full post-mortem of kill N of the list.
         #[command(subcommand)]
@@ -213,6 +225,9 @@ enum Command {
     },
     /// Dying (zombie) memory cgroups: how many, and the live cgroups with no processes that
     /// still hold page cache and will become dying ones when removed.
+    #[command(
+        after_help = "EXAMPLES\n  memlens zombies\n  memlens zombies --sample 10s         the trend\n  memlens zombies --reclaim /docker/ID empty one stopped container's cgroup"
+    )]
     Zombies {
         /// Count twice this far apart (e.g. 5s, 1m; a unit is required) to show the trend.
         #[arg(long, value_name = "DURATION", value_parser = sample_duration)]
@@ -228,6 +243,9 @@ enum Command {
         force: bool,
     },
     /// The processes in a cgroup with RSS (anon/file/shmem), PSS, USS and swap.
+    #[command(
+        after_help = "EXAMPLES\n  memlens ps 3f2a9c --sort pss\n  memlens ps / -r --sort rss           every process on the node, with its cgroup"
+    )]
     Ps {
         /// cgroup path, PID, container ID (prefix), pod UID, pod name, or cgroup name.
         target: String,
@@ -239,6 +257,9 @@ enum Command {
         sort: String,
     },
     /// Save every file a report reads into a .tar.gz support bundle (analyse it with --from).
+    #[command(
+        after_help = "EXAMPLES\n  memlens capture 3f2a9c -o bundle.tar.gz\n  memlens capture --all -o node.tar.gz\n  memlens show 3f2a9c --from bundle.tar.gz"
+    )]
     Capture {
         /// What to capture (as for `show`); omit with --all.
         target: Option<String>,
@@ -256,6 +277,9 @@ enum Command {
     /// limit events, pressure, and a limit recommendation. The report goes to stderr (or
     /// --output) so the command's own stdout stays clean; memlens exits with the command's
     /// status (128+N when killed by signal N; 125 setup failed, 126/127 cannot run).
+    #[command(
+        after_help = "EXAMPLES\n  memlens run -- python3 train.py\n  memlens run --limit 512Mi --timeline t.csv -- ./build.sh\n  memlens run --limit 1.5G --json -o report.json -- make -j4"
+    )]
     Run {
         /// Memory limit (v1 memory.limit_in_bytes, v2 memory.max), at least 6 MiB: 512M,
         /// 1.5G, 512Mi, 1Gi (K/M/G and Ki/Mi/Gi are ×1024, KB/MB/GB ×1000).
@@ -329,6 +353,9 @@ enum Command {
     /// Run a read-only Prometheus exporter and JSON API: /metrics (Prometheus text 0.0.4, or
     /// OpenMetrics when the Accept header asks), /healthz, /api/v1/overview[?all=1],
     /// /api/v1/cgroup?path=/x/y.
+    #[command(
+        after_help = "EXAMPLES\n  memlens serve                        127.0.0.1:9753\n  memlens serve --listen :9753 --interval 15s --log-format json\n  memlens serve --listen 127.0.0.1:0 --port-file /run/memlens.port"
+    )]
     Serve {
         /// Address to listen on: HOST:PORT, or :PORT for every interface (loopback by default;
         /// :9753 in a DaemonSet). Port 0 picks a free port: see the `listening` log line or
@@ -614,6 +641,18 @@ fn emit_json(v: &serde_json::Value) {
 pub fn run(cli: Cli) -> Result<i32, Failure> {
     let g = cli.global.clone();
     let st = style(&g);
+    // Human output wraps to the terminal's width (COLUMNS when set); piped output does not.
+    render::set_width(
+        std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .or_else(|| {
+                std::io::stdout()
+                    .is_terminal()
+                    .then(|| terminal_size::terminal_size().map(|(w, _)| w.0 as usize))
+                    .flatten()
+            }),
+    );
     set_json_kind(match &cli.command {
         None => "overview",
         Some(Command::Show { .. }) => "show",
@@ -641,6 +680,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Some(Command::Show {
             target,
             descendants,
+            brief,
         }) => {
             let root = open_root(&g)?;
             let h = hierarchy(&root)?;
@@ -651,8 +691,13 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 let mut v = render::json::show(&r);
                 v["findings"] = serde_json::json!(findings);
                 emit_json(&v);
+            } else if brief {
+                emit(&render::human::brief(&r, &findings, st));
             } else {
-                let mut out = render::human::show(&r, st);
+                // The verdict first; the full report below it.
+                let mut out = render::human::verdict_line(&r, &findings, st);
+                out.push('\n');
+                out.push_str(&render::human::show(&r, st));
                 out.push_str(&render::human::findings(&findings, st));
                 emit(&out);
             }

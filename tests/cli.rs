@@ -240,3 +240,17 @@ fn help_offers_only_what_applies_and_version_has_the_commit() {
     assert_eq!(code, 0);
     assert!(out.contains("commit "), "{out}");
 }
+
+#[test]
+fn every_subcommand_has_examples() {
+    for sub in [
+        "show", "explain", "ps", "oom", "zombies", "capture", "run", "lab", "serve",
+    ] {
+        let (code, out, _) = run(&[sub, "--help"]);
+        assert_eq!(code, 0);
+        assert!(
+            out.contains("EXAMPLES\n  memlens"),
+            "{sub} --help has no examples:\n{out}"
+        );
+    }
+}

@@ -239,3 +239,47 @@ fn root_is_not_told_to_run_as_root() {
         }
     }
 }
+
+/// `show` starts with its verdict, `--brief` is short, and COLUMNS=80 wraps the report
+/// (the process table aside) to 80 columns.
+#[test]
+fn show_starts_with_a_verdict_and_wraps() {
+    let cg = cgroup("verdict");
+    limit(&cg, 64 * MIB);
+    let _w = Workload::start(&cg, &["anon=40M"]);
+    let out = std::process::Command::new(bin())
+        .args(["show", cg.path()])
+        .env("COLUMNS", "80")
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let first = text.lines().next().unwrap_or("");
+    assert!(
+        ["OK ", "WARN ", "CRITICAL "]
+            .iter()
+            .any(|p| first.starts_with(p))
+            && first.contains("% of the 64.0 MiB limit cannot be reclaimed")
+            && first.contains("to an OOM kill"),
+        "{first}"
+    );
+    let mut in_procs = false;
+    for l in text.lines() {
+        if l.starts_with("PROCESSES") {
+            in_procs = true;
+        } else if l.starts_with("WHY THE PROCESSES") {
+            in_procs = false;
+        }
+        assert!(in_procs || l.chars().count() <= 80, "wider than 80: {l:?}");
+    }
+    let (code, brief, _) = run(&["show", cg.path(), "--brief"]);
+    assert_eq!(code, 0);
+    assert!(
+        brief
+            .lines()
+            .next()
+            .unwrap_or("")
+            .contains("cannot be reclaimed"),
+        "{brief}"
+    );
+    assert!(brief.lines().count() < 15, "{brief}");
+}

@@ -133,11 +133,18 @@ pub fn show(r: &Report, s: Style) -> String {
     let d = &r.derived;
     let _ = writeln!(
         out,
-        "{} {}  (cgroup v{}, {})",
-        s.head("cgroup"),
-        cg.path,
-        cg.version.number(),
-        cg.fs_path.display()
+        "{}",
+        super::wrapped(
+            &format!("{} ", s.head("cgroup")),
+            7,
+            &format!(
+                "{}  (cgroup v{}, {})",
+                cg.path,
+                cg.version.number(),
+                cg.fs_path.display()
+            ),
+            7
+        )
     );
     if let Some(n) = r.identity.short() {
         let mut extra = String::new();
@@ -172,17 +179,24 @@ pub fn show(r: &Report, s: Style) -> String {
     if let Some(k) = &r.host.kernel {
         let _ = writeln!(out, "{} {k}", s.head("kernel"));
     }
-    let _ = writeln!(
-        out,
-        "\n{} {} of {} limit ({}){}",
-        s.head("USAGE"),
+    let usage_line = format!(
+        "{} of {} limit ({})",
         bytes(b.usage.bytes),
         d.limit.bytes.map_or("no".into(), |l| bytes(Some(l))),
         percent(d.percent_of_limit),
-        s.dim(&format!(
-            "  [{}; limit: {}]",
-            b.usage.source, d.limit.source
-        ))
+    );
+    let _ = writeln!(
+        out,
+        "\n{}",
+        super::wrapped(
+            &format!("{} ", s.head("USAGE")),
+            6,
+            &format!(
+                "{usage_line}  [{}; limit: {}]",
+                b.usage.source, d.limit.source
+            ),
+            6
+        )
     );
 
     let _ = writeln!(out, "\n{}", s.head("BREAKDOWN"));
@@ -192,7 +206,7 @@ pub fn show(r: &Report, s: Style) -> String {
         signed_bytes(b.residual),
         b.residual_source.clone(),
     ]);
-    out.push_str(&indent(&table(&["", "BYTES", "SOURCE"], &rows, &[2], s)));
+    out.push_str(&itable(&["", "BYTES", "SOURCE"], &rows, &[2], s, 2));
 
     let _ = writeln!(out, "\n{}", s.head("WHAT HAPPENS NEXT"));
     let rows = vec![
@@ -201,7 +215,7 @@ pub fn show(r: &Report, s: Style) -> String {
         fig_row("headroom to OOM kill", &d.oom_headroom),
         fig_row("headroom to memory.high", &d.high_headroom),
     ];
-    out.push_str(&indent(&table(&["", "BYTES", "FORMULA"], &rows, &[2], s)));
+    out.push_str(&itable(&["", "BYTES", "FORMULA"], &rows, &[2], s, 2));
     if let (Some(l), Some(n)) = (d.limit.bytes, d.not_reclaimable.bytes) {
         let line = if n >= l {
             s.bad("  What cannot be reclaimed already fills the limit: the next allocation that reclaim cannot satisfy triggers the OOM killer.")
@@ -235,21 +249,25 @@ pub fn show(r: &Report, s: Style) -> String {
             vec![t.tool.to_string(), v, t.figure.source.clone()]
         })
         .collect();
-    out.push_str(&indent(&table(&["", "BYTES", "FORMULA"], &rows, &[2], s)));
+    out.push_str(&itable(&["", "BYTES", "FORMULA"], &rows, &[2], s, 2));
     if let Some(p) = r.tools.docker_percent {
         let _ = writeln!(out, "  docker stats MEM %: {p:.2}%");
     }
     let f = &r.tools.free;
-    let _ = writeln!(
-        out,
-        "  free inside the container: total {} used {} free {} shared {} buff/cache {} available {}\n  {}",
+    let free_line = format!(
+        "  free inside the container: total {} used {} free {} shared {} buff/cache {} available {}",
         bytes(f.total_bytes),
         bytes(f.used_bytes),
         bytes(f.free_bytes),
         bytes(f.shared_bytes),
         bytes(f.buff_cache_bytes),
         bytes(f.available_bytes),
-        s.dim(&f.note)
+    );
+    let _ = writeln!(
+        out,
+        "{}\n{}",
+        super::wrapped("", 0, &free_line, 4),
+        s.dim(&super::wrapped("  ", 2, &f.note, 2))
     );
 
     let _ = writeln!(out, "\n{}", s.head("LIMITS AND EVENTS"));
@@ -325,7 +343,7 @@ pub fn show(r: &Report, s: Style) -> String {
             }
         }
     }
-    out.push_str(&indent(&table(&["", "VALUE"], &rows, &[], s)));
+    out.push_str(&itable(&["", "VALUE"], &rows, &[], s, 2));
 
     let _ = writeln!(
         out,
@@ -359,15 +377,25 @@ pub fn show(r: &Report, s: Style) -> String {
                 ]
             })
             .collect();
-        out.push_str(&indent(&table(
+        out.push_str(&itable(
             &["", "PROCESSES", "CGROUP", "WHY"],
             &rows,
             &[3],
             s,
-        )));
+            2,
+        ));
     }
     problems(&mut out, &r.problems(), s);
     out
+}
+
+/// A table printed indented by `ind` columns, its last text column wrapped to the width.
+fn itable(header: &[&str], rows: &[Vec<String>], left: &[usize], s: Style, ind: usize) -> String {
+    let pad = " ".repeat(ind);
+    super::table_in(header, rows, left, s, ind)
+        .lines()
+        .map(|l| format!("{pad}{l}\n"))
+        .collect()
 }
 
 fn indent(t: &str) -> String {
@@ -487,6 +515,90 @@ pub fn ps(r: &Report, s: Style) -> String {
     out
 }
 
+/// The verdict, one line, first in `show`: the most severe finding's level, then what cannot
+/// be reclaimed against the limit, the headroom to an OOM kill and the kills so far.
+pub fn verdict_line(r: &Report, f: &[crate::rules::Finding], s: Style) -> String {
+    use crate::rules::Severity;
+    let worst = f.iter().map(|x| x.severity).max();
+    let d = &r.derived;
+    let mut parts = Vec::new();
+    match (d.limit.bytes, d.not_reclaimable.bytes) {
+        (Some(l), Some(n)) if l > 0 => {
+            parts.push(format!(
+                "{:.0}% of the {} limit cannot be reclaimed",
+                n as f64 * 100.0 / l as f64,
+                bytes(Some(l))
+            ));
+            if let Some(h) = d.oom_headroom.bytes {
+                parts.push(format!("{} to an OOM kill", bytes(Some(h))));
+            }
+        }
+        (None, Some(n)) => parts.push(format!("no limit; {} cannot be reclaimed", bytes(Some(n)))),
+        _ => parts.push(format!("usage {}", bytes(r.breakdown.usage.bytes))),
+    }
+    if let Some(k) = r.cgroup.events.oom_kills()
+        && k > 0
+    {
+        parts.push(format!("{k} OOM kill{}", if k == 1 { "" } else { "s" }));
+    }
+    let n_warn = f.iter().filter(|x| x.severity >= Severity::Warn).count();
+    if n_warn > 0 {
+        parts.push(format!(
+            "{n_warn} finding{} below",
+            if n_warn == 1 { "" } else { "s" }
+        ));
+    }
+    let (tag, styled) = match worst {
+        Some(Severity::Critical) => ("CRITICAL", s.bad("CRITICAL")),
+        Some(Severity::Warn) => ("WARN", s.warn("WARN")),
+        _ => ("OK", s.head("OK")),
+    };
+    let _ = tag;
+    format!(
+        "{}\n",
+        super::wrapped(&format!("{styled} "), tag.len() + 1, &parts.join("; "), 2)
+    )
+}
+
+/// `show --brief`: the verdict, what the cgroup is, and one line per finding.
+pub fn brief(r: &Report, f: &[crate::rules::Finding], s: Style) -> String {
+    let mut out = verdict_line(r, f, s);
+    let _ = writeln!(
+        out,
+        "{} {}{}",
+        s.head("cgroup"),
+        r.cgroup.path,
+        r.identity
+            .short()
+            .map(|n| format!("  ({n})"))
+            .unwrap_or_default()
+    );
+    for x in f {
+        let _ = writeln!(
+            out,
+            "{}",
+            super::wrapped(
+                &format!("  [{}] ", x.severity.as_str()),
+                x.severity.as_str().len() + 5,
+                &format!("{}  ({})", x.title, x.id),
+                4
+            )
+        );
+    }
+    if f.is_empty() {
+        let _ = writeln!(out, "  {}", s.dim("no findings"));
+    }
+    let probs = r.problems();
+    if !probs.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {} problem(s) reading files: see memlens show",
+            probs.len()
+        );
+    }
+    out
+}
+
 /// The findings section (appended to `show`, the body of `explain`).
 pub fn findings(f: &[crate::rules::Finding], s: Style) -> String {
     use crate::rules::Severity;
@@ -513,14 +625,17 @@ pub fn findings(f: &[crate::rules::Finding], s: Style) -> String {
             .iter()
             .map(|e| vec![e.what.clone(), e.value.clone(), e.source.clone()])
             .collect();
-        out.push_str(&indent(&indent(&table(
-            &["EVIDENCE", "VALUE", "SOURCE"],
-            &rows,
-            &[2],
-            s,
-        ))));
-        let _ = writeln!(out, "    {} {}", s.head("meaning:"), x.meaning);
-        let _ = writeln!(out, "    {} {}", s.head("advice:"), x.advice);
+        out.push_str(&itable(&["EVIDENCE", "VALUE", "SOURCE"], &rows, &[2], s, 4));
+        let _ = writeln!(
+            out,
+            "{}",
+            super::wrapped(&format!("    {} ", s.head("meaning:")), 13, &x.meaning, 6)
+        );
+        let _ = writeln!(
+            out,
+            "{}",
+            super::wrapped(&format!("    {} ", s.head("advice:")), 12, &x.advice, 6)
+        );
     }
     out
 }
@@ -585,7 +700,7 @@ pub fn zombies(z: &crate::zombies::Zombies, trend: Option<(f64, Option<u64>)>, s
                 .take(20)
                 .map(|t| vec![t.path.clone(), t.dying.to_string()])
                 .collect();
-            out.push_str(&indent(&table(&["PATH", "DYING"], &rows, &[], s)));
+            out.push_str(&itable(&["PATH", "DYING"], &rows, &[], s, 2));
         }
         let _ = writeln!(
             out,
@@ -608,12 +723,13 @@ pub fn zombies(z: &crate::zombies::Zombies, trend: Option<(f64, Option<u64>)>, s
                     ]
                 })
                 .collect();
-            out.push_str(&indent(&table(
+            out.push_str(&itable(
                 &["PATH", "USAGE", "FILE", "SHMEM"],
                 &rows,
                 &[],
                 s,
-            )));
+                2,
+            ));
         }
         let _ = writeln!(out, "\n{}", s.head("WHAT TO DO (and the risk of each)"));
         let remedy = if h.version == 1 {
@@ -655,7 +771,7 @@ pub fn reclaimed(r: &crate::zombies::Reclaimed, s: Style) -> String {
         r.path,
         r.file
     );
-    out.push_str(&indent(&table(&["", "BEFORE", "AFTER"], &rows, &[], s)));
+    out.push_str(&itable(&["", "BEFORE", "AFTER"], &rows, &[], s, 2));
     if let Some(p) = &r.partial {
         let _ = writeln!(out, "  {}", s.warn(&format!("partial: {p}")));
     }
@@ -811,7 +927,7 @@ pub fn oom_show(p: &crate::oom::PostMortem, s: Style) -> String {
             .filter(|(k, _)| keys.contains(&k.as_str()))
             .map(|(k, v)| vec![k.clone(), bytes(Some(*v))])
             .collect();
-        out.push_str(&indent(&table(&["", "BYTES"], &rows, &[], s)));
+        out.push_str(&itable(&["", "BYTES"], &rows, &[], s, 2));
     }
     if !p.top_tasks.is_empty() {
         let _ = writeln!(out, "\n{}", s.head("TOP PROCESSES (task table)"));
@@ -827,12 +943,7 @@ pub fn oom_show(p: &crate::oom::PostMortem, s: Style) -> String {
                 ]
             })
             .collect();
-        out.push_str(&indent(&table(
-            &["PID", "NAME", "RSS", "SHARE"],
-            &rows,
-            &[1],
-            s,
-        )));
+        out.push_str(&itable(&["PID", "NAME", "RSS", "SHARE"], &rows, &[1], s, 2));
     }
     out
 }
