@@ -152,9 +152,13 @@ struct OverviewArgs {
     /// Show every memory cgroup, not only container-like ones.
     #[arg(long)]
     all: bool,
-    /// Sort column: usage, limit, working-set, anon, file, shmem, kernel, swap, percent, oom, name.
-    #[arg(long, default_value = "usage", value_parser = clap::builder::PossibleValuesParser::new(overview::SORT_KEYS))]
-    sort: String,
+    /// Sort column: usage, limit, working-set, anon, file, shmem, kernel, swap, percent, oom,
+    /// name (default: usage; with --all and no --sort, a tree in hierarchy order).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(overview::SORT_KEYS))]
+    sort: Option<String>,
+    /// Rows only: no header line, no footer (for scripts).
+    #[arg(long)]
+    no_headers: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -670,11 +674,26 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             let root = open_root(&g)?;
             let h = hierarchy(&root)?;
             let mut o = overview::collect(&root, &h, cli.overview.all);
-            overview::sort(&mut o.rows, &cli.overview.sort);
+            overview::count_pids(&root, &h, &mut o);
+            let tree = cli.overview.all && cli.overview.sort.is_none();
+            if tree {
+                overview::tree_order(&mut o.rows);
+            } else {
+                overview::sort(&mut o.rows, cli.overview.sort.as_deref().unwrap_or("usage"));
+            }
             output(
                 g.json,
                 || render::json::overview(&o),
-                || render::human::overview(&o, st),
+                || {
+                    render::human::overview_with(
+                        &o,
+                        st,
+                        render::human::OverviewStyle {
+                            tree,
+                            no_headers: cli.overview.no_headers,
+                        },
+                    )
+                },
             );
         }
         Some(Command::Show {

@@ -254,3 +254,59 @@ fn every_subcommand_has_examples() {
         );
     }
 }
+
+/// The overview: what cannot be reclaimed and the headroom as columns, PIDS, every column
+/// defined, hidden cgroups counted, colour by threshold, --no-headers, a tree for --all, and
+/// a host line within 100 columns.
+#[test]
+fn overview_columns_footer_tree_and_colour() {
+    let d = tree();
+    let from = d.path().display().to_string();
+    let (code, out, err) = run(&["--from", &from, "--color", "never"]);
+    assert_eq!(code, 0, "{err}");
+    for w in [
+        "NOT RECLAIMABLE",
+        "HEADROOM",
+        "PIDS",
+        "+2 other memory cgroups (not containers): --all",
+    ] {
+        assert!(out.contains(w), "{w}: {out}");
+    }
+    for col in [
+        "LIMIT  ",
+        "WORKING SET  ",
+        "NOT RECLAIMABLE  ",
+        "HEADROOM  ",
+        "PIDS, OOM KILLS  ",
+    ] {
+        assert!(
+            out.lines().any(|l| l.starts_with(col)),
+            "footer lacks {col:?}: {out}"
+        );
+    }
+    let host: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("host "))
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(!host.is_empty());
+    for l in host {
+        assert!(l.chars().count() <= 100, "{l}");
+    }
+    // Two processes listed, one of them gone: PIDS counts cgroup.procs.
+    assert!(out.contains("  2  "), "{out}");
+    let (_, out, _) = run(&["--from", &from, "--no-headers"]);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let (_, out, _) = run(&["--from", &from, "--all", "--color", "never"]);
+    let names: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .take(4)
+        .map(|l| l.split("  ").next().unwrap_or(""))
+        .collect();
+    assert_eq!(names[0], "/", "{out}");
+    assert!(names[1].starts_with("docker"), "{out}");
+    // Both containers had OOM kills: red.
+    let (_, out, _) = run(&["--from", &from, "--color", "always"]);
+    assert!(out.contains("\x1b[31m"), "{out}");
+}

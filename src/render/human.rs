@@ -22,10 +22,24 @@ fn name_of(path: &str, id: &crate::identity::Identity) -> String {
     }
 }
 
+/// How `memlens` (the overview) prints: `--all` as a tree, `--no-headers`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OverviewStyle {
+    /// Names indented under their parent (rows in hierarchy order).
+    pub tree: bool,
+    /// No header line, no footer: rows only, for scripts.
+    pub no_headers: bool,
+}
+
 /// The overview table and host line.
 pub fn overview(o: &Overview, s: Style) -> String {
+    overview_with(o, s, OverviewStyle::default())
+}
+
+/// The overview, with its printing options.
+pub fn overview_with(o: &Overview, s: Style, os: OverviewStyle) -> String {
     let mut out = String::new();
-    if o.fell_back_to_all {
+    if o.fell_back_to_all && !os.no_headers {
         let _ = writeln!(
             out,
             "{}",
@@ -37,48 +51,117 @@ pub fn overview(o: &Overview, s: Style) -> String {
         "LIMIT",
         "USAGE",
         "WORKING SET",
+        "NOT RECLAIMABLE",
+        "HEADROOM",
         "ANON",
         "FILE",
         "SHMEM",
         "KERNEL",
         "SWAP",
         "% LIMIT",
+        "PIDS",
         "OOM KILLS",
     ];
+    let pct_nr = |r: &crate::overview::Row| match (r.not_reclaimable_bytes, r.limit_bytes) {
+        (Some(n), Some(l)) if l > 0 => Some(n as f64 * 100.0 / l as f64),
+        _ => None,
+    };
     let rows: Vec<Vec<String>> = o
         .rows
         .iter()
         .map(|r| {
+            let name = if os.tree {
+                let depth = r.path.split('/').filter(|c| !c.is_empty()).count();
+                let base = r
+                    .path
+                    .rsplit('/')
+                    .next()
+                    .filter(|b| !b.is_empty())
+                    .unwrap_or("/");
+                let shown = r
+                    .identity
+                    .display_name()
+                    .unwrap_or_else(|| base.to_string());
+                format!("{}{shown}", "  ".repeat(depth.saturating_sub(1).min(12)))
+            } else {
+                name_of(&r.path, &r.identity)
+            };
             vec![
-                name_of(&r.path, &r.identity),
+                name,
                 r.limit_bytes.map_or("unlimited".into(), |b| bytes(Some(b))),
                 bytes(r.usage_bytes),
                 bytes(r.working_set_bytes),
+                match pct_nr(r) {
+                    Some(p) => format!("{} {p:.0}%", bytes(r.not_reclaimable_bytes)),
+                    None => bytes(r.not_reclaimable_bytes),
+                },
+                r.oom_headroom_bytes.map_or("-".into(), |b| bytes(Some(b))),
                 bytes(r.anon_bytes),
                 bytes(r.file_bytes),
                 bytes(r.shmem_bytes),
                 bytes(r.kernel_bytes),
                 bytes(r.swap_bytes),
                 percent(r.percent_of_limit),
+                r.pids.map_or("n/a".into(), |n| n.to_string()),
                 r.oom_kills.map_or("n/a".into(), |n| n.to_string()),
             ]
         })
         .collect();
-    out.push_str(&table(&header, &rows, &[], s));
+    // Colour by threshold, as htop and below do: red when what cannot be reclaimed is at 90%
+    // of the limit or an OOM kill happened, yellow from 75%. Whole rows are coloured after
+    // layout so the widths stay right.
+    let t = table(&header, &rows, &[], Style { color: false });
+    let mut lines = t.lines();
+    if let Some(h) = lines.next()
+        && !os.no_headers
+    {
+        let _ = writeln!(out, "{}", s.head(h));
+    }
+    for (l, r) in lines.zip(&o.rows) {
+        let p = pct_nr(r).unwrap_or(0.0);
+        let line = if p >= 90.0 || r.oom_kills.is_some_and(|k| k > 0) {
+            s.bad(l)
+        } else if p >= 75.0 {
+            s.warn(l)
+        } else {
+            l.to_string()
+        };
+        let _ = writeln!(out, "{line}");
+    }
+    if os.no_headers {
+        return out;
+    }
+    if o.hidden > 0 {
+        let _ = writeln!(
+            out,
+            "{}",
+            s.dim(&format!(
+                "+{} other memory cgroup{} (not containers): --all",
+                o.hidden,
+                if o.hidden == 1 { "" } else { "s" }
+            ))
+        );
+    }
     let h = &o.host.host;
+    let swap_used = match (h.mem("SwapTotal"), h.mem("SwapFree")) {
+        (Some(t), Some(f)) => Some(t.saturating_sub(f)),
+        _ => None,
+    };
+    // Each line fits 100 columns whatever the figures (units roll over at 1000).
     let _ = writeln!(
         out,
-        "\n{} total {}, available {} (MemAvailable), free {}, page cache {}, shmem {}, swap {} of {} used; kubelet memory.available {}",
+        "\n{} {} total, {} available, {} free, {} page cache ({} shmem)",
         s.head("host"),
         bytes(h.mem("MemTotal")),
         bytes(h.mem("MemAvailable")),
         bytes(h.mem("MemFree")),
         bytes(h.mem("Cached")),
         bytes(h.mem("Shmem")),
-        bytes(match (h.mem("SwapTotal"), h.mem("SwapFree")) {
-            (Some(t), Some(f)) => Some(t.saturating_sub(f)),
-            _ => None,
-        }),
+    );
+    let _ = writeln!(
+        out,
+        "     swap {} of {} used; kubelet memory.available {}",
+        bytes(swap_used),
         bytes(h.mem("SwapTotal")),
         bytes(o.host.node_memory_available.bytes),
     );
@@ -89,15 +172,27 @@ pub fn overview(o: &Overview, s: Style) -> String {
             p.some.avg10, p.full.avg10
         );
     }
-    let _ = writeln!(
-        out,
-        "{}",
-        s.dim(&format!(
-            "cgroup v{} at {}; working set = usage − inactive_file (kubectl top); file includes shmem; swap is not in usage. `memlens show NAME` explains one.",
+    let footer = [
+        format!(
+            "cgroup v{} at {}. `memlens show NAME` explains one.",
             o.hierarchy.version.number(),
             o.hierarchy.mount_point.display()
-        ))
-    );
+        ),
+        "LIMIT            the smallest memory limit on the path to the root (effective limit)".into(),
+        "USAGE            everything charged, page cache included (usage_in_bytes / memory.current)".into(),
+        "WORKING SET      usage − inactive_file: what kubectl top and docker stats show".into(),
+        "NOT RECLAIMABLE  anon + shmem + unreclaimable kernel memory, and its share of LIMIT:".into(),
+        "                 what an OOM kill is about (red from 90%, yellow from 75%)".into(),
+        "HEADROOM         LIMIT − NOT RECLAIMABLE: what can still be pinned before an OOM kill".into(),
+        "ANON FILE SHMEM  anonymous memory; page cache (shmem included); tmpfs, /dev/shm, SysV shm".into(),
+        "KERNEL SWAP      kernel memory charged to the cgroup; swap used (not in usage)".into(),
+        "% LIMIT          USAGE / LIMIT, page cache included: not by itself a sign of trouble".into(),
+        "PIDS, OOM KILLS  processes in the cgroup itself; OOM kills the kernel counted (red if > 0)".into(),
+    ];
+    let _ = writeln!(out);
+    for l in footer {
+        let _ = writeln!(out, "{}", s.dim(&l));
+    }
     let probs: Vec<String> = o
         .rows
         .iter()

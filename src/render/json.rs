@@ -252,6 +252,7 @@ pub fn overview(o: &Overview) -> Value {
         "hierarchy": {"version": o.hierarchy.version.number(), "mount_point": o.hierarchy.mount_point, "mount_root": o.hierarchy.mount_root},
         "filter": o.filter,
         "fell_back_to_all": o.fell_back_to_all,
+        "hidden": o.hidden,
         "cgroups": o.rows,
         "host": host(&o.host.host),
         "node": {
