@@ -283,3 +283,30 @@ fn show_starts_with_a_verdict_and_wraps() {
     );
     assert!(brief.lines().count() < 15, "{brief}");
 }
+
+/// `run` wording: an OOM-killed command's recommendation is a lower bound, the kernel's report
+/// is introduced once, no recommendation under the floor, the command echoed as typed.
+#[test]
+fn run_says_at_least_after_an_oom_kill_and_quotes_the_command() {
+    let bin_s = bin().display().to_string();
+    let (code, _, err) = run(&[
+        "run",
+        "--limit",
+        "32M",
+        "--swap",
+        "0",
+        "--",
+        &bin_s,
+        "__workload",
+        "grow=64M",
+    ]);
+    assert_eq!(code, 137, "{err}");
+    assert!(err.contains("recommended limit: at least "), "{err}");
+    assert!(err.contains("rerun with a larger --limit"), "{err}");
+    assert!(err.matches("kernel OOM report:").count() <= 1, "{err}");
+    let (code, _, err) = run(&["run", "--", "sh", "-c", "exit 0", "a b"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("memlens run: sh -c 'exit 0' 'a b'"), "{err}");
+    assert!(err.contains("smallest sensible limit"), "{err}");
+    assert!(!err.contains("seed"), "{err}");
+}
