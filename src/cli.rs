@@ -212,6 +212,10 @@ enum Command {
         /// `show N`: the full post-mortem of kill N of the list.
         #[command(subcommand)]
         action: Option<OomAction>,
+        /// Only the kills of this cgroup or container: a cgroup path or name, a container ID
+        /// (prefix), a pod UID, or the victim's command name.
+        #[arg(value_name = "TARGET")]
+        target: Option<String>,
         /// Read this log instead of /dev/kmsg: dmesg, dmesg -T, journalctl -k or syslog text
         /// (`-` for stdin).
         #[arg(long, global = true, value_name = "FILE")]
@@ -762,6 +766,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         }
         Some(Command::Oom {
             action,
+            target,
             file,
             follow,
             count,
@@ -809,15 +814,31 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     crate::oom::Source::Text(&text)
                 }
             };
-            let all = crate::oom::collect(&root, src).map_err(|e| {
+            let from_kmsg = file.is_none();
+            let mut all = crate::oom::collect(&root, src).map_err(|e| {
                 Failure::new(exit::FAILURE, format!("cannot read the kernel log /dev/kmsg: {e} (root or CAP_SYSLOG is needed; or pass --file)"))
             })?;
+            if let Some(t) = &target {
+                // A live cgroup the target names (its kills may also be in removed cgroups).
+                let resolved = report::hierarchy(&root)
+                    .ok()
+                    .and_then(|h| target::resolve(&root, &h, t).ok());
+                all.retain(|p| crate::oom::matches_target(p, t, resolved.as_deref()));
+            }
             match action {
                 None => {
                     output(
                         g.json,
                         || serde_json::json!({ "events": all }),
-                        || render::human::oom_list(&all, st),
+                        || {
+                            render::human::oom_list_with(
+                                &all,
+                                st,
+                                from_kmsg.then_some(
+                                    "Times: /dev/kmsg monotonic stamps + /proc/stat btime, in UTC.",
+                                ),
+                            )
+                        },
                     );
                 }
                 Some(OomAction::Show { n }) => {

@@ -310,3 +310,52 @@ fn overview_columns_footer_tree_and_colour() {
     let (_, out, _) = run(&["--from", &from, "--color", "always"]);
     assert!(out.contains("\x1b[31m"), "{out}");
 }
+
+/// `oom TARGET` filters; a log file's list has no /dev/kmsg "Times:" footer; COMPLETE is
+/// explained; numbers are the kernel's sequence numbers where the log has them.
+#[test]
+fn oom_filters_by_target_and_footers_only_what_applies() {
+    let f = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/oom/ubuntu-4.15-docker.log")
+        .display()
+        .to_string();
+    let j = |a: &[&str]| -> serde_json::Value {
+        let (code, out, err) = run(a);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    assert_eq!(
+        j(&["oom", "--file", &f, "--json"])["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        j(&["oom", "java", "--file", &f, "--json"])["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        j(&["oom", "nosuch", "--file", &f, "--json"])["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    let (_, out, _) = run(&["oom", "--file", &f]);
+    assert!(out.contains("COMPLETE: yes = the whole report"), "{out}");
+    assert!(!out.contains("/dev/kmsg monotonic"), "{out}");
+    let k = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/oom/this-host-6.18-v1.kmsg")
+        .display()
+        .to_string();
+    let v = j(&["oom", "--file", &k, "--json"]);
+    for e in v["events"].as_array().unwrap() {
+        if let Some(seq) = e["seq"].as_u64() {
+            assert_eq!(e["number"].as_u64(), Some(seq), "{e}");
+        }
+    }
+}

@@ -181,11 +181,42 @@ pub fn collect(root: &Root, src: Source<'_>) -> std::io::Result<Vec<PostMortem>>
     if live && let Some(bt) = boot_time(root) {
         fill_wall_times(&mut reports, bt);
     }
+    // The kernel's sequence number when the log has one (/dev/kmsg): it stays the same as the
+    // ring rotates, so `oom show N` means the same kill tomorrow; else the position.
     Ok(reports
         .into_iter()
         .enumerate()
-        .map(|(i, report)| post_mortem(i + 1, report))
+        .map(|(i, report)| {
+            let n = report.seq.map_or(i + 1, |q| q as usize);
+            post_mortem(n, report)
+        })
         .collect())
+}
+
+/// Whether kill `p` is about `target`: its memcg path (exactly, as its last component, or
+/// below it), a container ID (prefix) or pod UID in that path, or the victim's name.
+pub fn matches_target(p: &PostMortem, target: &str, resolved: Option<&str>) -> bool {
+    let t = target.trim();
+    let paths = [
+        p.report.oom_memcg.as_deref(),
+        p.report.task_memcg.as_deref(),
+    ];
+    paths.iter().flatten().any(|m| {
+        *m == t
+            || m.ends_with(&format!("/{t}"))
+            || resolved
+                .is_some_and(|r| *m == r || m.starts_with(&format!("{}/", r.trim_end_matches('/'))))
+            || m.split('/')
+                .any(|c| c.len() >= 4 && t.len() >= 4 && c.contains(t))
+    }) || p.identity.as_ref().is_some_and(|i| {
+        i.container_id
+            .as_deref()
+            .is_some_and(|c| t.len() >= 4 && c.starts_with(t))
+    }) || p
+        .report
+        .victim
+        .as_ref()
+        .is_some_and(|v| v.comm.as_deref() == Some(t))
 }
 
 /// What memlens makes of one parsed report: container identity, top tasks and verdict.

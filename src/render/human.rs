@@ -875,6 +875,15 @@ pub fn reclaimed(r: &crate::zombies::Reclaimed, s: Style) -> String {
 
 /// `memlens oom`: one line per OOM kill.
 pub fn oom_list(all: &[crate::oom::PostMortem], s: Style) -> String {
+    oom_list_with(
+        all,
+        s,
+        Some("Times: /dev/kmsg monotonic stamps + /proc/stat btime, in UTC."),
+    )
+}
+
+/// [`oom_list`] with its `Times:` footer (`None`: the times are as the log printed them).
+pub fn oom_list_with(all: &[crate::oom::PostMortem], s: Style, times: Option<&str>) -> String {
     if all.is_empty() {
         return "No OOM kills in the kernel log (it keeps only what its ring buffer still holds; older kills may be in journalctl -k or /var/log: use --file).\n".into();
     }
@@ -930,10 +939,18 @@ pub fn oom_list(all: &[crate::oom::PostMortem], s: Style) -> String {
         &[1, 2, 4, 5, 7, 8],
         s,
     );
-    out.push_str(&s.dim(
-        "`memlens oom show N` explains one. Times: /dev/kmsg monotonic stamps + /proc/stat btime.",
-    ));
-    out.push('\n');
+    let mut foot = String::from(
+        "`memlens oom show N` explains one (# is the kernel's sequence number when the log has it).",
+    );
+    foot.push_str("\nCOMPLETE: yes = the whole report is in the log; cut = lines were lost (ring buffer rotated, rate-limited or the log truncated), so some figures are n/a.");
+    if let Some(t) = times {
+        foot.push('\n');
+        foot.push_str(t);
+    }
+    for l in foot.lines() {
+        out.push_str(&s.dim(l));
+        out.push('\n');
+    }
     out
 }
 
