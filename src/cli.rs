@@ -562,7 +562,7 @@ fn follow_ooms(
                     .unwrap_or_default()
                 ));
             } else {
-                emit(&render::human::oom_detected(&d, st));
+                emit_human(&render::human::oom_detected(&d, st));
             }
             // Each kill must reach a pipe at once, not when a buffer fills.
             let _ = std::io::stdout().flush();
@@ -614,7 +614,31 @@ fn output(json: bool, j: impl FnOnce() -> serde_json::Value, human: impl FnOnce(
     if json {
         emit_json(&j());
     } else {
-        emit(&human());
+        emit_human(&human());
+    }
+}
+
+/// Prints a human report; under --from, after a banner saying it is a capture and of what.
+fn emit_human(s: &str) {
+    let banner = JSON_CAPTURE.lock().ok().and_then(|c| {
+        c.as_ref().map(|c| {
+            format!(
+                "CAPTURE of {} taken {} on kernel {} by memlens {}: not this system, as it was then\n\n",
+                c.target,
+                c.captured_at_unix
+                    .map_or("at an unknown time".into(), |t| crate::kmsg::log::wall_time(0, t)
+                        .split('.')
+                        .next()
+                        .map(|x| format!("{x} UTC"))
+                        .unwrap_or_default()),
+                c.kernel.as_deref().unwrap_or("?"),
+                c.memlens_version.as_deref().unwrap_or("?")
+            )
+        })
+    });
+    match banner {
+        Some(b) => emit(&format!("{b}{s}")),
+        None => emit(s),
     }
 }
 
@@ -715,14 +739,14 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 v["findings"] = serde_json::json!(findings);
                 emit_json(&v);
             } else if brief {
-                emit(&render::human::brief(&r, &findings, st));
+                emit_human(&render::human::brief(&r, &findings, st));
             } else {
                 // The verdict first; the full report below it.
                 let mut out = render::human::verdict_line(&r, &findings, st);
                 out.push('\n');
                 out.push_str(&render::human::show(&r, st));
                 out.push_str(&render::human::findings(&findings, st));
-                emit(&out);
+                emit_human(&out);
             }
         }
         Some(Command::Explain {
@@ -761,7 +785,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     &serde_json::json!({"target": {"given": target, "path": r.cgroup.path, "version": r.cgroup.version.number()}, "findings": findings, "problems": r.problems()}),
                 );
             } else {
-                emit(&render::human::explain(&r, &findings, st));
+                emit_human(&render::human::explain(&r, &findings, st));
             }
         }
         Some(Command::Oom {
@@ -796,11 +820,19 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             let text;
             let src = match &file {
                 None if root.is_live() => crate::oom::Source::Kmsg,
+                // A capture keeps the OOM reports about what it captured.
                 None => {
-                    return Err(Failure::new(
-                        exit::BAD_TARGET,
-                        "with --from, give the kernel log with --file (a capture holds no /dev/kmsg)",
-                    ));
+                    text = root
+                        .read(std::path::Path::new(crate::oom::bundle::CAPTURE_KMSG))
+                        .map_err(|e| {
+                            Failure::new(
+                                exit::BAD_TARGET,
+                                format!(
+                                    "this capture holds no kernel log ({e}); give one with --file"
+                                ),
+                            )
+                        })?;
+                    crate::oom::Source::Captured(&text)
                 }
                 Some(f) => {
                     text = if f.as_os_str() == "-" {
@@ -922,7 +954,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 }
                 emit_json(&v);
             } else {
-                emit(&render::human::zombies(&first, trend, st));
+                emit_human(&render::human::zombies(&first, trend, st));
             }
         }
         Some(Command::Ps {
@@ -950,6 +982,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             let root = open_root(&g)?.record();
             let h = hierarchy(&root)?;
             let label;
+            let mut within: Option<String> = None;
             if all {
                 label = "--all".to_string();
                 let _ = overview::collect(&root, &h, true);
@@ -964,6 +997,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     ));
                 };
                 let path = resolve_target(&root, &h, &t)?;
+                within = Some(path.clone());
                 label = t;
                 let _ = overview::collect(&root, &h, true);
                 report::build(&root, &h, &path, Options { descendants }).map_err(|e| {
@@ -973,6 +1007,10 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 for p in walk::all_paths(&root, &h, &path).into_iter().skip(1) {
                     let _ = read::read_cgroup(&root, &h, &p, Level::Full);
                 }
+            }
+            // The kernel log's OOM reports about what was captured, for `oom --from`.
+            if root.is_live() {
+                crate::oom::bundle::capture(&root, within.as_deref());
             }
             let (n, bad) = crate::capture::write(&root, &output, &label).map_err(|e| {
                 Failure::new(

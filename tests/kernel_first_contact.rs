@@ -310,3 +310,49 @@ fn run_says_at_least_after_an_oom_kill_and_quotes_the_command() {
     assert!(err.contains("smallest sensible limit"), "{err}");
     assert!(!err.contains("seed"), "{err}");
 }
+
+/// A capture says it is one (banner, JSON `capture`) and keeps the OOM reports of the
+/// captured cgroup, so `oom --from` works on a support bundle.
+#[test]
+fn a_capture_has_a_banner_and_its_cgroups_oom_kills() {
+    let cg = cgroup("capoom");
+    limit(&cg, 32 * MIB);
+    let mut cmd = Command::new(bin());
+    cmd.args(["__workload", "grow=64M"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    cg.join_before_exec(&mut cmd).expect("join");
+    let st = cmd.status().expect("run workload");
+    assert!(!st.success(), "must be OOM-killed: {st:?}");
+    // The kill is in /dev/kmsg (if this machine lets us read it).
+    if run(&["oom", cg.path(), "--json"]).0 != 0 {
+        return;
+    }
+    let d = tempfile::tempdir().expect("tmp");
+    let out = d.path().join("b.tar.gz").display().to_string();
+    let (code, _, err) = run(&["capture", cg.path(), "-o", &out]);
+    assert_eq!(code, 0, "{err}");
+    let v = json(&["oom", "--from", &out]);
+    let ev = v["events"].as_array().expect("events");
+    assert!(
+        ev.iter()
+            .any(|e| e["oom_memcg"] == cg.path() || e["task_memcg"] == cg.path()),
+        "{v}"
+    );
+    // Only the captured cgroup's kills.
+    assert!(
+        ev.iter()
+            .all(|e| e["oom_memcg"] == cg.path() || e["task_memcg"] == cg.path()),
+        "{v}"
+    );
+    assert!(
+        ev.iter().all(|e| e["time"].is_string()),
+        "wall times from the captured btime"
+    );
+    assert_eq!(v["capture"]["target"], cg.path());
+    let (_, human, _) = run(&["show", cg.path(), "--from", &out]);
+    assert!(
+        human.starts_with(&format!("CAPTURE of {} taken ", cg.path())),
+        "{human}"
+    );
+}

@@ -10,6 +10,7 @@ use crate::sys::Root;
 use serde::Serialize;
 use std::path::Path;
 
+pub mod bundle;
 pub mod follow;
 
 /// One OOM kill with what memlens makes of it.
@@ -167,6 +168,9 @@ pub enum Source<'a> {
     Kmsg,
     /// Text (a file or stdin) in any of the supported log formats.
     Text(&'a str),
+    /// The /dev/kmsg records a capture kept ([`bundle`]): stamped with the captured
+    /// machine's boot time, which the capture holds too.
+    Captured(&'a str),
 }
 
 /// Reads and parses every OOM report the source holds.
@@ -174,6 +178,7 @@ pub fn collect(root: &Root, src: Source<'_>) -> std::io::Result<Vec<PostMortem>>
     let (lines, live): (Vec<LogLine>, bool) = match src {
         Source::Kmsg => (log::read_kmsg(Path::new("/dev/kmsg"))?, true),
         Source::Text(t) => (log::parse_log(t), false),
+        Source::Captured(t) => (log::parse_log(t), true),
     };
     let mut reports = parse_reports(&lines);
     // Monotonic stamps become wall time only with the boot time of the kernel that wrote
