@@ -55,9 +55,23 @@ EXAMPLES
   memlens zombies              dying memory cgroups and the empty cgroups still holding cache
   memlens capture 3f2a9c -o bundle.tar.gz && memlens show 3f2a9c --from bundle.tar.gz";
 
+/// `memlens -V`: the version and the commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MEMLENS_COMMIT"),
+    ")"
+);
+
+/// The command line as clap sees it (for main, completions and the man page).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command()
+}
+
 /// memlens: how much memory does a container really use, why, and what happens next.
 #[derive(Debug, Parser)]
-#[command(name = "memlens", version, about, long_about = None, after_help = AFTER_HELP)]
+#[command(name = "memlens", version = VERSION, about, long_about = None, after_help = AFTER_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -153,9 +167,13 @@ struct OverviewArgs {
     /// Show every memory cgroup, not only container-like ones.
     #[arg(long)]
     all: bool,
-    /// Sort column: usage, limit, working-set, anon, file, shmem, kernel, swap, percent, oom, name.
-    #[arg(long, default_value = "usage", value_parser = clap::builder::PossibleValuesParser::new(overview::SORT_KEYS))]
-    sort: String,
+    /// Sort column: usage, limit, working-set, anon, file, shmem, kernel, swap, percent, oom,
+    /// name (default: usage; with --all and no --sort, a tree in hierarchy order).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(overview::SORT_KEYS))]
+    sort: Option<String>,
+    /// Rows only: no header line, no footer (for scripts).
+    #[arg(long)]
+    no_headers: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,15 +193,24 @@ enum OomAction {
 enum Command {
     /// The full breakdown of one cgroup: limits, every counter with its source, what it means
     /// (reclaimable, headroom to OOM), what other tools would show, and its processes.
+    #[command(
+        after_help = "EXAMPLES\n  memlens show 3f2a9c                 a container by ID prefix\n  memlens show kube-system/coredns-5d78c-abcde\n  memlens show 1234 --brief           the cgroup of PID 1234: verdict and findings only\n  memlens show /docker/ID --json | jq .oom_headroom_bytes"
+    )]
     Show {
         /// cgroup path, PID, container ID (prefix), pod UID, pod name, or cgroup name.
         target: String,
         /// Include the processes of descendant cgroups.
         #[arg(short = 'r', long)]
         descendants: bool,
+        /// Only the verdict line, what the cgroup is, and one line per finding.
+        #[arg(long)]
+        brief: bool,
     },
     /// Findings: what the figures mean for this cgroup (OOM risk, limit hits, shmem and where
     /// it lives, pressure...), each with its evidence and advice.
+    #[command(
+        after_help = "EXAMPLES\n  memlens explain 3f2a9c\n  memlens explain 3f2a9c --sample 5s   also rates (thrashing)\n  memlens explain nginx.service --json | jq '.findings[].id'"
+    )]
     Explain {
         /// cgroup path, PID, container ID (prefix), pod UID, or cgroup name.
         target: String,
@@ -197,10 +224,17 @@ enum Command {
     },
     /// OOM kills the kernel still has in its log, as post-mortems: when, victim, trigger,
     /// memcg and container, usage and limit, and what filled the memory.
+    #[command(
+        after_help = "EXAMPLES\n  memlens oom                          the kills still in the kernel log\n  memlens oom show 3                   one kill in full\n  memlens oom --follow --json          each new kill as one JSON line\n  journalctl -k | memlens oom --file -"
+    )]
     Oom {
         /// `show N`: the full post-mortem of kill N of the list.
         #[command(subcommand)]
         action: Option<OomAction>,
+        /// Only the kills of this cgroup or container: a cgroup path or name, a container ID
+        /// (prefix), a pod UID, or the victim's command name.
+        #[arg(value_name = "TARGET")]
+        target: Option<String>,
         /// Read this log instead of /dev/kmsg: dmesg, dmesg -T, journalctl -k or syslog text
         /// (`-` for stdin).
         #[arg(long, global = true, value_name = "FILE")]
@@ -218,6 +252,9 @@ enum Command {
     },
     /// Dying (zombie) memory cgroups: how many, and the live cgroups with no processes that
     /// still hold page cache and will become dying ones when removed.
+    #[command(
+        after_help = "EXAMPLES\n  memlens zombies\n  memlens zombies --sample 10s         the trend\n  memlens zombies --reclaim /docker/ID empty one stopped container's cgroup"
+    )]
     Zombies {
         /// Count twice this far apart (e.g. 5s, 1m; a unit is required) to show the trend.
         #[arg(long, value_name = "DURATION", value_parser = sample_duration)]
@@ -233,6 +270,9 @@ enum Command {
         force: bool,
     },
     /// The processes in a cgroup with RSS (anon/file/shmem), PSS, USS and swap.
+    #[command(
+        after_help = "EXAMPLES\n  memlens ps 3f2a9c --sort pss\n  memlens ps / -r --sort rss           every process on the node, with its cgroup"
+    )]
     Ps {
         /// cgroup path, PID, container ID (prefix), pod UID, pod name, or cgroup name.
         target: String,
@@ -244,6 +284,9 @@ enum Command {
         sort: String,
     },
     /// Save every file a report reads into a .tar.gz support bundle (analyse it with --from).
+    #[command(
+        after_help = "EXAMPLES\n  memlens capture 3f2a9c -o bundle.tar.gz\n  memlens capture --all -o node.tar.gz\n  memlens show 3f2a9c --from bundle.tar.gz"
+    )]
     Capture {
         /// What to capture (as for `show`); omit with --all.
         target: Option<String>,
@@ -265,6 +308,9 @@ enum Command {
     /// limit events, pressure, and a limit recommendation. The report goes to stderr (or
     /// --output) so the command's own stdout stays clean; memlens exits with the command's
     /// status (128+N when killed by signal N; 125 setup failed, 126/127 cannot run).
+    #[command(
+        after_help = "EXAMPLES\n  memlens run -- python3 train.py\n  memlens run --limit 512Mi --timeline t.csv -- ./build.sh\n  memlens run --limit 1.5G --json -o report.json -- make -j4"
+    )]
     Run {
         /// Memory limit (v1 memory.limit_in_bytes, v2 memory.max), at least 6 MiB: 512M,
         /// 1.5G, 512Mi, 1Gi (K/M/G and Ki/Mi/Gi are ×1024, KB/MB/GB ×1000).
@@ -293,6 +339,12 @@ enum Command {
         /// Write the report here instead of stderr.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        // `run` works on the live system only: the global --from/--host-root are shadowed
+        // by hidden local ones, so its --help does not offer them (still refused at run time).
+        #[arg(id = "from", long = "from", hide = true)]
+        _from: Option<PathBuf>,
+        #[arg(id = "host_root", long = "host-root", hide = true)]
+        _host_root: Option<PathBuf>,
         /// The command and its arguments (after --).
         #[arg(
             required = true,
@@ -323,10 +375,18 @@ enum Command {
         /// Directory for the page-cache files (a disk file system, not tmpfs).
         #[arg(long, default_value = "/var/tmp")]
         dir: PathBuf,
+        // Live system only: see `Run`.
+        #[arg(id = "from", long = "from", hide = true)]
+        _from: Option<PathBuf>,
+        #[arg(id = "host_root", long = "host-root", hide = true)]
+        _host_root: Option<PathBuf>,
     },
     /// Run a read-only Prometheus exporter and JSON API: /metrics (Prometheus text 0.0.4, or
     /// OpenMetrics when the Accept header asks), /healthz, /api/v1/overview[?all=1],
     /// /api/v1/cgroup?path=/x/y.
+    #[command(
+        after_help = "EXAMPLES\n  memlens serve                        127.0.0.1:9753\n  memlens serve --listen :9753 --interval 15s --log-format json\n  memlens serve --listen 127.0.0.1:0 --port-file /run/memlens.port"
+    )]
     Serve {
         /// Address to listen on: HOST:PORT, or :PORT for every interface (loopback by default;
         /// :9753 in a DaemonSet). Port 0 picks a free port: see the `listening` log line or
@@ -355,6 +415,9 @@ enum Command {
         /// With --record: the store's size cap.
         #[arg(long, default_value = "2G", value_parser = crate::units::parse_size, requires = "record")]
         max_size: u64,
+        // serve prints no report: the global --json is shadowed by a hidden local one.
+        #[arg(id = "json", long = "json", hide = true)]
+        _json: bool,
     },
     /// Record every memory cgroup into a bounded on-disk store (the flight recorder): every
     /// memory file, the host's meminfo/PSI, the top processes, OOM kills. Hot cgroups (near
@@ -678,7 +741,7 @@ fn follow_ooms(
                     .unwrap_or_default()
                 ));
             } else {
-                emit(&render::human::oom_detected(&d, st));
+                emit_human(&render::human::oom_detected(&d, st));
             }
             // Each kill must reach a pipe at once, not when a buffer fills.
             let _ = std::io::stdout().flush();
@@ -706,6 +769,31 @@ fn forecast_finding(g: &Global, r: &report::Report) -> Option<crate::rules::Find
     crate::rules::forecast::oom_forecast(r, f.as_ref())
 }
 
+/// Sleeps `d`; on a terminal (stderr) shows a countdown so a long `--sample` does not look
+/// hung. Nothing is printed when stderr is not a terminal (scripts, pipes).
+fn wait_with_progress(d: std::time::Duration, what: &str) {
+    let tty = std::io::stderr().is_terminal();
+    if !tty || d < std::time::Duration::from_secs(1) {
+        std::thread::sleep(d);
+        return;
+    }
+    let end = std::time::Instant::now() + d;
+    loop {
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        eprint!(
+            "\rmemlens: {what} in {:.0}s (Ctrl-C to stop)   ",
+            left.as_secs_f64().ceil()
+        );
+        let _ = std::io::stderr().flush();
+        std::thread::sleep(left.min(std::time::Duration::from_millis(250)));
+    }
+    // Clear the line.
+    eprint!("\r{}\r", " ".repeat(60));
+}
+
 fn hierarchy(root: &Root) -> Result<Hierarchy, Failure> {
     report::hierarchy(root).map_err(|e| Failure::new(exit::FAILURE, e))
 }
@@ -721,7 +809,31 @@ fn output(json: bool, j: impl FnOnce() -> serde_json::Value, human: impl FnOnce(
     if json {
         emit_json(&j());
     } else {
-        emit(&human());
+        emit_human(&human());
+    }
+}
+
+/// Prints a human report; under --from, after a banner saying it is a capture and of what.
+fn emit_human(s: &str) {
+    let banner = JSON_CAPTURE.lock().ok().and_then(|c| {
+        c.as_ref().map(|c| {
+            format!(
+                "CAPTURE of {} taken {} on kernel {} by memlens {}: not this system, as it was then\n\n",
+                c.target,
+                c.captured_at_unix
+                    .map_or("at an unknown time".into(), |t| crate::kmsg::log::wall_time(0, t)
+                        .split('.')
+                        .next()
+                        .map(|x| format!("{x} UTC"))
+                        .unwrap_or_default()),
+                c.kernel.as_deref().unwrap_or("?"),
+                c.memlens_version.as_deref().unwrap_or("?")
+            )
+        })
+    });
+    match banner {
+        Some(b) => emit(&format!("{b}{s}")),
+        None => emit(s),
     }
 }
 
@@ -756,6 +868,18 @@ fn emit_json(v: &serde_json::Value) {
 pub fn run(cli: Cli) -> Result<i32, Failure> {
     let g = cli.global.clone();
     let st = style(&g);
+    // Human output wraps to the terminal's width (COLUMNS when set); piped output does not.
+    render::set_width(
+        std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .or_else(|| {
+                std::io::stdout()
+                    .is_terminal()
+                    .then(|| terminal_size::terminal_size().map(|(w, _)| w.0 as usize))
+                    .flatten()
+            }),
+    );
     set_json_kind(match &cli.command {
         None => "overview",
         Some(Command::Show { .. }) => "show",
@@ -773,16 +897,32 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             let root = open_root(&g)?;
             let h = hierarchy(&root)?;
             let mut o = overview::collect(&root, &h, cli.overview.all);
-            overview::sort(&mut o.rows, &cli.overview.sort);
+            overview::count_pids(&root, &h, &mut o);
+            let tree = cli.overview.all && cli.overview.sort.is_none();
+            if tree {
+                overview::tree_order(&mut o.rows);
+            } else {
+                overview::sort(&mut o.rows, cli.overview.sort.as_deref().unwrap_or("usage"));
+            }
             output(
                 g.json,
                 || render::json::overview(&o),
-                || render::human::overview(&o, st),
+                || {
+                    render::human::overview_with(
+                        &o,
+                        st,
+                        render::human::OverviewStyle {
+                            tree,
+                            no_headers: cli.overview.no_headers,
+                        },
+                    )
+                },
             );
         }
         Some(Command::Show {
             target,
             descendants,
+            brief,
         }) => {
             let root = open_root(&g)?;
             let h = hierarchy(&root)?;
@@ -794,10 +934,15 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 let mut v = render::json::show(&r);
                 v["findings"] = serde_json::json!(findings);
                 emit_json(&v);
+            } else if brief {
+                emit_human(&render::human::brief(&r, &findings, st));
             } else {
-                let mut out = render::human::show(&r, st);
+                // The verdict first; the full report below it.
+                let mut out = render::human::verdict_line(&r, &findings, st);
+                out.push('\n');
+                out.push_str(&render::human::show(&r, st));
                 out.push_str(&render::human::findings(&findings, st));
-                emit(&out);
+                emit_human(&out);
             }
         }
         Some(Command::Explain {
@@ -818,7 +963,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     }
                     let first = build(&root, &h, &path, descendants)?;
                     let t0 = std::time::Instant::now();
-                    std::thread::sleep(d);
+                    wait_with_progress(d, "second sample");
                     let second = build(&root, &h, &path, descendants)?;
                     (second, Some((first, t0.elapsed().as_secs_f64())))
                 }
@@ -837,11 +982,12 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     &serde_json::json!({"target": {"given": target, "path": r.cgroup.path, "version": r.cgroup.version.number()}, "findings": findings, "problems": r.problems()}),
                 );
             } else {
-                emit(&render::human::explain(&r, &findings, st));
+                emit_human(&render::human::explain(&r, &findings, st));
             }
         }
         Some(Command::Oom {
             action,
+            target,
             file,
             follow,
             count,
@@ -873,10 +1019,17 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 // The live kernel, or the host's under --host-root (HOST/dev/kmsg, syslog(2)).
                 None if !root.is_capture() => crate::oom::Source::Kmsg,
                 None => {
-                    return Err(Failure::new(
-                        exit::BAD_TARGET,
-                        "with --from, give the kernel log with --file (a capture holds no /dev/kmsg)",
-                    ));
+                    text = root
+                        .read(std::path::Path::new(crate::oom::bundle::CAPTURE_KMSG))
+                        .map_err(|e| {
+                            Failure::new(
+                                exit::BAD_TARGET,
+                                format!(
+                                    "this capture holds no kernel log ({e}); give one with --file"
+                                ),
+                            )
+                        })?;
+                    crate::oom::Source::Captured(&text)
                 }
                 Some(f) => {
                     text = if f.as_os_str() != "-" && crate::kmsg::source::is_char_device(f) {
@@ -912,20 +1065,39 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or(0);
-            let all = crate::oom::collect_with_year(
+            let from_kmsg = file.is_none() && !root.is_capture();
+            let mut all = crate::oom::collect_with_year(
                 &root,
                 src,
                 Some((crate::oom::year_of(secs), why)),
             )
             .map_err(|e| {
-                Failure::new(exit::FAILURE, format!("cannot read the kernel log: {e} (or pass --file)"))
+                Failure::new(
+                    exit::FAILURE,
+                    format!("cannot read the kernel log: {e} (or pass --file)"),
+                )
             })?;
+            if let Some(t) = &target {
+                // A live cgroup the target names (its kills may also be in removed cgroups).
+                let resolved = report::hierarchy(&root)
+                    .ok()
+                    .and_then(|h| target::resolve(&root, &h, t).ok());
+                all.retain(|p| crate::oom::matches_target(p, t, resolved.as_deref()));
+            }
             match action {
                 None => {
                     output(
                         g.json,
                         || serde_json::json!({ "events": all }),
-                        || render::human::oom_list(&all, st),
+                        || {
+                            render::human::oom_list_with(
+                                &all,
+                                st,
+                                from_kmsg.then_some(
+                                    "Times: /dev/kmsg monotonic stamps + the boot time (CLOCK_REALTIME − CLOCK_BOOTTIME), in UTC.",
+                                ),
+                            )
+                        },
                     );
                 }
                 Some(OomAction::Show { n, capture }) => {
@@ -1012,7 +1184,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                             "--sample needs the live system, not --from",
                         ));
                     }
-                    std::thread::sleep(d);
+                    wait_with_progress(d, "second count");
                     let (n, _, _, _) = crate::zombies::count(&root, &h);
                     Some((d.as_secs_f64(), n))
                 }
@@ -1027,7 +1199,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 }
                 emit_json(&v);
             } else {
-                emit(&render::human::zombies(&first, trend, st));
+                emit_human(&render::human::zombies(&first, trend, st));
             }
         }
         Some(Command::Ps {
@@ -1057,6 +1229,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             let h = hierarchy(&root)?;
             let label;
             let scope;
+            let mut within: Option<String> = None;
             if all {
                 label = "--all".to_string();
                 scope = crate::capture::Scope::all(include_cmdline);
@@ -1074,6 +1247,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     ));
                 };
                 let path = resolve_target(&root, &h, &t)?;
+                within = Some(path.clone());
                 label = t;
                 let _ = overview::collect(&root, &h, true);
                 let _ = crate::zombies::count(&root, &h);
@@ -1089,6 +1263,10 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     std::iter::once(path.as_str()).chain(subtree.iter().map(String::as_str)),
                     include_cmdline,
                 );
+            }
+            // The kernel log's OOM reports about what was captured, for `oom --from`.
+            if root.is_live() {
+                crate::oom::bundle::capture(&root, within.as_deref());
             }
             let (n, bad) = crate::capture::write(&root, &output, &label, &scope).map_err(|e| {
                 Failure::new(
@@ -1116,7 +1294,14 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             record_interval,
             retention,
             max_size,
+            ..
         }) => {
+            if g.json {
+                return Err(Failure::new(
+                    exit::BAD_TARGET,
+                    "serve prints no report: --json does not apply (the API at /api/v1/... serves JSON)",
+                ));
+            }
             init_logging(log_format);
             let root = open_root(&g)?;
             let h = hierarchy(&root)?;
@@ -1244,6 +1429,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             parent,
             output,
             command,
+            ..
         }) => {
             if g.from.is_some() {
                 return Err(Failure::new(
@@ -1299,6 +1485,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             list,
             skip_oom,
             dir,
+            ..
         }) => {
             if list {
                 set_json_kind("lab-list");

@@ -1,8 +1,9 @@
-use clap::Parser;
+use clap::FromArgMatches;
 use memlens::cli::{Cli, run};
 
 fn main() {
-    let cli = Cli::parse();
+    let m = memlens::cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
     match run(cli) {
         Ok(0) => {}
         Ok(code) => std::process::exit(code),

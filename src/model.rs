@@ -299,6 +299,9 @@ pub struct Process {
     pub cmdline: Option<String>,
     /// Real user ID (status `Uid`, first field).
     pub uid: Option<u32>,
+    /// Its name in the node's /etc/passwd (`None`: not listed there, e.g. a container's own
+    /// user).
+    pub user: Option<String>,
     /// No address space (status has no VmSize): a kernel thread or a zombie. Its memory
     /// figures are 0.
     pub no_mm: bool,

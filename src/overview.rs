@@ -40,6 +40,14 @@ pub struct Row {
     pub percent_of_limit: Option<f64>,
     /// OOM kills (v2 memory.events oom_kill, v1 memory.oom_control oom_kill).
     pub oom_kills: Option<u64>,
+    /// anon + shmem + (kernel − slab_reclaimable): what reclaim cannot drop (without swap);
+    /// the kernel counted whole where it does not split out reclaimable slab (v1).
+    pub not_reclaimable_bytes: Option<u64>,
+    /// Effective limit − not reclaimable: what can still be pinned before an OOM kill.
+    pub oom_headroom_bytes: Option<u64>,
+    /// Processes in the cgroup itself (cgroup.procs); `None` when not read (`--json` of the
+    /// exporter) or unreadable.
+    pub pids: Option<usize>,
     /// Problems reading this cgroup.
     pub problems: Vec<String>,
 }
@@ -64,6 +72,8 @@ pub struct Overview {
     pub filter: &'static str,
     /// True when no container-like cgroup was found and every cgroup is shown instead.
     pub fell_back_to_all: bool,
+    /// Memory cgroups not shown (not container-like; `--all` shows them).
+    pub hidden: usize,
     /// The rows.
     pub rows: Vec<Row>,
     /// The host.
@@ -162,6 +172,20 @@ pub fn collect_paths<T>(
             (Some(u), Some(i)) => Some(u.saturating_sub(i)),
             _ => None,
         };
+        // The formula of views::derived (Documentation/admin-guide/cgroup-v2.rst "memory.stat").
+        let not_reclaimable = match (anon, stat("shmem"), kernel) {
+            (Some(a), Some(sh), k) => Some(
+                a + sh
+                    + k.map_or(0, |k| {
+                        k.saturating_sub(if v1 {
+                            0
+                        } else {
+                            stat("slab_reclaimable").unwrap_or(0)
+                        })
+                    }),
+            ),
+            _ => None,
+        };
         // The host path: inside a container the mount's root names the container.
         let identity = Identity::from_path(&crate::cgroup::mount::host_path(h, p));
         let row = Row {
@@ -179,6 +203,12 @@ pub fn collect_paths<T>(
                 _ => None,
             },
             oom_kills: cg.events.oom_kills(),
+            not_reclaimable_bytes: not_reclaimable,
+            oom_headroom_bytes: match (eff, not_reclaimable) {
+                (Some(l), Some(n)) => Some(l.saturating_sub(n)),
+                _ => None,
+            },
+            pids: None,
             problems: cg.problems.clone(),
             identity,
         };
@@ -212,6 +242,7 @@ pub fn collect_paths<T>(
         .filter(|r| r.path == "/")
         .and_then(|r| r.usage_bytes);
     let fell_back = !all && !rows.iter().any(|r| r.identity.is_container());
+    let total = rows.len();
     let (rows, extras) = if all || fell_back {
         (rows, extras)
     } else {
@@ -224,6 +255,7 @@ pub fn collect_paths<T>(
         hierarchy: h.clone(),
         filter: if all { "all" } else { "containers" },
         fell_back_to_all: fell_back,
+        hidden: total - rows.len(),
         rows,
         host: HostLine {
             host,
@@ -249,10 +281,37 @@ impl Overview {
             hierarchy: self.hierarchy.clone(),
             filter: "containers",
             fell_back_to_all: fell_back,
+            hidden: if fell_back {
+                0
+            } else {
+                self.rows.len() - rows.len()
+            },
             rows: if fell_back { self.rows.clone() } else { rows },
             host: self.host.clone(),
         }
     }
+}
+
+/// Fills each row's process count from its cgroup.procs (the CLI's PIDS column; the
+/// exporter's walk does not read it).
+pub fn count_pids(root: &Root, h: &Hierarchy, o: &mut Overview) {
+    for r in &mut o.rows {
+        r.pids = root
+            .read(&read::fs_path(h, &r.path).join("cgroup.procs"))
+            .ok()
+            .and_then(|t| crate::cgroup::parse::pids(&t).ok())
+            .map(|v| v.len());
+    }
+}
+
+/// Puts the rows in hierarchy order (each cgroup under its parent), for the `--all` tree.
+pub fn tree_order(rows: &mut [Row]) {
+    rows.sort_by(|a, b| {
+        a.path
+            .split('/')
+            .filter(|c| !c.is_empty())
+            .cmp(b.path.split('/').filter(|c| !c.is_empty()))
+    });
 }
 
 fn parent(p: &str) -> Option<&str> {

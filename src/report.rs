@@ -98,10 +98,23 @@ pub fn processes(root: &Root, h: &Hierarchy, cg: &Cgroup, descendants: bool) -> 
             }
         }
     }
+    // User names for the USER column: the node's /etc/passwd (under --host-root, the host's).
+    let users: std::collections::HashMap<u32, String> = root
+        .read(std::path::Path::new("/etc/passwd"))
+        .map(|t| {
+            t.lines()
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    Some((f.get(2)?.parse().ok()?, f.first()?.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     pids.into_iter()
         .filter_map(|(pid, path)| {
             proc::read_process(root, pid).map(|mut p| {
                 p.cgroup = Some(path);
+                p.user = p.uid.and_then(|u| users.get(&u).cloned());
                 p
             })
         })
@@ -171,7 +184,6 @@ pub fn build(root: &Root, h: &Hierarchy, path: &str, opts: Options) -> Result<Re
         shm_problems.extend(p2);
     }
     // Problems noted while building (a cut file read after the host was) belong here too.
-    let mut host = host;
     for p in root.capture_problems() {
         if !host.problems.contains(&p) {
             host.problems.push(p);

@@ -753,7 +753,10 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, SetupError> {
     {
         nr = Some(nr.map_or(l, |n| n.max(l)));
     }
-    let recommended = nr.map(|n| round_up_mib((n as f64 * (1.0 + MARGIN)).ceil() as u64));
+    // Never below the smallest limit `run --limit` accepts: a smaller one kills at start-up.
+    let recommended = nr.map(|n| {
+        round_up_mib((n as f64 * (1.0 + MARGIN)).ceil() as u64).max(crate::units::MIN_LIMIT)
+    });
     let mut formula = format!(
         "peak not reclaimable (anon + shmem + (kernel − slab_reclaimable)) × {:.2}, rounded up to MiB: page cache is left out because the kernel reclaims it at the limit instead of killing",
         1.0 + MARGIN
@@ -1009,7 +1012,8 @@ pub fn json(r: &RunResult) -> serde_json::Value {
 pub fn human(r: &RunResult, s: Style) -> String {
     let mut o = String::new();
     let lim = |b: Option<u64>| b.map_or("none".to_string(), |b| render::bytes(Some(b)));
-    o.push_str(&s.head(&format!("memlens run: {}\n", r.command.join(" "))));
+    let cmd: Vec<String> = r.command.iter().map(|a| shell_quote(a)).collect();
+    o.push_str(&s.head(&format!("memlens run: {}\n", cmd.join(" "))));
     o.push_str(&format!(
         "memcg {} (cgroup v{}), limit {}, high {}, swap {}\n",
         r.cgroup,
@@ -1087,6 +1091,16 @@ pub fn human(r: &RunResult, s: Style) -> String {
     }
     o.push('\n');
     match r.recommended_limit_bytes {
+        // Killed at the limit: the need is unknown, only that it is more.
+        Some(b) if r.outcome == Outcome::OomKilled => o.push_str(&format!(
+            "recommended limit: at least {} (rerun with a larger --limit to measure it)\n{}\n",
+            s.head(&render::bytes(Some(b))),
+            s.dim(&format!("  = {}", r.recommendation_formula))
+        )),
+        Some(b) if b <= crate::units::MIN_LIMIT => o.push_str(&format!(
+            "recommended limit: {} (the smallest sensible limit; the command needed less)\n",
+            s.head(&render::bytes(Some(b))),
+        )),
         Some(b) => o.push_str(&format!(
             "recommended limit: {}\n{}\n",
             s.head(&render::bytes(Some(b))),
@@ -1100,7 +1114,11 @@ pub fn human(r: &RunResult, s: Style) -> String {
     ));
     if r.outcome == Outcome::OomKilled {
         match &r.oom_report {
-            Some(rep) => o.push_str(&format!("\nkernel OOM report:\n{rep}\n")),
+            // The report names itself ("kernel OOM report: killed ..."): print it once.
+            Some(rep) => {
+                let rep = rep.strip_prefix("kernel OOM report:").unwrap_or(rep).trim();
+                o.push_str(&format!("\nkernel OOM report: {rep}\n"))
+            }
             None => o.push_str(
                 "kernel OOM report: not available yet (see dmesg for the victim's \"Memory cgroup out of memory\" lines)\n",
             ),
@@ -1122,9 +1140,30 @@ pub fn human(r: &RunResult, s: Style) -> String {
     o
 }
 
+/// An argument as a shell would need it typed: bare when it is only safe characters, else
+/// in single quotes (a `'` inside written as `'\''`), so the echoed command can be pasted.
+pub fn shell_quote(a: &str) -> String {
+    let safe = !a.is_empty()
+        && a.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%^".contains(c));
+    if safe {
+        a.to_string()
+    } else {
+        format!("'{}'", a.replace('\'', "'\\''"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn echoed_commands_keep_their_quoting() {
+        assert_eq!(shell_quote("python3"), "python3");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
 
     #[test]
     fn rounding_and_names() {

@@ -892,6 +892,25 @@ impl Root {
         }
     }
 
+    /// Adds a file that is not a kernel file read (the OOM records of a capture) to the
+    /// capture being recorded; nothing when not recording.
+    pub fn record_file(&self, sys: &Path, bytes: Vec<u8>) {
+        if let Some(rec) = &self.recorder
+            && let Ok(mut m) = rec.lock()
+        {
+            m.insert(sys.to_path_buf(), bytes);
+        }
+    }
+
+    /// Lists `sys` as unreadable in the capture being recorded, with the reason.
+    pub fn record_failure(&self, sys: &Path, reason: String) {
+        if self.recorder.is_some()
+            && let Ok(mut m) = self.failures.lock()
+        {
+            m.insert(sys.to_path_buf(), reason);
+        }
+    }
+
     /// Records a read for `memlens capture` (when recording).
     fn note(&self, sys: &Path, res: &Result<Vec<u8>, ReadError>) {
         match res {

@@ -219,3 +219,143 @@ fn errors_name_the_users_mistake() {
         "{err}"
     );
 }
+
+/// A subcommand's --help offers only the flags it honours; -V names the commit.
+#[test]
+fn help_offers_only_what_applies_and_version_has_the_commit() {
+    for (sub, flags) in [
+        ("run", &["--from", "--host-root"][..]),
+        ("lab", &["--from", "--host-root"]),
+        ("serve", &["--json"]),
+    ] {
+        let (code, out, _) = run(&[sub, "--help"]);
+        assert_eq!(code, 0);
+        for f in flags {
+            assert!(!out.contains(f), "{sub} --help offers {f}:\n{out}");
+        }
+    }
+    let (_, out, _) = run(&["show", "--help"]);
+    assert!(out.contains("--from") && out.contains("--json"), "{out}");
+    let (code, out, _) = run(&["-V"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("commit "), "{out}");
+}
+
+#[test]
+fn every_subcommand_has_examples() {
+    for sub in [
+        "show", "explain", "ps", "oom", "zombies", "capture", "run", "lab", "serve",
+    ] {
+        let (code, out, _) = run(&[sub, "--help"]);
+        assert_eq!(code, 0);
+        assert!(
+            out.contains("EXAMPLES\n  memlens"),
+            "{sub} --help has no examples:\n{out}"
+        );
+    }
+}
+
+/// The overview: what cannot be reclaimed and the headroom as columns, PIDS, every column
+/// defined, hidden cgroups counted, colour by threshold, --no-headers, a tree for --all, and
+/// a host line within 100 columns.
+#[test]
+fn overview_columns_footer_tree_and_colour() {
+    let d = tree();
+    let from = d.path().display().to_string();
+    let (code, out, err) = run(&["--from", &from, "--color", "never"]);
+    assert_eq!(code, 0, "{err}");
+    for w in [
+        "NOT RECLAIMABLE",
+        "HEADROOM",
+        "PIDS",
+        "+2 other memory cgroups (not containers): --all",
+    ] {
+        assert!(out.contains(w), "{w}: {out}");
+    }
+    for col in [
+        "LIMIT  ",
+        "WORKING SET  ",
+        "NOT RECLAIMABLE  ",
+        "HEADROOM  ",
+        "PIDS, OOM KILLS  ",
+    ] {
+        assert!(
+            out.lines().any(|l| l.starts_with(col)),
+            "footer lacks {col:?}: {out}"
+        );
+    }
+    let host: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("host "))
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(!host.is_empty());
+    for l in host {
+        assert!(l.chars().count() <= 100, "{l}");
+    }
+    // Two processes listed, one of them gone: PIDS counts cgroup.procs.
+    assert!(out.contains("  2  "), "{out}");
+    let (_, out, _) = run(&["--from", &from, "--no-headers"]);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let (_, out, _) = run(&["--from", &from, "--all", "--color", "never"]);
+    let names: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .take(4)
+        .map(|l| l.split("  ").next().unwrap_or(""))
+        .collect();
+    assert_eq!(names[0], "/", "{out}");
+    assert!(names[1].starts_with("docker"), "{out}");
+    // Both containers had OOM kills: red.
+    let (_, out, _) = run(&["--from", &from, "--color", "always"]);
+    assert!(out.contains("\x1b[31m"), "{out}");
+}
+
+/// `oom TARGET` filters; a log file's list has no /dev/kmsg "Times:" footer; COMPLETE is
+/// explained; numbers are the kernel's sequence numbers where the log has them.
+#[test]
+fn oom_filters_by_target_and_footers_only_what_applies() {
+    let f = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/oom/ubuntu-4.15-docker.log")
+        .display()
+        .to_string();
+    let j = |a: &[&str]| -> serde_json::Value {
+        let (code, out, err) = run(a);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    assert_eq!(
+        j(&["oom", "--file", &f, "--json"])["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        j(&["oom", "java", "--file", &f, "--json"])["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        j(&["oom", "nosuch", "--file", &f, "--json"])["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    let (_, out, _) = run(&["oom", "--file", &f]);
+    assert!(out.contains("COMPLETE: yes = the whole report"), "{out}");
+    assert!(!out.contains("/dev/kmsg monotonic"), "{out}");
+    let k = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/oom/this-host-6.18-v1.kmsg")
+        .display()
+        .to_string();
+    let v = j(&["oom", "--file", &k, "--json"]);
+    for e in v["events"].as_array().unwrap() {
+        if let Some(seq) = e["seq"].as_u64() {
+            assert_eq!(e["number"].as_u64(), Some(seq), "{e}");
+        }
+    }
+}

@@ -112,6 +112,8 @@ fn every_commands_json_matches_the_schema() {
         j(&["show", empty.path(), "--from", &cap]),
         j(&["--all", "--from", &cap]),
         j(&["zombies", "--from", &cap]),
+        j(&["oom", "--from", &cap]),
+        j(&["oom", "x-no-such-target", "--file", &fixture]),
         j(&["oom", "--file", &fixture]),
         j(&["oom", "show", "1", "--file", &fixture]),
         j(&["lab", "--list"]),

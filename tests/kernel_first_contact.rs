@@ -42,7 +42,18 @@ fn ps_keeps_a_name_with_a_colon() {
         .unwrap_or_else(|| panic!("pid {} not listed: {r}", p.pid()));
     assert_eq!(me["comm"], "my:app", "{me}");
     let (_, out, _) = run(&["ps", cg.path()]);
-    assert!(out.contains("my:app"), "{out}");
+    // Arguments and USER as smem/ps show them; one cgroup: no CGROUP column.
+    assert!(out.contains("my:app 60"), "{out}");
+    assert!(out.contains("USER") && !out.contains("CGROUP"), "{out}");
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        assert_eq!(me["user"], "root", "{me}");
+    }
+    // Processes in several cgroups (-r): the CGROUP column says which.
+    let child = cg.create_child("sub").expect("child");
+    let (_q, _d2) = named_sleeper(&child, "other");
+    let (_, out, _) = run(&["ps", cg.path(), "-r"]);
+    assert!(out.contains("CGROUP") && out.contains("/sub"), "{out}");
 }
 
 #[test]
@@ -227,4 +238,121 @@ fn root_is_not_told_to_run_as_root() {
             assert!(!p.contains("run as root"), "{p}");
         }
     }
+}
+
+/// `show` starts with its verdict, `--brief` is short, and COLUMNS=80 wraps the report
+/// (the process table aside) to 80 columns.
+#[test]
+fn show_starts_with_a_verdict_and_wraps() {
+    let cg = cgroup("verdict");
+    limit(&cg, 64 * MIB);
+    let _w = Workload::start(&cg, &["anon=40M"]);
+    let out = std::process::Command::new(bin())
+        .args(["show", cg.path()])
+        .env("COLUMNS", "80")
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let first = text.lines().next().unwrap_or("");
+    assert!(
+        ["OK ", "WARN ", "CRITICAL "]
+            .iter()
+            .any(|p| first.starts_with(p))
+            && first.contains("% of the 64.0 MiB limit cannot be reclaimed")
+            && first.contains("to an OOM kill"),
+        "{first}"
+    );
+    let mut in_procs = false;
+    for l in text.lines() {
+        if l.starts_with("PROCESSES") {
+            in_procs = true;
+        } else if l.starts_with("WHY THE PROCESSES") {
+            in_procs = false;
+        }
+        assert!(in_procs || l.chars().count() <= 80, "wider than 80: {l:?}");
+    }
+    let (code, brief, _) = run(&["show", cg.path(), "--brief"]);
+    assert_eq!(code, 0);
+    assert!(
+        brief
+            .lines()
+            .next()
+            .unwrap_or("")
+            .contains("cannot be reclaimed"),
+        "{brief}"
+    );
+    assert!(brief.lines().count() < 15, "{brief}");
+}
+
+/// `run` wording: an OOM-killed command's recommendation is a lower bound, the kernel's report
+/// is introduced once, no recommendation under the floor, the command echoed as typed.
+#[test]
+fn run_says_at_least_after_an_oom_kill_and_quotes_the_command() {
+    let bin_s = bin().display().to_string();
+    let (code, _, err) = run(&[
+        "run",
+        "--limit",
+        "32M",
+        "--swap",
+        "0",
+        "--",
+        &bin_s,
+        "__workload",
+        "grow=64M",
+    ]);
+    assert_eq!(code, 137, "{err}");
+    assert!(err.contains("recommended limit: at least "), "{err}");
+    assert!(err.contains("rerun with a larger --limit"), "{err}");
+    assert!(err.matches("kernel OOM report:").count() <= 1, "{err}");
+    let (code, _, err) = run(&["run", "--", "sh", "-c", "exit 0", "a b"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("memlens run: sh -c 'exit 0' 'a b'"), "{err}");
+    assert!(err.contains("smallest sensible limit"), "{err}");
+    assert!(!err.contains("seed"), "{err}");
+}
+
+/// A capture says it is one (banner, JSON `capture`) and keeps the OOM reports of the
+/// captured cgroup, so `oom --from` works on a support bundle.
+#[test]
+fn a_capture_has_a_banner_and_its_cgroups_oom_kills() {
+    let cg = cgroup("capoom");
+    limit(&cg, 32 * MIB);
+    let mut cmd = Command::new(bin());
+    cmd.args(["__workload", "grow=64M"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    cg.join_before_exec(&mut cmd).expect("join");
+    let st = cmd.status().expect("run workload");
+    assert!(!st.success(), "must be OOM-killed: {st:?}");
+    // The kill is in /dev/kmsg (if this machine lets us read it).
+    if run(&["oom", cg.path(), "--json"]).0 != 0 {
+        return;
+    }
+    let d = tempfile::tempdir().expect("tmp");
+    let out = d.path().join("b.tar.gz").display().to_string();
+    let (code, _, err) = run(&["capture", cg.path(), "-o", &out]);
+    assert_eq!(code, 0, "{err}");
+    let v = json(&["oom", "--from", &out]);
+    let ev = v["events"].as_array().expect("events");
+    assert!(
+        ev.iter()
+            .any(|e| e["oom_memcg"] == cg.path() || e["task_memcg"] == cg.path()),
+        "{v}"
+    );
+    // Only the captured cgroup's kills.
+    assert!(
+        ev.iter()
+            .all(|e| e["oom_memcg"] == cg.path() || e["task_memcg"] == cg.path()),
+        "{v}"
+    );
+    assert!(
+        ev.iter().all(|e| e["time"].is_string()),
+        "wall times from the captured btime"
+    );
+    assert_eq!(v["capture"]["target"], cg.path());
+    let (_, human, _) = run(&["show", cg.path(), "--from", &out]);
+    assert!(
+        human.starts_with(&format!("CAPTURE of {} taken ", cg.path())),
+        "{human}"
+    );
 }

@@ -10,6 +10,7 @@ use crate::sys::Root;
 use serde::Serialize;
 use std::path::Path;
 
+pub mod bundle;
 pub mod follow;
 
 /// One OOM kill with what memlens makes of it.
@@ -209,6 +210,9 @@ pub enum Source<'a> {
     Kmsg,
     /// Text (a file or stdin) in any of the supported log formats.
     Text(&'a str),
+    /// The /dev/kmsg records a capture kept ([`bundle`]): stamped with the captured
+    /// machine's boot time, which the capture holds too.
+    Captured(&'a str),
 }
 
 /// Reads and parses every OOM report the source holds.
@@ -231,6 +235,7 @@ pub fn collect_with_year(
             true,
         ),
         Source::Text(t) => (log::parse_log(t), false),
+        Source::Captured(t) => (log::parse_log(t), true),
     };
     let mut reports = parse_reports(&lines);
     // Monotonic stamps become wall time only with the boot time of the kernel that wrote
@@ -244,7 +249,12 @@ pub fn collect_with_year(
     let mut pms: Vec<PostMortem> = reports
         .into_iter()
         .enumerate()
-        .map(|(i, report)| post_mortem(i + 1, report))
+        // The kernel's sequence number when the log has one (/dev/kmsg): it stays the same
+        // as the ring rotates, so `oom show N` means the same kill tomorrow; else the position.
+        .map(|(i, report)| {
+            let n = report.seq.map_or(i + 1, |q| q as usize);
+            post_mortem(n, report)
+        })
         .collect();
     add_names(root, &mut pms);
     Ok(pms)
@@ -281,6 +291,32 @@ pub fn year_of(unix_secs: i64) -> i32 {
     let mp = (5 * doy + 2) / 153;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     (yoe + era * 400 + i64::from(m <= 2)) as i32
+}
+
+/// Whether kill `p` is about `target`: its memcg path (exactly, as its last component, or
+/// below it), a container ID (prefix) or pod UID in that path, or the victim's name.
+pub fn matches_target(p: &PostMortem, target: &str, resolved: Option<&str>) -> bool {
+    let t = target.trim();
+    let paths = [
+        p.report.oom_memcg.as_deref(),
+        p.report.task_memcg.as_deref(),
+    ];
+    paths.iter().flatten().any(|m| {
+        *m == t
+            || m.ends_with(&format!("/{t}"))
+            || resolved
+                .is_some_and(|r| *m == r || m.starts_with(&format!("{}/", r.trim_end_matches('/'))))
+            || m.split('/')
+                .any(|c| c.len() >= 4 && t.len() >= 4 && c.contains(t))
+    }) || p.identity.as_ref().is_some_and(|i| {
+        i.container_id
+            .as_deref()
+            .is_some_and(|c| t.len() >= 4 && c.starts_with(t))
+    }) || p
+        .report
+        .victim
+        .as_ref()
+        .is_some_and(|v| v.comm.as_deref() == Some(t))
 }
 
 /// What memlens makes of one parsed report: container identity, top tasks and verdict.

@@ -23,10 +23,24 @@ fn name_of(path: &str, id: &crate::identity::Identity) -> String {
     }
 }
 
+/// How `memlens` (the overview) prints: `--all` as a tree, `--no-headers`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OverviewStyle {
+    /// Names indented under their parent (rows in hierarchy order).
+    pub tree: bool,
+    /// No header line, no footer: rows only, for scripts.
+    pub no_headers: bool,
+}
+
 /// The overview table and host line.
 pub fn overview(o: &Overview, s: Style) -> String {
+    overview_with(o, s, OverviewStyle::default())
+}
+
+/// The overview, with its printing options.
+pub fn overview_with(o: &Overview, s: Style, os: OverviewStyle) -> String {
     let mut out = String::new();
-    if o.fell_back_to_all {
+    if o.fell_back_to_all && !os.no_headers {
         let _ = writeln!(
             out,
             "{}",
@@ -38,48 +52,117 @@ pub fn overview(o: &Overview, s: Style) -> String {
         "LIMIT",
         "USAGE",
         "WORKING SET",
+        "NOT RECLAIMABLE",
+        "HEADROOM",
         "ANON",
         "FILE",
         "SHMEM",
         "KERNEL",
         "SWAP",
         "% LIMIT",
+        "PIDS",
         "OOM KILLS",
     ];
+    let pct_nr = |r: &crate::overview::Row| match (r.not_reclaimable_bytes, r.limit_bytes) {
+        (Some(n), Some(l)) if l > 0 => Some(n as f64 * 100.0 / l as f64),
+        _ => None,
+    };
     let rows: Vec<Vec<String>> = o
         .rows
         .iter()
         .map(|r| {
+            let name = if os.tree {
+                let depth = r.path.split('/').filter(|c| !c.is_empty()).count();
+                let base = r
+                    .path
+                    .rsplit('/')
+                    .next()
+                    .filter(|b| !b.is_empty())
+                    .unwrap_or("/");
+                let shown = r
+                    .identity
+                    .display_name()
+                    .unwrap_or_else(|| base.to_string());
+                format!("{}{shown}", "  ".repeat(depth.saturating_sub(1).min(12)))
+            } else {
+                name_of(&r.path, &r.identity)
+            };
             vec![
-                name_of(&r.path, &r.identity),
+                name,
                 r.limit_bytes.map_or("unlimited".into(), |b| bytes(Some(b))),
                 bytes(r.usage_bytes),
                 bytes(r.working_set_bytes),
+                match pct_nr(r) {
+                    Some(p) => format!("{} {p:.0}%", bytes(r.not_reclaimable_bytes)),
+                    None => bytes(r.not_reclaimable_bytes),
+                },
+                r.oom_headroom_bytes.map_or("-".into(), |b| bytes(Some(b))),
                 bytes(r.anon_bytes),
                 bytes(r.file_bytes),
                 bytes(r.shmem_bytes),
                 bytes(r.kernel_bytes),
                 bytes(r.swap_bytes),
                 percent(r.percent_of_limit),
+                r.pids.map_or("n/a".into(), |n| n.to_string()),
                 r.oom_kills.map_or("n/a".into(), |n| n.to_string()),
             ]
         })
         .collect();
-    out.push_str(&table(&header, &rows, &[], s));
+    // Colour by threshold, as htop and below do: red when what cannot be reclaimed is at 90%
+    // of the limit or an OOM kill happened, yellow from 75%. Whole rows are coloured after
+    // layout so the widths stay right.
+    let t = table(&header, &rows, &[], Style { color: false });
+    let mut lines = t.lines();
+    if let Some(h) = lines.next()
+        && !os.no_headers
+    {
+        let _ = writeln!(out, "{}", s.head(h));
+    }
+    for (l, r) in lines.zip(&o.rows) {
+        let p = pct_nr(r).unwrap_or(0.0);
+        let line = if p >= 90.0 || r.oom_kills.is_some_and(|k| k > 0) {
+            s.bad(l)
+        } else if p >= 75.0 {
+            s.warn(l)
+        } else {
+            l.to_string()
+        };
+        let _ = writeln!(out, "{line}");
+    }
+    if os.no_headers {
+        return out;
+    }
+    if o.hidden > 0 {
+        let _ = writeln!(
+            out,
+            "{}",
+            s.dim(&format!(
+                "+{} other memory cgroup{} (not containers): --all",
+                o.hidden,
+                if o.hidden == 1 { "" } else { "s" }
+            ))
+        );
+    }
     let h = &o.host.host;
+    let swap_used = match (h.mem("SwapTotal"), h.mem("SwapFree")) {
+        (Some(t), Some(f)) => Some(t.saturating_sub(f)),
+        _ => None,
+    };
+    // Each line fits 100 columns whatever the figures (units roll over at 1000).
     let _ = writeln!(
         out,
-        "\n{} total {}, available {} (MemAvailable), free {}, page cache {}, shmem {}, swap {} of {} used; kubelet memory.available {}",
+        "\n{} {} total, {} available, {} free, {} page cache ({} shmem)",
         s.head("host"),
         bytes(h.mem("MemTotal")),
         bytes(h.mem("MemAvailable")),
         bytes(h.mem("MemFree")),
         bytes(h.mem("Cached")),
         bytes(h.mem("Shmem")),
-        bytes(match (h.mem("SwapTotal"), h.mem("SwapFree")) {
-            (Some(t), Some(f)) => Some(t.saturating_sub(f)),
-            _ => None,
-        }),
+    );
+    let _ = writeln!(
+        out,
+        "     swap {} of {} used; kubelet memory.available {}",
+        bytes(swap_used),
         bytes(h.mem("SwapTotal")),
         bytes(o.host.node_memory_available.bytes),
     );
@@ -90,15 +173,27 @@ pub fn overview(o: &Overview, s: Style) -> String {
             p.some.avg10, p.full.avg10
         );
     }
-    let _ = writeln!(
-        out,
-        "{}",
-        s.dim(&format!(
-            "cgroup v{} at {}; working set = usage − inactive_file (kubectl top); file includes shmem; swap is not in usage. `memlens show NAME` explains one.",
+    let footer = [
+        format!(
+            "cgroup v{} at {}. `memlens show NAME` explains one.",
             o.hierarchy.version.number(),
             o.hierarchy.mount_point.display()
-        ))
-    );
+        ),
+        "LIMIT            the smallest memory limit on the path to the root (effective limit)".into(),
+        "USAGE            everything charged, page cache included (usage_in_bytes / memory.current)".into(),
+        "WORKING SET      usage − inactive_file: what kubectl top and docker stats show".into(),
+        "NOT RECLAIMABLE  anon + shmem + unreclaimable kernel memory, and its share of LIMIT:".into(),
+        "                 what an OOM kill is about (red from 90%, yellow from 75%)".into(),
+        "HEADROOM         LIMIT − NOT RECLAIMABLE: what can still be pinned before an OOM kill".into(),
+        "ANON FILE SHMEM  anonymous memory; page cache (shmem included); tmpfs, /dev/shm, SysV shm".into(),
+        "KERNEL SWAP      kernel memory charged to the cgroup; swap used (not in usage)".into(),
+        "% LIMIT          USAGE / LIMIT, page cache included: not by itself a sign of trouble".into(),
+        "PIDS, OOM KILLS  processes in the cgroup itself; OOM kills the kernel counted (red if > 0)".into(),
+    ];
+    let _ = writeln!(out);
+    for l in footer {
+        let _ = writeln!(out, "{}", s.dim(&l));
+    }
     let probs: Vec<String> = o
         .rows
         .iter()
@@ -135,11 +230,18 @@ pub fn show(r: &Report, s: Style) -> String {
     let d = &r.derived;
     let _ = writeln!(
         out,
-        "{} {}  (cgroup v{}, {})",
-        s.head("cgroup"),
-        term(&cg.path),
-        cg.version.number(),
-        term(&cg.fs_path.display().to_string())
+        "{}",
+        super::wrapped(
+            &format!("{} ", s.head("cgroup")),
+            7,
+            &format!(
+                "{}  (cgroup v{}, {})",
+                term(&cg.path),
+                cg.version.number(),
+                term(&cg.fs_path.display().to_string())
+            ),
+            7
+        )
     );
     if let Some(n) = r.identity.short() {
         let mut extra = String::new();
@@ -174,17 +276,24 @@ pub fn show(r: &Report, s: Style) -> String {
     if let Some(k) = &r.host.kernel {
         let _ = writeln!(out, "{} {}", s.head("kernel"), term(k));
     }
-    let _ = writeln!(
-        out,
-        "\n{} {} of {} limit ({}){}",
-        s.head("USAGE"),
+    let usage_line = format!(
+        "{} of {} limit ({})",
         bytes(b.usage.bytes),
         d.limit.bytes.map_or("no".into(), |l| bytes(Some(l))),
         percent(d.percent_of_limit),
-        s.dim(&format!(
-            "  [{}; limit: {}]",
-            b.usage.source, d.limit.source
-        ))
+    );
+    let _ = writeln!(
+        out,
+        "\n{}",
+        super::wrapped(
+            &format!("{} ", s.head("USAGE")),
+            6,
+            &format!(
+                "{usage_line}  [{}; limit: {}]",
+                b.usage.source, d.limit.source
+            ),
+            6
+        )
     );
 
     let _ = writeln!(out, "\n{}", s.head("BREAKDOWN"));
@@ -194,7 +303,7 @@ pub fn show(r: &Report, s: Style) -> String {
         signed_bytes(b.residual),
         b.residual_source.clone(),
     ]);
-    out.push_str(&indent(&table(&["", "BYTES", "SOURCE"], &rows, &[2], s)));
+    out.push_str(&itable(&["", "BYTES", "SOURCE"], &rows, &[2], s, 2));
 
     let _ = writeln!(out, "\n{}", s.head("WHAT HAPPENS NEXT"));
     let rows = vec![
@@ -203,7 +312,7 @@ pub fn show(r: &Report, s: Style) -> String {
         fig_row("headroom to OOM kill", &d.oom_headroom),
         fig_row("headroom to memory.high", &d.high_headroom),
     ];
-    out.push_str(&indent(&table(&["", "BYTES", "FORMULA"], &rows, &[2], s)));
+    out.push_str(&itable(&["", "BYTES", "FORMULA"], &rows, &[2], s, 2));
     if let (Some(l), Some(n)) = (d.limit.bytes, d.not_reclaimable.bytes) {
         let line = if n >= l {
             s.bad("  What cannot be reclaimed already fills the limit: the next allocation that reclaim cannot satisfy triggers the OOM killer.")
@@ -239,7 +348,7 @@ pub fn show(r: &Report, s: Style) -> String {
             vec![t.tool.to_string(), v, t.figure.source.clone()]
         })
         .collect();
-    out.push_str(&indent(&table(&["", "BYTES", "FORMULA"], &rows, &[2], s)));
+    out.push_str(&itable(&["", "BYTES", "FORMULA"], &rows, &[2], s, 2));
     if let Some(p) = r.tools.docker_percent {
         let _ = writeln!(out, "  docker stats MEM %: {p:.2}%");
     }
@@ -247,16 +356,20 @@ pub fn show(r: &Report, s: Style) -> String {
         let _ = writeln!(out, "  podman stats MEM %: {p:.2}%");
     }
     let f = &r.tools.free;
-    let _ = writeln!(
-        out,
-        "  free inside the container (procps-ng 4): total {} used {} free {} shared {} buff/cache {} available {}\n  {}",
+    let free_line = format!(
+        "  free inside the container (procps-ng 4): total {} used {} free {} shared {} buff/cache {} available {}",
         bytes(f.total_bytes),
         bytes(f.used_bytes),
         bytes(f.free_bytes),
         bytes(f.shared_bytes),
         bytes(f.buff_cache_bytes),
         bytes(f.available_bytes),
-        s.dim(&f.note)
+    );
+    let _ = writeln!(
+        out,
+        "{}\n{}",
+        super::wrapped("", 0, &free_line, 4),
+        s.dim(&super::wrapped("  ", 2, &f.note, 2))
     );
     for v in &f.used_variants {
         let _ = writeln!(
@@ -338,7 +451,7 @@ pub fn show(r: &Report, s: Style) -> String {
             }
         }
     }
-    out.push_str(&indent(&table(&["", "VALUE"], &rows, &[], s)));
+    out.push_str(&itable(&["", "VALUE"], &rows, &[], s, 2));
 
     let _ = writeln!(
         out,
@@ -372,12 +485,13 @@ pub fn show(r: &Report, s: Style) -> String {
                 ]
             })
             .collect();
-        out.push_str(&indent(&table(
+        out.push_str(&itable(
             &["", "PROCESSES", "CGROUP", "WHY"],
             &rows,
             &[3],
             s,
-        )));
+            2,
+        ));
     }
     problems(&mut out, &r.problems(), s);
     out
@@ -444,21 +558,56 @@ fn offload(out: &mut String, r: &Report, s: Style) {
     }
 }
 
+/// A table printed indented by `ind` columns, its last text column wrapped to the width.
+fn itable(header: &[&str], rows: &[Vec<String>], left: &[usize], s: Style, ind: usize) -> String {
+    let pad = " ".repeat(ind);
+    super::table_in(header, rows, left, s, ind)
+        .lines()
+        .map(|l| format!("{pad}{l}\n"))
+        .collect()
+}
+
 fn indent(t: &str) -> String {
     t.lines().map(|l| format!("  {l}\n")).collect()
 }
 
-/// The process table.
+/// The process table. COMMAND is the command line (`[name]` for kernel threads, as ps
+/// prints them), cut to 60 characters; CGROUP only when the processes span several cgroups.
 pub fn ps_table(procs: &[Process], s: Style) -> String {
-    let header = [
-        "PID", "COMMAND", "RSS", "ANON", "FILE", "SHMEM", "PSS", "USS", "SWAP", "CGROUP",
+    let several = procs
+        .iter()
+        .filter_map(|p| p.cgroup.as_deref())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        > 1;
+    let mut header = vec![
+        "PID", "USER", "COMMAND", "RSS", "ANON", "FILE", "SHMEM", "PSS", "USS", "SWAP",
     ];
+    if several {
+        header.push("CGROUP");
+    }
+    let cmd = |p: &Process| -> String {
+        let c = match (&p.cmdline, &p.comm) {
+            (Some(c), _) => c.clone(),
+            (None, Some(n)) => format!("[{n}]"),
+            (None, None) => "?".into(),
+        };
+        if c.chars().count() > 60 {
+            format!("{}…", c.chars().take(59).collect::<String>())
+        } else {
+            c
+        }
+    };
     let mut rows: Vec<Vec<String>> = procs
         .iter()
         .map(|p| {
-            vec![
+            let mut r = vec![
                 p.pid.to_string(),
-                p.comm.clone().unwrap_or_else(|| "?".into()),
+                p.user
+                    .clone()
+                    .or_else(|| p.uid.map(|u| u.to_string()))
+                    .unwrap_or_else(|| "?".into()),
+                cmd(p),
                 bytes(p.rss_bytes),
                 bytes(p.rss_anon_bytes),
                 bytes(p.rss_file_bytes),
@@ -466,13 +615,17 @@ pub fn ps_table(procs: &[Process], s: Style) -> String {
                 bytes(p.pss_bytes),
                 bytes(p.uss_bytes),
                 bytes(p.swap_bytes),
-                p.cgroup.clone().unwrap_or_default(),
-            ]
+            ];
+            if several {
+                r.push(p.cgroup.clone().unwrap_or_default());
+            }
+            r
         })
         .collect();
     let sums = crate::views::processes::ProcessSums::of(procs);
-    rows.push(vec![
+    let mut sum_row = vec![
         "Σ".into(),
+        String::new(),
         format!(
             "{} processes{}",
             sums.count,
@@ -489,9 +642,12 @@ pub fn ps_table(procs: &[Process], s: Style) -> String {
         bytes(sums.pss_bytes),
         bytes(sums.uss_bytes),
         bytes(sums.swap_bytes),
-        String::new(),
-    ]);
-    let mut t = table(&header, &rows, &[1, 9], s);
+    ];
+    if several {
+        sum_row.push(String::new());
+    }
+    rows.push(sum_row);
+    let mut t = table(&header, &rows, &[1, 2, 10], s);
     t.push_str(&s.dim("RSS/ANON/FILE/SHMEM: /proc/PID/status VmRSS/RssAnon/RssFile/RssShmem; PSS, USS (Private_Clean + Private_Dirty): /proc/PID/smaps_rollup; SWAP: VmSwap"));
     t.push('\n');
     t
@@ -528,6 +684,90 @@ pub fn ps(r: &Report, s: Style) -> String {
     out
 }
 
+/// The verdict, one line, first in `show`: the most severe finding's level, then what cannot
+/// be reclaimed against the limit, the headroom to an OOM kill and the kills so far.
+pub fn verdict_line(r: &Report, f: &[crate::rules::Finding], s: Style) -> String {
+    use crate::rules::Severity;
+    let worst = f.iter().map(|x| x.severity).max();
+    let d = &r.derived;
+    let mut parts = Vec::new();
+    match (d.limit.bytes, d.not_reclaimable.bytes) {
+        (Some(l), Some(n)) if l > 0 => {
+            parts.push(format!(
+                "{:.0}% of the {} limit cannot be reclaimed",
+                n as f64 * 100.0 / l as f64,
+                bytes(Some(l))
+            ));
+            if let Some(h) = d.oom_headroom.bytes {
+                parts.push(format!("{} to an OOM kill", bytes(Some(h))));
+            }
+        }
+        (None, Some(n)) => parts.push(format!("no limit; {} cannot be reclaimed", bytes(Some(n)))),
+        _ => parts.push(format!("usage {}", bytes(r.breakdown.usage.bytes))),
+    }
+    if let Some(k) = r.cgroup.events.oom_kills()
+        && k > 0
+    {
+        parts.push(format!("{k} OOM kill{}", if k == 1 { "" } else { "s" }));
+    }
+    let n_warn = f.iter().filter(|x| x.severity >= Severity::Warn).count();
+    if n_warn > 0 {
+        parts.push(format!(
+            "{n_warn} finding{} below",
+            if n_warn == 1 { "" } else { "s" }
+        ));
+    }
+    let (tag, styled) = match worst {
+        Some(Severity::Critical) => ("CRITICAL", s.bad("CRITICAL")),
+        Some(Severity::Warn) => ("WARN", s.warn("WARN")),
+        _ => ("OK", s.head("OK")),
+    };
+    let _ = tag;
+    format!(
+        "{}\n",
+        super::wrapped(&format!("{styled} "), tag.len() + 1, &parts.join("; "), 2)
+    )
+}
+
+/// `show --brief`: the verdict, what the cgroup is, and one line per finding.
+pub fn brief(r: &Report, f: &[crate::rules::Finding], s: Style) -> String {
+    let mut out = verdict_line(r, f, s);
+    let _ = writeln!(
+        out,
+        "{} {}{}",
+        s.head("cgroup"),
+        r.cgroup.path,
+        r.identity
+            .short()
+            .map(|n| format!("  ({n})"))
+            .unwrap_or_default()
+    );
+    for x in f {
+        let _ = writeln!(
+            out,
+            "{}",
+            super::wrapped(
+                &format!("  [{}] ", x.severity.as_str()),
+                x.severity.as_str().len() + 5,
+                &format!("{}  ({})", x.title, x.id),
+                4
+            )
+        );
+    }
+    if f.is_empty() {
+        let _ = writeln!(out, "  {}", s.dim("no findings"));
+    }
+    let probs = r.problems();
+    if !probs.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {} problem(s) reading files: see memlens show",
+            probs.len()
+        );
+    }
+    out
+}
+
 /// The findings section (appended to `show`, the body of `explain`).
 pub fn findings(f: &[crate::rules::Finding], s: Style) -> String {
     use crate::rules::Severity;
@@ -554,14 +794,17 @@ pub fn findings(f: &[crate::rules::Finding], s: Style) -> String {
             .iter()
             .map(|e| vec![e.what.clone(), e.value.clone(), e.source.clone()])
             .collect();
-        out.push_str(&indent(&indent(&table(
-            &["EVIDENCE", "VALUE", "SOURCE"],
-            &rows,
-            &[2],
-            s,
-        ))));
-        let _ = writeln!(out, "    {} {}", s.head("meaning:"), term_lines(&x.meaning));
-        let _ = writeln!(out, "    {} {}", s.head("advice:"), term_lines(&x.advice));
+        out.push_str(&itable(&["EVIDENCE", "VALUE", "SOURCE"], &rows, &[2], s, 4));
+        let _ = writeln!(
+            out,
+            "{}",
+            super::wrapped(&format!("    {} ", s.head("meaning:")), 13, &term_lines(&x.meaning), 6)
+        );
+        let _ = writeln!(
+            out,
+            "{}",
+            super::wrapped(&format!("    {} ", s.head("advice:")), 12, &term_lines(&x.advice), 6)
+        );
     }
     out
 }
@@ -626,7 +869,7 @@ pub fn zombies(z: &crate::zombies::Zombies, trend: Option<(f64, Option<u64>)>, s
                 .take(20)
                 .map(|t| vec![t.path.clone(), t.dying.to_string()])
                 .collect();
-            out.push_str(&indent(&table(&["PATH", "DYING"], &rows, &[], s)));
+            out.push_str(&itable(&["PATH", "DYING"], &rows, &[], s, 2));
         }
         let _ = writeln!(
             out,
@@ -649,12 +892,13 @@ pub fn zombies(z: &crate::zombies::Zombies, trend: Option<(f64, Option<u64>)>, s
                     ]
                 })
                 .collect();
-            out.push_str(&indent(&table(
+            out.push_str(&itable(
                 &["PATH", "USAGE", "FILE", "SHMEM"],
                 &rows,
                 &[],
                 s,
-            )));
+                2,
+            ));
         }
         let _ = writeln!(out, "\n{}", s.head("WHAT TO DO (and the risk of each)"));
         let remedy = if h.version == 1 {
@@ -697,7 +941,7 @@ pub fn reclaimed(r: &crate::zombies::Reclaimed, s: Style) -> String {
         r.request,
         r.file
     );
-    out.push_str(&indent(&table(&["", "BEFORE", "AFTER"], &rows, &[], s)));
+    out.push_str(&itable(&["", "BEFORE", "AFTER"], &rows, &[], s, 2));
     if let Some(p) = &r.partial {
         let _ = writeln!(out, "  {}", s.warn(&format!("partial: {}", term(p))));
     }
@@ -706,6 +950,15 @@ pub fn reclaimed(r: &crate::zombies::Reclaimed, s: Style) -> String {
 
 /// `memlens oom`: one line per OOM kill.
 pub fn oom_list(all: &[crate::oom::PostMortem], s: Style) -> String {
+    oom_list_with(
+        all,
+        s,
+        Some("Times: /dev/kmsg monotonic stamps + the boot time (CLOCK_REALTIME − CLOCK_BOOTTIME), in UTC."),
+    )
+}
+
+/// [`oom_list`] with its `Times:` footer (`None`: the times are as the log printed them).
+pub fn oom_list_with(all: &[crate::oom::PostMortem], s: Style, times: Option<&str>) -> String {
     if all.is_empty() {
         return "No OOM kills in the kernel log (it keeps only what its ring buffer still holds; older kills may be in journalctl -k or /var/log: use --file).\n".into();
     }
@@ -761,10 +1014,18 @@ pub fn oom_list(all: &[crate::oom::PostMortem], s: Style) -> String {
         &[1, 2, 4, 5, 7, 8],
         s,
     );
-    out.push_str(&s.dim(
-        "`memlens oom show N` explains one. Times: /dev/kmsg monotonic stamps + /proc/stat btime.",
-    ));
-    out.push('\n');
+    let mut foot = String::from(
+        "`memlens oom show N` explains one (# is the kernel's sequence number when the log has it).",
+    );
+    foot.push_str("\nCOMPLETE: yes = the whole report is in the log; cut = lines were lost (ring buffer rotated, rate-limited or the log truncated), so some figures are n/a.");
+    if let Some(t) = times {
+        foot.push('\n');
+        foot.push_str(t);
+    }
+    for l in foot.lines() {
+        out.push_str(&s.dim(l));
+        out.push('\n');
+    }
     out
 }
 
@@ -894,7 +1155,7 @@ pub fn oom_show(p: &crate::oom::PostMortem, s: Style) -> String {
             .filter(|(k, _)| keys.contains(&k.as_str()))
             .map(|(k, v)| vec![k.clone(), bytes(Some(*v))])
             .collect();
-        out.push_str(&indent(&table(&["", "BYTES"], &rows, &[], s)));
+        out.push_str(&itable(&["", "BYTES"], &rows, &[], s, 2));
     }
     if !p.top_tasks.is_empty() {
         let _ = writeln!(out, "\n{}", s.head("TOP PROCESSES (task table)"));
@@ -910,12 +1171,7 @@ pub fn oom_show(p: &crate::oom::PostMortem, s: Style) -> String {
                 ]
             })
             .collect();
-        out.push_str(&indent(&table(
-            &["PID", "NAME", "RSS", "SHARE"],
-            &rows,
-            &[1],
-            s,
-        )));
+        out.push_str(&itable(&["PID", "NAME", "RSS", "SHARE"], &rows, &[1], s, 2));
     }
     out
 }

@@ -91,6 +91,7 @@ pub fn process(p: &Process) -> Value {
         "comm": p.comm,
         "cmdline": p.cmdline,
         "uid": p.uid,
+        "user": p.user,
         "kernel_thread": p.no_mm,
         "cgroup": p.cgroup,
         "vm_size_bytes": p.vm_size_bytes,
@@ -305,6 +306,7 @@ pub fn overview(o: &Overview) -> Value {
         "hierarchy": {"version": o.hierarchy.version.number(), "mount_point": o.hierarchy.mount_point, "mount_root": o.hierarchy.mount_root},
         "filter": o.filter,
         "fell_back_to_all": o.fell_back_to_all,
+        "hidden": o.hidden,
         "cgroups": o.rows,
         "host": host(&o.host.host),
         "node": {
