@@ -85,7 +85,7 @@ fn rootfs_tar(dir: &Path) -> Result<PathBuf, String> {
     let fs = dir.join("rootfs");
     let bin = fs.join("bin");
     std::fs::create_dir_all(&bin).map_err(|e| e.to_string())?;
-    for d in ["tmp", "dev/shm", "proc", "sys", "etc"] {
+    for d in ["tmp", "var", "dev/shm", "proc", "sys", "etc"] {
         std::fs::create_dir_all(fs.join(d)).map_err(|e| e.to_string())?;
     }
     std::fs::copy(&busybox, bin.join("busybox")).map_err(|e| e.to_string())?;
@@ -216,7 +216,8 @@ impl Engine {
             if let Some(c) = &mut e.daemon
                 && let Ok(Some(st)) = c.try_wait()
             {
-                let log = std::fs::read_to_string(e.dir.path().join("dockerd.log")).unwrap_or_default();
+                let log =
+                    std::fs::read_to_string(e.dir.path().join("dockerd.log")).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(5).collect();
                 return unavailable(&format!("dockerd exited ({st}): {tail:?}"));
             }
@@ -312,17 +313,18 @@ impl Engine {
         let mut a = vec!["run", "-d", "--name", name, "--network", "none"];
         if self.kind == Kind::Podman {
             // podman's default rlimits exceed what this machine lets a container set.
-            a.extend(["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096"]);
+            a.extend([
+                "--ulimit",
+                "nofile=20000:20000",
+                "--ulimit",
+                "nproc=4096:4096",
+            ]);
         }
         a.extend(opts);
         a.push(&self.image);
         a.extend(cmd);
         self.made.lock().unwrap().push(name.to_string());
-        self.ok(&a)
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .to_string()
+        self.ok(&a).lines().last().unwrap_or_default().to_string()
     }
 
     /// Runs a container that holds `steps` of memlens's workloads (waits until it is READY).
@@ -341,6 +343,10 @@ impl Engine {
             let out = String::from_utf8_lossy(&o.stdout).to_string();
             if out.contains("READY") {
                 break;
+            }
+            // An error line, or the container gone: no use waiting.
+            if out.contains("memlens:") || out.contains("error") {
+                panic!("workload {steps:?} in {name} failed: {out}");
             }
             assert!(
                 Instant::now() < deadline,
