@@ -182,6 +182,22 @@ fn docker() {
     assert_eq!(code, 2, "the old name no longer names it: {err}");
     e.ok(&["rename", &renamed, &anon]);
 
+    // --- `--cgroup-parent`: a bare-ID cgroup outside /docker is docker's when its config
+    // says so (the path alone says "unknown").
+    let parent = format!("memlens-test-parent-{p}");
+    let cp = n("cgparent");
+    let cpid = e.workload(
+        &cp,
+        &["--cgroup-parent", &format!("/{parent}")],
+        &["anon=4M"],
+    );
+    let v = e.memlens_json(&["show", &cp]);
+    assert_eq!(v["cgroup"]["path"], format!("/{parent}/{cpid}").as_str());
+    assert_eq!(v["identity"]["runtime"], "docker");
+    assert_eq!(v["identity"]["names"]["image"], e.image.as_str());
+    e.remove(&cp);
+    engine::remove_parent_cgroup(&parent);
+
     // --- a digits-only ID prefix that is also a live PID: ambiguous, both listed.
     // Run sleepers until one has a digit prefix that is a live PID.
     let mut checked = false;

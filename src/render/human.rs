@@ -239,6 +239,9 @@ pub fn show(r: &Report, s: Style) -> String {
     if let Some(p) = r.tools.docker_percent {
         let _ = writeln!(out, "  docker stats MEM %: {p:.2}%");
     }
+    if let Some(p) = r.tools.podman_percent {
+        let _ = writeln!(out, "  podman stats MEM %: {p:.2}%");
+    }
     let f = &r.tools.free;
     let _ = writeln!(
         out,

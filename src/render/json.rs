@@ -91,6 +91,7 @@ pub fn show(r: &Report) -> Value {
         );
     }
     views.insert("docker_stats_percent".into(), json!(r.tools.docker_percent));
+    views.insert("podman_stats_percent".into(), json!(r.tools.podman_percent));
     views.insert("free".into(), json!(r.tools.free));
     views.insert("sources".into(), Value::Object(view_src));
 

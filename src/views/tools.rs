@@ -28,8 +28,37 @@ pub struct Tools {
     pub figures: Vec<ToolFigure>,
     /// `docker stats` MEM % (its usage over its limit, the limit capped at host RAM).
     pub docker_percent: Option<f64>,
+    /// `podman stats` MEM % (usage, page cache included, over the limit capped at host RAM).
+    pub podman_percent: Option<f64>,
     /// What `free` run inside the container prints.
     pub free: Free,
+}
+
+/// `podman stats`' size text: go-units `HumanSizeWithPrecision(size, 4)`, decimal (SI)
+/// units (`22.32MB`), where docker prints binary ones (`21.29MiB`).
+pub fn si_size(b: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < UNITS.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    format!("{}{}", g4(v), UNITS.get(i).copied().unwrap_or("B"))
+}
+
+/// C's `%.4g` (Go's `%.4g`) for 0 ≤ v < 1000, where it never uses the exponent form.
+fn g4(v: f64) -> String {
+    if v <= 0.0 {
+        return "0".into();
+    }
+    let digits = (3 - v.log10().floor() as i32).max(0) as usize;
+    let s = format!("{v:.digits$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
 }
 
 /// What `free` (procps-ng 4) prints inside a container.
@@ -132,6 +161,28 @@ impl Tools {
                 "effective limit, capped at host MemTotal (moby daemon stats: machineMemory)",
             ),
             "moby daemon/stats_unix.go",
+        );
+        // podman 4.x (libpod/stats_linux.go): MemUsage is the cgroup's usage as read, page
+        // cache included (v1 memory.usage_in_bytes, v2 memory.current), over the limit
+        // capped at the host's RAM (getMemLimit), printed in SI units.
+        let podman_percent = match (usage, docker_limit) {
+            (Some(u), Some(l)) if l > 0 => Some(u as f64 * 100.0 / l as f64),
+            _ => None,
+        };
+        push(
+            "podman_stats",
+            "podman stats MEM USAGE (4.x)",
+            match usage {
+                Some(u) => Figure::new(
+                    Some(u),
+                    format!(
+                        "{usage_file}, page cache included; podman prints {} (SI units)",
+                        si_size(u)
+                    ),
+                ),
+                None => Figure::unavailable("usage unavailable"),
+            },
+            "containers/podman libpod/stats_linux.go (MemUsage, getMemLimit)",
         );
         let inactive = if v1 {
             ("total_inactive_file", stat("total_inactive_file"))
@@ -322,6 +373,7 @@ impl Tools {
         Tools {
             figures,
             docker_percent,
+            podman_percent,
             free,
         }
     }

@@ -54,25 +54,43 @@ fn parent_cgroups(name: &str) -> Vec<PathBuf> {
 }
 
 fn remove_new_parents(name: &str, before: &[PathBuf]) {
-    for p in parent_cgroups(name) {
-        if !before.contains(&p) {
-            rmdir_tree(&p);
+    // conmon and the shims leave their cgroups a moment after the containers are gone.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left: Vec<PathBuf> = parent_cgroups(name)
+            .into_iter()
+            .filter(|p| !before.contains(p))
+            .filter(|p| rmdir_tree(p).is_err())
+            .collect();
+        if left.is_empty() {
+            return;
         }
+        if Instant::now() > deadline {
+            for p in left {
+                eprintln!("engine cleanup: cannot remove {} (busy)", p.display());
+            }
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
-/// rmdir of an (empty) cgroup tree, children first; a busy one is left and reported.
-fn rmdir_tree(p: &Path) {
+/// Removes the (empty) cgroup `name` a runtime made for a test (`--cgroup-parent`) in every
+/// controller.
+pub fn remove_parent_cgroup(name: &str) {
+    remove_new_parents(name, &[]);
+}
+
+/// rmdir of an (empty) cgroup tree, children first.
+fn rmdir_tree(p: &Path) -> std::io::Result<()> {
     if let Ok(rd) = std::fs::read_dir(p) {
         for e in rd.flatten() {
             if e.file_type().is_ok_and(|t| t.is_dir()) {
-                rmdir_tree(&e.path());
+                let _ = rmdir_tree(&e.path());
             }
         }
     }
-    if let Err(e) = std::fs::remove_dir(p) {
-        eprintln!("engine cleanup: cannot remove {}: {e}", p.display());
-    }
+    std::fs::remove_dir(p)
 }
 
 /// The tiny root file system both engines import: busybox, memlens and its libraries.
@@ -390,10 +408,19 @@ impl Engine {
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("memlens {a:?}: {e}: {out}"))
     }
 
-    /// Removes a container now.
+    /// Removes a container now (killed at once: podman's `rm -f` waits 10 s for a stop).
     pub fn remove(&self, name: &str) {
-        let _ = self.cmd(&["rm", "-f", name]);
+        self.rm(name);
         self.made.lock().unwrap().retain(|n| n != name);
+    }
+}
+
+impl Engine {
+    fn rm(&self, name: &str) {
+        match self.kind {
+            Kind::Docker => drop(self.cmd(&["rm", "-f", name])),
+            Kind::Podman => drop(self.cmd(&["rm", "-f", "-t", "0", name])),
+        }
     }
 }
 
@@ -406,7 +433,7 @@ impl Drop for Engine {
     fn drop(&mut self) {
         let made: Vec<String> = self.made.lock().map(|m| m.clone()).unwrap_or_default();
         for name in made {
-            let _ = self.cmd(&["rm", "-f", &name]);
+            self.rm(&name);
         }
         if !self.image.is_empty() {
             let _ = self.cmd(&["rmi", "-f", &self.image]);
