@@ -580,7 +580,8 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             }
             let text;
             let src = match &file {
-                None if root.is_live() => crate::oom::Source::Kmsg,
+                // The live kernel, or the host's under --host-root (HOST/dev/kmsg, syslog(2)).
+                None if !root.is_capture() => crate::oom::Source::Kmsg,
                 None => {
                     return Err(Failure::new(
                         exit::BAD_TARGET,
@@ -591,16 +592,27 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     text = if f.as_os_str() == "-" {
                         std::io::read_to_string(std::io::stdin())
                     } else {
-                        std::fs::read_to_string(f)
+                        // A kmsg device (`--file /dev/kmsg`) is read record by record.
+                        crate::kmsg::source::read_file(f)
                     }
                     .map_err(|e| {
-                        Failure::new(exit::FAILURE, format!("cannot read {}: {e}", f.display()))
+                        let why = if crate::kmsg::source::is_char_device(f)
+                            || f.file_name().is_some_and(|n| n == "kmsg")
+                        {
+                            crate::kmsg::source::explain(f, &e)
+                        } else {
+                            format!("{}: {e}", f.display())
+                        };
+                        Failure::new(exit::FAILURE, format!("cannot read {why}"))
                     })?;
                     crate::oom::Source::Text(&text)
                 }
             };
             let all = crate::oom::collect(&root, src).map_err(|e| {
-                Failure::new(exit::FAILURE, format!("cannot read the kernel log /dev/kmsg: {e} (root or CAP_SYSLOG is needed; or pass --file)"))
+                Failure::new(
+                    exit::FAILURE,
+                    format!("cannot read the kernel log: {e} (or pass --file)"),
+                )
             })?;
             match action {
                 None => {

@@ -260,6 +260,7 @@ pub const MEMINFO_FIELDS: &[&str] = &[
 pub fn family_names() -> Vec<&'static str> {
     let mut v: Vec<&'static str> = CGROUP_DEFS.iter().map(|d| d.0).collect();
     v.extend(HOST_NAMES);
+    v.push(OOM_KILL_INFO);
     v
 }
 
@@ -360,6 +361,48 @@ pub fn labels(path: &str, id: &Identity) -> Labels {
         ),
     ])
 }
+
+/// The family of the OOM kills the kernel log still holds, one series each (value 1):
+/// victim, container (name, image, cgroup), constraint, verdict and time, so a dashboard can
+/// list what was killed and why next to the bare counters. At most
+/// [`crate::oom::KillLog::MAX_KILLS`] series.
+pub fn oom_kills_family(pms: &[crate::oom::PostMortem]) -> Family {
+    let samples = pms
+        .iter()
+        .map(|p| {
+            let r = &p.report;
+            let id = p.identity.as_ref();
+            let v = r.victim.as_ref();
+            let s = |o: Option<String>| o.unwrap_or_default();
+            Sample {
+                labels: Arc::from(vec![
+                    ("number", p.number.to_string()),
+                    ("time", s(r.time.clone())),
+                    (
+                        "victim_pid",
+                        s(v.and_then(|v| v.pid).map(|x| x.to_string())),
+                    ),
+                    ("victim", s(v.and_then(|v| v.comm.clone()))),
+                    ("id", s(r.task_memcg.clone().or(r.oom_memcg.clone()))),
+                    ("container", s(id.and_then(|i| i.display_name()))),
+                    ("image", s(id.and_then(|i| i.names.image.clone()))),
+                    ("constraint", s(r.constraint.clone())),
+                    ("verdict", p.verdict.id.to_string()),
+                ]),
+                value: Value::Int(1),
+            }
+        })
+        .collect();
+    Family {
+        name: OOM_KILL_INFO,
+        help: "One series per OOM kill still in the kernel log (/dev/kmsg or syslog(2)), parsed: victim, container, constraint (CONSTRAINT_MEMCG, CONSTRAINT_NONE...), memlens's verdict (global, anon-growth, shmem, kernel-memory, dirty-cache, limit-too-small, unknown). The counters are container_oom_events_total.",
+        kind: Gauge,
+        samples,
+    }
+}
+
+/// Name of [`oom_kills_family`].
+pub const OOM_KILL_INFO: &str = "memlens_oom_kill_info";
 
 /// Collects one snapshot: every memory cgroup at `Level::Metrics`, the host, dying cgroups.
 pub fn collect(root: &Root, h: &Hierarchy) -> Snapshot {

@@ -19,6 +19,7 @@
 use crate::cgroup::walk::Tree;
 use crate::metrics::{self, Snapshot};
 use crate::model::Hierarchy;
+use crate::oom::KillLog;
 use crate::render::{json, prometheus};
 use crate::report::{self, Options};
 use crate::sys::Root;
@@ -122,8 +123,10 @@ impl State {
     }
 }
 
-fn collect(root: &Root, h: &Hierarchy, tree: &mut Tree) -> Rendered {
-    let snap = metrics::collect_tree(root, h, tree);
+fn collect(root: &Root, h: &Hierarchy, tree: &mut Tree, kills: &mut KillLog) -> Rendered {
+    let mut snap = metrics::collect_tree(root, h, tree);
+    snap.families
+        .push(metrics::oom_kills_family(kills.refresh(root)));
     tracing::debug!(
         cgroups = snap.overview.rows.len(),
         duration_ms = snap.duration.as_secs_f64() * 1e3,
@@ -137,7 +140,12 @@ fn collect(root: &Root, h: &Hierarchy, tree: &mut Tree) -> Rendered {
 pub fn run(root: Root, h: Hierarchy, opts: ServeOptions) -> std::io::Result<()> {
     let root = Arc::new(root);
     let mut tree = Tree::new();
-    let first = collect(&root, &h, &mut tree);
+    // The kernel log's OOM reports (HOST/dev/kmsg under --host-root, else syslog(2)).
+    let mut kills = KillLog::open(&root);
+    if let Some(p) = &kills.problem {
+        tracing::warn!(problem = %p, "OOM kill reports unavailable; the counters still count kills");
+    }
+    let first = collect(&root, &h, &mut tree, &mut kills);
     tracing::info!(
         cgroups = first.snapshot.overview.rows.len(),
         version = h.version.number(),
@@ -158,7 +166,7 @@ pub fn run(root: Root, h: Hierarchy, opts: ServeOptions) -> std::io::Result<()> 
             let mut next = Instant::now() + interval;
             loop {
                 std::thread::sleep(next.saturating_duration_since(Instant::now()));
-                let r = collect(&st.root, &st.hierarchy, &mut tree);
+                let r = collect(&st.root, &st.hierarchy, &mut tree, &mut kills);
                 let took = r.snapshot.duration;
                 if took > interval {
                     tracing::warn!(

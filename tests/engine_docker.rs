@@ -271,6 +271,38 @@ fn docker() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
+    // The same, from inside a container as the DaemonSet runs memlens: host / at /host,
+    // host PID namespace, CAP_SYSLOG only (syslog(2) reads the log the device cgroup keeps
+    // /host/dev/kmsg from).
+    let (dk, dv) = e.env();
+    let envarg = format!("{dk}={dv}");
+    let inside = n("follow-inside");
+    e.run(
+        &inside,
+        &[
+            "--pid",
+            "host",
+            "-v",
+            "/:/host:ro",
+            "-e",
+            &envarg,
+            "--cap-drop",
+            "ALL",
+            "--cap-add",
+            "SYSLOG",
+        ],
+        &[
+            "/bin/memlens",
+            "--host-root",
+            "/host",
+            "oom",
+            "--follow",
+            "--count",
+            "1",
+            "--json",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(500));
     let oom = n("oom");
     let oid = e.run(
         &oom,
@@ -325,5 +357,107 @@ fn docker() {
         "oom --follow: {text} {}",
         String::from_utf8_lossy(&fo.stderr)
     );
+    // Inside: --follow saw it, named.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while e.ok(&["inspect", "-f", "{{.State.Running}}", &inside]) == "true" {
+        assert!(
+            Instant::now() < deadline,
+            "oom --follow in a container saw no kill"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let logs = e.ok(&["logs", &inside]);
+    assert!(
+        logs.contains(&oid) && logs.contains(&oom),
+        "follow inside: {logs}"
+    );
+    // Inside, post-mortems: with CAP_SYSLOG the kill is listed with its names; without, the
+    // message says what is missing.
+    let host = [
+        "--rm",
+        "--network",
+        "none",
+        "--pid",
+        "host",
+        "-v",
+        "/:/host:ro",
+        "-e",
+        &envarg,
+        "--cap-drop",
+        "ALL",
+    ];
+    let run_inside = |extra: &[&str], args: &[&str]| {
+        let mut a: Vec<&str> = vec!["run"];
+        a.extend(host);
+        a.extend(extra);
+        a.push(&e.image);
+        a.push("/bin/memlens");
+        a.extend(args);
+        e.cmd(&a)
+    };
+    let o = run_inside(
+        &["--cap-add", "SYSLOG"],
+        &["--host-root", "/host", "oom", "--json"],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.contains(&oid) && out.contains(&oom),
+        "{out} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = run_inside(&[], &["--host-root", "/host", "oom"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("/host/dev/kmsg")
+            && err.contains("device cgroup")
+            && err.contains("CAP_SYSLOG"),
+        "{err}"
+    );
+    let o = run_inside(&[], &["oom", "--file", "/dev/kmsg"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--device /dev/kmsg"), "no device: {err}");
+    // The host's own device given to --file: read record by record (a short read is EINVAL).
+    let (code, out, err) = e.memlens(&["oom", "--file", "/dev/kmsg", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&oid), "--file /dev/kmsg lacks the kill");
+    // serve exports the kill, parsed, with the container's name.
+    let port = common::free_port();
+    let mut serve = std::process::Command::new(common::bin())
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--interval",
+            "1s",
+        ])
+        .env(dk, &dv)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let metrics = loop {
+        if let Ok((200, body)) = common::http_get(port, "/metrics", None) {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "serve did not answer");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = serve.kill();
+    let _ = serve.wait();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("memlens_oom_kill_info{") && l.contains(&oid))
+        .unwrap_or_else(|| panic!("no memlens_oom_kill_info for {oid}"));
+    for w in [
+        format!("container=\"{oom}\""),
+        format!("image=\"{}\"", e.image),
+        "verdict=\"".into(),
+        "constraint=\"CONSTRAINT_MEMCG\"".into(),
+        "victim=\"memlens\"".into(),
+    ] {
+        assert!(line.contains(&w), "{w} not in {line}");
+    }
     eprintln!("engine: docker test took {:?} in all", t0.elapsed());
 }

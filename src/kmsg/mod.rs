@@ -5,4 +5,5 @@
 
 pub mod log;
 pub mod oom;
+pub mod source;
 pub mod tail;

@@ -107,6 +107,9 @@ fn now_wall() -> String {
     wall_time(us, 0)
 }
 
+/// How often the kernel log is read again when it comes through syslog(2).
+const SYSLOG_POLL: Duration = Duration::from_millis(250);
+
 impl Follower {
     /// Opens the sources on the live system: `/dev/kmsg` positioned at its end, and the OOM
     /// counters of every memory cgroup as the baseline (kills before now are not reported).
@@ -114,21 +117,27 @@ impl Follower {
     pub fn start(root: Root) -> Result<Self, String> {
         // MEMLENS_KMSG names another log device: the tests use it to take the log away and
         // check that the counters alone still report every kill.
-        let kmsg_path = std::env::var_os("MEMLENS_KMSG").unwrap_or_else(|| "/dev/kmsg".into());
-        Self::start_with(root, Path::new(&kmsg_path))
+        // Under --host-root the host's device (HOST/dev/kmsg), never the container's own.
+        let kmsg_path = crate::kmsg::source::device_path(&root);
+        Self::start_with(root, &kmsg_path)
     }
 
     /// [`Follower::start`] with the kernel log at `kmsg_path`.
     pub fn start_with(root: Root, kmsg_path: &Path) -> Result<Self, String> {
         let (kmsg, kmsg_problem) = match KmsgTail::open_at_end(kmsg_path) {
             Ok(k) => (Some(k), None),
-            Err(e) => (
-                None,
-                Some(format!(
-                    "{}: {e} (root or CAP_SYSLOG is needed for the kernel's reports)",
-                    kmsg_path.display()
-                )),
-            ),
+            // The device is missing or denied (a container): syslog(2) reads the same log,
+            // except when a test named its own device (MEMLENS_KMSG) to take the log away.
+            Err(e) => {
+                let why = crate::kmsg::source::explain(kmsg_path, &e);
+                match std::env::var_os("MEMLENS_KMSG") {
+                    Some(_) => (None, Some(why)),
+                    None => match KmsgTail::syslog_at_end() {
+                        Ok(k) => (Some(k), Some(why)),
+                        Err(se) => (None, Some(format!("{why}; syslog(2): {se}"))),
+                    },
+                }
+            }
         };
         let hier = memory_hierarchy(&root).ok();
         let boot_time = super::boot_time_us(&root);
@@ -191,6 +200,9 @@ impl Follower {
     /// What is being followed, in one sentence (for the start banner).
     pub fn describe(&self) -> String {
         let log = match (&self.kmsg, &self.kmsg_problem) {
+            (Some(k), Some(p)) if k.is_syslog() => {
+                format!("the kernel log through syslog(2), read every 250 ms ({p})")
+            }
             (Some(_), _) => "the kernel log (/dev/kmsg)".to_string(),
             (None, Some(p)) => format!("no kernel log ({p})"),
             (None, None) => "no kernel log".to_string(),
@@ -279,10 +291,15 @@ impl Follower {
 
     /// poll(2) on the kernel log and the inotify descriptor; whether the watch has events.
     fn wait(&mut self, d: Duration) -> bool {
+        // syslog(2) cannot be polled: wake on a short timer to read it again.
+        let d = match &self.kmsg {
+            Some(k) if k.is_syslog() => d.min(SYSLOG_POLL),
+            _ => d,
+        };
         let ms = u16::try_from(d.as_millis()).unwrap_or(u16::MAX);
         let mut fds = Vec::new();
-        if let Some(k) = &self.kmsg {
-            fds.push(PollFd::new(k.as_fd(), PollFlags::POLLIN));
+        if let Some(fd) = self.kmsg.as_ref().and_then(|k| k.poll_fd()) {
+            fds.push(PollFd::new(fd, PollFlags::POLLIN));
         }
         let watch_at = fds.len();
         if let Some(w) = &self.watch {

@@ -193,7 +193,12 @@ pub enum Source<'a> {
 /// Reads and parses every OOM report the source holds.
 pub fn collect(root: &Root, src: Source<'_>) -> std::io::Result<Vec<PostMortem>> {
     let (lines, live): (Vec<LogLine>, bool) = match src {
-        Source::Kmsg => (log::read_kmsg(Path::new("/dev/kmsg"))?, true),
+        Source::Kmsg => (
+            crate::kmsg::source::read_live(root)
+                .map_err(std::io::Error::other)?
+                .0,
+            true,
+        ),
         Source::Text(t) => (log::parse_log(t), false),
     };
     let mut reports = parse_reports(&lines);
@@ -268,4 +273,94 @@ pub fn report_for_pid(pid: i32) -> Option<String> {
         crate::render::bytes(pm.report.limit_bytes),
         pm.verdict.text
     ))
+}
+
+/// The kernel's OOM reports as the exporter keeps them between collections: the log read
+/// whole once, then followed ([`crate::kmsg::tail::KmsgTail`]: the device, else syslog(2)),
+/// parsed again only when new lines came. Bounded: the last [`KillLog::MAX_LINES`] lines.
+pub struct KillLog {
+    tail: Option<crate::kmsg::tail::KmsgTail>,
+    lines: Vec<LogLine>,
+    /// The newest stamp of the first whole read: followed lines older than it are repeats.
+    first_max: Option<u64>,
+    boot_us: Option<u64>,
+    pms: Vec<PostMortem>,
+    /// Why the log cannot be read (then only the counters tell of kills).
+    pub problem: Option<String>,
+}
+
+impl KillLog {
+    /// Lines kept (a few OOM reports of 100 lines each, and what lies between).
+    pub const MAX_LINES: usize = 50_000;
+    /// Kills exported (the newest).
+    pub const MAX_KILLS: usize = 100;
+
+    /// Opens the live kernel log of the system `root` reads.
+    pub fn open(root: &Root) -> Self {
+        use crate::kmsg::tail::KmsgTail;
+        let dev = crate::kmsg::source::device_path(root);
+        let tail = KmsgTail::open_at_end(&dev)
+            .or_else(|_| KmsgTail::syslog_at_end())
+            .ok();
+        let mut k = KillLog {
+            tail,
+            lines: Vec::new(),
+            first_max: None,
+            boot_us: boot_time_us(root),
+            pms: Vec::new(),
+            problem: None,
+        };
+        match crate::kmsg::source::read_live(root) {
+            Ok((lines, _)) => {
+                k.first_max = lines.iter().filter_map(|l| l.mono_usec).max();
+                k.lines = lines;
+                k.parse(root);
+            }
+            Err(e) => k.problem = Some(e),
+        }
+        k
+    }
+
+    fn parse(&mut self, root: &Root) {
+        let mut reports = parse_reports(&self.lines);
+        if let Some(bt) = self.boot_us {
+            fill_wall_times_us(&mut reports, bt);
+        }
+        let skip = reports.len().saturating_sub(Self::MAX_KILLS);
+        let mut pms: Vec<PostMortem> = reports
+            .into_iter()
+            .enumerate()
+            .skip(skip)
+            .map(|(i, r)| post_mortem(i + 1, r))
+            .collect();
+        add_names(root, &mut pms);
+        self.pms = pms;
+    }
+
+    /// The kills in the log now (reads what was logged since the last call).
+    pub fn refresh(&mut self, root: &Root) -> &[PostMortem] {
+        let new = match self.tail.as_mut().map(|t| t.read_new()) {
+            Some(Ok(l)) => l,
+            Some(Err(e)) => {
+                self.problem = Some(format!("kernel log: {e}"));
+                self.tail = None;
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        let fresh: Vec<LogLine> = new
+            .into_iter()
+            .filter(|l| match (l.mono_usec, self.first_max) {
+                (Some(m), Some(f)) => m > f,
+                _ => true,
+            })
+            .collect();
+        if !fresh.is_empty() {
+            self.lines.extend(fresh);
+            let over = self.lines.len().saturating_sub(Self::MAX_LINES);
+            self.lines.drain(..over);
+            self.parse(root);
+        }
+        &self.pms
+    }
 }
