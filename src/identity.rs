@@ -106,6 +106,17 @@ pub struct NodeNames {
     /// Container ID → the runtime whose files named it (`docker`, `podman`): a container
     /// started with `--cgroup-parent` has a bare-ID cgroup the path alone cannot attribute.
     pub runtimes: HashMap<String, &'static str>,
+    /// Name sources that exist but could not be read (a non-root exporter: permission
+    /// denied on /var/lib/docker), so a missing name is explained, not silent. A source
+    /// that is absent (no kubelet, no docker) is not a problem.
+    pub problems: Vec<String>,
+}
+
+/// Notes a failed read of a name source unless the source is simply absent.
+fn note(problems: &mut Vec<String>, e: crate::sys::ReadError) {
+    if !matches!(e, crate::sys::ReadError::Missing { .. }) {
+        problems.push(format!("container names: {e}"));
+    }
 }
 
 /// Parses a `/var/log/pods` entry `NAMESPACE_PODNAME_PODUID`.
@@ -293,7 +304,13 @@ impl NodeNames {
     /// its config.v2.json. Missing directories (no kubelet, no docker) give no names.
     pub fn load<'a>(root: &Root, docker_ids: impl IntoIterator<Item = &'a str>) -> Self {
         let mut n = NodeNames::default();
-        for e in root.subdirs(Path::new("/var/log/pods")).unwrap_or_default() {
+        let pods = root
+            .subdirs(Path::new("/var/log/pods"))
+            .unwrap_or_else(|e| {
+                note(&mut n.problems, e);
+                Vec::new()
+            });
+        for e in pods {
             if let Some((namespace, name, uid)) = parse_pod_dir(&e) {
                 let containers = root
                     .subdirs(&Path::new("/var/log/pods").join(&e))
@@ -309,10 +326,13 @@ impl NodeNames {
                 );
             }
         }
-        for e in root
+        let logs = root
             .entries(Path::new("/var/log/containers"))
-            .unwrap_or_default()
-        {
+            .unwrap_or_else(|e| {
+                note(&mut n.problems, e);
+                Vec::new()
+            });
+        for e in logs {
             if let Some((pod, ns, c, id)) = parse_container_log(&e) {
                 n.containers.insert(
                     id,
@@ -327,7 +347,11 @@ impl NodeNames {
         }
         let mut unnamed = Vec::new();
         for id in docker_ids {
-            if let Some(d) = Self::docker(root, id) {
+            let found = Self::docker_checked(root, id).unwrap_or_else(|e| {
+                note(&mut n.problems, e);
+                None
+            });
+            if let Some(d) = found {
                 n.containers
                     .entry(id.to_string())
                     .or_default()
@@ -339,7 +363,8 @@ impl NodeNames {
         }
         // podman keeps every container in one file: read it only when docker did not name one.
         if !unnamed.is_empty() {
-            let pods = Self::podman(root);
+            let (pods, probs) = Self::podman_checked(root);
+            n.problems.extend(probs);
             for id in unnamed {
                 if let Some(p) = pods.get(id) {
                     n.containers.entry(id.to_string()).or_default().fill_from(p);
@@ -351,29 +376,49 @@ impl NodeNames {
 
     /// podman's names of every container in its storage (containers.json of each driver).
     pub fn podman(root: &Root) -> HashMap<String, Names> {
+        Self::podman_checked(root).0
+    }
+
+    /// [`NodeNames::podman`] and the files that exist but could not be read.
+    fn podman_checked(root: &Root) -> (HashMap<String, Names>, Vec<String>) {
         let base = podman_root(root);
         let mut out = HashMap::new();
+        let mut problems = Vec::new();
         for drv in PODMAN_DRIVERS {
             let f = base
                 .join(format!("{drv}-containers"))
                 .join("containers.json");
-            if let Ok(b) = root.read_bytes(&f) {
-                out.extend(parse_podman_containers(&b));
+            match root.read_bytes(&f) {
+                Ok(b) => out.extend(parse_podman_containers(&b)),
+                Err(e) => note(&mut problems, e),
             }
         }
-        out
+        (out, problems)
     }
 
     /// docker's names for one container ID (reads its config.v2.json).
     pub fn docker(root: &Root, id: &str) -> Option<Names> {
+        Self::docker_checked(root, id).ok().flatten()
+    }
+
+    /// [`NodeNames::docker`]: `Ok(None)` when there is no such config (not docker's, or
+    /// no docker), `Err` when it exists but cannot be read.
+    pub fn docker_checked(root: &Root, id: &str) -> Result<Option<Names>, crate::sys::ReadError> {
         if !is_hex64(id) {
-            return None;
+            return Ok(None);
         }
         let f = docker_root(root)
             .join("containers")
             .join(id)
             .join("config.v2.json");
-        parse_docker_config(&root.read_bytes(&f).ok()?)
+        match root.read_bytes(&f) {
+            Ok(b) => match parse_docker_config(&b) {
+                Some(n) => Ok(Some(n)),
+                None => Err(crate::sys::ReadError::parse(&f, "not docker's JSON config")),
+            },
+            Err(crate::sys::ReadError::Missing { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Adds the names to `id`, and the runtime whose files named a container its path left

@@ -10,7 +10,7 @@
 use crate::cgroup::read::{self, Level};
 use crate::cgroup::walk::Tree;
 use crate::identity::Identity;
-use crate::model::{Cgroup, Hierarchy, Version};
+use crate::model::{Cgroup, Hierarchy, Limit, Version};
 use crate::overview::{self, Overview, Row};
 use crate::sys::Root;
 use crate::views::breakdown::Breakdown;
@@ -205,7 +205,22 @@ const CGROUP_DEFS: &[Def] = &[
     Def(
         "memlens_memory_workingset_refault_file_total",
         Counter,
-        "Evicted page-cache pages faulted back in, a sign the limit squeezes the cache (v2 memory.stat workingset_refault_file, 5.9+).",
+        "Evicted page-cache pages faulted back in, a sign the limit squeezes the cache (v1 memory.stat total_workingset_refault_file, v2 memory.stat workingset_refault_file; 5.9+).",
+    ),
+    Def(
+        "container_spec_memory_limit_bytes",
+        Gauge,
+        "cAdvisor spec limit: the cgroup's own memory limit (v1 memory.limit_in_bytes, v2 memory.max); no series when unlimited (cAdvisor prints 0 or 2^63 there).",
+    ),
+    Def(
+        "container_memory_max_usage_bytes",
+        Gauge,
+        "cAdvisor max usage: the peak of usage (v1 memory.max_usage_in_bytes; v2 memory.peak, 5.19+).",
+    ),
+    Def(
+        "container_memory_kernel_usage",
+        Gauge,
+        "cAdvisor kernel usage (v1 memory.kmem.usage_in_bytes; v2 memory.stat kernel, or the sum of its parts before 5.18).",
     ),
 ];
 
@@ -236,7 +251,10 @@ const M_OOM_KILLS: usize = 23;
 const M_PSI_SOME: usize = 24;
 const M_PSI_FULL: usize = 25;
 const M_REFAULT: usize = 26;
-const N_CGROUP: usize = 27;
+const M_SPEC_LIMIT: usize = 27;
+const M_MAX_USAGE: usize = 28;
+const M_KERNEL_USAGE: usize = 29;
+const N_CGROUP: usize = 30;
 
 /// The /proc/meminfo fields exported as `memlens_host_meminfo_bytes{field=...}`.
 pub const MEMINFO_FIELDS: &[&str] = &[
@@ -261,6 +279,8 @@ pub fn family_names() -> Vec<&'static str> {
     let mut v: Vec<&'static str> = CGROUP_DEFS.iter().map(|d| d.0).collect();
     v.extend(HOST_NAMES);
     v.push(OOM_KILL_INFO);
+    v.push(FAILURES);
+    v.push(COLLECTED_AT);
     v
 }
 
@@ -289,7 +309,7 @@ pub struct Snapshot {
 /// The per-cgroup values computed inside the overview walk.
 type CgValues = [Option<Value>; N_CGROUP];
 
-fn cgroup_values(row: &Row, cg: &Cgroup) -> CgValues {
+fn cgroup_values(row: &Row, cg: &Cgroup, mem_total: Option<u64>) -> CgValues {
     let mut v: CgValues = [None; N_CGROUP];
     let int = |x: Option<u64>| x.map(Value::Int);
     let secs = |usec: u64| Value::Float(usec as f64 / 1e6);
@@ -301,7 +321,8 @@ fn cgroup_values(row: &Row, cg: &Cgroup) -> CgValues {
         set_by: None,
         source: "smallest limit on the path to the root".into(),
     };
-    let d = Derived::with_limit(cg, &b, limit);
+    let mut d = Derived::with_limit(cg, &b, limit);
+    d.cap_at_host(mem_total);
     let tools = Tools::of(cg, &b, &d.limit, None, &Default::default(), &[]);
     let tool = |k: &str| tools.get(k).and_then(|f| f.bytes);
     v[M_WS] = int(tool("working_set"));
@@ -334,10 +355,35 @@ fn cgroup_values(row: &Row, cg: &Cgroup) -> CgValues {
         v[M_PSI_SOME] = Some(secs(p.some.total_usec));
         v[M_PSI_FULL] = Some(secs(p.full.total_usec));
     }
-    if cg.version == Version::V2 {
-        v[M_REFAULT] = int(cg.stat_hier("workingset_refault_file"));
-    }
+    // v1 prints it too (5.9+, total_ for the subtree).
+    v[M_REFAULT] = int(cg.stat_hier("workingset_refault_file"));
+    v[M_SPEC_LIMIT] = int(cg.limits.max.and_then(Limit::bytes));
+    v[M_MAX_USAGE] = int(cg.usage.peak);
+    v[M_KERNEL_USAGE] = int(row.kernel_bytes);
     v
+}
+
+/// cAdvisor's `container_memory_failures_total{failure_type, scope}`: page faults from
+/// memory.stat, `scope="container"` the cgroup's own (v1 pgfault/pgmajfault; v2 has only
+/// the subtree's), `scope="hierarchy"` its subtree's (v1 total_pgfault; v2 pgfault).
+fn failures(cg: &Cgroup) -> Vec<(&'static str, &'static str, u64)> {
+    let Some(stat) = cg.stat.as_ref() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (ty, key) in [("pgfault", "pgfault"), ("pgmajfault", "pgmajfault")] {
+        let (own, hier) = match cg.version {
+            Version::V1 => (stat.get(key), stat.get(&format!("total_{key}"))),
+            Version::V2 => (None, stat.get(key)),
+        };
+        if let Some(v) = own {
+            out.push((ty, "container", v));
+        }
+        if let Some(v) = hier {
+            out.push((ty, "hierarchy", v));
+        }
+    }
+    out
 }
 
 /// The cAdvisor label set of a cgroup: `id` (cgroup path), `namespace`, `pod`, `container`,
@@ -401,6 +447,11 @@ pub fn oom_kills_family(pms: &[crate::oom::PostMortem]) -> Family {
     }
 }
 
+/// cAdvisor's page-fault counter family.
+pub const FAILURES: &str = "container_memory_failures_total";
+/// The collection's timestamp family.
+pub const COLLECTED_AT: &str = "memlens_collection_timestamp_seconds";
+
 /// Name of [`oom_kills_family`].
 pub const OOM_KILL_INFO: &str = "memlens_oom_kill_info";
 
@@ -414,8 +465,17 @@ pub fn collect(root: &Root, h: &Hierarchy) -> Snapshot {
 pub fn collect_tree(root: &Root, h: &Hierarchy, tree: &mut Tree) -> Snapshot {
     let t = Instant::now();
     let paths = tree.paths(root, h);
+    // Headroom is capped at the host's RAM (views::derived::Derived::cap_at_host).
+    let mem_total = root
+        .read(std::path::Path::new("/proc/meminfo"))
+        .ok()
+        .and_then(|m| crate::proc::meminfo(&m).get("MemTotal"));
+    let mut faults: Vec<Vec<(&'static str, &'static str, u64)>> = Vec::new();
     let (overview, values) =
-        overview::collect_paths(root, h, paths, true, Level::Metrics, cgroup_values);
+        overview::collect_paths(root, h, paths, true, Level::Metrics, |row, cg| {
+            faults.push(failures(cg));
+            cgroup_values(row, cg, mem_total)
+        });
     let dying = read::dying_cgroups(root, h, overview.rows.len());
     let mut families: Vec<Family> = CGROUP_DEFS
         .iter()
@@ -439,6 +499,30 @@ pub fn collect_tree(root: &Root, h: &Hierarchy, tree: &mut Tree) -> Snapshot {
             }
         }
     }
+    // Names are added to rows after the walk: take the final labels by position.
+    let failures_samples: Vec<Sample> = overview
+        .rows
+        .iter()
+        .zip(&faults)
+        .flat_map(|(row, f)| {
+            let base = labels(&row.path, &row.identity);
+            f.iter().map(move |(ty, scope, v)| {
+                let mut l: Vec<(&'static str, String)> = base.to_vec();
+                l.push(("failure_type", (*ty).to_string()));
+                l.push(("scope", (*scope).to_string()));
+                Sample {
+                    labels: Arc::from(l),
+                    value: Value::Int(*v),
+                }
+            })
+        })
+        .collect();
+    families.push(Family {
+        name: FAILURES,
+        help: "cAdvisor memory failures: page faults (memory.stat pgfault, pgmajfault); scope container = the cgroup's own (v1 only), hierarchy = with its descendants (v1 total_pgfault; v2 pgfault).",
+        kind: Counter,
+        samples: failures_samples,
+    });
     let none: Labels = Arc::from(Vec::new());
     let one = |v: Option<Value>| -> Vec<Sample> {
         v.map(|value| Sample {
@@ -487,6 +571,15 @@ pub fn collect_tree(root: &Root, h: &Hierarchy, tree: &mut Tree) -> Snapshot {
         help: "Removed memory cgroups the kernel still holds (pages still charged): v2 root cgroup.stat nr_dying_descendants; v1 /proc/cgroups memory num_cgroups minus live directories.",
         kind: Gauge,
         samples: one(dying.map(Value::Int)),
+    });
+    families.push(Family {
+        name: COLLECTED_AT,
+        help: "When the last collection ran (unix seconds): the samples are this old.",
+        kind: Gauge,
+        samples: one(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| Value::Float(d.as_secs_f64()))),
     });
     let duration = t.elapsed();
     families.push(Family {

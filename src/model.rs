@@ -279,6 +279,14 @@ pub struct Host {
     pub lxcfs_meminfo: bool,
     /// Files that could not be read.
     pub problems: Vec<String>,
+    /// Set when memlens reads a host (`--host-root`) from outside its PID namespace: the
+    /// kernel then lists no host process in cgroup.procs, so "no process" means nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub foreign_pid_namespace: Option<String>,
+    /// Set when the memory hierarchy memlens sees is a container's, not the node's
+    /// ([`crate::cgroup::mount::container_scope`]): node-level figures are then n/a.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_scope: Option<String>,
 }
 
 impl Host {

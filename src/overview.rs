@@ -159,7 +159,8 @@ pub fn collect_paths<T>(
             (Some(u), Some(i)) => Some(u.saturating_sub(i)),
             _ => None,
         };
-        let identity = Identity::from_path(p);
+        // The host path: inside a container the mount's root names the container.
+        let identity = Identity::from_path(&crate::cgroup::mount::host_path(h, p));
         let row = Row {
             path: p.clone(),
             limit_bytes: eff,
@@ -196,7 +197,9 @@ pub fn collect_paths<T>(
             names.apply(&mut r.identity);
         }
     }
-    let host = proc::read_host(root);
+    let mut host = proc::read_host(root);
+    host.container_scope = crate::cgroup::mount::container_scope(root, h);
+    host.problems.extend(names.problems.iter().cloned());
     let node = node_available(root_cg.as_ref(), &host);
     let root_usage = rows
         .first()

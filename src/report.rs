@@ -131,10 +131,19 @@ pub fn build(root: &Root, h: &Hierarchy, path: &str, opts: Options) -> Result<Re
     } else {
         ancestors.last()
     };
-    let host = proc::read_host(root);
+    let mut host = proc::read_host(root);
+    host.container_scope = crate::cgroup::mount::container_scope(root, h);
+    // The host path: inside a container the mount's root names the container.
+    let host_path = crate::cgroup::mount::host_path(h, &cg.path);
+    let names = NodeNames::load(
+        root,
+        Identity::from_path(&host_path).container_id.as_deref(),
+    );
+    host.problems.extend(names.problems.iter().cloned());
     let procs = processes(root, h, &cg, opts.descendants);
     let breakdown = Breakdown::of(&cg);
-    let derived = Derived::of(&cg, &breakdown, &ancestors);
+    let mut derived = Derived::of(&cg, &breakdown, &ancestors);
+    derived.cap_at_host(host.mem("MemTotal"));
     let tools = Tools::of(&cg, &breakdown, &derived.limit, root_cg, &host, &procs);
     let sums = ProcessSums::of(&procs);
     let reconcile = reconcile(&sums, &breakdown);
@@ -155,10 +164,7 @@ pub fn build(root: &Root, h: &Hierarchy, path: &str, opts: Options) -> Result<Re
     }
     Ok(Report {
         hierarchy: h.clone(),
-        identity: {
-            let id = Identity::from_path(&cg.path);
-            Identity::named(&cg.path, &NodeNames::load(root, id.container_id.as_deref()))
-        },
+        identity: Identity::named(&host_path, &names),
         cgroup: cg,
         breakdown,
         derived,

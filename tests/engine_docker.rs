@@ -261,6 +261,113 @@ fn docker() {
     }
     e.remove(&sec);
 
+    // --- --host-root without the host's PID namespace: said, and no conclusion drawn from
+    // the empty process lists (item 7).
+    let (dk, dv) = e.env();
+    let envarg = format!("{dk}={dv}");
+    let o = e.cmd(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "/:/host:ro",
+        "-e",
+        &envarg,
+        &e.image,
+        "/bin/memlens",
+        "--host-root",
+        "/host",
+        "show",
+        &anon,
+        "--json",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("not in the host's PID namespace"), "{out}");
+    assert!(!out.contains("charged-but-empty"), "{out}");
+    // With the host's PID namespace: the workload's process is listed, no such problem.
+    let o = e.cmd(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--pid",
+        "host",
+        "-v",
+        "/:/host:ro",
+        "-e",
+        &envarg,
+        &e.image,
+        "/bin/memlens",
+        "--host-root",
+        "/host",
+        "ps",
+        &anon,
+        "--json",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && !out.contains("not in the host's PID namespace"),
+        "{out}"
+    );
+    assert!(out.contains("memlens"), "the workload process: {out}");
+
+    // --- inside a container without --host-root (item 8): its own cgroup is named from the
+    // mount's root (v1 /docker/ID), node-level figures are n/a with the reason.
+    let me = n("inside");
+    let o = e.cmd(&[
+        "run",
+        "--name",
+        &me,
+        "--network",
+        "none",
+        &e.image,
+        "/bin/memlens",
+        "--json",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let my_id = e.ok(&["inspect", "-f", "{{.Id}}", &me]);
+    e.remove(&me);
+    assert!(
+        o.status.success(),
+        "{out} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    if common::hier().version == memlens::model::Version::V1 {
+        let row = &v["cgroups"][0];
+        assert_eq!(row["path"], "/");
+        assert_eq!(row["identity"]["container_id"], my_id.as_str(), "{out}");
+    }
+    assert!(v["host"]["node_memory_available_bytes"].is_null(), "{out}");
+    assert!(
+        v["host"]["node_memory_available_source"]
+            .as_str()
+            .unwrap()
+            .contains("n/a"),
+        "{out}"
+    );
+
+    // --- a non-root reader loses names: every unreadable name source is a problem (item 14).
+    let o = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(common::bin())
+        .args(["--json"])
+        .env(dk, &dv)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("container names:") && out.contains("permission denied"),
+        "non-root: {out} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
     // --- a real OOM kill: docker says OOMKilled + 137; memlens oom / oom show / --follow
     // report it with the container's name and image.
     let mut follow = std::process::Command::new(common::bin())
@@ -274,8 +381,6 @@ fn docker() {
     // The same, from inside a container as the DaemonSet runs memlens: host / at /host,
     // host PID namespace, CAP_SYSLOG only (syslog(2) reads the log the device cgroup keeps
     // /host/dev/kmsg from).
-    let (dk, dv) = e.env();
-    let envarg = format!("{dk}={dv}");
     let inside = n("follow-inside");
     e.run(
         &inside,

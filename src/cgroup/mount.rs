@@ -9,7 +9,7 @@
 
 use crate::model::{Hierarchy, Version};
 use crate::sys::{ReadError, Root};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A mountinfo line that mounts a cgroup hierarchy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,6 +152,35 @@ pub fn process_cgroup(root: &Root, h: &Hierarchy, pid: &str) -> Result<String, R
         )
     })?;
     Ok(strip_mount_root(&h.mount_root, &p))
+}
+
+/// The path of hierarchy path `p` on the host: under a mount whose root is a container's
+/// cgroup (v1 inside docker: `/docker/ID`), `p` is relative to it.
+pub fn host_path(h: &Hierarchy, p: &str) -> String {
+    match (h.mount_root.as_str(), p) {
+        ("/", _) => p.to_string(),
+        (r, "/") => r.to_string(),
+        (r, _) => format!("{}{p}", r.trim_end_matches('/')),
+    }
+}
+
+/// Why the hierarchy memlens sees is a container's own and not the node's, if it is: a
+/// cgroup mount whose root is not `/` (v1 in docker: `/docker/ID`), or, on the live system,
+/// a v2 cgroup namespace inside a container (`/.dockerenv`, podman's `/run/.containerenv`),
+/// whose host path the kernel hides. Node-level figures (kubelet memory.available, dying
+/// cgroups) would be those of the container's subtree, so they are n/a with this reason.
+pub fn container_scope(root: &Root, h: &Hierarchy) -> Option<String> {
+    if h.mount_root != "/" {
+        return Some(format!(
+            "memlens sees only the cgroup subtree {} (its mount's root: run inside a container without --host-root)",
+            h.mount_root
+        ));
+    }
+    let in_container = root.is_live()
+        && (root.exists(Path::new("/.dockerenv")) || root.exists(Path::new("/run/.containerenv")));
+    (h.version == Version::V2 && in_container).then(|| {
+        "memlens runs in a container with a cgroup namespace: the hierarchy's root is the container's own cgroup (its host path is hidden)".to_string()
+    })
 }
 
 /// Strips the mount's root from a /proc/PID/cgroup path ("/docker/x/y" under a mount of

@@ -178,6 +178,8 @@ pub fn read_cgroup(
                 events.memsw_failcnt = r.number("memory.memsw.failcnt");
             } else if metrics {
                 events.failcnt = r.number("memory.failcnt");
+                // cAdvisor's container_memory_max_usage_bytes.
+                usage.peak = r.number("memory.max_usage_in_bytes");
             }
             if let Some(s) = &stat {
                 let lim = |k: &str| {
@@ -207,6 +209,8 @@ pub fn read_cgroup(
                 cgroup_stat = r.keyed("cgroup.stat");
             } else if metrics {
                 pressure = r.parsed("memory.pressure", parse::pressure);
+                // cAdvisor's container_memory_max_usage_bytes (5.19+).
+                usage.peak = r.number("memory.peak");
             }
         }
     }
@@ -256,6 +260,10 @@ pub fn normalise(path: &str) -> String {
 /// root's `cgroup.stat` nr_dying_descendants; v1 `/proc/cgroups` num_cgroups of `memory`
 /// minus the `live` directories (only when the whole hierarchy is visible: mount root `/`).
 pub fn dying_cgroups(root: &Root, h: &Hierarchy, live: usize) -> Option<u64> {
+    // Inside a container the count would be the container subtree's, not the node's.
+    if super::mount::container_scope(root, h).is_some() {
+        return None;
+    }
     match h.version {
         Version::V2 => {
             let t = root.read(&fs_path(h, "/").join("cgroup.stat")).ok()?;

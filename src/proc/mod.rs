@@ -122,8 +122,35 @@ pub fn read_host(root: &Root) -> Host {
             f.get(4) == Some(&"/proc/meminfo") && l.contains("lxcfs")
         });
     }
+    h.foreign_pid_namespace = foreign_pid_namespace(root);
+    if let Some(why) = &h.foreign_pid_namespace {
+        problems.push(why.clone());
+    }
     h.problems = problems;
     h
+}
+
+/// Under `--host-root`: whether memlens runs outside the host's PID namespace. Its own PID
+/// as the host's procfs numbers it (HOST/proc/self) differs from its PID in its own /proc
+/// when the two procfs belong to different PID namespaces; no privilege is needed to read
+/// either link (the namespace links of the host's init would need CAP_SYS_PTRACE).
+/// cgroup.procs lists only the PIDs of the reader's namespace, so every host cgroup would
+/// look empty. `None` on the live system, in a capture, or when a link cannot be read.
+pub fn foreign_pid_namespace(root: &Root) -> Option<String> {
+    if root.is_live() || root.is_capture() {
+        return None;
+    }
+    let host = root.real_path(Path::new("/proc/self"))?;
+    let theirs = std::fs::read_link(&host).ok()?;
+    let ours = std::fs::read_link("/proc/self").ok()?;
+    (theirs != ours).then(|| {
+        format!(
+            "memlens is not in the host's PID namespace (it is PID {} in {} but PID {} in its own /proc): cgroup.procs lists no host process here, so process lists are empty and no conclusion is drawn from them (run with the host's PID namespace: hostPID: true, docker run --pid host)",
+            theirs.display(),
+            host.display(),
+            ours.display()
+        )
+    })
 }
 
 /// Parses /proc/meminfo into bytes, keeping every key (hand-written rather than procfs-core's

@@ -212,6 +212,10 @@ pub fn charged_but_empty(r: &Report, _: Option<Sample<'_>>) -> Option<Finding> {
     if r.cgroup.is_root() {
         return None;
     }
+    // Outside the host's PID namespace every cgroup looks empty (proc::foreign_pid_namespace).
+    if r.host.foreign_pid_namespace.is_some() {
+        return None;
+    }
     let pids = r.subtree_pids.as_ref()?;
     let u = r.breakdown.usage.bytes?;
     if !pids.is_empty() || u == 0 {

@@ -90,6 +90,25 @@ pub fn effective_limit(cg: &Cgroup, ancestors: &[Cgroup]) -> EffectiveLimit {
 }
 
 impl Derived {
+    /// Caps the OOM headroom at what the host can give: a limit above the host's RAM
+    /// (`--memory 100g` on a 23.5 GiB host) is never reached, the host runs out first and
+    /// the kill is a global OOM. Uses MemTotal, as docker stats caps its LIMIT (moby
+    /// daemon/stats_unix.go machineMemory).
+    pub fn cap_at_host(&mut self, mem_total: Option<u64>) {
+        let (Some(total), Some(n)) = (mem_total, self.not_reclaimable.bytes) else {
+            return;
+        };
+        if self.limit.bytes.is_some_and(|l| l > total) {
+            self.oom_headroom = Figure::new(
+                Some(total.saturating_sub(n)),
+                format!(
+                    "host MemTotal − not reclaimable: the effective limit ({}) exceeds the host's RAM, so a global OOM comes first",
+                    self.limit.source
+                ),
+            );
+        }
+    }
+
     /// Computes the derived figures.
     pub fn of(cg: &Cgroup, b: &Breakdown, ancestors: &[Cgroup]) -> Self {
         Self::with_limit(cg, b, effective_limit(cg, ancestors))

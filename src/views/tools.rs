@@ -391,6 +391,11 @@ impl Tools {
 /// is the root cgroup's usage − inactive_file (v2 root: anon + file − inactive_file, since the
 /// root has no memory.current and cAdvisor uses anon + file).
 pub fn node_available(root: Option<&Cgroup>, host: &Host) -> Figure {
+    if let Some(why) = &host.container_scope {
+        return Figure::unavailable(format!(
+            "n/a: {why}; the node's figure needs the host's hierarchy (--host-root)"
+        ));
+    }
     let Some(total) = host.mem("MemTotal") else {
         return Figure::unavailable("/proc/meminfo MemTotal unavailable");
     };
