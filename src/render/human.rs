@@ -245,7 +245,7 @@ pub fn show(r: &Report, s: Style) -> String {
     let f = &r.tools.free;
     let _ = writeln!(
         out,
-        "  free inside the container: total {} used {} free {} shared {} buff/cache {} available {}\n  {}",
+        "  free inside the container (procps-ng 4): total {} used {} free {} shared {} buff/cache {} available {}\n  {}",
         bytes(f.total_bytes),
         bytes(f.used_bytes),
         bytes(f.free_bytes),
@@ -254,6 +254,15 @@ pub fn show(r: &Report, s: Style) -> String {
         bytes(f.available_bytes),
         s.dim(&f.note)
     );
+    for v in &f.used_variants {
+        let _ = writeln!(
+            out,
+            "    used per {}: {}  ({})",
+            v.tool,
+            bytes(v.used_bytes),
+            s.dim(v.formula)
+        );
+    }
 
     let _ = writeln!(out, "\n{}", s.head("LIMITS AND EVENTS"));
     let l = &cg.limits;

@@ -66,7 +66,7 @@ fn g4(v: f64) -> String {
 pub struct Free {
     /// `total` = MemTotal.
     pub total_bytes: Option<u64>,
-    /// `used` = MemTotal − MemAvailable (procps-ng ≥ 4.0.1; older: total − free − buff/cache).
+    /// `used` = MemTotal − MemAvailable (procps-ng ≥ 4.0.1; the others: `used_variants`).
     pub used_bytes: Option<u64>,
     /// `free` = MemFree.
     pub free_bytes: Option<u64>,
@@ -78,6 +78,54 @@ pub struct Free {
     pub available_bytes: Option<u64>,
     /// Whose memory this is.
     pub note: String,
+    /// `used` as each common `free` computes it (they differ by the whole page cache minus
+    /// what MemAvailable counts reclaimable: hundreds of MiB on a busy host).
+    pub used_variants: Vec<FreeUsed>,
+}
+
+/// One `free` implementation's `used`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FreeUsed {
+    /// Which `free`.
+    pub tool: &'static str,
+    /// Its `used` column.
+    pub used_bytes: Option<u64>,
+    /// Its formula over /proc/meminfo.
+    pub formula: &'static str,
+}
+
+/// `used` of the common `free` variants from /proc/meminfo. procps-ng 4.0.1+ (Debian 12,
+/// Ubuntu 23.04+; checked against 4.0.2 here) prints MemTotal − MemAvailable; procps-ng
+/// 3.3.10–4.0.0 and BusyBox (checked against 1.35) print MemTotal − MemFree − buff/cache with
+/// buff/cache = Buffers + Cached + SReclaimable.
+pub fn free_used_variants(host: &Host) -> Vec<FreeUsed> {
+    let m = |k: &str| host.mem(k);
+    let new = match (m("MemTotal"), m("MemAvailable")) {
+        (Some(t), Some(a)) => Some(t.saturating_sub(a)),
+        _ => None,
+    };
+    let old = match (
+        m("MemTotal"),
+        m("MemFree"),
+        m("Buffers"),
+        m("Cached"),
+        m("SReclaimable"),
+    ) {
+        (Some(t), Some(f), Some(b), Some(c), Some(s)) => Some(t.saturating_sub(f + b + c + s)),
+        _ => None,
+    };
+    vec![
+        FreeUsed {
+            tool: "procps-ng 4.0.1+ free",
+            used_bytes: new,
+            formula: "MemTotal − MemAvailable",
+        },
+        FreeUsed {
+            tool: "procps-ng 3.3.10–4.0.0 free, BusyBox free",
+            used_bytes: old,
+            formula: "MemTotal − MemFree − (Buffers + Cached + SReclaimable)",
+        },
+    ]
 }
 
 impl Tools {
@@ -369,6 +417,7 @@ impl Tools {
             } else {
                 "the HOST's /proc/meminfo: /proc is not namespaced for memory, so free and top inside the container show the node, not the container (unless lxcfs is mounted)".into()
             },
+            used_variants: free_used_variants(host),
         };
         Tools {
             figures,
