@@ -361,16 +361,10 @@ impl Drop for Held {
     }
 }
 
+/// statfs(2) through nix: `f_type`'s C type differs between glibc (signed) and musl
+/// (unsigned), which a direct comparison with libc's TMPFS_MAGIC did not survive.
 fn is_tmpfs(p: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: zeroed statfs is valid; c is NUL-terminated.
-    let mut s: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointers.
-    let r = unsafe { libc::statfs(c.as_ptr(), &mut s) };
-    r == 0 && s.f_type == libc::TMPFS_MAGIC
+    nix::sys::statfs::statfs(p).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
 }
 
 /// What a scenario measured.

@@ -48,15 +48,8 @@ pub fn on_tmpfs(p: &Path) -> bool {
 }
 
 fn nix_statfs_is_tmpfs(p: &Path) -> bool {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = CString::new(p.as_os_str().as_bytes()) else {
-        return false;
-    };
-    let mut s: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: valid C string and out pointer.
-    let r = unsafe { libc::statfs(c.as_ptr(), &mut s) };
-    r == 0 && s.f_type == libc::TMPFS_MAGIC
+    // nix, not libc: f_type is signed on glibc and unsigned on musl.
+    nix::sys::statfs::statfs(p).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
 }
 
 /// A running workload inside a memcg; killed and reaped on drop.

@@ -163,6 +163,7 @@ pub struct Engine {
     pub state_root: PathBuf,
     pub image: String,
     made: Mutex<Vec<String>>,
+    images: Mutex<Vec<String>>,
     parents_before: Vec<PathBuf>,
     pub started_in: Duration,
 }
@@ -222,6 +223,7 @@ impl Engine {
             state_root: d.join("data"),
             image: String::new(),
             made: Mutex::new(Vec::new()),
+            images: Mutex::new(Vec::new()),
             parents_before,
             started_in: Duration::ZERO,
             dir,
@@ -282,6 +284,7 @@ impl Engine {
             state_root: d.join("root"),
             image: String::new(),
             made: Mutex::new(Vec::new()),
+            images: Mutex::new(Vec::new()),
             parents_before: parent_cgroups("libpod_parent"),
             started_in: Duration::ZERO,
             dir,
@@ -408,6 +411,21 @@ impl Engine {
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("memlens {a:?}: {e}: {out}"))
     }
 
+    /// The daemon's address for a `docker -H` of the test's own (docker only).
+    pub fn host(&self) -> String {
+        self.base_args.get(1).cloned().unwrap_or_default()
+    }
+
+    /// Removes `name` on drop (a container made with [`Engine::cmd`]).
+    pub fn track_container(&self, name: &str) {
+        self.made.lock().unwrap().push(name.to_string());
+    }
+
+    /// Removes the image `tag` on drop.
+    pub fn track_image(&self, tag: &str) {
+        self.images.lock().unwrap().push(tag.to_string());
+    }
+
     /// Removes a container now (killed at once: podman's `rm -f` waits 10 s for a stop).
     pub fn remove(&self, name: &str) {
         self.rm(name);
@@ -437,6 +455,10 @@ impl Drop for Engine {
         }
         if !self.image.is_empty() {
             let _ = self.cmd(&["rmi", "-f", &self.image]);
+        }
+        let images: Vec<String> = self.images.lock().map(|m| m.clone()).unwrap_or_default();
+        for i in images {
+            let _ = self.cmd(&["rmi", "-f", &i]);
         }
         match self.kind {
             Kind::Docker => {

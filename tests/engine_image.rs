@@ -1,0 +1,199 @@
+//! The Dockerfile (issue 11 item 13): the static binary CI builds (.ci/run:
+//! MEMLENS_STATIC_BIN) goes into a `FROM scratch` image built offline by our own dockerd,
+//! which runs as the DaemonSet runs it (host / read-only at /host, host PID namespace, every
+//! capability dropped but SYS_PTRACE and SYSLOG, read-only root) and a real Prometheus
+//! scrapes it: a workload container's working set arrives with its docker name.
+
+mod common;
+mod engine;
+
+use engine::Engine;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The static memlens: MEMLENS_STATIC_BIN, else the musl or static-glibc release build.
+fn static_bin() -> Option<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let cands = std::env::var_os("MEMLENS_STATIC_BIN")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([
+            root.join("target/x86_64-unknown-linux-musl/release/memlens"),
+            root.join("target/x86_64-unknown-linux-gnu/release/memlens"),
+        ]);
+    for c in cands {
+        if !c.is_file() {
+            continue;
+        }
+        // Static: ldd says so (a dynamic one would not start FROM scratch).
+        let o = Command::new("ldd").arg(&c).output().ok()?;
+        let t = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        if t.contains("not a dynamic executable") || t.contains("statically linked") {
+            return Some(c);
+        }
+    }
+    None
+}
+
+fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let t = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn image_from_scratch_runs_as_the_daemonset_and_prometheus_scrapes_it() {
+    let t0 = Instant::now();
+    let Some(bin) = static_bin() else {
+        return engine::unavailable(
+            "no static memlens (.ci/run builds it: RUSTFLAGS=-Ctarget-feature=+crt-static cargo build --release --target x86_64-unknown-linux-gnu)",
+        )
+        .unwrap_or(());
+    };
+    if Command::new("prometheus")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return engine::unavailable("prometheus not installed (apt-get install prometheus)")
+            .unwrap_or(());
+    }
+    let Some(e) = Engine::docker() else { return };
+    // The build context as the repository's .dockerignore leaves it: the Dockerfile and one
+    // binary.
+    let ctx = tempfile::tempdir().unwrap();
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(repo.join("Dockerfile"), ctx.path().join("Dockerfile")).unwrap();
+    std::fs::copy(&bin, ctx.path().join("memlens")).unwrap();
+    let tag = format!("memlens-test/memlens:{}", std::process::id());
+    let o = Command::new("docker")
+        .args([
+            "-H",
+            &e.host(),
+            "build",
+            "--build-arg",
+            "BIN=memlens",
+            "-t",
+            &tag,
+        ])
+        .arg(ctx.path())
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "docker build: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    e.track_image(&tag);
+    // A workload to see.
+    let p = std::process::id();
+    let work = format!("mlt-scraped-{p}");
+    e.workload(&work, &["--memory", "64m"], &["anon=24M"]);
+    // The exporter, as the DaemonSet runs it (host network: the test daemon has no bridge).
+    let port = common::free_port();
+    let (dk, dv) = e.env();
+    let exporter = format!("mlt-exporter-{p}");
+    let mut a: Vec<String> = vec![
+        "run",
+        "-d",
+        "--name",
+        &exporter,
+        "--network",
+        "host",
+        "--pid",
+        "host",
+        "--read-only",
+        "--cap-drop",
+        "ALL",
+        "--cap-add",
+        "SYS_PTRACE",
+        "--cap-add",
+        "SYSLOG",
+        "--security-opt",
+        "no-new-privileges",
+        "-v",
+        "/:/host:ro",
+        "-e",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    a.push(format!("{dk}={dv}"));
+    a.push(tag.clone());
+    a.extend(
+        [
+            "serve",
+            &format!("--listen=127.0.0.1:{port}"),
+            "--interval=1s",
+            "--host-root=/host",
+            "--log-format=json",
+        ]
+        .map(String::from),
+    );
+    e.track_container(&exporter);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    e.ok(&a);
+    wait_for("the exporter's /healthz", 30, || {
+        matches!(common::http_get(port, "/healthz", None), Ok((200, _))).then_some(())
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let pport = common::free_port();
+    let cfg = dir.path().join("prometheus.yml");
+    std::fs::write(&cfg, format!("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: memlens\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n")).unwrap();
+    let prom = common::Proc(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{pport}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("prometheus ready", 60, || {
+        matches!(common::http_get(pport, "/-/ready", None), Ok((200, _))).then_some(())
+    });
+    let q = format!("container_memory_working_set_bytes{{name=\"{work}\"}}");
+    let enc: String = q
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let ws = wait_for("the workload's working set in prometheus", 60, || {
+        let (code, body) =
+            common::http_get(pport, &format!("/api/v1/query?query={enc}"), None).ok()?;
+        (code == 200).then_some(())?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        v["data"]["result"][0]["value"][1]
+            .as_str()?
+            .parse::<f64>()
+            .ok()
+    });
+    assert!(
+        ws >= (24 << 20) as f64 && ws <= (64 << 20) as f64,
+        "working set {ws}"
+    );
+    drop(prom);
+    eprintln!("engine: image test took {:?} in all", t0.elapsed());
+}
