@@ -157,7 +157,11 @@ fn zswap_pool_is_charged_and_its_ratio_shown() {
     let o = &r["offload"];
     let z = u(o, "zswap_bytes");
     let zd = u(o, "zswapped_bytes");
-    assert!(z > 0 && zd >= 16 * MIB - stat_slack(), "{o:#}");
+    // 16 MiB over the limit went to swap; on 6.12 only small pages go through zswap: a
+    // transparent huge page is swapped out whole, past it (measured: 277 pages in zswap,
+    // 20 MB in swap; zswap stores large folios from 6.13).
+    assert!(u(o, "swap_bytes") + stat_slack() >= 16 * MIB, "{o:#}");
+    assert!(z > 0 && zd > z, "{o:#}");
     let ratio = o["compression_ratio"].as_f64().unwrap();
     assert!(
         (ratio - zd as f64 / z as f64).abs() < 1e-9 && ratio > 1.0,
@@ -166,7 +170,7 @@ fn zswap_pool_is_charged_and_its_ratio_shown() {
     assert!(u(o, "zswap_current_bytes") > 0, "{o:#}");
     assert!(u(o, "events.zswpout") > 0, "{o:#}");
     // The compressed pool is charged: it is inside usage and in not-reclaimable.
-    assert!(u(&r, "usage_bytes") <= 32 * MIB);
+    assert!(u(&r, "usage_bytes") <= 32 * MIB + stat_slack());
     assert!(u(&r, "not_reclaimable_bytes") >= u(&r, "breakdown.anon_bytes"));
     assert!(o["oom_headroom_with_swap_bytes"].is_u64(), "{o:#}");
     let human = run(&["show", cg.path(), "--color", "never"]).1;
