@@ -185,3 +185,52 @@ fn zswap_pool_is_charged_and_its_ratio_shown() {
         "{e:#}"
     );
 }
+
+/// The cgroup-v1 finding: on a v1 hierarchy, with this cgroup's figures and their v2 names; on
+/// v2, never.
+#[test]
+fn cgroup_v1_finding_says_what_the_figures_become() {
+    let cg = cgroup("v1gone");
+    let _w = Workload::start(&cg, &["anon=8M"]);
+    let e = json(&["explain", cg.path()]);
+    let f = e["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "cgroup-v1")
+        .cloned();
+    if hier().version == Version::V2 {
+        assert!(f.is_none(), "{e:#}");
+        return;
+    }
+    let f = f.expect("cgroup-v1 finding on v1");
+    let ev = f["evidence"].as_array().unwrap();
+    let get = |w: &str| {
+        ev.iter()
+            .find(|x| x["what"].as_str().is_some_and(|s| s.starts_with(w)))
+            .unwrap_or_else(|| panic!("{w}: {f:#}"))
+    };
+    // total_rss is the workload's 8 MiB (anon on v2), straight from memory.stat.
+    let rss = get("total_rss → v2 anon");
+    assert!(
+        rss["bytes"].as_u64().unwrap() + stat_slack() >= 8 * MIB,
+        "{f:#}"
+    );
+    assert_eq!(
+        rss["bytes"].as_u64(),
+        kstat(&cg).get("total_rss").copied(),
+        "{f:#}"
+    );
+    get("total_cache → v2 file");
+    get("kmem → v2 kernel");
+    get("memsw → v2");
+    let meaning = f["meaning"].as_str().unwrap();
+    for fact in [
+        "1.35",
+        "CONFIG_MEMCG_V1",
+        "memory.swap.current",
+        "memory.stat kernel",
+    ] {
+        assert!(meaning.contains(fact), "{fact}: {meaning}");
+    }
+}

@@ -431,11 +431,12 @@ fn matrix_kernels_memcg_oom_reports() {
     }
 }
 
-/// A global OOM (no memcg limit) in the 6.1 and 6.12 guests: tests/vm/vm-capture.sh grows a
+/// A global OOM (no memcg limit) in the 5.10-v1, 6.1 and 6.12 guests: tests/vm/vm-capture.sh grows a
 /// `memlens __workload` with oom_score_adj 1000 until the kernel kills it (busybox dmesg).
 #[test]
 fn matrix_kernels_global_oom_reports() {
     for (name, pid, anon_kb) in [
+        ("debian-5.10-v1-global.dmesg", 603, 620_500),
         ("debian-6.1-global.dmesg", 647, 616_280),
         ("debian-6.12-global.dmesg", 684, 624_768),
     ] {
@@ -463,6 +464,7 @@ fn matrix_fixtures_truncated_anywhere() {
         "debian-6.12-v2.kmsg",
         "debian-6.1-global.dmesg",
         "debian-6.12-global.dmesg",
+        "debian-5.10-v1.kmsg",
         "host-6.18-v1-oom2.journal-json.log",
         "host-6.18-v1-oom2.rfc5424.log",
     ] {
@@ -473,4 +475,40 @@ fn matrix_fixtures_truncated_anywhere() {
             assert!(rs.len() <= 1, "{name} cut at {n}");
         }
     }
+}
+
+/// The memcg OOM on cgroup v1 in the 5.10-v1 guest: memory and memory+swap limited to 32 MiB;
+/// 5.10 prints the stat dump in the v2 format (one `\x0a`-joined record) on v1 too.
+#[test]
+fn matrix_5_10_v1_memcg_oom_report() {
+    let (_, r) = one_report("debian-5.10-v1.kmsg");
+    assert!(r.complete);
+    assert_eq!(
+        (r.trigger.pid, r.trigger.comm.as_deref()),
+        (Some(358), Some("tail"))
+    );
+    let cg = "/memlens-test-oom-354-0";
+    assert_eq!(
+        (r.oom_memcg.as_deref(), r.constraint.as_deref()),
+        (Some(cg), Some("CONSTRAINT_MEMCG"))
+    );
+    assert_eq!(
+        (r.usage_bytes, r.limit_bytes, r.failcnt),
+        (Some(32768 * KB), Some(32768 * KB), Some(0))
+    );
+    assert_eq!(
+        (r.memsw_usage_bytes, r.memsw_limit_bytes),
+        (Some(32768 * KB), Some(32768 * KB))
+    );
+    assert_eq!(
+        (r.kmem_usage_bytes, r.kmem_limit_bytes),
+        (Some(116 * KB), Some(9_007_199_254_740_988 * KB))
+    );
+    assert_eq!((r.swap_usage_bytes, r.swap_limit_bytes), (None, None));
+    assert_eq!(
+        r.stat.iter().find(|(k, _)| k == "anon").map(|(_, v)| *v),
+        Some(33_386_496)
+    );
+    let v = r.victim.as_ref().expect("victim");
+    assert_eq!((v.pid, v.anon_rss_bytes), (Some(358), Some(32632 * KB)));
 }
