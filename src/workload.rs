@@ -14,7 +14,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// The steps a workload can take.
-pub const STEPS: &str = "anon=SIZE (malloc and touch) | reserve=SIZE (mmap, never touched) | write=PATH:SIZE (page cache via write) | read=PATH:N (read a file N times) | drop=PATH (fsync and drop its page cache) | mmap=PATH:SIZE (MAP_SHARED file, memset) | shm=SIZE (SysV shmget+shmat, memset) | grow=SIZE (touch SIZE of anon, 1 MiB at a time, never stop: for OOM tests) | pshm=NAME:SIZE (POSIX shm_open in /dev/shm, mmap, memset; unlinked at exit) | rate=SIZE:RATE (touch SIZE of anon at RATE bytes/s) | saw=SIZE:MS:N (N times, 0 forever: grow to SIZE over MS, free it) | writerate=PATH:SIZE:RATE (write a file at RATE bytes/s) | sleep=MS (hold what is touched so far) | cpu=MS (busy loop over the anon touched so far) | work=N (a fixed N million rounds of that loop, for benchmarks) | exit (end now instead of waiting for stdin to close)";
+pub const STEPS: &str = "anon=SIZE (malloc and touch) | reserve=SIZE (mmap, never touched) | write=PATH:SIZE (page cache via write) | read=PATH:N (read a file N times) | drop=PATH (fsync and drop its page cache) | mmap=PATH:SIZE (MAP_SHARED file, memset) | shm=SIZE (SysV shmget+shmat, memset) | hugetlb=SIZE (MAP_HUGETLB anonymous, touched; needs reserved huge pages) | grow=SIZE (touch SIZE of anon, 1 MiB at a time, never stop: for OOM tests) | pshm=NAME:SIZE (POSIX shm_open in /dev/shm, mmap, memset; unlinked at exit) | rate=SIZE:RATE (touch SIZE of anon at RATE bytes/s) | saw=SIZE:MS:N (N times, 0 forever: grow to SIZE over MS, free it) | writerate=PATH:SIZE:RATE (write a file at RATE bytes/s) | sleep=MS (hold what is touched so far) | cpu=MS (busy loop over the anon touched so far) | work=N (a fixed N million rounds of that loop, for benchmarks) | exit (end now instead of waiting for stdin to close)";
 
 /// Calls `step` with 1 MiB pieces of `total`, paced so `rate` bytes a second are done
 /// (by the wall clock, so a slow step does not lower the average).
@@ -313,6 +313,28 @@ pub fn run(steps: &[String]) -> Result<(), String> {
                         return Err(format!("shmat: {}", std::io::Error::last_os_error()));
                     }
                     libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut());
+                    page_touch(p.cast(), n);
+                }
+            }
+            "hugetlb" => {
+                let n = parse_size(arg)? as usize;
+                // SAFETY: anonymous private MAP_HUGETLB mapping (default huge page size) with
+                // no address hint; checked for MAP_FAILED; touched within its length.
+                unsafe {
+                    let p = libc::mmap(
+                        std::ptr::null_mut(),
+                        n,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB,
+                        -1,
+                        0,
+                    );
+                    if p == libc::MAP_FAILED {
+                        return Err(format!(
+                            "mmap MAP_HUGETLB {n}: {} (reserve huge pages: vm.nr_hugepages)",
+                            std::io::Error::last_os_error()
+                        ));
+                    }
                     page_touch(p.cast(), n);
                 }
             }

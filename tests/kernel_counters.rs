@@ -157,7 +157,11 @@ fn zswap_pool_is_charged_and_its_ratio_shown() {
     let o = &r["offload"];
     let z = u(o, "zswap_bytes");
     let zd = u(o, "zswapped_bytes");
-    assert!(z > 0 && zd >= 16 * MIB - stat_slack(), "{o:#}");
+    // 16 MiB over the limit went to swap; on 6.12 only small pages go through zswap: a
+    // transparent huge page is swapped out whole, past it (measured: 277 pages in zswap,
+    // 20 MB in swap; zswap stores large folios from 6.13).
+    assert!(u(o, "swap_bytes") + stat_slack() >= 16 * MIB, "{o:#}");
+    assert!(z > 0 && zd > z, "{o:#}");
     let ratio = o["compression_ratio"].as_f64().unwrap();
     assert!(
         (ratio - zd as f64 / z as f64).abs() < 1e-9 && ratio > 1.0,
@@ -166,7 +170,7 @@ fn zswap_pool_is_charged_and_its_ratio_shown() {
     assert!(u(o, "zswap_current_bytes") > 0, "{o:#}");
     assert!(u(o, "events.zswpout") > 0, "{o:#}");
     // The compressed pool is charged: it is inside usage and in not-reclaimable.
-    assert!(u(&r, "usage_bytes") <= 32 * MIB);
+    assert!(u(&r, "usage_bytes") <= 32 * MIB + stat_slack());
     assert!(u(&r, "not_reclaimable_bytes") >= u(&r, "breakdown.anon_bytes"));
     assert!(o["oom_headroom_with_swap_bytes"].is_u64(), "{o:#}");
     let human = run(&["show", cg.path(), "--color", "never"]).1;
@@ -180,4 +184,107 @@ fn zswap_pool_is_charged_and_its_ratio_shown() {
             .any(|f| f["id"] == "zswap-in-use"),
         "{e:#}"
     );
+}
+
+/// The cgroup-v1 finding: on a v1 hierarchy, with this cgroup's figures and their v2 names; on
+/// v2, never.
+#[test]
+fn cgroup_v1_finding_says_what_the_figures_become() {
+    let cg = cgroup("v1gone");
+    let _w = Workload::start(&cg, &["anon=8M"]);
+    let e = json(&["explain", cg.path()]);
+    let f = e["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "cgroup-v1")
+        .cloned();
+    if hier().version == Version::V2 {
+        assert!(f.is_none(), "{e:#}");
+        return;
+    }
+    let f = f.expect("cgroup-v1 finding on v1");
+    let ev = f["evidence"].as_array().unwrap();
+    let get = |w: &str| {
+        ev.iter()
+            .find(|x| x["what"].as_str().is_some_and(|s| s.starts_with(w)))
+            .unwrap_or_else(|| panic!("{w}: {f:#}"))
+    };
+    // total_rss is the workload's 8 MiB (anon on v2), straight from memory.stat.
+    let rss = get("total_rss → v2 anon");
+    assert!(
+        rss["bytes"].as_u64().unwrap() + stat_slack() >= 8 * MIB,
+        "{f:#}"
+    );
+    assert_eq!(
+        rss["bytes"].as_u64(),
+        kstat(&cg).get("total_rss").copied(),
+        "{f:#}"
+    );
+    get("total_cache → v2 file");
+    get("kmem → v2 kernel");
+    get("memsw → v2");
+    let meaning = f["meaning"].as_str().unwrap();
+    for fact in [
+        "1.35",
+        "CONFIG_MEMCG_V1",
+        "memory.swap.current",
+        "memory.stat kernel",
+    ] {
+        assert!(meaning.contains(fact), "{fact}: {meaning}");
+    }
+}
+
+/// hugetlb pages are charged to the hugetlb controller, not to memory.current (unless the
+/// hierarchy is mounted with memory_hugetlb_accounting, 6.6+): memlens shows both and explains
+/// the gap. Runs where the cgroup has hugetlb.<size>.current and huge pages are reserved (the
+/// VM guests reserve 8 and enable +hugetlb).
+#[test]
+fn hugetlb_outside_memory_current_is_explained() {
+    if hier().version == Version::V1 {
+        eprintln!("skipped: v1 keeps hugetlb in its own hierarchy");
+        return;
+    }
+    let cg = cgroup("hugetlb");
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let free = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("HugePages_Free:"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let size_kb = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("Hugepagesize:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let name = format!("hugetlb.{}MB.current", size_kb / 1024);
+    if std::env::var_os("MEMLENS_VM").is_some() {
+        assert!(
+            free >= 2 && cg.dir().join(&name).exists(),
+            "the guests reserve huge pages"
+        );
+    }
+    if free < 2 || size_kb == 0 || !cg.dir().join(&name).exists() {
+        eprintln!("skipped: needs 2 free huge pages and the hugetlb controller ({name})");
+        return;
+    }
+    let bytes = 2 * size_kb * 1024;
+    let _w = Workload::start(&cg, &[&format!("hugetlb={bytes}")]);
+    let r = json(&["show", cg.path()]);
+    let o = &r["offload"];
+    assert_eq!(u(o, "hugetlb_controller_bytes"), bytes, "{o:#}");
+    let accounted = kstat(&cg).contains_key("hugetlb");
+    assert_eq!(o["hugetlb_in_usage"].as_bool(), Some(accounted), "{o:#}");
+    if !accounted {
+        assert!(u(&r, "usage_bytes") < bytes, "not in memory.current: {r:#}");
+        let e = json(&["explain", cg.path()]);
+        assert!(
+            e["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["id"] == "hugetlb-unaccounted"),
+            "{e:#}"
+        );
+    }
 }

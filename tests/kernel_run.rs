@@ -134,7 +134,9 @@ fn page_cache_heavy_command_stays_under_its_limit_by_reclaim() {
     assert_eq!(v["outcome"], "exited");
     assert_eq!(v["events"]["oom_kill"].as_u64(), Some(0), "{v}");
     assert!(u(&v, "events.max") >= 1, "the limit was hit: {v}");
-    assert!(u(&v, "peak.usage_bytes") <= 48 * MIB, "{v}");
+    // (memory.peak can pass memory.max by a little: charges the kernel may not fail are
+    // forced past it. Debian's 6.1 in the VM: 212 KiB over a 48 MiB limit.)
+    assert!(u(&v, "peak.usage_bytes") <= 48 * MIB + stat_slack(), "{v}");
     assert!(u(&v, "peak.file_bytes") >= 16 * MIB, "{v}");
     // 128 MiB of file went through a 48 MiB memcg: the recommendation ignores page cache.
     assert!(u(&v, "recommended_limit_bytes") < 24 * MIB, "{v}");

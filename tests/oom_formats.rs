@@ -363,3 +363,152 @@ proptest! {
         prop_assert_eq!(&rs[0].victim, &want.victim);
     }
 }
+
+/// (fixture, trigger/victim pid, memcg, failcnt, victim anon-rss kB, shmem-rss kB, stat anon
+/// bytes): the memcg OOM of `tail /dev/zero` in a 32 MiB memcg, swap forbidden, that
+/// tests/kernel_oom.rs causes on each matrix kernel (values read off the records by eye).
+const MATRIX_MEMCG: [(&str, i32, &str, u64, u64, u64, u64); 2] = [
+    (
+        "debian-5.10-v2.kmsg",
+        343,
+        "/memlens-test-oom-339-0",
+        21,
+        32632,
+        1344,
+        33_386_496,
+    ),
+    (
+        "debian-6.12-v2.kmsg",
+        448,
+        "/memlens-test-oom-443-0",
+        36,
+        32640,
+        1324,
+        33_427_456,
+    ),
+];
+
+#[test]
+fn matrix_kernels_memcg_oom_reports() {
+    for (name, pid, cg, failcnt, anon_kb, shmem_kb, stat_anon) in MATRIX_MEMCG {
+        let (_, r) = one_report(name);
+        assert!(r.complete, "{name}");
+        assert_eq!(
+            (r.trigger.pid, r.trigger.comm.as_deref()),
+            (Some(pid), Some("tail")),
+            "{name}"
+        );
+        assert_eq!(
+            (r.constraint.as_deref(), r.global),
+            (Some("CONSTRAINT_MEMCG"), false),
+            "{name}"
+        );
+        assert_eq!(
+            (r.oom_memcg.as_deref(), r.task_memcg.as_deref()),
+            (Some(cg), Some(cg)),
+            "{name}"
+        );
+        assert_eq!(
+            (r.usage_bytes, r.limit_bytes, r.failcnt),
+            (Some(32768 * KB), Some(32768 * KB), Some(failcnt)),
+            "{name}"
+        );
+        assert_eq!(
+            (r.swap_usage_bytes, r.swap_limit_bytes),
+            (Some(0), Some(0)),
+            "{name}"
+        );
+        let v = r.victim.as_ref().expect("victim");
+        assert_eq!(
+            (v.pid, v.anon_rss_bytes, v.shmem_rss_bytes),
+            (Some(pid), Some(anon_kb * KB), Some(shmem_kb * KB)),
+            "{name}"
+        );
+        assert_eq!(r.stat_memcg.as_deref(), Some(cg), "{name}");
+        let anon = r.stat.iter().find(|(k, _)| k == "anon").map(|(_, v)| *v);
+        assert_eq!(anon, Some(stat_anon), "{name}");
+        assert_eq!(r.tasks.len(), 1, "{name}");
+    }
+}
+
+/// A global OOM (no memcg limit) in the 5.10-v1, 6.1 and 6.12 guests: tests/vm/vm-capture.sh grows a
+/// `memlens __workload` with oom_score_adj 1000 until the kernel kills it (busybox dmesg).
+#[test]
+fn matrix_kernels_global_oom_reports() {
+    for (name, pid, anon_kb) in [
+        ("debian-5.10-v1-global.dmesg", 603, 620_500),
+        ("debian-6.1-global.dmesg", 647, 616_280),
+        ("debian-6.12-global.dmesg", 684, 624_768),
+    ] {
+        let (_, r) = one_report(name);
+        assert!(r.complete, "{name}");
+        assert!(r.global, "{name}");
+        assert_eq!(r.constraint.as_deref(), Some("CONSTRAINT_NONE"), "{name}");
+        assert_eq!(r.oom_score_adj, Some(1000), "{name}");
+        assert_eq!(r.oom_memcg, None, "{name}");
+        assert_eq!(r.task_memcg.as_deref(), Some("/"), "{name}");
+        let v = r.victim.as_ref().expect("victim");
+        assert_eq!(
+            (v.pid, v.comm.as_deref(), v.anon_rss_bytes, v.oom_score_adj),
+            (Some(pid), Some("memlens"), Some(anon_kb * KB), Some(1000)),
+            "{name}"
+        );
+        assert!(!r.tasks.is_empty(), "{name}: the task table");
+    }
+}
+
+#[test]
+fn matrix_fixtures_truncated_anywhere() {
+    for name in [
+        "debian-5.10-v2.kmsg",
+        "debian-6.12-v2.kmsg",
+        "debian-6.1-global.dmesg",
+        "debian-6.12-global.dmesg",
+        "debian-5.10-v1.kmsg",
+        "host-6.18-v1-oom2.journal-json.log",
+        "host-6.18-v1-oom2.rfc5424.log",
+    ] {
+        let text = fixture(name);
+        let lines: Vec<&str> = text.lines().collect();
+        for n in 0..=lines.len() {
+            let rs = parse_reports(&parse_log(&lines[..n].join("\n")));
+            assert!(rs.len() <= 1, "{name} cut at {n}");
+        }
+    }
+}
+
+/// The memcg OOM on cgroup v1 in the 5.10-v1 guest: memory and memory+swap limited to 32 MiB;
+/// 5.10 prints the stat dump in the v2 format (one `\x0a`-joined record) on v1 too.
+#[test]
+fn matrix_5_10_v1_memcg_oom_report() {
+    let (_, r) = one_report("debian-5.10-v1.kmsg");
+    assert!(r.complete);
+    assert_eq!(
+        (r.trigger.pid, r.trigger.comm.as_deref()),
+        (Some(358), Some("tail"))
+    );
+    let cg = "/memlens-test-oom-354-0";
+    assert_eq!(
+        (r.oom_memcg.as_deref(), r.constraint.as_deref()),
+        (Some(cg), Some("CONSTRAINT_MEMCG"))
+    );
+    assert_eq!(
+        (r.usage_bytes, r.limit_bytes, r.failcnt),
+        (Some(32768 * KB), Some(32768 * KB), Some(0))
+    );
+    assert_eq!(
+        (r.memsw_usage_bytes, r.memsw_limit_bytes),
+        (Some(32768 * KB), Some(32768 * KB))
+    );
+    assert_eq!(
+        (r.kmem_usage_bytes, r.kmem_limit_bytes),
+        (Some(116 * KB), Some(9_007_199_254_740_988 * KB))
+    );
+    assert_eq!((r.swap_usage_bytes, r.swap_limit_bytes), (None, None));
+    assert_eq!(
+        r.stat.iter().find(|(k, _)| k == "anon").map(|(_, v)| *v),
+        Some(33_386_496)
+    );
+    let v = r.victim.as_ref().expect("victim");
+    assert_eq!((v.pid, v.anon_rss_bytes), (Some(358), Some(32632 * KB)));
+}

@@ -10,6 +10,8 @@ CG=${CGROOT:-/sys/fs/cgroup}/memlens-test-capture
 KIND=${MEMLENS_VM_CGROUP:-v2}
 mkdir "$CG"
 cleanup() {
+    # (no errexit in here: a kill of a process that just exited must not end the cleanup)
+    set +e
     exec 3>&-
     i=0
     while [ $i -lt 40 ]; do
@@ -38,3 +40,13 @@ memlens show /memlens-test-capture --color never >"$OUT/show.txt"
 memlens ps /memlens-test-capture --json >"$OUT/ps.json"
 memlens capture /memlens-test-capture -o "$OUT/$KIND-capture.tar.gz"
 echo "capture written to $OUT"
+# The lab's scenarios on this guest's hierarchy: the 5.10 and 5.10-v1 guests give the same
+# kernel's figures on v2 and on v1 (compare their lab.txt).
+memlens lab --dir /mnt/disk --color never >"$OUT/lab.txt" 2>&1 || true
+
+# A global OOM kill (no memcg limit anywhere) for the OOM parser's fixtures, now that the tests
+# are over: swap off so it comes quickly, and oom_score_adj 1000 so the workload is the victim.
+swapoff -a 2>/dev/null || true
+sh -c 'echo 1000 > /proc/self/oom_score_adj; exec memlens __workload grow=8G' </dev/null >/dev/null 2>&1 || true
+dmesg >"$OUT/global-oom.dmesg"
+grep -q 'Out of memory: Killed process' "$OUT/global-oom.dmesg" && echo "global OOM kill logged"
