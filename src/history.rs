@@ -422,31 +422,39 @@ pub fn resolve(r: &Reader, h: &Hierarchy, target: &str) -> Result<String, (i32, 
 
 /// The files of one sample of a group's series at time `t`: each series' latest sample at
 /// or before `t`, taken only when it is from the same tick as the group's (files read
-/// together).
+/// together). Returns whether any file changed; an unchanged one is not rendered again.
 fn files_at(
     r: &Reader,
     series: &BTreeMap<String, Vec<crate::store::codec::Sample>>,
-    cursors: &mut BTreeMap<String, usize>,
+    cursors: &mut BTreeMap<String, (usize, Option<usize>)>,
     t: i64,
     out: &mut BTreeMap<PathBuf, Vec<u8>>,
-) {
+) -> bool {
+    let mut changed = false;
     for (path, ss) in series {
-        let c = cursors.entry(path.clone()).or_insert(0);
+        let (c, taken) = cursors.entry(path.clone()).or_insert((0, None));
         while *c + 1 < ss.len() && ss[*c + 1].t <= t {
             *c += 1;
         }
-        match ss.get(*c) {
-            Some(s) if s.t == t => match r.text(s) {
-                Some(b) => {
-                    out.insert(PathBuf::from(path), b);
-                }
-                None => {
-                    out.remove(Path::new(path));
-                }
-            },
-            _ => {}
+        let Some(s) = ss.get(*c).filter(|s| s.t == t) else {
+            continue;
+        };
+        let same = taken.is_some_and(|i| ss[i].tpl == s.tpl && ss[i].vals == s.vals);
+        *taken = Some(*c);
+        if same {
+            continue;
+        }
+        changed = true;
+        match r.text(s) {
+            Some(b) => {
+                out.insert(PathBuf::from(path), b);
+            }
+            None => {
+                out.remove(Path::new(path));
+            }
         }
     }
+    changed
 }
 
 /// One cgroup's points in `[since, until]` (and the damaged chunks skipped). The effective
@@ -493,12 +501,18 @@ pub fn points(
     let mut cur_own = BTreeMap::new();
     let mut files: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
     let mut out = Vec::with_capacity(times.len());
+    let mut anc_cur: Vec<usize> = vec![0; anc.len()];
+    let mut prev_anc: Option<Option<u64>> = None;
     for t in times {
-        files_at(r, &own, &mut cur_own, t, &mut files);
+        let changed = files_at(r, &own, &mut cur_own, t, &mut files);
         // Ancestors' limits: their latest values at or before t.
         let mut anc_limit: Option<u64> = None;
-        for ss in anc.values() {
-            if let Some(s) = ss.iter().rev().find(|s| s.t <= t)
+        for (k, ss) in anc.values().enumerate() {
+            let c = &mut anc_cur[k];
+            while *c + 1 < ss.len() && ss[*c + 1].t <= t {
+                *c += 1;
+            }
+            if let Some(s) = ss.get(*c).filter(|s| s.t <= t)
                 && let Some(b) = r.text(s)
                 && let Ok(l) = crate::cgroup::parse::limit(&String::from_utf8_lossy(&b))
                 && let Some(v) = l.bytes()
@@ -506,6 +520,17 @@ pub fn points(
                 anc_limit = Some(anc_limit.map_or(v, |a| a.min(v)));
             }
         }
+        // Nothing changed since the last point (an idle cgroup): the same figures.
+        if !changed
+            && prev_anc == Some(anc_limit)
+            && let Some(last) = out.last()
+        {
+            let mut p: Point = Clone::clone(last);
+            p.t = t;
+            out.push(p);
+            continue;
+        }
+        prev_anc = Some(anc_limit);
         let root = Root::from_files(files.clone());
         let Ok(cg) = read::read_cgroup(&root, h, path, Level::Sample) else {
             continue;

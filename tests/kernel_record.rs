@@ -210,18 +210,18 @@ fn linear_anon_growth_to_an_oom_kill() {
         asked.duration_since(started).as_secs_f64()
     );
     std::thread::sleep(Duration::from_millis(1500));
+    // The cgroup goes away while recorded: history still finds it, by its directory name.
+    let path = cg.path().to_string();
+    let name = path.trim_start_matches('/').to_string();
+    drop(cg);
+    std::thread::sleep(Duration::from_millis(800));
     rec.stop();
-    // history: the ramp, its slope, the kill.
+    // history: the ramp, its slope, the kill, the removal.
     let h = common::json(&[
-        "--store",
-        st,
-        "history",
-        cg.path(),
-        "--since",
-        "2m",
-        "--step",
-        "1s",
+        "--store", st, "history", &name, "--since", "2m", "--step", "1s",
     ]);
+    assert_eq!(h["path"], path.as_str());
+    assert!(h["removed_at"].is_string(), "{}", h["removed_at"]);
     assert!(h["samples"].as_u64().unwrap() >= 100, "{}", h["samples"]);
     eprintln!(
         "forecast {predicted:.1} s, kill after {actual:.1} s; history growth {}",
@@ -235,7 +235,7 @@ fn linear_anon_growth_to_an_oom_kill() {
         .collect();
     assert!(kinds.contains(&"oom-kill"), "{kinds:?}");
     assert!(kinds.contains(&"process-started"), "{kinds:?}");
-    let pts = points(d.path(), cg.path());
+    let pts = points(d.path(), &path);
     let slope = ramp_slope(&pts, "anon");
     eprintln!("anon slope {slope:.0} B/s (workload {rate})");
     assert!(
@@ -244,13 +244,12 @@ fn linear_anon_growth_to_an_oom_kill() {
     );
     // oom show N: the verdict and its slope.
     let list = common::json(&["oom"]);
-    let name = cg.path().trim_start_matches('/');
     let n = list
         .as_array()
         .unwrap()
         .iter()
         .rev()
-        .find(|k| k["oom_memcg"].as_str().is_some_and(|m| m.ends_with(name)))
+        .find(|k| k["oom_memcg"].as_str().is_some_and(|m| m.ends_with(&name)))
         .and_then(|k| k["number"].as_u64())
         .expect("the kill in the kernel log");
     let cap = d.path().join("kill.tar.gz");
@@ -272,12 +271,24 @@ fn linear_anon_growth_to_an_oom_kill() {
         "verdict slope {per_min} MiB/min"
     );
     // The capture of the kill reads back with --from.
-    let s = common::json(&["--from", cap.to_str().unwrap(), "show", cg.path()]);
+    let s = common::json(&["--from", cap.to_str().unwrap(), "show", &path]);
     assert!(
         s["usage_bytes"].as_u64().unwrap() > 100 * MIB,
         "{}",
         s["usage_bytes"]
     );
+    // The plot, PNG and SVG, with the kill marked.
+    for ext in ["png", "svg"] {
+        let out = d.path().join(format!("p.{ext}"));
+        let o = out.to_str().unwrap();
+        let (code, _, err) = common::run(&["--store", st, "plot", &path, "--since", "2m", "-o", o]);
+        assert_eq!(code, 0, "{err}");
+        let b = std::fs::read(&out).unwrap();
+        match ext {
+            "png" => assert!(b.starts_with(b"\x89PNG") && b.len() > 10_000),
+            _ => assert!(String::from_utf8_lossy(&b).contains("OOM kill")),
+        }
+    }
 }
 
 #[test]

@@ -134,6 +134,8 @@ pub struct Writer {
     templates: HashMap<Vec<u8>, i64>,
     counts: HashMap<i64, usize>,
     open: HashMap<i64, Open>,
+    /// Each series' last file bytes, template and values (see `write_tx`).
+    last: HashMap<i64, (Vec<u8>, i64, Vec<u64>)>,
     span_start: i64,
     limits: Limits,
 }
@@ -203,6 +205,7 @@ impl Writer {
             templates: HashMap::new(),
             counts: HashMap::new(),
             open: HashMap::new(),
+            last: HashMap::new(),
             span_start: 0,
             limits,
         };
@@ -302,14 +305,36 @@ impl Writer {
             return Ok(*s);
         }
         let e = db_err(&self.dir);
+        // Not cached (pruned at a compaction, or new): the table may know it already.
+        let known: Option<(i64, i64)> = self
+            .conn
+            .query_row(
+                "SELECT id, grp FROM series WHERE path=?1",
+                params![path],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(&e)?;
+        if let Some(s) = known {
+            self.series.insert(path.to_string(), s);
+            return Ok(s);
+        }
         let group = group_of(path);
         let gid = match self.groups.get(group) {
             Some(g) => *g,
             None => {
                 self.conn
-                    .execute("INSERT INTO groups(name) VALUES (?1)", params![group])
+                    .execute(
+                        "INSERT INTO groups(name) VALUES (?1) ON CONFLICT(name) DO NOTHING",
+                        params![group],
+                    )
                     .map_err(&e)?;
-                let g = self.conn.last_insert_rowid();
+                let g: i64 = self
+                    .conn
+                    .query_row("SELECT id FROM groups WHERE name=?1", params![group], |r| {
+                        r.get(0)
+                    })
+                    .map_err(&e)?;
                 self.groups.insert(group.to_string(), g);
                 g
             }
@@ -371,12 +396,27 @@ impl Writer {
             .chain(absent.iter().map(|p| (p, None)));
         for (path, bytes) in items {
             let (sid, gid) = self.intern_series(path)?;
+            // Most files are unchanged from the series' last sample (idle cgroups): a
+            // byte comparison spares the tokenizing and the template lookup.
+            let same = match (bytes, self.last.get(&sid)) {
+                (Some(b), Some((lb, _, _))) => lb == b,
+                _ => false,
+            };
             let (tpl, vals) = match bytes {
+                Some(_) if same => {
+                    let (_, t, v) = &self.last[&sid];
+                    (*t, v.clone())
+                }
                 Some(b) => {
                     let (tt, v) = codec::tokenize(b);
-                    (self.intern_template(tt)?, v)
+                    let id = self.intern_template(tt)?;
+                    self.last.insert(sid, (b.clone(), id, v.clone()));
+                    (id, v)
                 }
-                None => (0, Vec::new()),
+                None => {
+                    self.last.remove(&sid);
+                    (0, Vec::new())
+                }
             };
             let open = self.open.entry(gid).or_insert_with(|| Open {
                 t0: t,
@@ -453,6 +493,15 @@ impl Writer {
         let dir = self.dir.clone();
         let e = db_err(&dir);
         let open = std::mem::take(&mut self.open);
+        // What the recorder keeps in memory is what the last span wrote: series of removed
+        // cgroups and exited processes are forgotten (and found in the table if they come
+        // back), so its memory does not grow with the node's churn.
+        let live: std::collections::HashSet<i64> =
+            open.values().flat_map(|o| o.series.keys().copied()).collect();
+        self.last.retain(|k, _| live.contains(k));
+        self.series.retain(|_, (sid, _)| live.contains(sid));
+        let live_groups: std::collections::HashSet<i64> = open.keys().copied().collect();
+        self.groups.retain(|_, g| live_groups.contains(g));
         self.conn.execute_batch("BEGIN IMMEDIATE").map_err(&e)?;
         let mut res = Ok(());
         for (gid, o) in &open {
