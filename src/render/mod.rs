@@ -3,6 +3,7 @@
 
 pub mod human;
 pub mod json;
+pub mod node;
 pub mod prometheus;
 
 /// Formats bytes with IEC units (`1.5 GiB`); `n/a` when unavailable.
