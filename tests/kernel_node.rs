@@ -209,7 +209,8 @@ fn check_layout(driver: &str) {
         return;
     };
     let parent = cgroup(&format!("kube-{driver}"));
-    let (mut cgs, works, kp) = kubepods(&parent, driver);
+    let (cgs, works, kp) = kubepods(&parent, driver);
+    let _cgs = Chain(cgs);
     let v1 = hier().version == Version::V1;
     let args = [
         "node",
@@ -306,8 +307,16 @@ fn check_layout(driver: &str) {
             .any(|m| m.as_str().unwrap().contains("--pods"))
     );
     drop(works);
-    while let Some(c) = cgs.pop() {
-        drop(c);
+}
+
+/// Removes nested cgroups children first, also when a test panics.
+struct Chain(Vec<OwnedCgroup>);
+
+impl Drop for Chain {
+    fn drop(&mut self) {
+        while let Some(c) = self.0.pop() {
+            drop(c);
+        }
     }
 }
 

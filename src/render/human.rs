@@ -700,6 +700,7 @@ pub fn oom_show(p: &crate::oom::PostMortem, s: Style) -> String {
     if let Some(id) = p.identity.as_ref().and_then(|i| i.short()) {
         let _ = writeln!(out, "  container {id}");
     }
+    out.push_str(&crate::render::node::oom_level(p, s));
     let _ = writeln!(
         out,
         "  trigger {} ({}), gfp_mask {}, order {}",

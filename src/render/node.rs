@@ -225,3 +225,69 @@ pub fn human(n: &Node, s: Style) -> String {
     }
     out
 }
+
+/// The post-mortem lines on which limit fired, the group kill and the victim's role (used by
+/// `oom show`; kept here so the OOM renderer gains one call).
+pub fn oom_level(p: &crate::oom::PostMortem, s: Style) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "  limit that fired: {} ({})",
+        s.head(p.limit.level),
+        p.limit.text
+    );
+    if let Some(g) = &p.group_kill {
+        let v: Vec<String> = g
+            .victims
+            .iter()
+            .map(|(pid, c)| {
+                format!(
+                    "{} ({})",
+                    pid.map_or("?".into(), |x| x.to_string()),
+                    c.as_deref().unwrap_or("?")
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "  group kill (memory.oom.group) of {}: {} victims in one event: {}",
+            g.cgroup.as_deref().unwrap_or("?"),
+            g.victims.len(),
+            v.join(", ")
+        );
+    }
+    if let Some(t) = &p.victim_role.text {
+        let _ = writeln!(out, "  {}", s.warn(t));
+    }
+    if !p.levels.is_empty() {
+        let rows: Vec<Vec<String>> = p
+            .levels
+            .iter()
+            .map(|l| {
+                let n = |v: Option<u64>| v.map_or("n/a".into(), |x| x.to_string());
+                vec![
+                    format!("  {}", l.path),
+                    l.limit_bytes.map_or("unlimited".into(), |b| bytes(Some(b))),
+                    n(l.oom_local),
+                    n(l.oom_kill_local),
+                    n(l.failcnt),
+                    n(l.oom_kill),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &[
+                "  LEVEL (now)",
+                "LIMIT",
+                "OOM (local)",
+                "OOM_KILL (local)",
+                "FAILCNT (v1)",
+                "OOM_KILL",
+            ],
+            &rows,
+            &[0],
+            s,
+        ));
+    }
+    out
+}
