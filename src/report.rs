@@ -55,6 +55,9 @@ pub struct Report {
     pub sysv_segments: Option<Vec<SysvSegment>>,
     /// Problems met reading the mounts and segments.
     pub shm_problems: Vec<String>,
+    /// The member processes that are JVM, Go, Node.js or .NET, with their heap settings
+    /// (the `runtime-heap` rule's input).
+    pub runtimes: Vec<proc::runtime::RuntimeProcess>,
 }
 
 impl Report {
@@ -153,7 +156,12 @@ pub fn build(root: &Root, h: &Hierarchy, path: &str, opts: Options) -> Result<Re
         shm_problems.extend(p1);
         shm_problems.extend(p2);
     }
+    let runtimes = procs
+        .iter()
+        .filter_map(|p| proc::runtime::read(root, p.pid))
+        .collect();
     Ok(Report {
+        runtimes,
         hierarchy: h.clone(),
         identity: {
             let id = Identity::from_path(&cg.path);

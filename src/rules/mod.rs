@@ -7,6 +7,7 @@
 mod content;
 mod limits;
 mod pressure;
+pub mod runtimes;
 
 use crate::render::bytes;
 use crate::report::Report;
@@ -126,6 +127,7 @@ const RULES: &[Rule] = &[
     content::process_sum_mismatch,
     content::virt_not_rss,
     limits::memory_qos,
+    runtimes::runtime_heap,
 ];
 
 /// The ids of every rule (stable).
@@ -146,6 +148,7 @@ pub const IDS: &[&str] = &[
     "process-sum-mismatch",
     "virt-not-rss",
     "memory-qos",
+    "runtime-heap",
 ];
 
 /// Runs every rule on `r`; most severe first. `sample` enables the rate rules (thrashing).
