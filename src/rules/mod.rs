@@ -7,6 +7,7 @@
 mod content;
 mod limits;
 mod pressure;
+mod qos;
 pub mod runtimes;
 
 use crate::render::bytes;
@@ -128,6 +129,8 @@ const RULES: &[Rule] = &[
     content::virt_not_rss,
     limits::memory_qos,
     runtimes::runtime_heap,
+    qos::high_livelock,
+    qos::protection_breached,
 ];
 
 /// The ids of every rule (stable).
@@ -149,6 +152,8 @@ pub const IDS: &[&str] = &[
     "virt-not-rss",
     "memory-qos",
     "runtime-heap",
+    "memory-high-livelock",
+    "protection-breached",
 ];
 
 /// Runs every rule on `r`; most severe first. `sample` enables the rate rules (thrashing).
