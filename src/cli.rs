@@ -475,6 +475,22 @@ enum Command {
         #[arg(long, default_value = "openmetrics", value_parser = ["openmetrics"])]
         format: String,
     },
+    /// Where the node's RAM went: a waterfall from MemTotal (top-level cgroups, memory charged
+    /// to no cgroup, free, the unattributed rest), what free, MemAvailable, the kubelet and
+    /// systemd-cgtop say, and the kubelet's eviction: thresholds, signals, who goes first.
+    Node {
+        /// The kubelet's configuration file, read under --host-root (default
+        /// /var/lib/kubelet/config.yaml; its absence means the kubelet's defaults).
+        #[arg(long, value_name = "FILE")]
+        kubelet_config: Option<PathBuf>,
+        /// Pods with their requests and priorities: the output of `kubectl get pods -A -o
+        /// json` (`-` for stdin), for the kubelet's exact eviction order.
+        #[arg(long, value_name = "FILE")]
+        pods: Option<PathBuf>,
+        /// The pods cgroup (default: the shallowest kubepods or kubepods.slice).
+        #[arg(long, value_name = "CGROUP")]
+        kubepods: Option<String>,
+    },
     /// Internal: run a memory workload (used by the tests and `memlens lab`).
     #[command(name = "__workload", hide = true)]
     Workload {
@@ -917,6 +933,43 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                         },
                     )
                 },
+            );
+        }
+        Some(Command::Node {
+            kubelet_config,
+            pods,
+            kubepods,
+        }) => {
+            let root = open_root(&g)?;
+            let h = hierarchy(&root)?;
+            let pods = match pods {
+                None => None,
+                Some(f) => {
+                    let text = if f.as_os_str() == "-" {
+                        std::io::read_to_string(std::io::stdin())
+                    } else {
+                        std::fs::read_to_string(&f)
+                    }
+                    .map_err(|e| {
+                        Failure::new(exit::BAD_TARGET, format!("--pods {}: {e}", f.display()))
+                    })?;
+                    Some(
+                        crate::kubelet::parse_pods(&text)
+                            .map_err(|e| Failure::new(exit::BAD_TARGET, e))?,
+                    )
+                }
+            };
+            let opts = crate::node::Options {
+                kubelet_config,
+                pods,
+                kubepods,
+            };
+            let n = crate::node::collect(&root, &h, &opts)
+                .map_err(|e| Failure::new(exit::FAILURE, format!("root cgroup unreadable: {e}")))?;
+            output(
+                g.json,
+                || render::node::json(&n),
+                || render::node::human(&n, st),
             );
         }
         Some(Command::Show {

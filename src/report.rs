@@ -57,6 +57,9 @@ pub struct Report {
     pub sysv_segments: Option<Vec<SysvSegment>>,
     /// Problems met reading the mounts and segments.
     pub shm_problems: Vec<String>,
+    /// The member processes that are JVM, Go, Node.js or .NET, with their heap settings
+    /// (the `runtime-heap` rule's input).
+    pub runtimes: Vec<proc::runtime::RuntimeProcess>,
 }
 
 impl Report {
@@ -189,7 +192,12 @@ pub fn build(root: &Root, h: &Hierarchy, path: &str, opts: Options) -> Result<Re
             host.problems.push(p);
         }
     }
+    let runtimes = procs
+        .iter()
+        .filter_map(|p| proc::runtime::read(root, p.pid))
+        .collect();
     Ok(Report {
+        runtimes,
         hierarchy: h.clone(),
         identity: Identity::named(&host_path, &names),
         cgroup: cg,

@@ -741,6 +741,12 @@ impl Root {
         }
     }
 
+    /// True while recording for `memlens capture`: readers of files that may hold secrets
+    /// (/proc/PID/environ) skip them, so a secret never lands in a capture.
+    pub fn is_recording(&self) -> bool {
+        self.recorder.is_some()
+    }
+
     /// Starts recording every file read, for `memlens capture`.
     pub fn record(mut self) -> Self {
         self.recorder = Some(Mutex::new(BTreeMap::new()));

@@ -12,6 +12,7 @@ use std::path::Path;
 
 pub mod bundle;
 pub mod follow;
+pub mod level;
 
 /// One OOM kill with what memlens makes of it.
 #[derive(Debug, Clone, Serialize)]
@@ -27,6 +28,14 @@ pub struct PostMortem {
     pub top_tasks: Vec<TopTask>,
     /// The verdict in plain words.
     pub verdict: Verdict,
+    /// Which level's limit fired (container, pod, qos-class, kubepods, global...).
+    pub limit: level::LimitLevel,
+    /// The whole-cgroup kill (memory.oom.group) this report is, with every victim.
+    pub group_kill: Option<level::GroupKill>,
+    /// Whether the victim was the container's main process (and the container lived on).
+    pub victim_role: level::VictimRole,
+    /// The counters now of every level from the victim's cgroup up (live node only).
+    pub levels: Vec<level::LevelCounters>,
 }
 
 /// A task from the report's table.
@@ -257,6 +266,17 @@ pub fn collect_with_year(
         })
         .collect();
     add_names(root, &mut pms);
+    // The live node adds what the log cannot say: the counters of each level, and whether
+    // the victim's cgroup still has processes.
+    if live && let Ok(h) = crate::report::hierarchy(root) {
+        for pm in &mut pms {
+            if let Some(t) = pm.report.task_memcg.clone() {
+                pm.levels = level::levels(root, &h, &t);
+                let surv = level::survivors(root, &h, &t);
+                pm.victim_role = level::victim_role(&pm.report, pm.group_kill.as_ref(), surv);
+            }
+        }
+    }
     Ok(pms)
 }
 
@@ -327,10 +347,15 @@ pub fn post_mortem(number: usize, report: OomReport) -> PostMortem {
         .or(report.oom_memcg.as_deref())
         .map(Identity::from_path)
         .filter(|id| id.short().is_some());
+    let group_kill = level::group_kill(&report);
     PostMortem {
         number,
         top_tasks: top_tasks(&report),
         verdict: verdict(&report),
+        limit: level::limit_level(&report),
+        victim_role: level::victim_role(&report, group_kill.as_ref(), None),
+        group_kill,
+        levels: Vec::new(),
         identity,
         report,
     }

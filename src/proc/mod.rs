@@ -3,6 +3,8 @@
 //! each figure comes from and keeps "unavailable" apart from 0.
 
 pub mod fields;
+pub mod node;
+pub mod runtime;
 pub mod shm;
 
 use crate::model::{Host, KeyValues, Process};

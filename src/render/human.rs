@@ -1064,6 +1064,7 @@ pub fn oom_show(p: &crate::oom::PostMortem, s: Style) -> String {
         }
         out.push('\n');
     }
+    out.push_str(&crate::render::node::oom_level(p, s));
     let _ = writeln!(
         out,
         "  trigger {} ({}), gfp_mask {}, order {}",

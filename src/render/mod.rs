@@ -6,6 +6,7 @@ pub mod history;
 pub mod human;
 pub mod json;
 pub mod plot;
+pub mod node;
 pub mod prometheus;
 
 /// Formats bytes with IEC units (`1.5 GiB`); `n/a` when unavailable.

@@ -9,6 +9,8 @@ mod kernel;
 pub mod forecast;
 mod limits;
 mod pressure;
+mod qos;
+pub mod runtimes;
 
 use crate::render::bytes;
 use crate::report::Report;
@@ -157,6 +159,9 @@ const RULES: &[Rule] = &[
     kernel::zswap_in_use,
     kernel::hugetlb_unaccounted,
     kernel::cgroup_v1,
+    runtimes::runtime_heap,
+    qos::high_livelock,
+    qos::protection_breached,
 ];
 
 /// The ids of every rule (stable).
@@ -181,6 +186,9 @@ pub const IDS: &[&str] = &[
     "zswap-in-use",
     "hugetlb-unaccounted",
     "cgroup-v1",
+    "runtime-heap",
+    "memory-high-livelock",
+    "protection-breached",
 ];
 
 /// Runs every rule on `r`; most severe first. `sample` enables the rate rules (thrashing).

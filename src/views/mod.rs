@@ -6,6 +6,7 @@ pub mod derived;
 pub mod offload;
 pub mod processes;
 pub mod tools;
+pub mod waterfall;
 
 use serde::Serialize;
 

@@ -1,0 +1,384 @@
+//! `memlens node`: where the node's RAM went (the waterfall from MemTotal), what free,
+//! MemAvailable, the kubelet and systemd-cgtop say for the same moment and why they differ,
+//! and the kubelet's memory eviction (thresholds, signals, who goes first). Reads through
+//! [`Root`] (cgroup/, proc/), computes in views/ and kubelet.rs; rendering is in render/node.rs.
+
+use crate::cgroup::read::{self, Level};
+use crate::cgroup::walk;
+use crate::identity::{Identity, NodeNames};
+use crate::kubelet::{self, ApiPod, Config, NodePod, Ranked, Threshold};
+use crate::model::{Cgroup, Hierarchy, Host, Version};
+use crate::proc;
+use crate::sys::{ReadError, Root};
+use crate::views::Figure;
+use crate::views::tools::node_available;
+use crate::views::waterfall::{self, Waterfall};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// The kubelet's default configuration file.
+pub const KUBELET_CONFIG: &str = "/var/lib/kubelet/config.yaml";
+
+/// What `node` was asked.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The kubelet's configuration (a system path, read under --host-root); default
+    /// [`KUBELET_CONFIG`].
+    pub kubelet_config: Option<PathBuf>,
+    /// Pods from the API server (`--pods`).
+    pub pods: Option<Vec<ApiPod>>,
+    /// The pods cgroup (default: the shallowest `kubepods` / `kubepods.slice`).
+    pub kubepods: Option<String>,
+}
+
+/// One other tool's (or signal's) figure for the whole node.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Compare {
+    /// Stable key.
+    pub key: &'static str,
+    /// Who says it.
+    pub what: &'static str,
+    /// The figure.
+    pub figure: Figure,
+    /// Why it differs from the others.
+    pub why: String,
+}
+
+/// The kubelet's view of the node's memory.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KubeletView {
+    /// The configuration in force (defaults when no file was found).
+    pub config: Config,
+    /// Why no file was read, when none was.
+    pub config_missing: Option<String>,
+    /// Node capacity: /proc/meminfo MemTotal (cAdvisor's MemoryCapacity).
+    pub capacity_bytes: Option<u64>,
+    /// The `memory.available` signal.
+    pub memory_available: Figure,
+    /// /proc/meminfo MemAvailable, beside it.
+    pub mem_available_bytes: Option<u64>,
+    /// Root active_file: page cache the kubelet counts as used.
+    pub active_file_counted: Figure,
+    /// The part of it that is clean, so reclaimable without writeback.
+    pub active_file_reclaimable: Figure,
+    /// Node allocatable as the API shows it: capacity − system-reserved − kube-reserved −
+    /// hard memory.available threshold.
+    pub allocatable_bytes: Option<u64>,
+    /// The pods cgroup's limit the kubelet sets when enforceNodeAllocatable has `pods`:
+    /// capacity − system-reserved − kube-reserved.
+    pub pods_limit_bytes: Option<u64>,
+    /// The pods cgroup (kubepods).
+    pub pods_cgroup: Option<String>,
+    /// Its limit as set on the node.
+    pub pods_cgroup_limit_bytes: Option<u64>,
+    /// The `allocatableMemory.available` signal: pods limit − pods working set.
+    pub allocatable_available: Figure,
+    /// Thresholds in force.
+    pub thresholds: Vec<Threshold>,
+    /// Per threshold: signal − threshold (negative: eviction now, or after the grace period).
+    pub margins: Vec<(String, &'static str, Option<i64>)>,
+    /// The pods in eviction order.
+    pub ranking: Vec<Ranked>,
+    /// What is missing for the kubelet's exact order.
+    pub missing: Vec<String>,
+}
+
+/// Everything `memlens node` shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Node {
+    /// The memory hierarchy.
+    pub hierarchy: Hierarchy,
+    /// /proc/meminfo and pressure.
+    pub host: Host,
+    /// Where the RAM went.
+    pub waterfall: Waterfall,
+    /// What the other tools say.
+    pub compare: Vec<Compare>,
+    /// The kubelet.
+    pub kubelet: KubeletView,
+    /// Problems met (files unreadable or garbled).
+    pub problems: Vec<String>,
+}
+
+fn ws(cg: &Cgroup) -> Option<u64> {
+    let usage = cg.usage.current.or_else(|| {
+        (cg.is_root() && cg.version == Version::V2)
+            .then(|| Some(cg.stat_hier("anon")? + cg.stat_hier("file")?))
+            .flatten()
+    })?;
+    Some(usage.saturating_sub(cg.stat_hier("inactive_file")?))
+}
+
+fn last(p: &str) -> &str {
+    p.rsplit('/').next().unwrap_or(p)
+}
+
+/// Collects the node view.
+pub fn collect(root: &Root, h: &Hierarchy, opts: &Options) -> Result<Node, ReadError> {
+    let mut problems = Vec::new();
+    let root_cg = read::read_cgroup(root, h, "/", Level::Overview)?;
+    let names = root.subdirs(&read::fs_path(h, "/")).unwrap_or_default();
+    let mut top = Vec::new();
+    for n in &names {
+        match read::read_cgroup(root, h, &format!("/{n}"), Level::Overview) {
+            Ok(c) => {
+                problems.extend(c.problems.iter().cloned());
+                top.push(c)
+            }
+            Err(ReadError::Missing { .. }) => {}
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    let host = proc::read_host(root);
+    problems.extend(root_cg.problems.iter().cloned());
+    problems.extend(host.problems.iter().cloned());
+    let (zram, zp) = proc::node::zram(root);
+    problems.extend(zp);
+    let pcp = match proc::node::pcp_pages(root) {
+        Ok(p) => Some(p * proc::node::page_size()),
+        Err(ReadError::Missing { .. }) => None,
+        Err(e) => {
+            problems.push(e.to_string());
+            None
+        }
+    };
+    let empty = Default::default();
+    let meminfo = host.meminfo.as_ref().unwrap_or(&empty);
+    let wf = Waterfall::of(waterfall::Input {
+        meminfo,
+        root: &root_cg,
+        top: &top,
+        zram: &zram,
+        pcp_free_bytes: pcp,
+    });
+    let kubelet = kubelet_view(root, h, &root_cg, &host, opts, &mut problems);
+    let compare = compare(&root_cg, &host, &wf, &kubelet);
+    Ok(Node {
+        hierarchy: h.clone(),
+        host,
+        waterfall: wf,
+        compare,
+        kubelet,
+        problems,
+    })
+}
+
+fn compare(root: &Cgroup, host: &Host, wf: &Waterfall, k: &KubeletView) -> Vec<Compare> {
+    let m = |k: &str| host.mem(k);
+    let total = m("MemTotal");
+    let avail = m("MemAvailable");
+    let used = match (total, avail) {
+        (Some(t), Some(a)) => Some(t.saturating_sub(a)),
+        _ => None,
+    };
+    let top = wf.get("top_level_cgroups").and_then(|l| l.bytes);
+    let active = root.stat_hier("active_file");
+    let b = |v: Option<u64>| crate::render::bytes(v);
+    vec![
+        Compare {
+            key: "free_used",
+            what: "free: used",
+            figure: Figure::new(used, "MemTotal − MemAvailable (procps-ng 4.x)"),
+            why: "everything the kernel could not hand out without reclaim: page cache and reclaimable slab count as available, so `used` is far below the cgroups' usage, which includes their page cache".into(),
+        },
+        Compare {
+            key: "mem_available",
+            what: "/proc/meminfo MemAvailable",
+            figure: Figure::new(avail, "meminfo MemAvailable (mm/show_mem.c si_mem_available)"),
+            why: "free + the file LRU and reclaimable kernel memory the kernel estimates it can reclaim, minus the low watermarks: the best single \"how much can still be allocated\"".into(),
+        },
+        Compare {
+            key: "kubelet_memory_available",
+            what: "kubelet memory.available",
+            figure: k.memory_available.clone(),
+            why: format!(
+                "counts the root's active page cache ({}) as used although most of it is reclaimable, and leaves out kernel memory charged to no cgroup; differs from MemAvailable by {}",
+                b(active),
+                crate::render::signed_bytes(match (k.memory_available.bytes, avail) {
+                    (Some(a), Some(b)) => Some(a as i64 - b as i64),
+                    _ => None,
+                })
+            ),
+        },
+        Compare {
+            key: "cgtop_root",
+            what: "systemd-cgtop: root row",
+            figure: Figure::new(used, "MemTotal − MemAvailable (cgtop takes the root row from /proc/meminfo, procfs_memory_get_used)"),
+            why: format!(
+                "its other rows are memory.current / usage_in_bytes, page cache included: the top-level rows add up to {} against a root row of {}, so the rows can exceed the total (systemd PR #41798)",
+                b(top.map(|v| v.max(0) as u64)),
+                b(used)
+            ),
+        },
+    ]
+}
+
+fn find_kubepods(root: &Root, h: &Hierarchy) -> Option<String> {
+    let mut found: Vec<String> = walk::all_paths(root, h, "/")
+        .into_iter()
+        .filter(|p| matches!(last(p), "kubepods" | "kubepods.slice"))
+        .collect();
+    found.sort_by_key(|p| p.matches('/').count());
+    found.into_iter().next()
+}
+
+fn kubelet_view(
+    root: &Root,
+    h: &Hierarchy,
+    root_cg: &Cgroup,
+    host: &Host,
+    opts: &Options,
+    problems: &mut Vec<String>,
+) -> KubeletView {
+    let cfg_path = opts
+        .kubelet_config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(KUBELET_CONFIG));
+    let (config, config_missing) = match root.read(Path::new(&cfg_path)) {
+        Ok(t) => match Config::parse(&t, &cfg_path.display().to_string()) {
+            Ok(c) => (c, None),
+            Err(e) => {
+                problems.push(e.clone());
+                (Config::defaults(), Some(e))
+            }
+        },
+        Err(e) => {
+            if opts.kubelet_config.is_some() || !matches!(e, ReadError::Missing { .. }) {
+                problems.push(e.to_string());
+            }
+            (
+                Config::defaults(),
+                Some(format!("{e}: the kubelet's defaults are assumed")),
+            )
+        }
+    };
+    problems.extend(config.problems.iter().cloned());
+    let capacity = host.mem("MemTotal");
+    let memory_available = node_available(Some(root_cg), host);
+    let reserved =
+        config.system_reserved_bytes.unwrap_or(0) + config.kube_reserved_bytes.unwrap_or(0);
+    let th0 = kubelet::thresholds(&config, capacity.unwrap_or(0), None);
+    let hard = th0
+        .iter()
+        .find(|t| t.kind == "hard" && t.signal == "memory.available")
+        .map(|t| t.bytes)
+        .unwrap_or(0);
+    let pods_limit = capacity.map(|c| c.saturating_sub(reserved));
+    let allocatable = capacity.map(|c| c.saturating_sub(reserved + hard));
+    let thresholds = kubelet::thresholds(&config, capacity.unwrap_or(0), pods_limit);
+    let pods_cgroup = opts
+        .kubepods
+        .as_ref()
+        .map(|p| read::normalise(p))
+        .or_else(|| find_kubepods(root, h));
+    let mut pods_cgroup_limit = None;
+    let mut node_pods = Vec::new();
+    let mut allocatable_available = Figure::unavailable("no pods cgroup (kubepods) on this node");
+    if let Some(pc) = &pods_cgroup {
+        match read::read_cgroup(root, h, pc, Level::Overview) {
+            Ok(kp) => {
+                pods_cgroup_limit = kp.limits.max.and_then(crate::model::Limit::bytes);
+                allocatable_available = match (pods_limit, ws(&kp)) {
+                    (Some(l), Some(w)) => Figure::new(
+                        Some(l.saturating_sub(w)),
+                        format!(
+                            "(MemTotal − system-reserved − kube-reserved) − {pc} working set (usage − inactive_file)"
+                        ),
+                    ),
+                    _ => Figure::unavailable(format!("{pc}: usage or inactive_file unavailable")),
+                };
+                let nn = NodeNames::load(root, std::iter::empty());
+                for p in walk::all_paths(root, h, pc) {
+                    let id = Identity::from_path(&p);
+                    let Some(uid) = id.pod_uid.clone() else {
+                        continue;
+                    };
+                    // The pod's own cgroup: the component that names it is the last one.
+                    if id.container_id.is_some()
+                        || !last(&p).contains(&uid.replace('-', "_")) && !last(&p).contains(&uid)
+                    {
+                        continue;
+                    }
+                    let Ok(cg) = read::read_cgroup(root, h, &p, Level::Overview) else {
+                        continue;
+                    };
+                    let names = nn.names_for(&id);
+                    node_pods.push(NodePod {
+                        uid,
+                        qos: id.qos,
+                        name: match (names.namespace, names.pod) {
+                            (Some(ns), Some(po)) => Some(format!("{ns}/{po}")),
+                            _ => None,
+                        },
+                        working_set_bytes: ws(&cg),
+                        path: p,
+                    });
+                }
+            }
+            Err(e) => problems.push(format!("pods cgroup {pc}: {e}")),
+        }
+    }
+    let (ranking, mut missing) = kubelet::rank(&node_pods, opts.pods.as_deref());
+    if pods_cgroup.is_none() {
+        missing.push(
+            "no kubepods cgroup found (no kubelet on this node, or pass --kubepods PATH)".into(),
+        );
+    }
+    let margins = thresholds
+        .iter()
+        .map(|t| {
+            let sig = if t.signal == "memory.available" {
+                memory_available.bytes
+            } else {
+                allocatable_available.bytes
+            };
+            (
+                t.signal.clone(),
+                t.kind,
+                sig.map(|s| s as i64 - t.bytes as i64),
+            )
+        })
+        .collect();
+    let active = root_cg.stat_hier("active_file");
+    let dirty = match (
+        root_cg.version,
+        root_cg.stat_hier("dirty"),
+        root_cg.stat_hier("writeback"),
+    ) {
+        (Version::V1, Some(d), Some(w)) => Some(d + w),
+        _ => match (
+            root_cg.stat_hier("file_dirty"),
+            root_cg.stat_hier("file_writeback"),
+        ) {
+            (Some(d), Some(w)) => Some(d + w),
+            _ => None,
+        },
+    };
+    KubeletView {
+        config,
+        config_missing,
+        capacity_bytes: capacity,
+        memory_available,
+        mem_available_bytes: host.mem("MemAvailable"),
+        active_file_counted: Figure::new(
+            active,
+            "root memory.stat active_file (v1 total_active_file)",
+        ),
+        active_file_reclaimable: match (active, dirty) {
+            (Some(a), Some(d)) => Figure::new(
+                Some(a.saturating_sub(d)),
+                "root active_file − (dirty + writeback): clean, dropped by reclaim before any OOM kill or eviction would be needed",
+            ),
+            _ => Figure::unavailable("root memory.stat has no active_file or dirty/writeback"),
+        },
+        allocatable_bytes: allocatable,
+        pods_limit_bytes: pods_limit,
+        pods_cgroup,
+        pods_cgroup_limit_bytes: pods_cgroup_limit,
+        allocatable_available,
+        thresholds,
+        margins,
+        ranking,
+        missing,
+    }
+}

@@ -1,0 +1,138 @@
+//! Which limit fired, on real OOM kills in nested memcgs of ours laid out as a kubelet lays
+//! out pods (`kubepods/burstable/pod<UID>/<container ID>`): one kill at the pod's limit (the
+//! container has none) and one at the container's own limit, told apart by `memlens oom`;
+//! and in the second, a victim that is not the container's first process, with the
+//! container living on. v1 on the host, v2 in the VM.
+
+mod common;
+use common::*;
+use memlens::cgroup::owned::OwnedCgroup;
+use memlens::model::Version;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Stdio};
+
+fn grow_until_killed(cg: &OwnedCgroup) -> i64 {
+    let mut cmd = Command::new(bin());
+    cmd.args(["__workload", "grow=512M"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    cg.join_before_exec(&mut cmd).unwrap();
+    let mut child = cmd.spawn().unwrap();
+    let pid = child.id() as i64;
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(9), "grow=512M must be OOM-killed");
+    pid
+}
+
+fn kill_of(pid: i64) -> serde_json::Value {
+    let all = json(&["oom"]);
+    all.as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|k| k["victim"]["pid"].as_i64() == Some(pid))
+        .cloned()
+        .unwrap_or_else(|| panic!("victim {pid} not in memlens oom"))
+}
+
+/// parent/kubepods/burstable/pod<uid>/<id>, memory delegated on v2.
+fn layout(parent: &OwnedCgroup, uid: &str, id: &str) -> Vec<OwnedCgroup> {
+    let v2 = hier().version == Version::V2;
+    let mut out: Vec<OwnedCgroup> = Vec::new();
+    for n in ["kubepods", "burstable", &format!("pod{uid}"), id] {
+        let p = out.last().unwrap_or(parent);
+        if v2 {
+            p.write("cgroup.subtree_control", "+memory").unwrap();
+        }
+        out.push(p.create_child(n).unwrap());
+    }
+    out
+}
+
+#[test]
+fn pod_level_and_container_level_kills_are_told_apart() {
+    let parent = cgroup("oomlevel");
+    let uid = "bbbbbbbb-2222-4222-8222-000000000001";
+    let id = "e".repeat(64);
+    let l = Chain(layout(&parent, uid, &id));
+    let l = &l.0;
+    let (pod, ctr) = (&l[2], &l[3]);
+    // 1. The pod's limit: 48 MiB on the pod, none on the container.
+    limit(pod, 48 * MIB);
+    let pid = grow_until_killed(ctr);
+    let k = kill_of(pid);
+    assert_eq!(k["oom_memcg"], pod.path());
+    assert_eq!(k["task_memcg"], ctr.path());
+    assert_eq!(k["limit"]["level"], "pod", "{:#}", k["limit"]);
+    assert_eq!(k["limit"]["own_limit"], false);
+    // The counters now, per level: the pod's own limit was hit, the container's was not.
+    let lv = k["levels"].as_array().unwrap();
+    let at = |p: &str| lv.iter().find(|x| x["path"] == p).unwrap().clone();
+    if hier().version == Version::V2 {
+        assert!(at(pod.path())["oom_local"].as_u64().unwrap() >= 1);
+        assert_eq!(at(ctr.path())["oom_local"].as_u64(), Some(0));
+        assert!(at(ctr.path())["oom_kill_local"].as_u64().unwrap() >= 1);
+    } else {
+        // v1: the pod's peak reached its limit (failcnt is not kept by 6.15+ kernels).
+        let p = at(pod.path());
+        assert!(
+            p["peak_bytes"].as_u64().unwrap() + 2 * MIB >= 48 * MIB,
+            "{p:#}"
+        );
+        assert!(at(ctr.path())["limit_bytes"].is_null());
+    }
+    let n = k["number"].as_u64().unwrap().to_string();
+    let (code, out, _) = run(&["oom", "show", &n, "--color", "never"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("limit that fired: pod") && out.contains("never reached"),
+        "{out}"
+    );
+
+    // 2. The container's own limit (32 MiB under a pod of 256 MiB), with a first process
+    // that stays small: the grower is killed, the container lives on.
+    let v2 = hier().version == Version::V2;
+    let pod2 = l[1]
+        .create_child("podbbbbbbbb-2222-4222-8222-000000000002")
+        .unwrap();
+    if v2 {
+        pod2.write("cgroup.subtree_control", "+memory").unwrap();
+    }
+    let ctr2 = pod2.create_child(&"f".repeat(64)).unwrap();
+    let l2 = Chain(vec![pod2, ctr2]);
+    let (pod, ctr) = (&l2.0[0], &l2.0[1]);
+    limit(pod, 256 * MIB);
+    limit(ctr, 32 * MIB);
+    let main = Workload::start(ctr, &["anon=1M"]);
+    let pid = grow_until_killed(ctr);
+    let k = kill_of(pid);
+    assert_eq!(k["oom_memcg"], ctr.path());
+    assert_eq!(k["limit"]["level"], "container");
+    assert_eq!(k["limit"]["own_limit"], true);
+    assert_eq!(
+        k["victim_role"]["first_process"], false,
+        "{:#}",
+        k["victim_role"]
+    );
+    assert_eq!(k["victim_role"]["survivors"].as_u64(), Some(1));
+    assert!(
+        k["victim_role"]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("OOMKilled=false")),
+        "{:#}",
+        k["victim_role"]
+    );
+    drop(main);
+    drop(l2);
+}
+
+/// Removes nested cgroups children first, also when a test panics.
+struct Chain(Vec<OwnedCgroup>);
+
+impl Drop for Chain {
+    fn drop(&mut self) {
+        while let Some(c) = self.0.pop() {
+            drop(c);
+        }
+    }
+}
