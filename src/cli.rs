@@ -193,6 +193,32 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         reclaim: Option<String>,
     },
+    /// Which files fill a cgroup's page cache: per file cached, dirty and recently evicted
+    /// (thrash) bytes (cachestat, else mincore; nothing is read in), and who is charged for
+    /// them (/proc/kpagecgroup; the first cgroup to touch a page pays). Candidates: files
+    /// the processes have open or mapped (deleted ones too), files under their tmpfs mounts
+    /// (and a container's volumes and writable layer), and --path.
+    Cache {
+        /// cgroup path, PID, container ID (prefix), pod UID, pod name, or cgroup name.
+        #[arg(required_unless_present = "drop")]
+        target: Option<String>,
+        /// Also check the files under DIR (repeatable).
+        #[arg(long, value_name = "DIR")]
+        path: Vec<PathBuf>,
+        /// Stop walking directories after this many files.
+        #[arg(long, default_value_t = 20_000, value_name = "N")]
+        max_files: usize,
+        /// Stop walking directories after this long (e.g. 5s).
+        #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
+        max_time: std::time::Duration,
+        /// Files to list.
+        #[arg(long, default_value_t = 20, value_name = "N")]
+        top: usize,
+        /// Drop these files' clean pages from the cache (POSIX_FADV_DONTNEED) and report what
+        /// was freed from which cgroup. Touches only the named files.
+        #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with = "target")]
+        drop: Vec<PathBuf>,
+    },
     /// The processes in a cgroup with RSS (anon/file/shmem), PSS, USS and swap.
     Ps {
         /// cgroup path, PID, container ID (prefix), pod UID, pod name, or cgroup name.
@@ -667,6 +693,53 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             } else {
                 emit(&render::human::zombies(&first, trend, st));
             }
+        }
+        Some(Command::Cache {
+            target,
+            path,
+            max_files,
+            max_time,
+            top,
+            drop,
+        }) => {
+            let root = open_root(&g)?;
+            if !root.is_live() && g.host_root.is_none() {
+                return Err(Failure::new(
+                    exit::BAD_TARGET,
+                    "cache reads the page cache of the live system, not a capture (--from)",
+                ));
+            }
+            let h = hierarchy(&root)?;
+            if !drop.is_empty() {
+                let d = crate::cache::drop_files(&root, &h, &drop);
+                output(
+                    g.json,
+                    || serde_json::json!({"dropped": d}),
+                    || render::cache::dropped(&d, st),
+                );
+                return Ok(exit::OK);
+            }
+            let Some(t) = target else {
+                return Err(Failure::new(
+                    exit::BAD_TARGET,
+                    "cache needs a TARGET or --drop FILE",
+                ));
+            };
+            let cgpath = target::resolve(&root, &h, &t)?;
+            let opts = crate::cache::Options {
+                paths: path,
+                bounds: crate::pagecache::candidates::Bounds {
+                    max_files,
+                    max_time,
+                },
+                top,
+            };
+            let r = crate::cache::collect(&root, &h, &cgpath, &opts);
+            output(
+                g.json,
+                || serde_json::json!(r),
+                || render::cache::report(&r, st),
+            );
         }
         Some(Command::Ps {
             target,

@@ -8,6 +8,7 @@
 //! [`report`] / [`overview`] (assembled results) → `render` and `cli` (front ends; they never
 //! touch /sys or /proc).
 
+pub mod cache;
 pub mod capture;
 pub mod cgroup;
 pub mod cli;
@@ -18,6 +19,7 @@ pub mod metrics;
 pub mod model;
 pub mod oom;
 pub mod overview;
+pub mod pagecache;
 pub mod proc;
 pub mod render;
 pub mod report;

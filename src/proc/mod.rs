@@ -2,6 +2,7 @@
 //! (`meminfo`, `pressure/memory`). Parsing is procfs-core's; this module decides which file
 //! each figure comes from and keeps "unavailable" apart from 0.
 
+pub mod kpage;
 pub mod shm;
 
 use crate::model::{Host, KeyValues, Process};

@@ -1,6 +1,7 @@
 //! Front-end output: human tables (units, aligned columns, colour on a TTY) and JSON. Renderers
 //! take the assembled results (`report`, `overview`) and never read the system.
 
+pub mod cache;
 pub mod human;
 pub mod json;
 pub mod prometheus;
