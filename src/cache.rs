@@ -242,7 +242,7 @@ pub fn collect(root: &Root, h: &Hierarchy, path: &str, opts: &Options) -> CacheR
     }
     pids.sort_unstable();
     pids.dedup();
-    let found = candidates::collect(root, &pids, &opts.paths, true, opts.bounds);
+    let found = candidates::collect(root, &pids, &opts.paths, &[], true, opts.bounds);
     problems.extend(found.problems.iter().cloned());
     let (kpage, ownership_unavailable) = match Kpage::open(root) {
         Ok(k) => (Some(k), None),

@@ -192,6 +192,20 @@ enum Command {
         /// and report what was freed. Writes only to that cgroup.
         #[arg(long, value_name = "PATH")]
         reclaim: Option<String>,
+        /// Which files pin the dying memcgs: their pages' owners from /proc/kpagecgroup,
+        /// checked over every process's open and mapped files, /var/log, /tmp, /var/tmp,
+        /// /run, container logs and kubelet volumes, and --path.
+        #[arg(long, conflicts_with = "reclaim")]
+        why: bool,
+        /// With --why: also check the files under DIR (repeatable).
+        #[arg(long, value_name = "DIR", requires = "why")]
+        path: Vec<PathBuf>,
+        /// With --why: stop walking after this many files.
+        #[arg(long, default_value_t = 50_000, value_name = "N")]
+        max_files: usize,
+        /// With --why: stop walking after this long.
+        #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
+        max_time: std::time::Duration,
     },
     /// Which files fill a cgroup's page cache: per file cached, dirty and recently evicted
     /// (thrash) bytes (cachestat, else mincore; nothing is read in), and who is charged for
@@ -647,9 +661,35 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 }
             }
         }
-        Some(Command::Zombies { sample, reclaim }) => {
+        Some(Command::Zombies {
+            sample,
+            reclaim,
+            why,
+            path,
+            max_files,
+            max_time,
+        }) => {
             let root = open_root(&g)?;
             let h = hierarchy(&root)?;
+            if why {
+                if !root.is_live() && g.host_root.is_none() {
+                    return Err(Failure::new(
+                        exit::BAD_TARGET,
+                        "--why reads page frames of the live system, not a capture (--from)",
+                    ));
+                }
+                let bounds = crate::pagecache::candidates::Bounds {
+                    max_files,
+                    max_time,
+                };
+                let w = crate::dying::collect(&root, &h, &path, bounds);
+                output(
+                    g.json,
+                    || serde_json::json!({"why": w}),
+                    || render::cache::why(&w, st),
+                );
+                return Ok(exit::OK);
+            }
             if let Some(t) = reclaim {
                 if !root.is_live() {
                     return Err(Failure::new(

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod capture;
 pub mod cgroup;
 pub mod cli;
+pub mod dying;
 pub mod identity;
 pub mod kmsg;
 pub mod lab;

@@ -160,3 +160,77 @@ fn files_owners_tmpfs_deleted_and_drop() {
     drop(wb);
     drop(wa);
 }
+
+fn dying_count() -> u64 {
+    u(&json(&["zombies"])["hierarchies"][0], "dying")
+}
+
+#[test]
+fn zombies_why_names_the_file_that_pins_a_dying_memcg() {
+    let dir = disk_dir();
+    if on_tmpfs(&dir) {
+        eprintln!("skipped: {} is tmpfs", dir.display());
+        return;
+    }
+    let v2 = hier().version == memlens::model::Version::V2;
+    let file = dir.join(format!("memlens-test-zwhy-{}", std::process::id()));
+    let _files = Files(vec![file.clone()]);
+    let parent = cgroup("zwhy");
+    if v2 {
+        parent.write("cgroup.subtree_control", "+memory").unwrap();
+    }
+    let child = parent.create_child("memlens-test-child").unwrap();
+    Workload::start(&child, &[&format!("write={}:50M", file.display()), "exit"]).finish();
+    child.remove().unwrap();
+    let stat_file = key("file");
+    let pinned = kstat(&parent)[&stat_file];
+    assert!(pinned >= 45 * MIB, "the removed child's cache: {pinned}");
+
+    let w = json(&["zombies", "--why", "--path", &dir.display().to_string()]);
+    let w = &w["why"];
+    assert_eq!(u(w, "major_faults"), 0);
+    let hd = w["holders"]
+        .as_array()
+        .and_then(|a| a.iter().find(|h| h["cgroup"] == parent.path()))
+        .unwrap_or_else(|| panic!("{} not a holder: {w:#}", parent.path()));
+    within("dying page cache", u(hd, "dying_file_bytes"), 50 * MIB, 5.0);
+    assert_eq!(hd["certain"], true, "{hd}");
+    let f = hd["files"]
+        .as_array()
+        .and_then(|a| a.iter().find(|f| f["path"] == file.display().to_string()))
+        .unwrap_or_else(|| panic!("file not named: {hd:#}"));
+    within("named", u(f, "bytes"), 50 * MIB, 5.0);
+    if v2 {
+        assert!(u(hd, "nr_dying_descendants") >= 1, "{hd}");
+    }
+
+    // Drop it: the dying memcg loses its last pages and is freed (after RCU and the
+    // kernel's own delayed work: poll).
+    let before = dying_count();
+    std::fs::File::open(&file).unwrap().sync_all().unwrap();
+    let d = json(&["cache", "--drop", &file.display().to_string()]);
+    within("freed", u(&d["dropped"][0], "freed_bytes"), 50 * MIB, 5.0);
+    let t = std::time::Instant::now();
+    let mut ok = false;
+    while t.elapsed() < std::time::Duration::from_secs(20) {
+        let gone = if v2 {
+            memlens::cgroup::parse::flat_keyed(&kfile(&parent, "cgroup.stat"))
+                .0
+                .get("nr_dying_descendants")
+                == Some(0)
+        } else {
+            dying_count() < before
+        };
+        if gone && kstat(&parent)[&stat_file] < MIB {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert!(
+        ok,
+        "the dying memcg stayed: dying {before} → {}, parent's cache {}",
+        dying_count(),
+        kstat(&parent)[&stat_file]
+    );
+}

@@ -270,12 +270,14 @@ fn mnt_ns(root: &Root, pid: &str) -> Option<String> {
         .map(|t| t.to_string_lossy().into_owned())
 }
 
-/// Finds the candidate files of the processes `pids` and of `paths` (system paths).
-/// `walk_mounts`: also walk the mounts the processes see (see [`walk_plan`]).
+/// Finds the candidate files of the processes `pids`, of `paths` (the user's, system paths)
+/// and of `dirs` (memlens's own choice of directories). `walk_mounts`: also walk the mounts
+/// the processes see (see [`walk_plan`]).
 pub fn collect(
     root: &Root,
     pids: &[i32],
     paths: &[PathBuf],
+    dirs: &[PathBuf],
     walk_mounts: bool,
     bounds: Bounds,
 ) -> Found {
@@ -296,6 +298,11 @@ pub fn collect(
         let real = s.real(p);
         let shown = p.display().to_string();
         s.walk(&real, &shown, &format!("--path {shown}"));
+    }
+    for p in dirs {
+        let real = s.real(p);
+        let shown = p.display().to_string();
+        s.walk(&real, &shown, &format!("walk of {shown}"));
     }
     if walk_mounts {
         let own = mnt_ns(root, "self");

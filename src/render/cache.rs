@@ -202,3 +202,108 @@ pub fn dropped(d: &[Dropped], s: Style) -> String {
     }
     out
 }
+
+/// `memlens zombies --why`.
+pub fn why(w: &crate::dying::Why, s: Style) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} {}",
+        s.head("dying memory cgroups:"),
+        w.dying.map_or("n/a".into(), |n| n.to_string())
+    );
+    let _ = writeln!(out, "{}", s.dim(&format!("  {}", w.dying_source)));
+    if let Some(why) = &w.ownership_unavailable {
+        let _ = writeln!(out, "{}", s.warn(&format!("files cannot be named: {why}")));
+    }
+    if w.holders.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nno live cgroup holds page cache of dying descendants (over 1 MiB)"
+        );
+    }
+    for hd in &w.holders {
+        let _ = writeln!(
+            out,
+            "\n{} {}: {} of page cache charged to dying descendants{}",
+            s.head("under"),
+            hd.cgroup,
+            bytes(hd.dying_file_bytes),
+            hd.nr_dying_descendants
+                .map_or(String::new(), |n| format!(" ({n} dying)"))
+        );
+        let _ = writeln!(out, "{}", s.dim(&format!("  {}", hd.source)));
+        if !hd.certain {
+            let _ = writeln!(
+                out,
+                "  {}",
+                s.dim(&format!(
+                    "it also has page cache of its own ({}): the files below are charged to it or to its dying descendants",
+                    bytes(hd.own_file_bytes)
+                ))
+            );
+        }
+        let rows: Vec<Vec<String>> = hd
+            .files
+            .iter()
+            .take(10)
+            .map(|f| {
+                vec![
+                    if f.tmpfs {
+                        format!("{} [tmpfs]", f.path)
+                    } else {
+                        f.path.clone()
+                    },
+                    bytes(Some(f.bytes)),
+                    f.found.clone(),
+                ]
+            })
+            .collect();
+        if !rows.is_empty() {
+            let t = table(
+                &["  FILE", "BYTES", "FOUND"],
+                &rows
+                    .into_iter()
+                    .map(|mut r| {
+                        r[0] = format!("  {}", r[0]);
+                        r
+                    })
+                    .collect::<Vec<_>>(),
+                &[2],
+                s,
+            );
+            out.push_str(&t);
+        }
+        if hd.files.len() > 10 {
+            let _ = writeln!(out, "  … {} more files", hd.files.len() - 10);
+        }
+        if let Some(u) = hd.unnamed_bytes
+            && u > 0
+        {
+            let _ = writeln!(
+                out,
+                "  not named: {} (files outside the checked directories, or already deleted and closed)",
+                bytes(Some(u))
+            );
+        }
+        let _ = writeln!(out, "  remedy: {}", hd.remedy);
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        s.dim(&format!(
+            "\nchecked {} files (open/mapped by any process; walked {}) in {:.2} s, {} major faults",
+            w.files_checked,
+            w.walked.join(" "),
+            w.seconds,
+            w.major_faults
+        ))
+    );
+    if let Some(t) = &w.truncated {
+        let _ = writeln!(out, "{}", s.warn(&format!("walk {t}: results incomplete")));
+    }
+    for p in &w.problems {
+        let _ = writeln!(out, "  {}", s.warn(p));
+    }
+    out
+}
