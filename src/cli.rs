@@ -233,6 +233,18 @@ enum Command {
         #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with = "target")]
         drop: Vec<PathBuf>,
     },
+    /// Kernel memory by part, for a cgroup and the node: reclaimable slab (dentries,
+    /// inodes) versus what reclaim cannot free (other slab, sockets, page tables, stacks,
+    /// per-CPU, vmalloc), the largest slab caches, negative dentries, and a verdict.
+    Kernel {
+        /// cgroup path, PID, container ID (prefix), pod UID, pod name, or cgroup name (omit:
+        /// the node only).
+        target: Option<String>,
+        /// Take two samples this far apart (e.g. 10s) to see whether the unreclaimable part
+        /// grows.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        sample: Option<std::time::Duration>,
+    },
     /// The processes in a cgroup with RSS (anon/file/shmem), PSS, USS and swap.
     Ps {
         /// cgroup path, PID, container ID (prefix), pod UID, pod name, or cgroup name.
@@ -733,6 +745,26 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             } else {
                 emit(&render::human::zombies(&first, trend, st));
             }
+        }
+        Some(Command::Kernel { target, sample }) => {
+            let root = open_root(&g)?;
+            let h = hierarchy(&root)?;
+            if sample.is_some() && !root.is_live() {
+                return Err(Failure::new(
+                    exit::BAD_TARGET,
+                    "--sample needs the live system, not --from",
+                ));
+            }
+            let path = match &target {
+                Some(t) => Some(target::resolve(&root, &h, t)?),
+                None => None,
+            };
+            let r = crate::kmem::collect(&root, &h, path.as_deref(), sample);
+            output(
+                g.json,
+                || serde_json::json!(r),
+                || render::kernel::report(&r, st),
+            );
         }
         Some(Command::Cache {
             target,

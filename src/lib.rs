@@ -14,6 +14,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod dying;
 pub mod identity;
+pub mod kmem;
 pub mod kmsg;
 pub mod lab;
 pub mod metrics;

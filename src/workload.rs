@@ -24,7 +24,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// The steps a workload can take.
-pub const STEPS: &str = "anon=SIZE (malloc and touch) | reserve=SIZE (mmap, never touched) | write=PATH:SIZE (page cache via write) | read=PATH:N (read a file N times) | open=PATH (hold the file open read-only) | unlink=PATH (remove the name, keep it open) | drop=PATH (fsync and drop its page cache) | mmap=PATH:SIZE (MAP_SHARED file, memset) | shm=SIZE (SysV shmget+shmat, memset) | grow=SIZE (touch SIZE of anon, 1 MiB at a time, never stop: for OOM tests) | pshm=NAME:SIZE (POSIX shm_open in /dev/shm, mmap, memset; unlinked at exit) | sleep=MS (hold what is touched so far) | cpu=MS (busy loop over the anon touched so far) | work=N (a fixed N million rounds of that loop, for benchmarks) | exit (end now instead of waiting for stdin to close)";
+pub const STEPS: &str = "anon=SIZE (malloc and touch) | reserve=SIZE (mmap, never touched) | write=PATH:SIZE (page cache via write) | read=PATH:N (read a file N times) | open=PATH (hold the file open read-only) | unlink=PATH (remove the name, keep it open) | lookup=DIR:N (look up N names that do not exist: negative dentries) | drop=PATH (fsync and drop its page cache) | mmap=PATH:SIZE (MAP_SHARED file, memset) | shm=SIZE (SysV shmget+shmat, memset) | grow=SIZE (touch SIZE of anon, 1 MiB at a time, never stop: for OOM tests) | pshm=NAME:SIZE (POSIX shm_open in /dev/shm, mmap, memset; unlinked at exit) | sleep=MS (hold what is touched so far) | cpu=MS (busy loop over the anon touched so far) | work=N (a fixed N million rounds of that loop, for benchmarks) | exit (end now instead of waiting for stdin to close)";
 
 fn page_touch(ptr: *mut u8, len: usize) {
     let mut off = 0;
@@ -200,6 +200,16 @@ pub fn run(steps: &[String]) -> Result<(), String> {
                 // finds through /proc/PID/fd.
                 let f = std::fs::File::open(arg).map_err(|e| format!("{arg}: {e}"))?;
                 keep_files.push(f);
+            }
+            "lookup" => {
+                // Look up N names that do not exist: N negative dentries (reclaimable slab,
+                // charged to this memcg).
+                let (dir, n) = split2(arg)?;
+                let n: u64 = n.parse().map_err(|_| format!("bad count {n:?}"))?;
+                let pid = std::process::id();
+                for i in 0..n {
+                    let _ = std::fs::symlink_metadata(format!("{dir}/memlens-neg-{pid}-{i}"));
+                }
             }
             "unlink" => {
                 // Remove the name; what is open stays (a deleted-but-open file).

@@ -11,4 +11,5 @@ pub mod owned;
 pub mod parse;
 pub mod read;
 pub mod reclaim;
+pub mod slabinfo;
 pub mod walk;

@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod human;
 pub mod json;
+pub mod kernel;
 pub mod prometheus;
 
 /// Formats bytes with IEC units (`1.5 GiB`); `n/a` when unavailable.

@@ -5,6 +5,7 @@
 //! kernel does not provide, it says so in an `info` finding instead of guessing.
 
 mod content;
+pub mod kernel;
 mod limits;
 mod pressure;
 
