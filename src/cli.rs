@@ -268,6 +268,58 @@ enum Command {
         /// With --reclaim: reclaim even though processes are in the cgroup.
         #[arg(long, requires = "reclaim")]
         force: bool,
+        /// Which files pin the dying memcgs: their pages' owners from /proc/kpagecgroup,
+        /// checked over every process's open and mapped files, /var/log, /tmp, /var/tmp,
+        /// /run, container logs and kubelet volumes, and --path.
+        #[arg(long, conflicts_with = "reclaim")]
+        why: bool,
+        /// With --why: also check the files under DIR (repeatable).
+        #[arg(long, value_name = "DIR", requires = "why")]
+        path: Vec<PathBuf>,
+        /// With --why: stop walking after this many files.
+        #[arg(long, default_value_t = 50_000, value_name = "N")]
+        max_files: usize,
+        /// With --why: stop walking after this long.
+        #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = crate::units::parse_duration)]
+        max_time: std::time::Duration,
+    },
+    /// Which files fill a cgroup's page cache: per file cached, dirty and recently evicted
+    /// (thrash) bytes (cachestat, else mincore; nothing is read in), and who is charged for
+    /// them (/proc/kpagecgroup; the first cgroup to touch a page pays). Candidates: files
+    /// the processes have open or mapped (deleted ones too), files under their tmpfs mounts
+    /// (and a container's volumes and writable layer), and --path.
+    Cache {
+        /// cgroup path, PID, container ID (prefix), pod UID, pod name, or cgroup name.
+        #[arg(required_unless_present = "drop")]
+        target: Option<String>,
+        /// Also check the files under DIR (repeatable).
+        #[arg(long, value_name = "DIR")]
+        path: Vec<PathBuf>,
+        /// Stop walking directories after this many files.
+        #[arg(long, default_value_t = 20_000, value_name = "N")]
+        max_files: usize,
+        /// Stop walking directories after this long (e.g. 5s).
+        #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = crate::units::parse_duration)]
+        max_time: std::time::Duration,
+        /// Files to list.
+        #[arg(long, default_value_t = 20, value_name = "N")]
+        top: usize,
+        /// Drop these files' clean pages from the cache (POSIX_FADV_DONTNEED) and report what
+        /// was freed from which cgroup. Touches only the named files.
+        #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with = "target")]
+        drop: Vec<PathBuf>,
+    },
+    /// Kernel memory by part, for a cgroup and the node: reclaimable slab (dentries,
+    /// inodes) versus what reclaim cannot free (other slab, sockets, page tables, stacks,
+    /// per-CPU, vmalloc), the largest slab caches, negative dentries, and a verdict.
+    Kernel {
+        /// cgroup path, PID, container ID (prefix), pod UID, pod name, or cgroup name (omit:
+        /// the node only).
+        target: Option<String>,
+        /// Take two samples this far apart (e.g. 10s) to see whether the unreclaimable part
+        /// grows.
+        #[arg(long, value_name = "DURATION", value_parser = crate::units::parse_duration)]
+        sample: Option<std::time::Duration>,
     },
     /// The processes in a cgroup with RSS (anon/file/shmem), PSS, USS and swap.
     #[command(
@@ -1191,9 +1243,32 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             sample,
             reclaim,
             force,
+            why,
+            path,
+            max_files,
+            max_time,
         }) => {
             let root = open_root(&g)?;
             let h = hierarchy(&root)?;
+            if why {
+                if !root.is_live() && g.host_root.is_none() {
+                    return Err(Failure::new(
+                        exit::BAD_TARGET,
+                        "--why reads page frames of the live system, not a capture (--from)",
+                    ));
+                }
+                let bounds = crate::pagecache::candidates::Bounds {
+                    max_files,
+                    max_time,
+                };
+                let w = crate::dying::collect(&root, &h, &path, bounds);
+                output(
+                    g.json,
+                    || serde_json::json!({"why": w}),
+                    || render::cache::why(&w, st),
+                );
+                return Ok(exit::OK);
+            }
             if let Some(t) = reclaim {
                 if !root.is_live() {
                     return Err(Failure::new(
@@ -1254,6 +1329,73 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             } else {
                 emit_human(&render::human::zombies(&first, trend, st));
             }
+        }
+        Some(Command::Kernel { target, sample }) => {
+            let root = open_root(&g)?;
+            let h = hierarchy(&root)?;
+            if sample.is_some() && !root.is_live() {
+                return Err(Failure::new(
+                    exit::BAD_TARGET,
+                    "--sample needs the live system, not --from",
+                ));
+            }
+            let path = match &target {
+                Some(t) => Some(target::resolve(&root, &h, t)?),
+                None => None,
+            };
+            let r = crate::kmem::collect(&root, &h, path.as_deref(), sample);
+            output(
+                g.json,
+                || serde_json::json!(r),
+                || render::kernel::report(&r, st),
+            );
+        }
+        Some(Command::Cache {
+            target,
+            path,
+            max_files,
+            max_time,
+            top,
+            drop,
+        }) => {
+            let root = open_root(&g)?;
+            if !root.is_live() && g.host_root.is_none() {
+                return Err(Failure::new(
+                    exit::BAD_TARGET,
+                    "cache reads the page cache of the live system, not a capture (--from)",
+                ));
+            }
+            let h = hierarchy(&root)?;
+            if !drop.is_empty() {
+                let d = crate::cache::drop_files(&root, &h, &drop);
+                output(
+                    g.json,
+                    || serde_json::json!({"dropped": d}),
+                    || render::cache::dropped(&d, st),
+                );
+                return Ok(exit::OK);
+            }
+            let Some(t) = target else {
+                return Err(Failure::new(
+                    exit::BAD_TARGET,
+                    "cache needs a TARGET or --drop FILE",
+                ));
+            };
+            let cgpath = target::resolve(&root, &h, &t)?;
+            let opts = crate::cache::Options {
+                paths: path,
+                bounds: crate::pagecache::candidates::Bounds {
+                    max_files,
+                    max_time,
+                },
+                top,
+            };
+            let r = crate::cache::collect(&root, &h, &cgpath, &opts);
+            output(
+                g.json,
+                || serde_json::json!(r),
+                || render::cache::report(&r, st),
+            );
         }
         Some(Command::Ps {
             target,

@@ -8,12 +8,15 @@
 //! [`report`] / [`overview`] (assembled results) → `render` and `cli` (front ends; they never
 //! touch /sys or /proc).
 
+pub mod cache;
 pub mod capture;
 pub mod cgroup;
 pub mod cli;
+pub mod dying;
 pub mod history;
 pub mod identity;
 pub mod kernel;
+pub mod kmem;
 pub mod kmsg;
 pub mod kubelet;
 pub mod lab;
@@ -22,6 +25,7 @@ pub mod model;
 pub mod node;
 pub mod oom;
 pub mod overview;
+pub mod pagecache;
 pub mod proc;
 pub mod record;
 pub mod render;

@@ -14,7 +14,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// The steps a workload can take.
-pub const STEPS: &str = "anon=SIZE (malloc and touch) | reserve=SIZE (mmap, never touched) | write=PATH:SIZE (page cache via write) | read=PATH:N (read a file N times) | drop=PATH (fsync and drop its page cache) | mmap=PATH:SIZE (MAP_SHARED file, memset) | shm=SIZE (SysV shmget+shmat, memset) | hugetlb=SIZE (MAP_HUGETLB anonymous, touched; needs reserved huge pages) | grow=SIZE (touch SIZE of anon, 1 MiB at a time, never stop: for OOM tests) | pshm=NAME:SIZE (POSIX shm_open in /dev/shm, mmap, memset; unlinked at exit) | rate=SIZE:RATE (touch SIZE of anon at RATE bytes/s) | saw=SIZE:MS:N (N times, 0 forever: grow to SIZE over MS, free it) | writerate=PATH:SIZE:RATE (write a file at RATE bytes/s) | sleep=MS (hold what is touched so far) | cpu=MS (busy loop over the anon touched so far) | work=N (a fixed N million rounds of that loop, for benchmarks) | exit (end now instead of waiting for stdin to close)";
+pub const STEPS: &str = "anon=SIZE (malloc and touch) | reserve=SIZE (mmap, never touched) | write=PATH:SIZE (page cache via write) | read=PATH:N (read a file N times) | open=PATH (hold the file open read-only) | unlink=PATH (remove the name, keep it open) | lookup=DIR:N (look up N names that do not exist: negative dentries) | drop=PATH (fsync and drop its page cache) | mmap=PATH:SIZE (MAP_SHARED file, memset) | shm=SIZE (SysV shmget+shmat, memset) | hugetlb=SIZE (MAP_HUGETLB anonymous, touched; needs reserved huge pages) | grow=SIZE (touch SIZE of anon, 1 MiB at a time, never stop: for OOM tests) | pshm=NAME:SIZE (POSIX shm_open in /dev/shm, mmap, memset; unlinked at exit) | rate=SIZE:RATE (touch SIZE of anon at RATE bytes/s) | saw=SIZE:MS:N (N times, 0 forever: grow to SIZE over MS, free it) | writerate=PATH:SIZE:RATE (write a file at RATE bytes/s) | sleep=MS (hold what is touched so far) | cpu=MS (busy loop over the anon touched so far) | work=N (a fixed N million rounds of that loop, for benchmarks) | exit (end now instead of waiting for stdin to close)";
 
 /// Calls `step` with 1 MiB pieces of `total`, paced so `rate` bytes a second are done
 /// (by the wall clock, so a slow step does not lower the average).
@@ -260,6 +260,26 @@ pub fn run(steps: &[String]) -> Result<(), String> {
                     let mut f = std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
                     while f.read(&mut buf).map_err(|e| e.to_string())? > 0 {}
                 }
+            }
+            "open" => {
+                // Hold the file open (read-only) until the end: a candidate `memlens cache`
+                // finds through /proc/PID/fd.
+                let f = std::fs::File::open(arg).map_err(|e| format!("{arg}: {e}"))?;
+                keep_files.push(f);
+            }
+            "lookup" => {
+                // Look up N names that do not exist: N negative dentries (reclaimable slab,
+                // charged to this memcg).
+                let (dir, n) = split2(arg)?;
+                let n: u64 = n.parse().map_err(|_| format!("bad count {n:?}"))?;
+                let pid = std::process::id();
+                for i in 0..n {
+                    let _ = std::fs::symlink_metadata(format!("{dir}/memlens-neg-{pid}-{i}"));
+                }
+            }
+            "unlink" => {
+                // Remove the name; what is open stays (a deleted-but-open file).
+                std::fs::remove_file(arg).map_err(|e| format!("{arg}: {e}"))?;
             }
             "drop" => {
                 // Write back and drop a file's page cache, so the next read charges it anew

@@ -13,4 +13,5 @@ pub mod parse;
 pub mod peak;
 pub mod read;
 pub mod reclaim;
+pub mod slabinfo;
 pub mod walk;

@@ -3,6 +3,7 @@
 //! each figure comes from and keeps "unavailable" apart from 0.
 
 pub mod fields;
+pub mod kpage;
 pub mod node;
 pub mod runtime;
 pub mod shm;

@@ -1,12 +1,14 @@
 //! Front-end output: human tables (units, aligned columns, colour on a TTY) and JSON. Renderers
 //! take the assembled results (`report`, `overview`) and never read the system.
 
+pub mod cache;
 pub mod escape;
 pub mod history;
 pub mod human;
 pub mod json;
-pub mod plot;
+pub mod kernel;
 pub mod node;
+pub mod plot;
 pub mod prometheus;
 
 /// Formats bytes with IEC units (`1.5 GiB`); `n/a` when unavailable.

@@ -7,6 +7,7 @@
 mod content;
 mod kernel;
 pub mod forecast;
+pub mod kmem;
 mod limits;
 mod pressure;
 mod qos;

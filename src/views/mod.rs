@@ -4,6 +4,7 @@
 pub mod breakdown;
 pub mod derived;
 pub mod offload;
+pub mod kernel;
 pub mod processes;
 pub mod tools;
 pub mod waterfall;

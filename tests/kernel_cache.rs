@@ -1,0 +1,236 @@
+//! Real-kernel tests of `memlens cache`: files written by one cgroup and read by another, a
+//! tmpfs file, a deleted-but-open file, ownership from /proc/kpagecgroup, `--drop`, and a
+//! scan that changes no cgroup's counters. Runs on v1 (host) and v2 (VM).
+
+mod common;
+use common::*;
+use std::path::PathBuf;
+
+fn within(what: &str, v: u64, want: u64, pct: f64) {
+    let d = (v as f64 - want as f64).abs();
+    assert!(
+        d <= want as f64 * pct / 100.0,
+        "{what} = {v} ({:.1} MiB), expected {:.1} MiB ± {pct}%",
+        v as f64 / MIB as f64,
+        want as f64 / MIB as f64
+    );
+}
+
+fn row<'a>(r: &'a serde_json::Value, path: &str) -> &'a serde_json::Value {
+    r["files"]
+        .as_array()
+        .and_then(|a| a.iter().find(|f| f["path"] == path))
+        .unwrap_or_else(|| panic!("{path} not listed: {r:#}"))
+}
+
+struct Files(Vec<PathBuf>);
+impl Drop for Files {
+    fn drop(&mut self) {
+        for f in &self.0 {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+#[test]
+fn files_owners_tmpfs_deleted_and_drop() {
+    let dir = disk_dir();
+    if on_tmpfs(&dir) {
+        eprintln!("skipped: {} is tmpfs", dir.display());
+        return;
+    }
+    let id = std::process::id();
+    let f = |n: &str| dir.join(format!("memlens-test-cache-{id}-{n}"));
+    let (f30, f20, f10, del) = (f("30"), f("20"), f("10"), f("del"));
+    let shm = PathBuf::from(format!("/dev/shm/memlens-test-cache-{id}"));
+    let _files = Files(vec![
+        f30.clone(),
+        f20.clone(),
+        f10.clone(),
+        del.clone(),
+        shm.clone(),
+    ]);
+    let a = cgroup("cache-a");
+    let b = cgroup("cache-b");
+    let s = |p: &PathBuf| p.display().to_string();
+    let wa = Workload::start(
+        &a,
+        &[
+            &format!("write={}:30M", s(&f30)),
+            &format!("write={}:20M", s(&f20)),
+            &format!("write={}:10M", s(&f10)),
+            &format!("open={}", s(&f30)),
+            &format!("open={}", s(&f20)),
+            &format!("open={}", s(&f10)),
+            &format!("write={}:4M", s(&shm)),
+            &format!("open={}", s(&shm)),
+            &format!("write={}:5M", s(&del)),
+            &format!("open={}", s(&del)),
+            &format!("unlink={}", s(&del)),
+        ],
+    );
+    let wb = Workload::start(
+        &b,
+        &[&format!("read={}:1", s(&f20)), &format!("open={}", s(&f20))],
+    );
+    let file_key = key("file");
+    let before_a = kstat(&a)[&file_key];
+    let before_b = kstat(&b)[&file_key];
+
+    let ra = json(&["cache", a.path()]);
+    assert!(ra["ownership_unavailable"].is_null(), "{ra:#}");
+    for (p, mib) in [(&f30, 30), (&f20, 20), (&f10, 10)] {
+        let r = row(&ra, &s(p));
+        within("cached", u(r, "cached_bytes"), mib * MIB, 5.0);
+        within("charged to A", u(r, "charged_here_bytes"), mib * MIB, 5.0);
+    }
+    let t = row(&ra, &s(&shm));
+    assert_eq!(t["tmpfs"], true, "{t}");
+    within("tmpfs cached", u(t, "cached_bytes"), 4 * MIB, 5.0);
+    let d = row(&ra, &s(&del));
+    assert_eq!(d["deleted"], true, "{d}");
+    within("deleted cached", u(d, "cached_bytes"), 5 * MIB, 5.0);
+    // The named files are (nearly) all of A's page cache, as the kernel counts it.
+    within(
+        "files vs memory.stat",
+        u(&ra, "charged_here_in_files_bytes"),
+        u(&ra, "file_bytes"),
+        5.0,
+    );
+    assert_eq!(u(&ra, "scan.major_faults"), 0, "{:#}", ra["scan"]);
+
+    // B reads the 20 MiB file: used by B, charged to A (the first to touch it).
+    let rb = json(&["cache", b.path()]);
+    let r = row(&rb, &s(&f20));
+    within("cached (B)", u(r, "cached_bytes"), 20 * MIB, 5.0);
+    assert!(u(r, "charged_here_bytes") < MIB, "{r}");
+    let other = r["charged_elsewhere"]
+        .as_array()
+        .and_then(|o| o.iter().find(|o| o["cgroup"] == a.path()))
+        .unwrap_or_else(|| panic!("not charged to A: {r}"));
+    within(
+        "charged to A (seen from B)",
+        u(other, "bytes"),
+        20 * MIB,
+        5.0,
+    );
+    assert!(
+        kstat(&b)[&file_key] < 2 * MIB,
+        "B was charged: {:?}",
+        kstat(&b)
+    );
+
+    // The scans changed neither cgroup's page cache (kdamond may only lower it), and
+    // memlens itself, run in a third cgroup, was charged nothing.
+    assert!(kstat(&a)[&file_key] <= before_a + 256 * 1024);
+    assert!(kstat(&b)[&file_key] <= before_b + 256 * 1024);
+    let c = cgroup("cache-c");
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args(["cache", a.path(), "--json"]);
+    c.join_before_exec(&mut cmd).unwrap();
+    let out = cmd.output().unwrap();
+    assert!(out.status.success());
+    let rc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(u(&rc, "scan.major_faults"), 0);
+    assert!(
+        kstat(&c)[&file_key] < MIB,
+        "the scan was charged page cache: {:?}",
+        kstat(&c)
+    );
+    assert!(kstat(&a)[&file_key] <= before_a + 256 * 1024);
+
+    // --drop: write back first (DONTNEED drops clean pages only), then drop the 30 MiB file.
+    std::fs::File::open(&f30).unwrap().sync_all().unwrap();
+    let counter = kstat(&a)[&file_key];
+    let dr = json(&["cache", "--drop", &s(&f30)]);
+    let d0 = &dr["dropped"][0];
+    within("freed", u(d0, "freed_bytes"), 30 * MIB, 5.0);
+    let o = d0["owners"]
+        .as_array()
+        .and_then(|o| o.iter().find(|o| o["owner"]["cgroup"] == a.path()))
+        .unwrap_or_else(|| panic!("A not among the owners: {d0}"));
+    within("freed from A", u(o, "owner.bytes"), 30 * MIB, 5.0);
+    let after = kstat(&a)[&file_key];
+    // The counter fell by at least what was freed (kdamond may have taken more).
+    assert!(
+        counter.saturating_sub(after) as f64 >= u(d0, "freed_bytes") as f64 * 0.95,
+        "A's page cache {counter} → {after}, freed {}",
+        u(d0, "freed_bytes")
+    );
+    drop(wb);
+    drop(wa);
+}
+
+fn dying_count() -> u64 {
+    u(&json(&["zombies"])["hierarchies"][0], "dying")
+}
+
+#[test]
+fn zombies_why_names_the_file_that_pins_a_dying_memcg() {
+    let dir = disk_dir();
+    if on_tmpfs(&dir) {
+        eprintln!("skipped: {} is tmpfs", dir.display());
+        return;
+    }
+    let v2 = hier().version == memlens::model::Version::V2;
+    let file = dir.join(format!("memlens-test-zwhy-{}", std::process::id()));
+    let _files = Files(vec![file.clone()]);
+    let parent = cgroup("zwhy");
+    if v2 {
+        parent.write("cgroup.subtree_control", "+memory").unwrap();
+    }
+    let child = parent.create_child("memlens-test-child").unwrap();
+    Workload::start(&child, &[&format!("write={}:50M", file.display()), "exit"]).finish();
+    child.remove().unwrap();
+    let stat_file = key("file");
+    let pinned = kstat(&parent)[&stat_file];
+    assert!(pinned >= 45 * MIB, "the removed child's cache: {pinned}");
+
+    let w = json(&["zombies", "--why", "--path", &dir.display().to_string()]);
+    let w = &w["why"];
+    assert_eq!(u(w, "major_faults"), 0);
+    let hd = w["holders"]
+        .as_array()
+        .and_then(|a| a.iter().find(|h| h["cgroup"] == parent.path()))
+        .unwrap_or_else(|| panic!("{} not a holder: {w:#}", parent.path()));
+    within("dying page cache", u(hd, "dying_file_bytes"), 50 * MIB, 5.0);
+    assert_eq!(hd["certain"], true, "{hd}");
+    let f = hd["files"]
+        .as_array()
+        .and_then(|a| a.iter().find(|f| f["path"] == file.display().to_string()))
+        .unwrap_or_else(|| panic!("file not named: {hd:#}"));
+    within("named", u(f, "bytes"), 50 * MIB, 5.0);
+    if v2 {
+        assert!(u(hd, "nr_dying_descendants") >= 1, "{hd}");
+    }
+
+    // Drop it: the dying memcg loses its last pages and is freed (after RCU and the
+    // kernel's own delayed work: poll).
+    let before = dying_count();
+    std::fs::File::open(&file).unwrap().sync_all().unwrap();
+    let d = json(&["cache", "--drop", &file.display().to_string()]);
+    within("freed", u(&d["dropped"][0], "freed_bytes"), 50 * MIB, 5.0);
+    let t = std::time::Instant::now();
+    let mut ok = false;
+    while t.elapsed() < std::time::Duration::from_secs(20) {
+        let gone = if v2 {
+            memlens::cgroup::parse::flat_keyed(&kfile(&parent, "cgroup.stat"))
+                .0
+                .get("nr_dying_descendants")
+                == Some(0)
+        } else {
+            dying_count() < before
+        };
+        if gone && kstat(&parent)[&stat_file] < MIB {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert!(
+        ok,
+        "the dying memcg stayed: dying {before} → {}, parent's cache {}",
+        dying_count(),
+        kstat(&parent)[&stat_file]
+    );
+}
