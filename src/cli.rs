@@ -1171,17 +1171,14 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or(0);
             let from_kmsg = file.is_none() && !root.is_capture();
-            let mut all = crate::oom::collect_with_year(
-                &root,
-                src,
-                Some((crate::oom::year_of(secs), why)),
-            )
-            .map_err(|e| {
-                Failure::new(
-                    exit::FAILURE,
-                    format!("cannot read the kernel log: {e} (or pass --file)"),
-                )
-            })?;
+            let mut all =
+                crate::oom::collect_with_year(&root, src, Some((crate::oom::year_of(secs), why)))
+                    .map_err(|e| {
+                    Failure::new(
+                        exit::FAILURE,
+                        format!("cannot read the kernel log: {e} (or pass --file)"),
+                    )
+                })?;
             if let Some(t) = &target {
                 // A live cgroup the target names (its kills may also be in removed cgroups).
                 let resolved = report::hierarchy(&root)

@@ -312,7 +312,6 @@ impl Default for LoadLimits {
     }
 }
 
-
 fn human_size(b: u64) -> String {
     if b >= 1 << 30 {
         format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64)
@@ -581,7 +580,6 @@ impl Root {
             capture: None,
         }
     }
-
 
     /// Opens `--from` input: a capture directory or a `.tar.gz` archive, with its
     /// `memlens-capture.json` (anything else is refused, naming what it is not), within the

@@ -798,12 +798,22 @@ pub fn findings(f: &[crate::rules::Finding], s: Style) -> String {
         let _ = writeln!(
             out,
             "{}",
-            super::wrapped(&format!("    {} ", s.head("meaning:")), 13, &term_lines(&x.meaning), 6)
+            super::wrapped(
+                &format!("    {} ", s.head("meaning:")),
+                13,
+                &term_lines(&x.meaning),
+                6
+            )
         );
         let _ = writeln!(
             out,
             "{}",
-            super::wrapped(&format!("    {} ", s.head("advice:")), 12, &term_lines(&x.advice), 6)
+            super::wrapped(
+                &format!("    {} ", s.head("advice:")),
+                12,
+                &term_lines(&x.advice),
+                6
+            )
         );
     }
     out
@@ -953,7 +963,9 @@ pub fn oom_list(all: &[crate::oom::PostMortem], s: Style) -> String {
     oom_list_with(
         all,
         s,
-        Some("Times: /dev/kmsg monotonic stamps + the boot time (CLOCK_REALTIME − CLOCK_BOOTTIME), in UTC."),
+        Some(
+            "Times: /dev/kmsg monotonic stamps + the boot time (CLOCK_REALTIME − CLOCK_BOOTTIME), in UTC.",
+        ),
     )
 }
 

@@ -5,8 +5,8 @@
 //! kernel does not provide, it says so in an `info` finding instead of guessing.
 
 mod content;
-mod kernel;
 pub mod forecast;
+mod kernel;
 pub mod kmem;
 mod limits;
 mod pressure;

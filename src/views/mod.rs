@@ -3,8 +3,8 @@
 
 pub mod breakdown;
 pub mod derived;
-pub mod offload;
 pub mod kernel;
+pub mod offload;
 pub mod processes;
 pub mod tools;
 pub mod waterfall;
