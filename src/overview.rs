@@ -120,10 +120,12 @@ pub fn collect_paths<T>(
     let mut limits: HashMap<String, Option<u64>> = HashMap::new();
     let mut rows = Vec::new();
     let mut root_cg = None;
+    let host = proc::read_host(root);
     for p in paths {
-        let Ok(cg) = read::read_cgroup(root, h, p, level) else {
+        let Ok(mut cg) = read::read_cgroup(root, h, p, level) else {
             continue;
         };
+        read::drop_implausible(&mut cg, &host);
         let parent_limit = parent(p).and_then(|pp| limits.get(pp).copied().flatten());
         let own = cg.limits.max.and_then(Limit::bytes);
         let hier = cg.limits.hierarchical.and_then(Limit::bytes);
@@ -137,7 +139,7 @@ pub fn collect_paths<T>(
         let usage = cg.usage.current.or_else(|| {
             // The v2 root has no memory.current before 6.x: anon + file, as cAdvisor.
             (cg.is_root() && !v1)
-                .then(|| Some(stat("anon")? + stat("file")?))
+                .then(|| stat("anon")?.checked_add(stat("file")?))
                 .flatten()
         });
         let (anon, file) = if v1 {
@@ -151,7 +153,7 @@ pub fn collect_paths<T>(
             stat("kernel").or_else(|| {
                 let parts = ["kernel_stack", "pagetables", "percpu", "slab", "vmalloc"];
                 let v: Vec<u64> = parts.iter().filter_map(|p| stat(p)).collect();
-                (!v.is_empty()).then(|| v.iter().sum())
+                (!v.is_empty()).then(|| crate::views::add(&v)).flatten()
             })
         };
         let swap = if v1 { stat("swap") } else { cg.usage.swap };
@@ -196,7 +198,6 @@ pub fn collect_paths<T>(
             r.identity.names = names.names_for(&r.identity);
         }
     }
-    let host = proc::read_host(root);
     let node = node_available(root_cg.as_ref(), &host);
     let root_usage = rows
         .first()

@@ -124,14 +124,15 @@ pub fn subtree_pids(root: &Root, h: &Hierarchy, cg: &Cgroup) -> Option<Vec<i32>>
 
 /// Builds the report for the cgroup at `path`.
 pub fn build(root: &Root, h: &Hierarchy, path: &str, opts: Options) -> Result<Report, ReadError> {
-    let cg = read::read_cgroup(root, h, path, Level::Full)?;
+    let mut cg = read::read_cgroup(root, h, path, Level::Full)?;
+    let host = proc::read_host(root);
+    read::drop_implausible(&mut cg, &host);
     let ancestors = read::ancestors(root, h, path);
     let root_cg = if cg.is_root() {
         Some(&cg)
     } else {
         ancestors.last()
     };
-    let host = proc::read_host(root);
     let procs = processes(root, h, &cg, opts.descendants);
     let breakdown = Breakdown::of(&cg);
     let derived = Derived::of(&cg, &breakdown, &ancestors);

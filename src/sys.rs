@@ -225,6 +225,9 @@ pub struct Root {
     /// Problems with the capture as a whole (a cut archive, a damaged memlens-capture.json):
     /// every report lists them (`proc::read_host`).
     capture_problems: Vec<String>,
+    /// Problems met while reading that belong to no single cgroup or process (garbled
+    /// mountinfo lines, a damaged directory listing): every report lists them.
+    noted: Mutex<Vec<String>>,
     /// Files the capturing run could not read, with its reason (memlens-capture.json
     /// `unreadable`): reading them from the capture fails the same way, not as "missing".
     unreadable: BTreeMap<PathBuf, String>,
@@ -243,17 +246,36 @@ pub struct Root {
 /// `d`, `l` or `f`); see [`Root::subdirs`] and [`Root::entries`].
 pub const LISTING: &str = ".memlens-entries";
 
-fn parse_listing(t: &str) -> Vec<(char, String)> {
+/// A recorded listing, and the lines that are not `KIND<TAB>NAME` (`line N: ...`).
+fn parse_listing(t: &str) -> (Vec<(char, String)>, Vec<String>) {
+    let mut bad = Vec::new();
     let mut out: Vec<(char, String)> = t
         .lines()
-        .filter_map(|l| {
-            let (k, n) = l.split_once('\t')?;
-            let k = k.chars().next()?;
-            (!n.is_empty()).then(|| (k, n.to_string()))
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let ok = l.split_once('\t').and_then(|(k, n)| {
+                let mut kc = k.chars();
+                let k = kc.next()?;
+                (kc.next().is_none()
+                    && matches!(k, 'd' | 'l' | 'f')
+                    && !n.is_empty()
+                    && !n.contains('/')
+                    && n != "."
+                    && n != "..")
+                    .then(|| (k, n.to_string()))
+            });
+            if ok.is_none() && !l.is_empty() {
+                bad.push(format!(
+                    "line {}: expected \"d|l|f<TAB>name\", found {:?}",
+                    i + 1,
+                    l.chars().take(60).collect::<String>()
+                ));
+            }
+            ok
         })
         .collect();
     out.sort_by(|a, b| a.1.cmp(&b.1));
-    out
+    (out, bad)
 }
 
 /// Name of the metadata file at the top of a capture.
@@ -271,6 +293,7 @@ impl Root {
             backing: Backing::Dir(prefix.into()),
             limits: LoadLimits::default(),
             capture_problems: Vec::new(),
+            noted: Mutex::new(Vec::new()),
             unreadable: BTreeMap::new(),
             recorder: None,
             failures: Mutex::new(BTreeMap::new()),
@@ -420,6 +443,7 @@ impl Root {
             backing: Backing::Archive(files),
             limits,
             capture_problems: problems,
+            noted: Mutex::new(Vec::new()),
             unreadable: BTreeMap::new(),
             recorder: None,
             failures: Mutex::new(BTreeMap::new()),
@@ -491,9 +515,23 @@ impl Root {
         }
     }
 
-    /// Problems with the capture as a whole (see [`Root::archive_with`]); empty live.
-    pub fn capture_problems(&self) -> &[String] {
-        &self.capture_problems
+    /// Problems with the capture as a whole (see [`Root::archive_with`]) and those noted
+    /// with [`Root::note_problem`].
+    pub fn capture_problems(&self) -> Vec<String> {
+        let mut v = self.capture_problems.clone();
+        if let Ok(n) = self.noted.lock() {
+            v.extend(n.iter().cloned());
+        }
+        v
+    }
+
+    /// Notes a problem that belongs to no single cgroup or process (once).
+    pub fn note_problem(&self, p: String) {
+        if let Ok(mut n) = self.noted.lock()
+            && !n.contains(&p)
+        {
+            n.push(p);
+        }
     }
 
     /// True when this root is the running system (not a capture).
@@ -668,9 +706,9 @@ impl Root {
                 // A capture directory (not the live system, not a --host-root mount).
                 if prefix != Path::new("/")
                     && self.mountinfo == "/proc/self/mountinfo"
-                    && let Ok(t) = std::fs::read_to_string(dir.join(LISTING))
+                    && let Ok(b) = std::fs::read(dir.join(LISTING))
                 {
-                    return Ok(parse_listing(&t));
+                    return Ok(self.checked_listing(&sys.join(LISTING), &b));
                 }
                 let rd = std::fs::read_dir(&dir).map_err(|e| ReadError::from_io(sys, &e))?;
                 let mut out = Vec::new();
@@ -697,7 +735,7 @@ impl Root {
             }
             Backing::Archive(files) => {
                 if let Some(b) = files.get(&sys.join(LISTING)) {
-                    return Ok(parse_listing(&String::from_utf8_lossy(b)));
+                    return Ok(self.checked_listing(&sys.join(LISTING), b));
                 }
                 let mut out = std::collections::BTreeMap::new();
                 for k in files.keys() {
@@ -721,6 +759,15 @@ impl Root {
                 Ok(out.into_iter().map(|(n, k)| (k, n)).collect())
             }
         }
+    }
+
+    /// A recorded listing; its damaged lines are noted as problems naming the file.
+    fn checked_listing(&self, path: &Path, b: &[u8]) -> Vec<(char, String)> {
+        let (out, bad) = parse_listing(&String::from_utf8_lossy(b));
+        for x in bad.into_iter().take(5) {
+            self.note_problem(format!("{}: {x}; the line is ignored", path.display()));
+        }
+        out
     }
 
     /// statfs(2) of `sys` (a directory on the live system), as `(f_blocks, f_bfree, f_bsize)`.

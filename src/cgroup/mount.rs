@@ -27,9 +27,30 @@ pub struct CgroupMount {
 /// Every cgroup mount in a mountinfo text. Lines that do not parse are skipped: a mountinfo
 /// has hundreds of lines we do not care about.
 pub fn cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount> {
-    mountinfo
+    cgroup_mounts_checked(mountinfo).0
+}
+
+/// [`cgroup_mounts`], with the lines that do not parse as mountinfo (`line N: ...`).
+pub fn cgroup_mounts_checked(mountinfo: &str) -> (Vec<CgroupMount>, Vec<String>) {
+    let mut bad = Vec::new();
+    let mounts = mountinfo
         .lines()
-        .filter_map(|l| procfs_core::process::MountInfo::from_line(l).ok())
+        .enumerate()
+        .filter_map(
+            |(i, l)| match procfs_core::process::MountInfo::from_line(l) {
+                Ok(m) => Some(m),
+                Err(_) => {
+                    if !l.trim().is_empty() {
+                        bad.push(format!(
+                            "line {}: not a mountinfo line: {:?}",
+                            i + 1,
+                            l.chars().take(60).collect::<String>()
+                        ));
+                    }
+                    None
+                }
+            },
+        )
         .filter_map(|m| {
             let version = match m.fs_type.as_str() {
                 "cgroup" => Version::V1,
@@ -52,7 +73,8 @@ pub fn cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount> {
                 options,
             })
         })
-        .collect()
+        .collect();
+    (mounts, bad)
 }
 
 /// Why no memory hierarchy was found.
@@ -73,8 +95,26 @@ pub enum MountError {
 
 /// Finds the hierarchy holding the memory controller.
 pub fn memory_hierarchy(root: &Root) -> Result<Hierarchy, MountError> {
-    let text = root.read(root.mountinfo_path())?;
-    let mounts = cgroup_mounts(&text);
+    let path = root.mountinfo_path();
+    let text = root.read(path)?;
+    if text.trim().is_empty() {
+        return Err(MountError::Mountinfo(ReadError::parse(
+            path,
+            "empty file (the kernel lists at least the root mount)",
+        )));
+    }
+    let (mounts, bad) = cgroup_mounts_checked(&text);
+    let n_bad = bad.len();
+    for b in bad.into_iter().take(5) {
+        root.note_problem(format!("{}: {b}; the line is ignored", path.display()));
+    }
+    if n_bad > 5 {
+        root.note_problem(format!(
+            "{}: {} more lines that are not mountinfo",
+            path.display(),
+            n_bad - 5
+        ));
+    }
     let mut best: Option<&CgroupMount> = None;
     for m in &mounts {
         let has_memory = match m.version {

@@ -40,10 +40,34 @@ pub fn limit(text: &str) -> Result<Limit, String> {
     })
 }
 
+/// A kernel counter at or above 2^63 is not a real amount: it is a per-CPU-batched counter
+/// that went below zero and wrapped (such memcg stats have been printed), or damage. Taken at
+/// face value it would wrap every formula it enters; it is a problem and unavailable instead.
+pub const IMPLAUSIBLE: u64 = 1 << 63;
+
+/// `Err` with the reason when `v` is implausible (see [`IMPLAUSIBLE`]).
+pub fn plausible(v: u64) -> Result<u64, String> {
+    if v >= IMPLAUSIBLE {
+        Err(format!(
+            "{v} is implausible (2^63 or more: a counter that went below zero and wrapped, or damage); unavailable"
+        ))
+    } else {
+        Ok(v)
+    }
+}
+
+/// Parses a counter file: a [`number`] that is [`plausible`].
+pub fn counter(text: &str) -> Result<u64, String> {
+    number(text).and_then(plausible)
+}
+
 /// Parses a flat keyed file (`key value` per line). Bad lines are reported with their
-/// line number and skipped, so one garbled line does not lose the rest of the file.
+/// line number and skipped, so one garbled line does not lose the rest of the file. A key
+/// printed twice keeps its first value (the one the kernel's order puts first) and is a
+/// problem; an implausible value (see [`IMPLAUSIBLE`]) is a problem and left out.
 pub fn flat_keyed(text: &str) -> (KeyValues, Vec<String>) {
-    let mut kv = Vec::new();
+    let mut kv: Vec<(String, u64)> = Vec::new();
+    let mut first_line: std::collections::HashMap<String, usize> = Default::default();
     let mut bad = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -52,8 +76,20 @@ pub fn flat_keyed(text: &str) -> (KeyValues, Vec<String>) {
         }
         let mut it = line.split_whitespace();
         match (it.next(), it.next(), it.next()) {
+            (Some(k), Some(_), None) if first_line.contains_key(k) => bad.push(format!(
+                "line {}: {k} appears again (first at line {}); the first value is used",
+                i + 1,
+                first_line.get(k).copied().unwrap_or(0)
+            )),
             (Some(k), Some(v), None) => match v.parse::<u64>() {
-                Ok(n) => kv.push((k.to_string(), n)),
+                Ok(n) if n >= IMPLAUSIBLE => bad.push(format!(
+                    "line {}: {k} {n} is implausible (2^63 or more: a counter that went below zero and wrapped); unavailable",
+                    i + 1
+                )),
+                Ok(n) => {
+                    first_line.insert(k.to_string(), i + 1);
+                    kv.push((k.to_string(), n));
+                }
                 // Negative values occur in some kernels' per-CPU-batched stats; keep them
                 // visible as a problem rather than as a huge unsigned number.
                 Err(_) => bad.push(format!(
@@ -84,21 +120,77 @@ pub fn pids(text: &str) -> Result<Vec<i32>, String> {
         .collect()
 }
 
-/// Parses a PSI file (`some avg10=.. avg60=.. avg300=.. total=..` and `full ...`).
+/// Parses a PSI file (`some avg10=.. avg60=.. avg300=.. total=..` and `full ...`,
+/// Documentation/accounting/psi.rst). Hand-written: procfs-core's parser answers every damage
+/// with "Data incomplete"; this one says which line and what is wrong with it.
 pub fn pressure(text: &str) -> Result<crate::model::Pressure, String> {
-    use procfs_core::FromBufRead;
-    let p =
-        procfs_core::MemoryPressure::from_buf_read(text.as_bytes()).map_err(|e| e.to_string())?;
-    let conv = |r: procfs_core::PressureRecord| crate::model::PressureLine {
-        avg10: r.avg10,
-        avg60: r.avg60,
-        avg300: r.avg300,
-        total_usec: r.total,
-    };
-    Ok(crate::model::Pressure {
-        some: conv(p.some),
-        full: conv(p.full),
-    })
+    use crate::model::PressureLine;
+    if text.trim().is_empty() {
+        return Err("empty file".into());
+    }
+    let mut some = None;
+    let mut full = None;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let bad = |why: &str| {
+            format!(
+                "line {}: {why}: expected \"some|full avg10=N avg60=N avg300=N total=N\", found {:?}",
+                i + 1,
+                truncate(line)
+            )
+        };
+        let mut it = line.split_whitespace();
+        let slot = match it.next() {
+            Some("some") => &mut some,
+            Some("full") => &mut full,
+            _ => return Err(bad("not a some/full line")),
+        };
+        if slot.is_some() {
+            return Err(bad("printed twice"));
+        }
+        let mut avg = [None::<f32>; 3];
+        let mut total = None;
+        for f in it {
+            let Some((k, v)) = f.split_once('=') else {
+                return Err(bad(&format!("{f:?} is not key=value")));
+            };
+            let pct = |v: &str| {
+                v.parse::<f32>()
+                    .ok()
+                    .filter(|p| p.is_finite() && (0.0..=100.0).contains(p))
+            };
+            let i = match k {
+                "avg10" => 0,
+                "avg60" => 1,
+                "avg300" => 2,
+                "total" => {
+                    total = Some(
+                        v.parse::<u64>()
+                            .map_err(|_| bad(&format!("total={v} is not a count")))?,
+                    );
+                    continue;
+                }
+                _ => continue,
+            };
+            avg[i] = Some(pct(v).ok_or_else(|| bad(&format!("{k}={v} is not a percentage")))?);
+        }
+        let (Some(a10), Some(a60), Some(a300), Some(t)) = (avg[0], avg[1], avg[2], total) else {
+            return Err(bad("a field is missing"));
+        };
+        *slot = Some(PressureLine {
+            avg10: a10,
+            avg60: a60,
+            avg300: a300,
+            total_usec: t,
+        });
+    }
+    match (some, full) {
+        (Some(some), Some(full)) => Ok(crate::model::Pressure { some, full }),
+        (None, _) => Err("no `some` line (the file is cut or not a PSI file)".into()),
+        (_, None) => Err("no `full` line (the file is cut)".into()),
+    }
 }
 
 fn truncate(s: &str) -> String {
@@ -159,6 +251,14 @@ mod tests {
         assert_eq!(p.some.total_usec, 1234);
         assert_eq!(p.full.total_usec, 5);
         assert!(pressure("some garbage").is_err());
+        let e = pressure("some avg10=1.50 avg60=0.20 avg300=0.00 total=1234\nfull avg10=x avg60=0.00 avg300=0.00 total=5\n").unwrap_err();
+        assert!(e.starts_with("line 2: avg10=x is not a percentage"), "{e}");
+        assert!(
+            pressure("some avg10=1.50 avg60=0.20 avg300=0.00 total=1234\n")
+                .unwrap_err()
+                .contains("no `full`")
+        );
+        assert_eq!(pressure("").unwrap_err(), "empty file");
     }
 
     proptest! {
@@ -169,11 +269,22 @@ mod tests {
         }
 
         #[test]
-        fn flat_keyed_roundtrips(pairs in proptest::collection::vec(("[a-z_]{1,20}", any::<u64>()), 0..40)) {
+        fn flat_keyed_roundtrips(pairs in proptest::collection::btree_map("[a-z_]{1,20}", 0..IMPLAUSIBLE, 0..40)) {
+            let pairs: Vec<(String, u64)> = pairs.into_iter().collect();
             let text: String = pairs.iter().map(|(k, v)| format!("{k} {v}\n")).collect();
             let (kv, bad) = flat_keyed(&text);
             prop_assert!(bad.is_empty());
             prop_assert_eq!(kv.0, pairs);
+        }
+
+        /// Duplicates keep the first value; implausible values are problems, never figures.
+        #[test]
+        fn flat_keyed_duplicates_and_wraps(k in "[a-z_]{1,20}", a in 0..IMPLAUSIBLE, b in any::<u64>(), w in IMPLAUSIBLE..) {
+            proptest::prop_assume!(k != "wrapped");
+            let (kv, bad) = flat_keyed(&format!("{k} {a}\n{k} {b}\nwrapped {w}\n"));
+            prop_assert_eq!(kv.get(&k), Some(a));
+            prop_assert_eq!(kv.get("wrapped"), None);
+            prop_assert_eq!(bad.len(), 2);
         }
 
         #[test]

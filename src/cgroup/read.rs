@@ -109,7 +109,7 @@ impl Reader<'_> {
     }
 
     fn number(&mut self, name: &str) -> Option<u64> {
-        self.parsed(name, parse::number)
+        self.parsed(name, parse::counter)
     }
 
     fn limit(&mut self, name: &str) -> Option<Limit> {
@@ -118,8 +118,17 @@ impl Reader<'_> {
 
     fn keyed(&mut self, name: &str) -> Option<KeyValues> {
         let t = self.text(name)?;
-        let (kv, bad) = parse::flat_keyed(&t);
         let path = self.dir.join(name);
+        if t.trim().is_empty() {
+            // The kernel always prints its keys here: an empty file is damage (a cut
+            // capture, a failed read), not "this kernel has none of them".
+            self.problems.push(
+                ReadError::parse(&path, "empty file (the kernel always prints its keys here)")
+                    .to_string(),
+            );
+            return None;
+        }
+        let (kv, bad) = parse::flat_keyed(&t);
         for b in bad {
             self.problems.push(ReadError::parse(&path, b).to_string());
         }
@@ -239,6 +248,91 @@ pub fn read_cgroup(
         children,
         problems: r.problems,
     })
+}
+
+/// memory.stat keys that are amounts of memory (v1 with or without `total_`), as opposed to
+/// event counters such as pgfault that may legitimately grow large.
+const SIZE_KEYS: &[&str] = &[
+    "anon",
+    "file",
+    "kernel",
+    "kernel_stack",
+    "pagetables",
+    "percpu",
+    "sock",
+    "vmalloc",
+    "shmem",
+    "file_mapped",
+    "file_dirty",
+    "file_writeback",
+    "swapcached",
+    "anon_thp",
+    "file_thp",
+    "shmem_thp",
+    "inactive_anon",
+    "active_anon",
+    "inactive_file",
+    "active_file",
+    "unevictable",
+    "slab_reclaimable",
+    "slab_unreclaimable",
+    "slab",
+    "rss",
+    "cache",
+    "rss_huge",
+    "mapped_file",
+    "dirty",
+    "writeback",
+    "swap",
+];
+
+/// Drops the amounts of `cg` that no machine can hold: more than the host's MemTotal +
+/// SwapTotal (damage, or a wrapped counter below 2^63). Each is a problem, and the figures
+/// that depend on it become unavailable. Skipped when the host's totals are unknown or
+/// not the host's (lxcfs serves a container's limit as MemTotal).
+pub fn drop_implausible(cg: &mut Cgroup, host: &crate::model::Host) {
+    if host.lxcfs_meminfo {
+        return;
+    }
+    let Some(mi) = host.meminfo.as_ref() else {
+        return;
+    };
+    let Some(max) = mi
+        .get("MemTotal")
+        .map(|t| t.saturating_add(mi.get("SwapTotal").unwrap_or(0)))
+    else {
+        return;
+    };
+    let why = |what: &str, v: u64| {
+        format!(
+            "{}: {what} {v} is implausible: more than the host's RAM + swap (MemTotal + SwapTotal = {max}); it and the figures computed from it are unavailable",
+            cg.fs_path.display()
+        )
+    };
+    let mut problems = Vec::new();
+    if let Some(s) = cg.stat.as_mut() {
+        s.0.retain(|(k, v)| {
+            let key = k.strip_prefix("total_").unwrap_or(k);
+            let bad = *v > max && SIZE_KEYS.contains(&key);
+            if bad {
+                problems.push(why(&format!("memory.stat {k}"), *v));
+            }
+            !bad
+        });
+    }
+    for (name, slot) in [
+        ("usage", &mut cg.usage.current),
+        ("kernel memory usage", &mut cg.usage.kmem),
+        ("swap usage", &mut cg.usage.swap),
+    ] {
+        if let Some(v) = *slot
+            && v > max
+        {
+            problems.push(why(name, v));
+            *slot = None;
+        }
+    }
+    cg.problems.extend(problems);
 }
 
 /// `/a/b` form of a cgroup path (leading slash, no trailing slash, `/` for the root).

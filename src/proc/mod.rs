@@ -96,7 +96,23 @@ pub fn read_host(root: &Root) -> Host {
     };
     let mut problems = Vec::new();
     match root.read(Path::new("/proc/meminfo")) {
-        Ok(t) => h.meminfo = Some(meminfo(&t)),
+        Ok(t) => {
+            let (kv, bad) = meminfo_checked(&t);
+            let path = "/proc/meminfo";
+            problems.extend(bad.into_iter().map(|b| format!("{path}: {b}")));
+            if kv.0.is_empty() {
+                problems.push(format!(
+                    "{path}: {} (host RAM figures unavailable)",
+                    if t.trim().is_empty() {
+                        "empty file"
+                    } else {
+                        "no \"Key: N kB\" line"
+                    }
+                ));
+            } else {
+                h.meminfo = Some(kv);
+            }
+        }
         Err(e) => note(e, &mut problems),
     }
     let pp = Path::new("/proc/pressure/memory");
@@ -119,7 +135,7 @@ pub fn read_host(root: &Root) -> Host {
     }
     // Problems with the capture as a whole (cut archive, damaged metadata) belong in every
     // report, and every report reads the host.
-    problems.extend(root.capture_problems().iter().cloned());
+    problems.extend(root.capture_problems());
     h.problems = problems;
     h
 }
@@ -127,19 +143,46 @@ pub fn read_host(root: &Root) -> Host {
 /// Parses /proc/meminfo into bytes, keeping every key (hand-written rather than procfs-core's
 /// typed `Meminfo` because that drops keys it does not know, and newer kernels add some).
 pub fn meminfo(text: &str) -> KeyValues {
-    let mut kv = Vec::new();
-    for line in text.lines() {
-        let Some((k, rest)) = line.split_once(':') else {
+    meminfo_checked(text).0
+}
+
+/// [`meminfo`] with the lines that do not parse (`line N: ...`): garbled, a value that
+/// overflows or is implausible, a key printed twice (the first value is kept).
+pub fn meminfo_checked(text: &str) -> (KeyValues, Vec<String>) {
+    let mut kv: Vec<(String, u64)> = Vec::new();
+    let mut bad = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
             continue;
-        };
-        let mut it = rest.split_whitespace();
-        let Some(Ok(n)) = it.next().map(str::parse::<u64>) else {
-            continue;
-        };
-        let n = if it.next() == Some("kB") { n * 1024 } else { n };
-        kv.push((k.trim().to_string(), n));
+        }
+        let parsed = line.split_once(':').and_then(|(k, rest)| {
+            let mut it = rest.split_whitespace();
+            let n = it.next()?.parse::<u64>().ok()?;
+            let n = match it.next() {
+                Some("kB") => n.checked_mul(1024)?,
+                None => n,
+                Some(_) => return None,
+            };
+            Some((k.trim().to_string(), n))
+        });
+        match parsed {
+            Some((k, _)) if kv.iter().any(|(x, _)| *x == k) => bad.push(format!(
+                "line {}: {k} appears twice; the first value is used",
+                i + 1
+            )),
+            Some((k, n)) if n >= crate::cgroup::parse::IMPLAUSIBLE => bad.push(format!(
+                "line {}: {k} {n} is implausible (2^63 or more); unavailable",
+                i + 1
+            )),
+            Some(x) => kv.push(x),
+            None => bad.push(format!(
+                "line {}: expected \"Key: N kB\", found {:?}",
+                i + 1,
+                line.chars().take(60).collect::<String>()
+            )),
+        }
     }
-    KeyValues(kv)
+    (KeyValues(kv), bad)
 }
 
 #[cfg(test)]

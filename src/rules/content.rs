@@ -75,7 +75,7 @@ pub fn shmem_held(r: &Report, _: Option<Sample<'_>>) -> Option<Finding> {
 pub fn dirty_pages(r: &Report, _: Option<Sample<'_>>) -> Option<Finding> {
     let d = r.breakdown.file_dirty.bytes?;
     let w = r.breakdown.file_writeback.bytes.unwrap_or(0);
-    let t = d + w;
+    let t = d.checked_add(w)?;
     let big = t >= 64 * MIB
         || r.derived
             .limit

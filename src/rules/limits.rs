@@ -113,7 +113,12 @@ fn swap_room(r: &Report) -> u64 {
             }
         }
     };
-    let swappable = r.breakdown.anon.bytes.unwrap_or(0) + r.breakdown.shmem.bytes.unwrap_or(0);
+    let swappable = r
+        .breakdown
+        .anon
+        .bytes
+        .unwrap_or(0)
+        .saturating_add(r.breakdown.shmem.bytes.unwrap_or(0));
     host.min(allowed).min(swappable)
 }
 

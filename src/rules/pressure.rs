@@ -8,8 +8,13 @@ use crate::report::Report;
 
 /// `pressure`: tasks stalled waiting for memory (reclaim, refaults, swap-in).
 pub fn pressure(r: &Report, _: Option<Sample<'_>>) -> Option<Finding> {
+    let cgroup_psi_damaged = r
+        .cgroup
+        .problems
+        .iter()
+        .any(|x| x.contains("memory.pressure"));
     let (p, src, scope): (Option<&Pressure>, &str, &str) = match r.cgroup.version {
-        Version::V2 if r.cgroup.pressure.is_some() => (
+        Version::V2 if r.cgroup.pressure.is_some() || cgroup_psi_damaged => (
             r.cgroup.pressure.as_ref(),
             "memory.pressure",
             "this cgroup's tasks",
@@ -22,6 +27,27 @@ pub fn pressure(r: &Report, _: Option<Sample<'_>>) -> Option<Finding> {
         ),
     };
     let Some(p) = p else {
+        // The file is there but damaged: say what is wrong with it, not that the kernel
+        // has no PSI (issue 19 item 9).
+        let own = if r.cgroup.version == Version::V2 {
+            "memory.pressure"
+        } else {
+            "/proc/pressure/memory"
+        };
+        if let Some(problem) = r
+            .problems()
+            .into_iter()
+            .find(|x| x.contains(own) || x.contains("/proc/pressure/memory"))
+        {
+            return Some(Finding {
+                id: "pressure",
+                severity: Severity::Info,
+                title: "memory pressure (PSI) could not be read".into(),
+                evidence: vec![Evidence::value("PSI", "unreadable", problem)],
+                meaning: "The kernel provides PSI, but its file could not be read or parsed, so memlens cannot measure the time tasks lose waiting for memory.".into(),
+                advice: "See the problem listed: a damaged capture, or a read that failed; read the file again on the live system.".into(),
+            });
+        }
         return Some(Finding {
             id: "pressure",
             severity: Severity::Info,

@@ -115,7 +115,7 @@ fn fig(cg: &Cgroup, name: &str) -> Figure {
 
 /// Sum of figures, `None` if any is unavailable.
 pub fn sum(figs: &[&Figure]) -> Option<u64> {
-    figs.iter().map(|f| f.bytes).sum()
+    super::sum_opt(figs.iter().map(|f| f.bytes))
 }
 
 impl Breakdown {
@@ -129,7 +129,7 @@ impl Breakdown {
             (Version::V2, None) => match cg
                 .stat
                 .as_ref()
-                .and_then(|s| Some(s.get("anon")? + s.get("file")?))
+                .and_then(|s| s.get("anon")?.checked_add(s.get("file")?))
             {
                 Some(v) if cg.is_root() => Figure::new(
                     Some(v),
@@ -160,8 +160,9 @@ impl Breakdown {
                 if present.is_empty() {
                     Figure::unavailable("memory.stat has neither kernel nor its parts")
                 } else {
+                    let total = super::sum_opt(present.iter().map(|(_, v)| Some(*v)));
                     Figure::new(
-                        Some(present.iter().map(|(_, v)| v).sum()),
+                        total,
                         format!(
                             "no `kernel` key before 5.18: memory.stat {}",
                             present
@@ -218,7 +219,10 @@ impl Breakdown {
         }
         let (residual, residual_source) = match (usage.bytes, sum(&parts)) {
             (Some(u), Some(p)) => (
-                Some(u as i64 - p as i64),
+                i64::try_from(u)
+                    .ok()
+                    .zip(i64::try_from(p).ok())
+                    .and_then(|(u, p)| u.checked_sub(p)),
                 if v1 {
                     "memory.usage_in_bytes − (total_rss + total_cache + memory.kmem.usage_in_bytes); usage_in_bytes is per-CPU batched (cgroup-v1/memory.rst 5.5)".to_string()
                 } else {

@@ -104,14 +104,19 @@ impl Derived {
         };
         let clean_cache = match (b.active_file.bytes, b.inactive_file.bytes) {
             (Some(a), Some(i)) => {
-                let dirty = b.file_dirty.bytes.unwrap_or(0) + b.file_writeback.bytes.unwrap_or(0);
-                Some((a + i).saturating_sub(dirty))
+                let dirty = super::add(&[
+                    b.file_dirty.bytes.unwrap_or(0),
+                    b.file_writeback.bytes.unwrap_or(0),
+                ]);
+                super::add(&[a, i])
+                    .zip(dirty)
+                    .map(|(c, d)| c.saturating_sub(d))
             }
             _ => None,
         };
         let reclaimable = match (clean_cache, b.slab_reclaimable.bytes) {
             (Some(c), Some(s)) => Figure::new(
-                Some(c + s),
+                c.checked_add(s),
                 "active_file + inactive_file − file_dirty − file_writeback + slab_reclaimable",
             ),
             (Some(c), None) => Figure::new(
@@ -123,16 +128,16 @@ impl Derived {
         let not_reclaimable = match (b.anon.bytes, b.shmem.bytes, b.kernel.bytes) {
             (Some(a), Some(s), Some(k)) => match b.slab_reclaimable.bytes {
                 Some(sr) => Figure::new(
-                    Some(a + s + k.saturating_sub(sr)),
+                    super::add(&[a, s, k.saturating_sub(sr)]),
                     "anon + shmem + (kernel − slab_reclaimable)",
                 ),
                 None => Figure::new(
-                    Some(a + s + k),
+                    super::add(&[a, s, k]),
                     "anon + shmem + kernel (kernel counted whole: this kernel does not split out reclaimable slab)",
                 ),
             },
             (Some(a), Some(s), None) => Figure::new(
-                Some(a + s),
+                a.checked_add(s),
                 "anon + shmem (kernel memory not reported, not included)",
             ),
             _ => Figure::unavailable("anon or shmem unavailable"),

@@ -50,3 +50,33 @@ impl Figure {
         }
     }
 }
+
+/// Checked sum of kernel figures: `None` if one is missing or the sum overflows. Kernel
+/// numbers enter formulas only through checked arithmetic: a wrapped counter near 2^64 must
+/// make a figure unavailable, never a wrong one (issue 19 item 7).
+pub fn add(xs: &[u64]) -> Option<u64> {
+    xs.iter().try_fold(0u64, |a, x| a.checked_add(*x))
+}
+
+/// [`add`] over optional values: `None` if any is `None` or the sum overflows.
+pub fn sum_opt(xs: impl IntoIterator<Item = Option<u64>>) -> Option<u64> {
+    xs.into_iter().try_fold(0u64, |a, x| a.checked_add(x?))
+}
+
+/// Why a formula has no value because its inputs overflow.
+pub const OVERFLOW: &str =
+    "its inputs overflow a 64-bit sum (an implausible counter, listed in problems)";
+
+#[cfg(test)]
+mod sum_tests {
+    use super::*;
+
+    #[test]
+    fn sums_are_checked() {
+        assert_eq!(add(&[1, 2]), Some(3));
+        assert_eq!(add(&[u64::MAX, 1]), None);
+        assert_eq!(sum_opt([Some(1), None]), None);
+        assert_eq!(sum_opt([Some(u64::MAX), Some(1)]), None);
+        assert_eq!(sum_opt([Some(2), Some(3)]), Some(5));
+    }
+}

@@ -51,7 +51,7 @@ impl ProcessSums {
             if procs.is_empty() {
                 return None;
             }
-            procs.iter().map(f).sum()
+            super::sum_opt(procs.iter().map(f))
         }
         ProcessSums {
             count: procs.len(),

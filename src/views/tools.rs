@@ -273,7 +273,7 @@ impl Tools {
         let rss_sum: Option<u64> = if procs.is_empty() {
             None
         } else {
-            procs.iter().map(|p| p.rss_bytes).sum()
+            super::sum_opt(procs.iter().map(|p| p.rss_bytes))
         };
         push(
             "process_rss_sum",
@@ -308,7 +308,7 @@ impl Tools {
                 host.mem("Cached"),
                 host.mem("SReclaimable"),
             ) {
-                (Some(b), Some(c), Some(s)) => Some(b + c + s),
+                (Some(b), Some(c), Some(s)) => super::add(&[b, c, s]),
                 _ => None,
             },
             available_bytes: host.mem("MemAvailable"),
