@@ -704,6 +704,8 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             if all {
                 label = "--all".to_string();
                 let _ = overview::collect(&root, &h, true);
+                // What `zombies --from` needs: /proc/cgroups (v1), the root's cgroup.stat (v2).
+                let _ = crate::zombies::collect(&root, &h);
                 for p in walk::all_paths(&root, &h, "/") {
                     let _ = report::build(&root, &h, &p, Options { descendants: false });
                 }
@@ -717,6 +719,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 let path = target::resolve(&root, &h, &t)?;
                 label = t;
                 let _ = overview::collect(&root, &h, true);
+                let _ = crate::zombies::count(&root, &h);
                 report::build(&root, &h, &path, Options { descendants }).map_err(|e| {
                     Failure::new(exit::BAD_TARGET, format!("cgroup {path} vanished: {e}"))
                 })?;

@@ -304,9 +304,8 @@ impl Lab {
         match self.h.version {
             Version::V2 => {
                 let t = std::fs::read_to_string(self.h.mount_point.join("cgroup.stat")).ok()?;
-                crate::cgroup::parse::flat_keyed(&t)
-                    .0
-                    .get("nr_dying_descendants")
+                crate::cgroup::parse::dying_memory(&crate::cgroup::parse::flat_keyed(&t).0)
+                    .map(|(n, _)| n)
             }
             Version::V1 => {
                 let t = std::fs::read_to_string("/proc/cgroups").ok()?;

@@ -441,7 +441,7 @@ pub fn collect_tree(root: &Root, h: &Hierarchy, tree: &mut Tree) -> Snapshot {
     });
     families.push(Family {
         name: HOST_NAMES[4],
-        help: "Removed memory cgroups the kernel still holds (pages still charged): v2 root cgroup.stat nr_dying_descendants; v1 /proc/cgroups memory num_cgroups minus live directories.",
+        help: "Removed memory cgroups the kernel still holds (pages still charged): v2 root cgroup.stat nr_dying_subsys_memory (6.11+) or nr_dying_descendants; v1 /proc/cgroups memory num_cgroups minus live directories.",
         kind: Gauge,
         samples: one(dying.map(Value::Int)),
     });

@@ -6,7 +6,8 @@
 //! down reclaim and memory.stat reads (Documentation/admin-guide/cgroup-v2.rst "cgroup.stat"
 //! nr_dying_descendants; cgroup-v1/memory.rst 5.1 "force_empty").
 //!
-//! Counting: v2 states it (`cgroup.stat` nr_dying_descendants, per subtree). v1 does not:
+//! Counting: v2 states it (`cgroup.stat` nr_dying_subsys_memory on 6.11+, which counts only
+//! dying cgroups holding a memory css; before, nr_dying_descendants, per subtree). v1 does not:
 //! `/proc/cgroups` num_cgroups counts live and dying memcgs together, so
 //! dying = num_cgroups − live directories (a walk of the hierarchy).
 
@@ -81,16 +82,16 @@ pub fn count(root: &Root, h: &Hierarchy) -> (Option<u64>, String, usize, Vec<Str
                 Ok(t) => {
                     let (kv, bad) = parse::flat_keyed(&t);
                     problems.extend(bad.into_iter().map(|b| ReadError::parse(&f, b).to_string()));
-                    match kv.get("nr_dying_descendants") {
-                        Some(n) => (
-                            Some(n),
-                            format!("{} nr_dying_descendants", f.display()),
-                            live,
-                            problems,
-                        ),
+                    match parse::dying_memory(&kv) {
+                        Some((n, key)) => {
+                            (Some(n), format!("{} {key}", f.display()), live, problems)
+                        }
                         None => (
                             None,
-                            format!("{} has no nr_dying_descendants", f.display()),
+                            format!(
+                                "{} has neither nr_dying_subsys_memory nor nr_dying_descendants",
+                                f.display()
+                            ),
                             live,
                             problems,
                         ),
@@ -173,7 +174,7 @@ pub fn collect(root: &Root, h: &Hierarchy) -> Zombies {
         }
         if h.version == Version::V2
             && let Ok(t) = root.read(&read::fs_path(h, p).join("cgroup.stat"))
-            && let Some(n) = parse::flat_keyed(&t).0.get("nr_dying_descendants")
+            && let Some((n, _)) = parse::dying_memory(&parse::flat_keyed(&t).0)
             && n > 0
         {
             subtrees.push(DyingSubtree {

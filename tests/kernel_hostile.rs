@@ -90,3 +90,26 @@ fn a_directory_name_two_cgroups_share_is_ambiguous() {
     let (code, _, err) = run(&["show", &format!("{}/{name}", a.path())]);
     assert_eq!(code, 0, "{err}");
 }
+
+/// issue 19 item 14: a capture records what `zombies --from` needs (/proc/cgroups on v1, the
+/// root's cgroup.stat on v2), so the dying count is computed from it, not blamed on the kernel.
+#[test]
+fn zombies_from_a_capture_counts_dying_cgroups() {
+    let cg = cgroup("capture-zombies");
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("c.tar.gz");
+    let o = out.display().to_string();
+    let (code, _, err) = run(&["capture", cg.path(), "-o", &o]);
+    assert_eq!(code, 0, "{err}");
+    let v = json(&["zombies", "--from", &o]);
+    let h = &v["hierarchies"][0];
+    assert!(
+        h["dying"].is_u64(),
+        "dying not counted from the capture: {h}"
+    );
+    let src = h["dying_source"].as_str().unwrap_or("");
+    assert!(
+        src.contains("/proc/cgroups") || src.contains("cgroup.stat"),
+        "{src}"
+    );
+}

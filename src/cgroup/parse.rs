@@ -108,6 +108,20 @@ pub fn flat_keyed(text: &str) -> (KeyValues, Vec<String>) {
     (KeyValues(kv), bad)
 }
 
+/// Dying memory cgroups below a v2 cgroup from its `cgroup.stat`, and the key used:
+/// `nr_dying_subsys_memory` where the kernel has it (6.11+: cgroup.stat lists
+/// `nr_subsys_<controller>` and `nr_dying_subsys_<controller>`), which counts only dying cgroups that still hold a
+/// memory css; else `nr_dying_descendants`, which also counts cgroups without one (they
+/// cost no memory; cgroup-v2.rst "cgroup.stat").
+pub fn dying_memory(kv: &KeyValues) -> Option<(u64, &'static str)> {
+    kv.get("nr_dying_subsys_memory")
+        .map(|n| (n, "nr_dying_subsys_memory"))
+        .or_else(|| {
+            kv.get("nr_dying_descendants")
+                .map(|n| (n, "nr_dying_descendants"))
+        })
+}
+
 /// Parses a `cgroup.procs` file.
 pub fn pids(text: &str) -> Result<Vec<i32>, String> {
     text.lines()
@@ -243,6 +257,16 @@ mod tests {
         assert_eq!(kv.0.len(), 3);
         assert_eq!(bad.len(), 2);
         assert!(bad[0].starts_with("line 3"));
+    }
+
+    #[test]
+    fn dying_memory_prefers_the_memory_css_count() {
+        let (kv, _) = flat_keyed(
+            "nr_descendants 3\nnr_dying_descendants 40\nnr_subsys_memory 4\nnr_dying_subsys_memory 2\n",
+        );
+        assert_eq!(dying_memory(&kv), Some((2, "nr_dying_subsys_memory")));
+        let (kv, _) = flat_keyed("nr_descendants 3\nnr_dying_descendants 40\n");
+        assert_eq!(dying_memory(&kv), Some((40, "nr_dying_descendants")));
     }
 
     #[test]

@@ -353,7 +353,7 @@ pub fn dying_cgroups(root: &Root, h: &Hierarchy, live: usize) -> Option<u64> {
     match h.version {
         Version::V2 => {
             let t = root.read(&fs_path(h, "/").join("cgroup.stat")).ok()?;
-            parse::flat_keyed(&t).0.get("nr_dying_descendants")
+            parse::dying_memory(&parse::flat_keyed(&t).0).map(|(n, _)| n)
         }
         Version::V1 => {
             if h.mount_root != "/" {

@@ -318,12 +318,9 @@ pub fn show(r: &Report, s: Style) -> String {
                 ]);
             }
             if let Some(cs) = &cg.cgroup_stat
-                && let Some(n) = cs.get("nr_dying_descendants")
+                && let Some((n, key)) = crate::cgroup::parse::dying_memory(cs)
             {
-                rows.push(vec![
-                    "cgroup.stat nr_dying_descendants".into(),
-                    n.to_string(),
-                ]);
+                rows.push(vec![format!("cgroup.stat {key}"), n.to_string()]);
             }
         }
     }
