@@ -603,7 +603,25 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     crate::oom::Source::Text(&text)
                 }
             };
-            let all = crate::oom::collect(&root, src).map_err(|e| {
+            // Syslog stamps carry no year: the log file's mtime gives it (else this year).
+            let now = std::time::SystemTime::now();
+            let (stamp, why) = match file.as_deref().filter(|f| f.as_os_str() != "-") {
+                Some(f) => match std::fs::metadata(f).and_then(|m| m.modified()) {
+                    Ok(t) => (t, "the year of the log file's modification time"),
+                    Err(_) => (now, "the current year; the file's mtime is unreadable"),
+                },
+                None => (now, "the current year"),
+            };
+            let secs = stamp
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            let all = crate::oom::collect_with_year(
+                &root,
+                src,
+                Some((crate::oom::year_of(secs), why)),
+            )
+            .map_err(|e| {
                 Failure::new(exit::FAILURE, format!("cannot read the kernel log /dev/kmsg: {e} (root or CAP_SYSLOG is needed; or pass --file)"))
             })?;
             match action {

@@ -76,6 +76,13 @@ pub struct OomReport {
     /// ISO-8601 wall clock of the first line, when the log format gives a full date
     /// (or after [`fill_wall_times`]).
     pub time: Option<String>,
+    /// How `time` was completed when the log's own stamp had no year (syslog): which year
+    /// was assumed and why (see [`assume_year`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_note: Option<String>,
+    /// The first line's wall clock as logged, when it has no year (`Oct 12 19:00:20`).
+    #[serde(skip)]
+    pub logged_wall: Option<String>,
     pub mono_usec: Option<u64>,
     pub seq: Option<u64>,
     /// The start, the victim and (for a memcg OOM) the stat dump were all seen.
@@ -139,9 +146,11 @@ impl Builder {
             .as_ref()
             .filter(|w| w.len() >= 19 && w.as_bytes().get(4) == Some(&b'-'))
             .cloned();
+        let logged_wall = line.wall.clone().filter(|_| time.is_none());
         Builder {
             report: OomReport {
                 time,
+                logged_wall,
                 mono_usec: line.mono_usec,
                 seq: line.seq,
                 ..OomReport::default()
@@ -168,6 +177,11 @@ impl Builder {
             );
         }
         r.complete = self.started && self.victim_done && (r.global || self.stat_seen);
+        // A report cut after its stat header still names the memcg: the kernel prints the
+        // stats of the memcg whose limit was hit (mem_cgroup_print_oom_meminfo).
+        if r.oom_memcg.is_none() && !r.global {
+            r.oom_memcg = r.stat_memcg.clone();
+        }
         self.report
     }
 }
@@ -217,6 +231,34 @@ pub fn parse_reports(lines: &[LogLine]) -> Vec<OomReport> {
     }
     out.extend(cur.map(Builder::finish));
     out
+}
+
+/// Completes the times of reports whose log stamp had no year (syslog's `Oct 12 19:00:20`)
+/// with `year`; `why` says where the year comes from (the file's modification time, or the
+/// current year), and is kept in [`OomReport::time_note`].
+pub fn assume_year(reports: &mut [OomReport], year: i32, why: &str) {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    for r in reports.iter_mut().filter(|r| r.time.is_none()) {
+        let Some(w) = r.logged_wall.as_deref() else {
+            continue;
+        };
+        let mut it = w.split_whitespace();
+        let (Some(mon), Some(day), Some(hms)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
+        let (Some(m), Ok(d)) = (MONTHS.iter().position(|x| *x == mon), day.parse::<u32>()) else {
+            continue;
+        };
+        if hms.len() < 8 || hms.as_bytes().get(2) != Some(&b':') {
+            continue;
+        }
+        r.time = Some(format!("{year:04}-{:02}-{d:02}T{hms}", m + 1));
+        r.time_note = Some(format!(
+            "the log's time has no year: {year} assumed ({why})"
+        ));
+    }
 }
 
 /// Sets [`OomReport::time`] from the monotonic time where the log gave no wall clock.
@@ -491,9 +533,14 @@ fn kv_kb(s: &str, key: &str) -> Option<u64> {
     kb(n)
 }
 
+/// A limit at or above 2^62 bytes is the kernel's "unlimited" sentinel (PAGE_COUNTER_MAX
+/// pages: 9223372036854771712 with 4 KiB pages; 18446744073709550592 on kernels that print
+/// the counter's u64 maximum), never a real limit: `None`, as the cgroup readers do.
+const UNLIMITED_FLOOR: u64 = 1 << 62;
+
 fn parse_counter(text: &str) -> (Option<u64>, Option<u64>, Option<u64>) {
     let usage = kv_kb(text, "usage ");
-    let limit = kv_kb(text, "limit ");
+    let limit = kv_kb(text, "limit ").filter(|l| *l < UNLIMITED_FLOOR);
     let failcnt = text
         .split_once("failcnt ")
         .and_then(|(_, a)| leading_int(a));

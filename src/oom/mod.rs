@@ -73,8 +73,15 @@ pub fn verdict(r: &OomReport) -> Verdict {
             .collect();
         (!parts.is_empty()).then(|| parts.iter().sum())
     });
-    let dirty = stat(r, &["file_dirty", "total_dirty", "dirty"]).unwrap_or(0)
-        + stat(r, &["file_writeback", "total_writeback", "writeback"]).unwrap_or(0);
+    // Dirty page cache. v2 file_dirty/file_writeback are page cache only; v1 `writeback`
+    // also counts anon pages being written to swap (mm/memcontrol.c NR_WRITEBACK is not
+    // split by LRU type), so on v1 the figure is capped by the page cache itself: a cgroup
+    // with no cache has no dirty cache, whatever its writeback says.
+    let cache = stat(r, &["file", "total_cache", "cache"]);
+    let dirty_raw = stat(r, &["file_dirty", "total_dirty", "dirty"])
+        .unwrap_or(0)
+        .saturating_add(stat(r, &["file_writeback", "total_writeback", "writeback"]).unwrap_or(0));
+    let dirty = cache.map_or(0, |c| dirty_raw.min(c));
     let usage = r.usage_bytes.or(r.limit_bytes);
     let (Some(usage), Some(anon)) = (usage, anon) else {
         return Verdict {
@@ -101,6 +108,20 @@ pub fn verdict(r: &OomReport) -> Verdict {
                 "kernel memory (slab, page tables, sockets) held {} ({:.0}% of usage): look for many files/dentries, sockets or processes.",
                 mib(k),
                 pct(k)
+            ),
+        };
+    }
+    if let (Some(u), Some(l)) = (r.memsw_usage_bytes, r.memsw_limit_bytes)
+        && l > 0
+        && u >= l - l / 100
+    {
+        return Verdict {
+            id: "memsw-limit",
+            text: format!(
+                "the memory+swap limit was hit ({} of {}, memory.memsw.limit_in_bytes): the cgroup's swap allowance was used up, so anonymous memory ({}) could no longer be pushed out to swap.",
+                mib(u),
+                mib(l),
+                mib(anon)
             ),
         };
     }
@@ -171,6 +192,16 @@ pub enum Source<'a> {
 
 /// Reads and parses every OOM report the source holds.
 pub fn collect(root: &Root, src: Source<'_>) -> std::io::Result<Vec<PostMortem>> {
+    collect_with_year(root, src, None)
+}
+
+/// [`collect`], completing yearless syslog times with `year` (the year and why it was
+/// chosen: the log file's modification time, or the current year).
+pub fn collect_with_year(
+    root: &Root,
+    src: Source<'_>,
+    year: Option<(i32, &str)>,
+) -> std::io::Result<Vec<PostMortem>> {
     let (lines, live): (Vec<LogLine>, bool) = match src {
         Source::Kmsg => (log::read_kmsg(Path::new("/dev/kmsg"))?, true),
         Source::Text(t) => (log::parse_log(t), false),
@@ -181,11 +212,27 @@ pub fn collect(root: &Root, src: Source<'_>) -> std::io::Result<Vec<PostMortem>>
     if live && let Some(bt) = boot_time(root) {
         fill_wall_times(&mut reports, bt);
     }
+    if let Some((y, why)) = year {
+        crate::kmsg::oom::assume_year(&mut reports, y, why);
+    }
     Ok(reports
         .into_iter()
         .enumerate()
         .map(|(i, report)| post_mortem(i + 1, report))
         .collect())
+}
+
+/// The civil year of a Unix time (proleptic Gregorian, UTC): hand-written because memlens has
+/// no date crate and needs only this (H. Hinnant's days-to-civil algorithm).
+pub fn year_of(unix_secs: i64) -> i32 {
+    let z = unix_secs.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2)) as i32
 }
 
 /// What memlens makes of one parsed report: container identity, top tasks and verdict.

@@ -720,13 +720,40 @@ pub fn oom_show(p: &crate::oom::PostMortem, s: Style) -> String {
             bytes(v.pgtables_bytes)
         );
     }
+    let lim = |l: Option<u64>, u: Option<u64>| match (l, u) {
+        (None, Some(_)) => "unlimited".to_string(),
+        (l, _) => bytes(l),
+    };
     let _ = writeln!(
         out,
-        "  usage {} of limit {} (failcnt {})",
+        "  memory: usage {} of limit {} (failcnt {})",
         bytes(r.usage_bytes),
-        bytes(r.limit_bytes),
+        lim(r.limit_bytes, r.usage_bytes),
         r.failcnt.map_or("n/a".into(), |f| f.to_string())
     );
+    for (name, u, l) in [
+        ("memory+swap", r.memsw_usage_bytes, r.memsw_limit_bytes),
+        ("kmem", r.kmem_usage_bytes, r.kmem_limit_bytes),
+        ("swap", r.swap_usage_bytes, r.swap_limit_bytes),
+    ] {
+        if u.is_some() {
+            let hit = matches!((u, l), (Some(u), Some(l)) if l > 0 && u >= l - l / 100);
+            let _ = writeln!(
+                out,
+                "  {name}: usage {} of limit {}{}",
+                bytes(u),
+                lim(l, u),
+                if hit {
+                    "  <- the limit that was hit"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    if let Some(n) = &r.time_note {
+        let _ = writeln!(out, "  {}", s.dim(n));
+    }
     let _ = writeln!(
         out,
         "\n{}\n  {}",

@@ -1,0 +1,85 @@
+//! OOM reports read wrongly before (issue 19 items 11, 12): v1 writeback that is swap-out
+//! taken for dirty cache, the memory+swap limit that was hit not shown, the kernel's
+//! "unlimited" sentinels reported as byte limits, yearless syslog times, and a report cut
+//! after its stat header losing its memcg.
+
+mod common;
+
+use common::*;
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!("tests/fixtures/oom/{name}")).unwrap()
+}
+
+fn write(d: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let p = d.path().join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn v1_writeback_of_swap_is_not_dirty_cache_and_the_memsw_limit_is_shown() {
+    let d = tempfile::tempdir().unwrap();
+    // The 6.18 v1 report with no page cache at all, and 30 MiB under writeback: anon pages
+    // being written to swap (v1 `writeback` counts them too).
+    let t = fixture("this-host-6.18-v1.kmsg")
+        .replace(";writeback 0\n", ";writeback 31457280\n")
+        .replace(";total_writeback 0\n", ";total_writeback 31457280\n");
+    assert!(t.contains("total_writeback 31457280"));
+    let f = write(&d, "swapout.kmsg", &t);
+    let v = json(&["oom", "--file", &f]);
+    let verdict = v[0]["verdict"]["id"].as_str().unwrap_or("");
+    assert_ne!(verdict, "dirty-cache", "{}", v[0]["verdict"]);
+    // 3.10: the memory+swap limit was the one hit; oom show says so.
+    let f = "tests/fixtures/oom/el7-3.10-memcg-back-to-back.log";
+    let v = json(&["oom", "--file", f]);
+    assert_eq!(v[0]["verdict"]["id"], "memsw-limit", "{}", v[0]["verdict"]);
+    let (code, out, err) = run(&["oom", "--file", f, "show", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("memory+swap: usage 200.0 MiB of limit 200.0 MiB  <- the limit that was hit"),
+        "{out}"
+    );
+    assert!(out.contains("kmem: usage 0 B of limit unlimited"), "{out}");
+    // The kernel's unlimited sentinel is null in JSON, never 9223372036854771712.
+    assert!(v[0]["kmem_limit_bytes"].is_null(), "{}", v[0]);
+    assert!(!v.to_string().contains("9223372036854771712"));
+}
+
+#[test]
+fn yearless_syslog_times_get_the_files_year_and_say_so() {
+    let d = tempfile::tempdir().unwrap();
+    let f = write(&d, "syslog", &fixture("aks-5.15-v2-then-cut.syslog"));
+    let st = std::process::Command::new("touch")
+        .args(["-d", "2023-10-13 08:00:00", &f])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let v = json(&["oom", "--file", &f]);
+    let t = v[0]["time"].as_str().unwrap_or("");
+    assert!(t.starts_with("2023-10-12T19:00:"), "{}", v[0]["time"]);
+    let note = v[0]["time_note"].as_str().unwrap_or("");
+    assert!(
+        note.contains("2023") && note.contains("modification time"),
+        "{note}"
+    );
+}
+
+#[test]
+fn a_report_cut_after_its_stat_header_names_its_memcg() {
+    let d = tempfile::tempdir().unwrap();
+    let t: String = fixture("debian-6.1-v2.kmsg")
+        .lines()
+        .take(53)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        t.trim_end()
+            .ends_with("Memory cgroup stats for /memlens-test-oom-138-0:")
+    );
+    let f = write(&d, "cut.kmsg", &t);
+    let v = json(&["oom", "--file", &f]);
+    assert_eq!(v[0]["oom_memcg"], "/memlens-test-oom-138-0", "{}", v[0]);
+    let (_, out, _) = run(&["oom", "--file", &f]);
+    assert!(out.contains("/memlens-test-oom-138-0"), "{out}");
+}
