@@ -238,3 +238,26 @@ fn v2_capture_from_the_vm_reads_back() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("/memlens-test-capture"));
 }
+
+/// issue 19 item 13: without a shmem key (v1 before 4.x) the OOM headroom is bounded: between
+/// the figure with no page cache reclaimable and with all of it.
+#[test]
+fn v1_without_shmem_bounds_the_oom_headroom() {
+    let d = tree(
+        false,
+        "lxc",
+        &[
+            fx!("v1-4.4-xenial-lxd", "memory.stat"),
+            fx!("v1-4.4-xenial-lxd", "memory.usage_in_bytes"),
+            ("memory.limit_in_bytes", "536870912\n"),
+        ],
+    );
+    let v = show(d.path(), "/lxc");
+    let (anon, file) = (47849472u64, 165269504u64);
+    let limit = 536870912u64;
+    assert!(v["oom_headroom_bytes"].is_null(), "{v}");
+    assert_eq!(v["oom_headroom_min_bytes"], limit - anon - file);
+    assert_eq!(v["oom_headroom_max_bytes"], limit - anon);
+    let src = v["derived_sources"]["oom_headroom"].as_str().unwrap_or("");
+    assert!(src.contains("no shmem key"), "{src}");
+}

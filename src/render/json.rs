@@ -121,6 +121,8 @@ pub fn show(r: &Report) -> Value {
         "reclaimable_bytes": d.reclaimable.bytes,
         "not_reclaimable_bytes": d.not_reclaimable.bytes,
         "oom_headroom_bytes": d.oom_headroom.bytes,
+        "oom_headroom_min_bytes": d.oom_headroom_bounds.map(|b| b.0),
+        "oom_headroom_max_bytes": d.oom_headroom_bounds.map(|b| b.1),
         "high_headroom_bytes": d.high_headroom.bytes,
         "derived_sources": {
             "reclaimable": d.reclaimable.source,

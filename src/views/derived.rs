@@ -41,6 +41,11 @@ pub struct Derived {
     pub not_reclaimable: Figure,
     /// Effective limit − not reclaimable.
     pub oom_headroom: Figure,
+    /// When `oom_headroom` cannot be exact because the kernel does not say how much of the
+    /// page cache is shmem (3.10-era v1 has no `shmem` key): (with no cache reclaimable,
+    /// with all of it reclaimable), i.e. limit − (anon + kernel + cache) and
+    /// limit − (anon + kernel).
+    pub oom_headroom_bounds: Option<(u64, u64)>,
     /// v2 memory.high − usage.
     pub high_headroom: Figure,
 }
@@ -142,6 +147,20 @@ impl Derived {
             ),
             _ => Figure::unavailable("anon or shmem unavailable"),
         };
+        // Without a shmem key the page cache may be anything from all reclaimable to all
+        // shmem: bound the headroom instead of giving up (issue 19 item 13).
+        let mut oom_headroom_bounds = None;
+        if not_reclaimable.bytes.is_none()
+            && b.shmem.bytes.is_none()
+            && let (Some(l), Some(a), Some(f)) = (limit.bytes, b.anon.bytes, b.file.bytes)
+        {
+            let k = b.kernel.bytes.unwrap_or(0);
+            if let (Some(lo_pinned), Some(hi_pinned)) = (super::add(&[a, k, f]), super::add(&[a, k]))
+            {
+                oom_headroom_bounds =
+                    Some((l.saturating_sub(lo_pinned), l.saturating_sub(hi_pinned)));
+            }
+        }
         let oom_headroom = match (limit.bytes, not_reclaimable.bytes) {
             (Some(l), Some(n)) => Figure::new(
                 Some(l.saturating_sub(n)),
@@ -150,7 +169,16 @@ impl Derived {
             (None, _) => Figure::unavailable(
                 "no limit: only the host's memory bounds this cgroup (a global OOM)",
             ),
-            _ => Figure::unavailable("not-reclaimable figure unavailable"),
+            _ => match oom_headroom_bounds {
+                Some((lo, hi)) => Figure::unavailable(format!(
+                    "between {} (no page cache reclaimable) and {} (all of it reclaimable): this kernel's memory.stat has no shmem key, so how much of the cache ({}) is shmem, which cannot be reclaimed without swap, is unknown; effective limit ({}) − (anon + kernel [+ cache])",
+                    crate::render::bytes(Some(lo)),
+                    crate::render::bytes(Some(hi)),
+                    crate::render::bytes(b.file.bytes),
+                    limit.source
+                )),
+                None => Figure::unavailable("not-reclaimable figure unavailable"),
+            },
         };
         let high_headroom = match (cg.limits.high, b.usage.bytes) {
             (Some(Limit::Bytes(h)), Some(u)) => {
@@ -169,6 +197,7 @@ impl Derived {
             reclaimable,
             not_reclaimable,
             oom_headroom,
+            oom_headroom_bounds,
             high_headroom,
         }
     }
