@@ -261,3 +261,23 @@ fn v1_without_shmem_bounds_the_oom_headroom() {
     let src = v["derived_sources"]["oom_headroom"].as_str().unwrap_or("");
     assert!(src.contains("no shmem key"), "{src}");
 }
+
+/// issue 19 item 10: the v2 root (6.1 VM capture) is explained honestly: no residual of
+/// −(kernel + sock), no memory.current label it lacks, no "memory.peak needs 5.19+" on 6.1.
+#[test]
+fn v2_root_is_explained_honestly() {
+    let cap = "tests/fixtures/captures/v2-debian-6.1/v2-capture.tar.gz";
+    let (code, out, err) = run(&["show", "/", "--from", cap, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v["breakdown"]["residual_bytes"].is_null(),
+        "{}",
+        v["breakdown"]
+    );
+    let (code, out, err) = run(&["show", "/", "--from", cap, "--color", "never"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("5.19"), "{out}");
+    assert!(out.contains("the v2 root has no memory.current"), "{out}");
+    assert!(!out.contains("(memory.current, memory.stat)"), "{out}");
+}

@@ -173,6 +173,9 @@ pub(crate) fn pct(part: u64, whole: u64) -> f64 {
 pub(crate) fn usage_file(r: &Report) -> &'static str {
     match r.cgroup.version {
         crate::model::Version::V1 => "memory.usage_in_bytes",
+        crate::model::Version::V2 if r.cgroup.usage.current.is_none() && r.cgroup.is_root() => {
+            "memory.stat anon + file (the v2 root has no memory.current)"
+        }
         crate::model::Version::V2 => "memory.current",
     }
 }

@@ -217,7 +217,14 @@ impl Breakdown {
         if !v1 {
             parts.push(&sock);
         }
+        // The v2 root has no memory.current: its usage is anon + file (as cAdvisor), so
+        // usage − parts would always be −(kernel + sock), a figure about nothing.
+        let v2_root_estimate = !v1 && cg.usage.current.is_none() && cg.is_root();
         let (residual, residual_source) = match (usage.bytes, sum(&parts)) {
+            _ if v2_root_estimate => (
+                None,
+                "none for the v2 root: it has no memory.current, and its usage is anon + file (as cAdvisor), so usage − parts would only be −(kernel + sock)".to_string(),
+            ),
             (Some(u), Some(p)) => (
                 i64::try_from(u)
                     .ok()

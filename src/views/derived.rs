@@ -155,7 +155,8 @@ impl Derived {
             && let (Some(l), Some(a), Some(f)) = (limit.bytes, b.anon.bytes, b.file.bytes)
         {
             let k = b.kernel.bytes.unwrap_or(0);
-            if let (Some(lo_pinned), Some(hi_pinned)) = (super::add(&[a, k, f]), super::add(&[a, k]))
+            if let (Some(lo_pinned), Some(hi_pinned)) =
+                (super::add(&[a, k, f]), super::add(&[a, k]))
             {
                 oom_headroom_bounds =
                     Some((l.saturating_sub(lo_pinned), l.saturating_sub(hi_pinned)));

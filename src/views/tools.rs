@@ -98,6 +98,8 @@ impl Tools {
         };
         let usage_file = if v1 {
             "memory.usage_in_bytes"
+        } else if cg.usage.current.is_none() && cg.is_root() {
+            "the v2 root has no memory.current: memory.stat anon + file"
         } else {
             "memory.current"
         };
@@ -249,6 +251,10 @@ impl Tools {
             } else {
                 match cg.usage.peak {
                     Some(p) => Figure::new(Some(p), "memory.peak"),
+                    None if cg.is_root() => Figure::new(
+                        Some(0),
+                        "0: the v2 root cgroup has no memory.peak (on any kernel)",
+                    ),
                     None => Figure::new(Some(0), "0: memory.peak needs kernel 5.19+"),
                 }
             },
@@ -358,7 +364,7 @@ pub fn node_available(root: Option<&Cgroup>, host: &Host) -> Figure {
         },
         Version::V2 => match (stat("anon"), stat("file"), stat("inactive_file")) {
             (Some(a), Some(f), Some(i)) => Figure::new(
-                Some(total.saturating_sub((a + f).saturating_sub(i))),
+                Some(total.saturating_sub(a.saturating_add(f).saturating_sub(i))),
                 "MemTotal − (root anon + file − inactive_file)",
             ),
             _ => Figure::unavailable("root memory.stat unavailable"),
