@@ -138,3 +138,41 @@ fn a_cut_archive_uses_what_was_read_and_says_where_it_stopped() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("cut short"), "{out}");
 }
+
+/// issue 19 item 17: a shmem lookup that was denied (unprivileged capture: /proc/PID/mountinfo
+/// of another user's process) says denied, not "not found".
+#[test]
+fn a_denied_shmem_lookup_says_denied() {
+    let d = tempfile::tempdir().unwrap();
+    let cap = d.path().join("cap");
+    std::fs::create_dir_all(&cap).unwrap();
+    let st = std::process::Command::new("tar")
+        .args(["xzf", FIXTURE, "-C"])
+        .arg(&cap)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::remove_file(cap.join("proc/437/mountinfo")).unwrap();
+    std::fs::remove_file(cap.join("proc/sysvipc/shm")).unwrap();
+    let meta_path = cap.join("memlens-capture.json");
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+    meta["unreadable"]["/proc/437/mountinfo"] = serde_json::json!(
+        "/proc/437/mountinfo: permission denied (run as root, or with CAP_SYS_PTRACE for other users' /proc/PID files)"
+    );
+    meta["unreadable"]["/proc/sysvipc/shm"] =
+        serde_json::json!("/proc/sysvipc/shm: permission denied (run as root)");
+    std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
+    let c = cap.display().to_string();
+    let (code, out, err) = run(&["explain", "memlens-test-capture", "--from", &c, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let f = v["findings"]
+        .as_array()
+        .and_then(|a| a.iter().find(|f| f["id"] == "shmem-held"))
+        .cloned()
+        .unwrap_or_default();
+    let ev = f["evidence"].to_string();
+    assert!(ev.contains("lookup denied"), "{f}");
+    assert!(!ev.contains("not found"), "{f}");
+}

@@ -47,12 +47,37 @@ pub fn shmem_held(r: &Report, _: Option<Sample<'_>>) -> Option<Finding> {
         ));
     }
     let located = evidence.len() > 1;
+    // A lookup that was denied (unprivileged: other users' /proc/PID/mountinfo, statfs
+    // through /proc/PID/root, /proc/sysvipc/shm) is not "not found" (issue 19 item 17).
+    let denied: Vec<String> = r
+        .shm_problems
+        .iter()
+        .filter(|p| p.contains("permission denied"))
+        .cloned()
+        .chain(
+            r.tmpfs_mounts
+                .iter()
+                .filter(|m| m.used_bytes.is_none() && m.source.contains("permission denied"))
+                .map(|m| m.source.clone()),
+        )
+        .collect();
     if !located {
-        evidence.push(Evidence::value(
-            "where",
-            "not found",
-            "no tmpfs mount seen by the members has used bytes, and no /proc/sysvipc/shm segment belongs to them",
-        ));
+        if let Some(first) = denied.first() {
+            evidence.push(Evidence::value(
+                "where",
+                "lookup denied",
+                format!(
+                    "{} lookup(s) of the members' mounts and segments were denied, e.g. {first}",
+                    denied.len()
+                ),
+            ));
+        } else {
+            evidence.push(Evidence::value(
+                "where",
+                "not found",
+                "no tmpfs mount seen by the members has used bytes, and no /proc/sysvipc/shm segment belongs to them",
+            ));
+        }
     }
     Some(Finding {
         id: "shmem-held",
@@ -65,7 +90,13 @@ pub fn shmem_held(r: &Report, _: Option<Sample<'_>>) -> Option<Finding> {
         meaning: format!(
             "Files in tmpfs (/dev/shm, emptyDir medium: Memory, /run) and SysV/POSIX shared memory are charged to the cgroup that first touched them and shown in {} as page cache, yet reclaim cannot drop them: they stay until the file is deleted or the segment removed, even after every process exits.{}",
             if r.cgroup.version == Version::V1 { "total_cache" } else { "file" },
-            if located { "" } else { " The members' mounts and segments do not account for it: it may be a memfd or MAP_SHARED|MAP_ANONYMOUS mapping, a file left by a process that has exited, or a mount in another namespace." }
+            if located {
+                ""
+            } else if !denied.is_empty() {
+                " memlens was denied the lookup of where it lives (run as root, or with CAP_SYS_PTRACE, to see the members' mounts and segments)."
+            } else {
+                " The members' mounts and segments do not account for it: it may be a memfd or MAP_SHARED|MAP_ANONYMOUS mapping, a file left by a process that has exited, or a mount in another namespace."
+            }
         ),
         advice: "Delete files no longer needed from the mounts listed (ipcrm -m SHMID for segments), give tmpfs/emptyDir a size limit, and count shmem in the memory limit.".into(),
     })
