@@ -198,6 +198,12 @@ pub fn collect_paths<T>(
             r.identity.names = names.names_for(&r.identity);
         }
     }
+    let mut host = host;
+    for p in root.capture_problems() {
+        if !host.problems.contains(&p) {
+            host.problems.push(p);
+        }
+    }
     let node = node_available(root_cg.as_ref(), &host);
     let root_usage = rows
         .first()

@@ -154,6 +154,13 @@ pub fn build(root: &Root, h: &Hierarchy, path: &str, opts: Options) -> Result<Re
         shm_problems.extend(p1);
         shm_problems.extend(p2);
     }
+    // Problems noted while building (a cut file read after the host was) belong here too.
+    let mut host = host;
+    for p in root.capture_problems() {
+        if !host.problems.contains(&p) {
+            host.problems.push(p);
+        }
+    }
     Ok(Report {
         hierarchy: h.clone(),
         identity: {

@@ -490,6 +490,17 @@ impl Root {
         };
         match serde_json::from_slice::<serde_json::Value>(&bytes) {
             Ok(serde_json::Value::Object(m)) => {
+                // Files lost from the capture would show as "not provided by this kernel":
+                // the count `capture` recorded says whether any are missing.
+                if let Some(n) = m.get("files").and_then(|v| v.as_u64()) {
+                    let held = self.held_files();
+                    if held < n {
+                        self.capture_problems.push(format!(
+                            "{CAPTURE_META}: the capture was written with {n} files but holds {held}: {} were lost (the figures read from them show as unavailable)",
+                            n - held
+                        ));
+                    }
+                }
                 if let Some(u) = m.get("unreadable") {
                     match u.as_object() {
                         Some(u) => {
@@ -512,6 +523,30 @@ impl Root {
             Err(e) => self.capture_problems.push(format!(
                 "{CAPTURE_META}: damaged JSON ({e}); the capture's metadata (files unreadable when captured) is ignored"
             )),
+        }
+    }
+
+    /// How many files the capture holds, its metadata file excepted.
+    fn held_files(&self) -> u64 {
+        match &self.backing {
+            Backing::Archive(files) => files
+                .keys()
+                .filter(|k| k.as_path() != Path::new("/").join(CAPTURE_META))
+                .count() as u64,
+            Backing::Dir(prefix) => {
+                let mut n = 0u64;
+                let mut stack = vec![prefix.clone()];
+                while let Some(d) = stack.pop() {
+                    for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                        match e.file_type() {
+                            Ok(t) if t.is_dir() => stack.push(e.path()),
+                            Ok(_) if e.file_name() != CAPTURE_META || d != *prefix => n += 1,
+                            _ => {}
+                        }
+                    }
+                }
+                n
+            }
         }
     }
 
@@ -595,6 +630,41 @@ impl Root {
             Backing::Archive(files) => files.get(sys).cloned().ok_or(ReadError::Missing {
                 path: sys.display().to_string(),
             }),
+        };
+        // A capture's kernel text file that does not end with a newline was cut short (the
+        // kernel ends every line): its last line may be partial ("pgfault 82" of "8208"), so
+        // it is dropped, and said.
+        if let Ok(b) = &res
+            && !self.is_system()
+            && !sys.ends_with("cmdline")
+            && b.contains(&0)
+        {
+            self.note_problem(format!(
+                "{}: contains NUL bytes (the kernel prints none in a text file): the file is damaged; its figures may be wrong",
+                sys.display()
+            ));
+        }
+        let res = match res {
+            Ok(mut b)
+                if !self.is_system()
+                    && !b.is_empty()
+                    && b.last() != Some(&b'\n')
+                    && !sys.ends_with("cmdline")
+                    && !sys.ends_with(CAPTURE_META) =>
+            {
+                let keep = b.iter().rposition(|c| *c == b'\n').map_or(0, |i| i + 1);
+                self.note_problem(format!(
+                    "{}: ends without a newline: the file was cut short (the kernel ends every line); its last, partial line {:?} is ignored",
+                    sys.display(),
+                    String::from_utf8_lossy(b.get(keep..).unwrap_or_default())
+                        .chars()
+                        .take(40)
+                        .collect::<String>()
+                ));
+                b.truncate(keep);
+                Ok(b)
+            }
+            r => r,
         };
         let res = match res {
             Err(ReadError::Missing { path }) => match self.unreadable.get(sys) {
@@ -704,11 +774,27 @@ impl Root {
             Backing::Dir(prefix) => {
                 let dir = Self::host_path(prefix, sys);
                 // A capture directory (not the live system, not a --host-root mount).
-                if prefix != Path::new("/")
-                    && self.mountinfo == "/proc/self/mountinfo"
-                    && let Ok(b) = std::fs::read(dir.join(LISTING))
+                let recorded = (prefix != Path::new("/")
+                    && self.mountinfo == "/proc/self/mountinfo")
+                    .then(|| std::fs::read(dir.join(LISTING)));
+                if let Some(Err(e)) = &recorded
+                    && e.kind() != io::ErrorKind::NotFound
                 {
-                    return Ok(self.checked_listing(&sys.join(LISTING), &b));
+                    self.note_problem(format!(
+                        "{}: unreadable ({e}); the directory is listed as it is in the capture",
+                        sys.join(LISTING).display()
+                    ));
+                }
+                if let Some(Ok(b)) = recorded {
+                    let real: Vec<String> = std::fs::read_dir(&dir)
+                        .map(|rd| {
+                            rd.flatten()
+                                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                                .map(|e| e.file_name().to_string_lossy().into_owned())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    return Ok(self.checked_listing(&sys.join(LISTING), &b, &real));
                 }
                 let rd = std::fs::read_dir(&dir).map_err(|e| ReadError::from_io(sys, &e))?;
                 let mut out = Vec::new();
@@ -735,7 +821,17 @@ impl Root {
             }
             Backing::Archive(files) => {
                 if let Some(b) = files.get(&sys.join(LISTING)) {
-                    return Ok(self.checked_listing(&sys.join(LISTING), b));
+                    let mut real: Vec<String> = files
+                        .keys()
+                        .filter_map(|k| {
+                            let mut c = k.strip_prefix(sys).ok()?.components();
+                            let first = c.next()?;
+                            c.next()?;
+                            Some(first.as_os_str().to_string_lossy().into_owned())
+                        })
+                        .collect();
+                    real.dedup();
+                    return Ok(self.checked_listing(&sys.join(LISTING), b, &real));
                 }
                 let mut out = std::collections::BTreeMap::new();
                 for k in files.keys() {
@@ -761,12 +857,24 @@ impl Root {
         }
     }
 
-    /// A recorded listing; its damaged lines are noted as problems naming the file.
-    fn checked_listing(&self, path: &Path, b: &[u8]) -> Vec<(char, String)> {
-        let (out, bad) = parse_listing(&String::from_utf8_lossy(b));
+    /// A recorded listing; its damaged lines are noted as problems naming the file, and so
+    /// is every directory the capture holds files under that the listing does not name
+    /// (`real`): a cut or damaged listing must not hide a cgroup silently.
+    fn checked_listing(&self, path: &Path, b: &[u8], real: &[String]) -> Vec<(char, String)> {
+        let (mut out, bad) = parse_listing(&String::from_utf8_lossy(b));
         for x in bad.into_iter().take(5) {
             self.note_problem(format!("{}: {x}; the line is ignored", path.display()));
         }
+        for r in real {
+            if !out.iter().any(|(k, n)| *k == 'd' && n == r) {
+                self.note_problem(format!(
+                    "{}: does not list the directory {r:?}, which the capture holds: the listing is damaged; {r:?} is used anyway",
+                    path.display()
+                ));
+                out.push(('d', r.clone()));
+            }
+        }
+        out.sort_by(|a, b| a.1.cmp(&b.1));
         out
     }
 
@@ -783,7 +891,22 @@ impl Root {
                 .filter_map(|w| w.parse().ok())
                 .collect();
             return match v.as_slice() {
-                [b, f, s] => Ok((*b, *f, *s)),
+                [b, f, s]
+                    if t.split_whitespace().count() == 3
+                        && f <= b
+                        && s.is_power_of_two()
+                        && (512..=1 << 20).contains(s)
+                        && b.checked_mul(*s).is_some() =>
+                {
+                    Ok((*b, *f, *s))
+                }
+                [_, _, _] => Err(ReadError::parse(
+                    &rec,
+                    format!(
+                        "implausible statfs answer {:?} (f_bfree above f_blocks, an odd block size, or a size that overflows)",
+                        t.trim()
+                    ),
+                )),
                 _ => Err(ReadError::parse(
                     &rec,
                     "expected \"f_blocks f_bfree f_bsize\"",

@@ -119,9 +119,16 @@ pub fn memory_hierarchy(root: &Root) -> Result<Hierarchy, MountError> {
     for m in &mounts {
         let has_memory = match m.version {
             Version::V1 => m.options.iter().any(|o| o == "memory"),
-            Version::V2 => root
-                .read(&m.mount_point.join("cgroup.controllers"))
-                .is_ok_and(|c| c.split_whitespace().any(|w| w == "memory")),
+            Version::V2 => match root.read(&m.mount_point.join("cgroup.controllers")) {
+                Ok(c) => c.split_whitespace().any(|w| w == "memory"),
+                Err(ReadError::Missing { .. }) => false,
+                Err(e) => {
+                    root.note_problem(format!(
+                        "{e} (whether this cgroup2 mount holds the memory controller is unknown)"
+                    ));
+                    false
+                }
+            },
         };
         if !has_memory {
             continue;

@@ -33,6 +33,11 @@ pub fn limit(text: &str) -> Result<Limit, String> {
         return Ok(Limit::Unlimited);
     }
     let n = number(t)?;
+    if n >= IMPLAUSIBLE {
+        return Err(format!(
+            "{n} is implausible for a limit (the kernel's unlimited is below 2^63); unavailable"
+        ));
+    }
     Ok(if n >= V1_UNLIMITED_FLOOR {
         Limit::Unlimited
     } else {
@@ -76,6 +81,15 @@ pub fn flat_keyed(text: &str) -> (KeyValues, Vec<String>) {
         }
         let mut it = line.split_whitespace();
         match (it.next(), it.next(), it.next()) {
+            (Some(k), Some(_), None)
+                if !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
+                bad.push(format!(
+                    "line {}: {:?} is not a kernel key name; the line is ignored",
+                    i + 1,
+                    truncate(k)
+                ))
+            }
             (Some(k), Some(_), None) if first_line.contains_key(k) => bad.push(format!(
                 "line {}: {k} appears again (first at line {}); the first value is used",
                 i + 1,
@@ -124,12 +138,15 @@ pub fn dying_memory(kv: &KeyValues) -> Option<(u64, &'static str)> {
 
 /// Parses a `cgroup.procs` file.
 pub fn pids(text: &str) -> Result<Vec<i32>, String> {
+    // The kernel prints one positive decimal PID per line, nothing else: an empty file is a
+    // cgroup without processes, anything else not a PID is damage.
     text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(|l| {
+        .enumerate()
+        .map(|(i, l)| {
             l.parse::<i32>()
-                .map_err(|_| format!("{:?} is not a PID", truncate(l)))
+                .ok()
+                .filter(|p| *p > 0 && l.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| format!("line {}: {:?} is not a PID", i + 1, truncate(l)))
         })
         .collect()
 }
@@ -227,7 +244,8 @@ pub fn proc_cgroups_memory(text: &str) -> Result<u64, String> {
                     )
                 })?
                 .parse::<u64>()
-                .map_err(|_| format!("num_cgroups is not a number: {:?}", truncate(line)));
+                .map_err(|_| format!("num_cgroups is not a number: {:?}", truncate(line)))
+                .and_then(plausible);
         }
     }
     Err("no memory line (memory controller not compiled in)".into())

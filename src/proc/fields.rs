@@ -55,10 +55,14 @@ pub fn status(path: &Path, text: &str) -> (Status, Vec<String>) {
     let mut s = Status::default();
     let mut problems = Vec::new();
     let mut seen: Vec<&str> = Vec::new();
+    let mut fields = 0usize;
     for (i, line) in text.lines().enumerate() {
         let Some((key, rest)) = line.split_once(':') else {
             continue;
         };
+        if !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            fields += 1;
+        }
         let slot = match key {
             "Name" => {
                 // The kernel escapes nothing that matters here; the value is the rest of
@@ -87,6 +91,18 @@ pub fn status(path: &Path, text: &str) -> (Status, Vec<String>) {
             Ok(v) => *slot = Some(v),
             Err(e) => problems.push(format!("{} line {}: {key}: {e}", path.display(), i + 1)),
         }
+    }
+    if fields == 0 {
+        problems.push(format!(
+            "{} line 1: {:?} is not a \"Key: value\" field, nor is any other line (empty, cut or not a status file): the process's name and memory figures are unavailable",
+            path.display(),
+            text.lines().next().unwrap_or("").chars().take(40).collect::<String>()
+        ));
+    } else if s.name.is_none() {
+        problems.push(format!(
+            "{}: no Name field (the kernel prints it first: the file is cut or damaged)",
+            path.display()
+        ));
     }
     (s, problems)
 }

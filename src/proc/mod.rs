@@ -37,6 +37,14 @@ pub fn read_process(root: &Root, pid: i32) -> Option<Process> {
         Ok(t) => {
             let (m, probs) = fields::smaps_rollup(&rollup_path, &t);
             p.problems.extend(probs);
+            // Kernel threads and zombies have an empty rollup, and no VmRSS in status; a
+            // process with VmRSS and an empty rollup is damage (a cut capture).
+            if m.0.is_empty() && p.rss_bytes.is_some_and(|r| r > 0) {
+                p.problems.push(format!(
+                    "{}: empty, though status shows VmRSS for this process (a kernel thread's would be empty): the PSS/USS figures are unavailable",
+                    rollup_path.display()
+                ));
+            }
             let g = |k: &str| m.get(k);
             p.pss_bytes = g("Pss");
             p.pss_anon_bytes = g("Pss_Anon");

@@ -31,8 +31,54 @@ pub fn tmpfs_mounts(root: &Root, pids: &[i32]) -> (Vec<TmpfsMount>, Vec<String>)
                 continue;
             }
         };
-        for line in text.lines() {
+        if text.trim().is_empty() {
+            problems.push(format!(
+                "{}: empty (every process sees at least its root mount): its mounts are unknown",
+                path.display()
+            ));
+        }
+        // Every mount's parent is listed, but the root's (outside the process's root): more
+        // than one orphan means lines were spliced or damaged (proc_pid_mountinfo(5)).
+        let parsed: Vec<(usize, procfs_core::process::MountInfo)> = text
+            .lines()
+            .enumerate()
+            .filter_map(|(i, l)| Some((i + 1, procfs_core::process::MountInfo::from_line(l).ok()?)))
+            .collect();
+        let ids: std::collections::HashSet<i32> = parsed.iter().map(|(_, m)| m.mnt_id).collect();
+        // Roots: mounts whose parent is not listed, or is themselves (the namespace root).
+        let roots: Vec<usize> = parsed
+            .iter()
+            .filter(|(_, m)| !ids.contains(&m.pid) || m.pid == m.mnt_id)
+            .map(|(n, _)| *n)
+            .collect();
+        if let Some(second) = roots.get(1) {
+            problems.push(format!(
+                "{} line {second}: a second mount without a listed parent ({} in all; a mount namespace has one root): the file is damaged; its mounts may be wrong",
+                path.display(),
+                roots.len()
+            ));
+        }
+        if ids.len() < parsed.len() {
+            problems.push(format!(
+                "{}: {} duplicate mount IDs: the file is damaged; its mounts may be wrong",
+                path.display(),
+                parsed.len() - ids.len()
+            ));
+        }
+        let mut bad_lines = 0usize;
+        for (i, line) in text.lines().enumerate() {
             let Ok(m) = procfs_core::process::MountInfo::from_line(line) else {
+                if !line.trim().is_empty() {
+                    bad_lines += 1;
+                    if bad_lines <= 3 {
+                        problems.push(format!(
+                            "{} line {}: not a mountinfo line: {:?}; ignored",
+                            path.display(),
+                            i + 1,
+                            line.chars().take(60).collect::<String>()
+                        ));
+                    }
+                }
                 continue;
             };
             if !SHMEM_FS.contains(&m.fs_type.as_str()) {
@@ -104,6 +150,18 @@ pub fn sysv_segments(root: &Root, pids: &[i32]) -> (Option<Vec<SysvSegment>>, Ve
         Err(ReadError::Missing { .. }) => return (None, Vec::new()),
         Err(e) => return (None, vec![e.to_string()]),
     };
+    if !text.trim_start().starts_with("key") {
+        return (
+            None,
+            vec![
+                ReadError::parse(
+                    path,
+                    "no header line (the kernel always prints one): the file is cut or damaged",
+                )
+                .to_string(),
+            ],
+        );
+    }
     match parse_sysv(&text) {
         Ok(all) => (
             Some(

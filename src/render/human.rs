@@ -172,7 +172,7 @@ pub fn show(r: &Report, s: Style) -> String {
         let _ = writeln!(out, "{} systemd unit {}", s.head("is"), term(u));
     }
     if let Some(k) = &r.host.kernel {
-        let _ = writeln!(out, "{} {k}", s.head("kernel"));
+        let _ = writeln!(out, "{} {}", s.head("kernel"), term(k));
     }
     let _ = writeln!(
         out,
