@@ -348,7 +348,9 @@ impl Failure {
     fn new(code: i32, message: impl std::fmt::Display) -> Self {
         Failure {
             code,
-            message: message.to_string(),
+            // Messages name paths and targets from the system or the user: escaped for the
+            // terminal like every human output (render/escape.rs).
+            message: render::escape::term_lines(&message.to_string()),
         }
     }
 }

@@ -634,9 +634,13 @@ impl Root {
         // A capture's kernel text file that does not end with a newline was cut short (the
         // kernel ends every line): its last line may be partial ("pgfault 82" of "8208"), so
         // it is dropped, and said.
+        // Kernel text files only: /proc and /sys (cmdline is NUL-separated by design); the
+        // runtime files a capture also holds (config.v2.json...) are not the kernel's.
+        let kernel_text = !self.is_system()
+            && (sys.starts_with("/proc") || sys.starts_with("/sys"))
+            && !sys.ends_with("cmdline");
         if let Ok(b) = &res
-            && !self.is_system()
-            && !sys.ends_with("cmdline")
+            && kernel_text
             && b.contains(&0)
         {
             self.note_problem(format!(
@@ -645,13 +649,7 @@ impl Root {
             ));
         }
         let res = match res {
-            Ok(mut b)
-                if !self.is_system()
-                    && !b.is_empty()
-                    && b.last() != Some(&b'\n')
-                    && !sys.ends_with("cmdline")
-                    && !sys.ends_with(CAPTURE_META) =>
-            {
+            Ok(mut b) if kernel_text && !b.is_empty() && b.last() != Some(&b'\n') => {
                 let keep = b.iter().rposition(|c| *c == b'\n').map_or(0, |i| i + 1);
                 self.note_problem(format!(
                     "{}: ends without a newline: the file was cut short (the kernel ends every line); its last, partial line {:?} is ignored",
