@@ -392,9 +392,16 @@ fn open_root(g: &Global) -> Result<Root, Failure> {
             Root::from_capture_with(p, lim)
         }
         .map_err(|e| {
+            let e = e.to_string();
+            let shown = p.display().to_string();
+            // The archive reader's messages already start with the file's name.
             Failure::new(
                 exit::FAILURE,
-                format!("cannot open capture {}: {e}", p.display()),
+                if e.starts_with(&shown) {
+                    format!("cannot open capture {e}")
+                } else {
+                    format!("cannot open capture {shown}: {e}")
+                },
             )
         }),
     }
