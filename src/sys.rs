@@ -606,8 +606,20 @@ impl Root {
         }
     }
 
+    /// Whether `sys` would leave a capture directory (a `..` component: a hostile capture's
+    /// /proc/PID/cgroup or listing must not make memlens read the analyst's own files).
+    fn escapes(&self, sys: &Path) -> bool {
+        !self.is_system() && sys.components().any(|c| matches!(c, Component::ParentDir))
+    }
+
     /// Reads a whole file as bytes.
     pub fn read_bytes(&self, sys: &Path) -> Result<Vec<u8>, ReadError> {
+        if self.escapes(sys) {
+            return Err(ReadError::parse(
+                sys,
+                "a path with `..` is refused in a capture",
+            ));
+        }
         let res = match &self.backing {
             Backing::Dir(prefix) => std::fs::File::open(Self::host_path(prefix, sys))
                 .and_then(|f| {
@@ -740,6 +752,9 @@ impl Root {
 
     /// Whether a path exists (file or directory).
     pub fn exists(&self, sys: &Path) -> bool {
+        if self.escapes(sys) {
+            return false;
+        }
         match &self.backing {
             Backing::Dir(prefix) => Self::host_path(prefix, sys).exists(),
             Backing::Archive(files) => {
@@ -768,6 +783,12 @@ impl Root {
     /// [`LISTING`] in the directory), so a capture keeps names that have no file content
     /// under them: the symlinks of /var/log/containers, empty pod log directories.
     fn listing(&self, sys: &Path) -> Result<Vec<(char, String)>, ReadError> {
+        if self.escapes(sys) {
+            return Err(ReadError::parse(
+                sys,
+                "a path with `..` is refused in a capture",
+            ));
+        }
         match &self.backing {
             Backing::Dir(prefix) => {
                 let dir = Self::host_path(prefix, sys);

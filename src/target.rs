@@ -66,10 +66,20 @@ pub fn resolve(root: &Root, h: &Hierarchy, target: &str) -> Result<String, Targe
         && t.bytes().all(|b| b.is_ascii_digit())
         && root.exists(Path::new(&format!("/proc/{t}")))
     {
-        return mount::process_cgroup(root, h, t).map_err(|e| TargetError::Process {
+        let p = mount::process_cgroup(root, h, t).map_err(|e| TargetError::Process {
             pid: t.into(),
             reason: e.to_string(),
-        });
+        })?;
+        // /proc/PID/cgroup of a capture is as hostile as a typed path: canonical, verified.
+        let p = handle::canonical(&p).map_err(|e| TargetError::Process {
+            pid: t.into(),
+            reason: format!("its /proc/{t}/cgroup names {e}"),
+        })?;
+        handle::verify(root, h, &p).map_err(|e| TargetError::Process {
+            pid: t.into(),
+            reason: e.to_string(),
+        })?;
+        return Ok(p);
     }
     // A relative cgroup path that exists as given (else perhaps a NAMESPACE/POD name).
     if t.contains('/') {

@@ -176,3 +176,30 @@ fn a_denied_shmem_lookup_says_denied() {
     assert!(ev.contains("lookup denied"), "{f}");
     assert!(!ev.contains("not found"), "{f}");
 }
+
+/// issue 19 item 1 for captures: a capture's own /proc/PID/cgroup cannot point memlens at the
+/// analyst's files outside the capture (`..`), and neither can a typed path.
+#[test]
+fn a_hostile_capture_cannot_reach_outside_it() {
+    let d = tempfile::tempdir().unwrap();
+    let cap = d.path().join("cap");
+    std::fs::create_dir_all(cap.join("proc/437")).unwrap();
+    let st = std::process::Command::new("tar")
+        .args(["xzf", FIXTURE, "-C"])
+        .arg(&cap)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // A directory beside the capture that looks like a cgroup.
+    let outside = d.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("memory.current"), "4242424242\n").unwrap();
+    std::fs::write(outside.join("memory.stat"), "anon 4242424242\n").unwrap();
+    std::fs::write(cap.join("proc/437/cgroup"), "0::/../../../../outside\n").unwrap();
+    let c = cap.display().to_string();
+    for t in ["437", "/../../../../outside", "../../../../outside"] {
+        let (code, out, err) = run(&["show", t, "--from", &c, "--json"]);
+        assert_eq!(code, 2, "show {t}: {out}{err}");
+        assert!(!out.contains("4242424242"), "{out}");
+    }
+}
