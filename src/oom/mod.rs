@@ -111,8 +111,11 @@ pub fn verdict(r: &OomReport) -> Verdict {
             ),
         };
     }
+    // The memory+swap limit is the cause only when it allows swap (above the memory limit)
+    // and is full: with memsw = memory (no swap allowed) both are "hit" and the memory limit
+    // is the story.
     if let (Some(u), Some(l)) = (r.memsw_usage_bytes, r.memsw_limit_bytes)
-        && l > 0
+        && l > r.limit_bytes.unwrap_or(u64::MAX)
         && u >= l - l / 100
     {
         return Verdict {
