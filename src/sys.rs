@@ -492,7 +492,31 @@ impl Root {
             Ok(serde_json::Value::Object(m)) => {
                 // Files lost from the capture would show as "not provided by this kernel":
                 // the count `capture` recorded says whether any are missing.
-                if let Some(n) = m.get("files").and_then(|v| v.as_u64()) {
+                let listed: Vec<&str> = m
+                    .get("paths")
+                    .and_then(|v| v.as_array())
+                    .map(|a| a.iter().filter_map(|p| p.as_str()).collect())
+                    .unwrap_or_default();
+                let lost: Vec<&str> = listed
+                    .iter()
+                    .copied()
+                    .filter(|p| !self.holds(Path::new(p)))
+                    .collect();
+                for p in lost.iter().take(10) {
+                    self.capture_problems.push(format!(
+                        "{p}: recorded when the capture was taken, but missing from it (lost or removed since): its figures show as unavailable"
+                    ));
+                }
+                if lost.len() > 10 {
+                    self.capture_problems.push(format!(
+                        "{CAPTURE_META}: {} more recorded files are missing from the capture",
+                        lost.len() - 10
+                    ));
+                }
+                // Older captures have no `paths`: their file count says whether any were lost.
+                if listed.is_empty()
+                    && let Some(n) = m.get("files").and_then(|v| v.as_u64())
+                {
                     let held = self.held_files();
                     if held < n {
                         self.capture_problems.push(format!(
@@ -523,6 +547,14 @@ impl Root {
             Err(e) => self.capture_problems.push(format!(
                 "{CAPTURE_META}: damaged JSON ({e}); the capture's metadata (files unreadable when captured) is ignored"
             )),
+        }
+    }
+
+    /// Whether the capture holds the file `sys` (regular file, not a directory).
+    fn holds(&self, sys: &Path) -> bool {
+        match &self.backing {
+            Backing::Archive(files) => files.contains_key(sys),
+            Backing::Dir(prefix) => Self::host_path(prefix, sys).is_file(),
         }
     }
 

@@ -203,3 +203,33 @@ fn a_hostile_capture_cannot_reach_outside_it() {
         assert!(!out.contains("4242424242"), "{out}");
     }
 }
+
+/// issue 19 item 8: a file lost from a capture is named (memlens-capture.json lists every
+/// file), not shown as "not provided by this kernel".
+#[test]
+fn a_file_lost_from_a_capture_is_named() {
+    let d = tempfile::tempdir().unwrap();
+    let st = std::process::Command::new("tar")
+        .args([
+            "xzf",
+            "tests/fixtures/captures/v1-host-6.18/v1-capture.tar.gz",
+            "-C",
+        ])
+        .arg(d.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let lost = "sys/fs/cgroup/memory/memlens-test-v1capture/memory.stat";
+    std::fs::remove_file(d.path().join(lost)).unwrap();
+    let c = d.path().display().to_string();
+    let (code, out, err) = run(&["show", "memlens-test-v1capture", "--from", &c, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let probs = v["problems"].to_string();
+    assert!(
+        probs.contains(&format!(
+            "/{lost}: recorded when the capture was taken, but missing"
+        )),
+        "{probs}"
+    );
+}
