@@ -44,7 +44,7 @@ pub struct TopTask {
 /// What filled the memory.
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
-    /// Stable id: `global`, `anon-growth`, `shmem`, `kernel-memory`, `dirty-cache`,
+    /// Stable id: `global`, `anon-growth`, `shmem`, `kernel-memory`, `memsw-limit`, `dirty-cache`,
     /// `limit-too-small`, `unknown`.
     pub id: &'static str,
     /// One sentence.
