@@ -167,6 +167,8 @@ pub fn write(root: &Root, out: &Path, target: &str, scope: &Scope) -> io::Result
         "captured_at_unix": now,
         "target": target,
         "files": files.len(),
+        // Every file's path: a capture read back names each one that was lost since.
+        "paths": files.keys().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         "unreadable": failures.iter().map(|(p, r)| (p.display().to_string(), serde_json::json!(r))).collect::<serde_json::Map<_, _>>(),
         "withheld": withheld.iter().map(|(p, r)| (p.display().to_string(), serde_json::json!(r))).collect::<serde_json::Map<_, _>>(),
     });

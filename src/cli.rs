@@ -672,7 +672,9 @@ impl Failure {
     fn new(code: i32, message: impl std::fmt::Display) -> Self {
         Failure {
             code,
-            message: message.to_string(),
+            // Messages name paths and targets from the system or the user: escaped for the
+            // terminal like every human output (render/escape.rs).
+            message: render::escape::term_lines(&message.to_string()),
         }
     }
 }
@@ -761,9 +763,16 @@ fn open_root(g: &Global) -> Result<Root, Failure> {
             lim.per_file = g.from_max_file.unwrap_or(lim.per_file);
             lim.total = g.from_max_total.unwrap_or(lim.total);
             let r = Root::from_capture_with(p, lim).map_err(|e| {
+                let e = e.to_string();
+                let shown = p.display().to_string();
+                // The archive reader's messages already start with the file's name.
                 Failure::new(
                     exit::FAILURE,
-                    format!("cannot open capture {}: {e}", p.display()),
+                    if e.starts_with(&shown) {
+                        format!("cannot open capture {e}")
+                    } else {
+                        format!("cannot open capture {shown}: {e}")
+                    },
                 )
             })?;
             if let Ok(mut c) = JSON_CAPTURE.lock() {

@@ -546,6 +546,13 @@ async fn handle(st: &Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>
             let st2 = st.clone();
             let res = tokio::task::spawn_blocking(move || {
                 let _permit = permit;
+                // Only a directory of the mounted memory hierarchy (cgroup/handle.rs).
+                if let Err(e) = crate::cgroup::handle::verify(&st2.root, &st2.hierarchy, &p) {
+                    return Err(crate::sys::ReadError::Parse {
+                        path: p.clone(),
+                        reason: e.to_string(),
+                    });
+                }
                 report::build(&st2.root, &st2.hierarchy, &p, Options::default()).map(|mut r| {
                     // Command lines can carry secrets (tokens in arguments); an HTTP endpoint
                     // must not hand them out. Everything else is `memlens show --json`.

@@ -638,7 +638,31 @@ impl Root {
             Ok(serde_json::Value::Object(m)) => {
                 // Files lost from the capture would show as "not provided by this kernel":
                 // the count `capture` recorded says whether any are missing.
-                if let Some(n) = m.get("files").and_then(|v| v.as_u64()) {
+                let listed: Vec<&str> = m
+                    .get("paths")
+                    .and_then(|v| v.as_array())
+                    .map(|a| a.iter().filter_map(|p| p.as_str()).collect())
+                    .unwrap_or_default();
+                let lost: Vec<&str> = listed
+                    .iter()
+                    .copied()
+                    .filter(|p| !self.holds(Path::new(p)))
+                    .collect();
+                for p in lost.iter().take(10) {
+                    self.capture_problems.push(format!(
+                        "{p}: recorded when the capture was taken, but missing from it (lost or removed since): its figures show as unavailable"
+                    ));
+                }
+                if lost.len() > 10 {
+                    self.capture_problems.push(format!(
+                        "{CAPTURE_META}: {} more recorded files are missing from the capture",
+                        lost.len() - 10
+                    ));
+                }
+                // Older captures have no `paths`: their file count says whether any were lost.
+                if listed.is_empty()
+                    && let Some(n) = m.get("files").and_then(|v| v.as_u64())
+                {
                     let held = self.held_files();
                     if held < n {
                         self.capture_problems.push(format!(
@@ -669,6 +693,14 @@ impl Root {
             Err(e) => self.capture_problems.push(format!(
                 "{CAPTURE_META}: damaged JSON ({e}); the capture's metadata (files unreadable when captured) is ignored"
             )),
+        }
+    }
+
+    /// Whether the capture holds the file `sys` (regular file, not a directory).
+    fn holds(&self, sys: &Path) -> bool {
+        match &self.backing {
+            Backing::Archive(files) => files.contains_key(sys),
+            Backing::Dir(prefix) => Self::host_path(prefix, sys).is_file(),
         }
     }
 
@@ -787,8 +819,20 @@ impl Root {
         }
     }
 
+    /// Whether `sys` would leave a capture directory (a `..` component: a hostile capture's
+    /// /proc/PID/cgroup or listing must not make memlens read the analyst's own files).
+    fn escapes(&self, sys: &Path) -> bool {
+        !self.is_system() && sys.components().any(|c| matches!(c, Component::ParentDir))
+    }
+
     /// Reads a whole file as bytes.
     pub fn read_bytes(&self, sys: &Path) -> Result<Vec<u8>, ReadError> {
+        if self.escapes(sys) {
+            return Err(ReadError::parse(
+                sys,
+                "a path with `..` is refused in a capture",
+            ));
+        }
         let res = match &self.backing {
             Backing::Dir(prefix) => std::fs::File::open(Self::host_path(prefix, sys))
                 .and_then(|f| {
@@ -815,9 +859,13 @@ impl Root {
         // A capture's kernel text file that does not end with a newline was cut short (the
         // kernel ends every line): its last line may be partial ("pgfault 82" of "8208"), so
         // it is dropped, and said.
+        // Kernel text files only: /proc and /sys (cmdline is NUL-separated by design); the
+        // runtime files a capture also holds (config.v2.json...) are not the kernel's.
+        let kernel_text = !self.is_system()
+            && (sys.starts_with("/proc") || sys.starts_with("/sys"))
+            && !sys.ends_with("cmdline");
         if let Ok(b) = &res
-            && !self.is_system()
-            && !sys.ends_with("cmdline")
+            && kernel_text
             && b.contains(&0)
         {
             self.note_problem(format!(
@@ -826,13 +874,7 @@ impl Root {
             ));
         }
         let res = match res {
-            Ok(mut b)
-                if !self.is_system()
-                    && !b.is_empty()
-                    && b.last() != Some(&b'\n')
-                    && !sys.ends_with("cmdline")
-                    && !sys.ends_with(CAPTURE_META) =>
-            {
+            Ok(mut b) if kernel_text && !b.is_empty() && b.last() != Some(&b'\n') => {
                 let keep = b.iter().rposition(|c| *c == b'\n').map_or(0, |i| i + 1);
                 self.note_problem(format!(
                     "{}: ends without a newline: the file was cut short (the kernel ends every line); its last, partial line {:?} is ignored",
@@ -943,6 +985,9 @@ impl Root {
 
     /// Whether a path exists (file or directory).
     pub fn exists(&self, sys: &Path) -> bool {
+        if self.escapes(sys) {
+            return false;
+        }
         match &self.backing {
             Backing::Dir(prefix) => Self::host_path(prefix, sys).exists(),
             Backing::Archive(files) => {
@@ -971,6 +1016,12 @@ impl Root {
     /// [`LISTING`] in the directory), so a capture keeps names that have no file content
     /// under them: the symlinks of /var/log/containers, empty pod log directories.
     fn listing(&self, sys: &Path) -> Result<Vec<(char, String)>, ReadError> {
+        if self.escapes(sys) {
+            return Err(ReadError::parse(
+                sys,
+                "a path with `..` is refused in a capture",
+            ));
+        }
         match &self.backing {
             Backing::Dir(prefix) => {
                 let dir = Self::host_path(prefix, sys);

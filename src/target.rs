@@ -66,10 +66,20 @@ pub fn resolve(root: &Root, h: &Hierarchy, target: &str) -> Result<String, Targe
         && t.bytes().all(|b| b.is_ascii_digit())
         && root.exists(Path::new(&format!("/proc/{t}")))
     {
-        let cg = mount::process_cgroup(root, h, t).map_err(|e| TargetError::Process {
+        let p = mount::process_cgroup(root, h, t).map_err(|e| TargetError::Process {
             pid: t.into(),
             reason: e.to_string(),
         })?;
+        // /proc/PID/cgroup of a capture is as hostile as a typed path: canonical, verified.
+        let p = handle::canonical(&p).map_err(|e| TargetError::Process {
+            pid: t.into(),
+            reason: format!("its /proc/{t}/cgroup names {e}"),
+        })?;
+        handle::verify(root, h, &p).map_err(|e| TargetError::Process {
+            pid: t.into(),
+            reason: e.to_string(),
+        })?;
+        let cg = p;
         // Docker prints 12 hex digits, which can all be decimal digits: `14` may be a
         // container-ID prefix as well as a PID. Both live: say so rather than guess.
         let containers = Containers::load(root, h);

@@ -176,3 +176,60 @@ fn a_denied_shmem_lookup_says_denied() {
     assert!(ev.contains("lookup denied"), "{f}");
     assert!(!ev.contains("not found"), "{f}");
 }
+
+/// issue 19 item 1 for captures: a capture's own /proc/PID/cgroup cannot point memlens at the
+/// analyst's files outside the capture (`..`), and neither can a typed path.
+#[test]
+fn a_hostile_capture_cannot_reach_outside_it() {
+    let d = tempfile::tempdir().unwrap();
+    let cap = d.path().join("cap");
+    std::fs::create_dir_all(cap.join("proc/437")).unwrap();
+    let st = std::process::Command::new("tar")
+        .args(["xzf", FIXTURE, "-C"])
+        .arg(&cap)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // A directory beside the capture that looks like a cgroup.
+    let outside = d.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("memory.current"), "4242424242\n").unwrap();
+    std::fs::write(outside.join("memory.stat"), "anon 4242424242\n").unwrap();
+    std::fs::write(cap.join("proc/437/cgroup"), "0::/../../../../outside\n").unwrap();
+    let c = cap.display().to_string();
+    for t in ["437", "/../../../../outside", "../../../../outside"] {
+        let (code, out, err) = run(&["show", t, "--from", &c, "--json"]);
+        assert_eq!(code, 2, "show {t}: {out}{err}");
+        assert!(!out.contains("4242424242"), "{out}");
+    }
+}
+
+/// issue 19 item 8: a file lost from a capture is named (memlens-capture.json lists every
+/// file), not shown as "not provided by this kernel".
+#[test]
+fn a_file_lost_from_a_capture_is_named() {
+    let d = tempfile::tempdir().unwrap();
+    let st = std::process::Command::new("tar")
+        .args([
+            "xzf",
+            "tests/fixtures/captures/v1-host-6.18/v1-capture.tar.gz",
+            "-C",
+        ])
+        .arg(d.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let lost = "sys/fs/cgroup/memory/memlens-test-v1capture/memory.stat";
+    std::fs::remove_file(d.path().join(lost)).unwrap();
+    let c = d.path().display().to_string();
+    let (code, out, err) = run(&["show", "memlens-test-v1capture", "--from", &c, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let probs = v["problems"].to_string();
+    assert!(
+        probs.contains(&format!(
+            "/{lost}: recorded when the capture was taken, but missing"
+        )),
+        "{probs}"
+    );
+}

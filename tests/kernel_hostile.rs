@@ -101,6 +101,28 @@ fn zombies_from_a_capture_counts_dying_cgroups() {
     let o = out.display().to_string();
     let (code, _, err) = run(&["capture", cg.path(), "-o", &o]);
     assert_eq!(code, 0, "{err}");
+    // The metadata lists every file (so a file lost later is named).
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(
+        std::fs::File::open(&out).unwrap(),
+    ));
+    let meta = ar
+        .entries()
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().is_ok_and(|p| p.ends_with("memlens-capture.json")))
+        .map(|mut e| {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut e, &mut s).unwrap();
+            s
+        })
+        .unwrap();
+    let meta: serde_json::Value = serde_json::from_str(&meta).unwrap();
+    assert!(
+        meta["paths"].as_array().is_some_and(|a| a.iter().any(
+            |p| p == "/proc/cgroups" || p.as_str().is_some_and(|p| p.ends_with("cgroup.stat"))
+        )),
+        "{meta}"
+    );
     let v = json(&["zombies", "--from", &o]);
     let h = &v["hierarchies"][0];
     assert!(

@@ -83,3 +83,36 @@ fn a_report_cut_after_its_stat_header_names_its_memcg() {
     let (_, out, _) = run(&["oom", "--file", &f]);
     assert!(out.contains("/memlens-test-oom-138-0"), "{out}");
 }
+
+fn no_raw_controls(what: &str, out: &str) {
+    assert!(
+        !out.chars().any(|c| c.is_control() && c != '\n'),
+        "{what}: a raw control character reached the terminal:\n{out:?}"
+    );
+}
+
+/// issue 19 items 4 and 5: `oom` keeps the kernel's escaping of a process name, and a log
+/// with non-UTF-8 bytes is read line by line.
+#[test]
+fn oom_keeps_the_kernels_escaping_and_reads_non_utf8_logs() {
+    let kmsg = std::fs::read("tests/fixtures/oom/this-host-6.18-v1.kmsg").unwrap();
+    let text = String::from_utf8(kmsg)
+        .unwrap()
+        .replace(" (tail) ", " (ta\\x1b[2Jil) ");
+    let mut bytes = b"Oct 12 19:00:20 host prog[1]: caf\xe9 latin-1 \xff\xfe binary\n".to_vec();
+    bytes.extend_from_slice(text.as_bytes());
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("mixed.log");
+    std::fs::write(&f, &bytes).unwrap();
+    let fs = f.display().to_string();
+    let (code, out, err) = run(&["oom", "--file", &fs, "--color", "never"]);
+    assert_eq!(code, 0, "a non-UTF-8 byte refused the whole log: {err}");
+    no_raw_controls("oom", &out);
+    assert!(out.contains("ta\\x1b[2Jil"), "{out}");
+    let (code, out, err) = run(&["oom", "--file", &fs, "show", "1", "--color", "never"]);
+    assert_eq!(code, 0, "{err}");
+    no_raw_controls("oom show", &out);
+    assert!(out.contains("ta\\x1b[2Jil"), "{out}");
+    let v = json(&["oom", "--file", &fs]);
+    assert!(v.to_string().contains("ta\\u001b[2Jil"), "{v}");
+}

@@ -54,7 +54,7 @@ pub struct TopTask {
 /// What filled the memory.
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
-    /// Stable id: `global`, `anon-growth`, `shmem`, `kernel-memory`, `dirty-cache`,
+    /// Stable id: `global`, `anon-growth`, `shmem`, `kernel-memory`, `memsw-limit`, `dirty-cache`,
     /// `limit-too-small`, `unknown`.
     pub id: &'static str,
     /// One sentence.
@@ -121,8 +121,11 @@ pub fn verdict(r: &OomReport) -> Verdict {
             ),
         };
     }
+    // The memory+swap limit is the cause only when it allows swap (above the memory limit)
+    // and is full: with memsw = memory (no swap allowed) both are "hit" and the memory limit
+    // is the story.
     if let (Some(u), Some(l)) = (r.memsw_usage_bytes, r.memsw_limit_bytes)
-        && l > 0
+        && l > r.limit_bytes.unwrap_or(u64::MAX)
         && u >= l - l / 100
     {
         return Verdict {

@@ -1102,12 +1102,22 @@ pub fn oom_show(p: &crate::oom::PostMortem, s: Style) -> String {
         (None, Some(_)) => "unlimited".to_string(),
         (l, _) => bytes(l),
     };
+    let full = |u: Option<u64>, l: Option<u64>| matches!((u, l), (Some(u), Some(l)) if l > 0 && u >= l - l / 100);
+    // Which limit was hit: memory+swap when it allows swap beyond the memory limit and is
+    // full, else memory.
+    let memsw_hit =
+        full(r.memsw_usage_bytes, r.memsw_limit_bytes) && r.memsw_limit_bytes > r.limit_bytes;
     let _ = writeln!(
         out,
-        "  memory: usage {} of limit {} (failcnt {})",
+        "  memory: usage {} of limit {} (failcnt {}){}",
         bytes(r.usage_bytes),
         lim(r.limit_bytes, r.usage_bytes),
-        r.failcnt.map_or("n/a".into(), |f| f.to_string())
+        r.failcnt.map_or("n/a".into(), |f| f.to_string()),
+        if !memsw_hit && full(r.usage_bytes, r.limit_bytes) {
+            "  <- the limit that was hit"
+        } else {
+            ""
+        }
     );
     for (name, u, l) in [
         ("memory+swap", r.memsw_usage_bytes, r.memsw_limit_bytes),
@@ -1115,7 +1125,7 @@ pub fn oom_show(p: &crate::oom::PostMortem, s: Style) -> String {
         ("swap", r.swap_usage_bytes, r.swap_limit_bytes),
     ] {
         if u.is_some() {
-            let hit = matches!((u, l), (Some(u), Some(l)) if l > 0 && u >= l - l / 100);
+            let hit = name == "memory+swap" && memsw_hit;
             let _ = writeln!(
                 out,
                 "  {name}: usage {} of limit {}{}",
