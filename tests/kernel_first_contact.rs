@@ -356,3 +356,58 @@ fn a_capture_has_a_banner_and_its_cgroups_oom_kills() {
         "{human}"
     );
 }
+
+/// A tmpfs over-mounted at /dev/shm: the hidden one is not measured through the path of the
+/// one on top (that one would be counted twice), and the largest file is named.
+#[test]
+fn an_over_mounted_dev_shm_is_counted_once_and_its_largest_file_named() {
+    if Command::new("unshare").arg("--version").output().is_err() {
+        return skip(
+            "kernel_first_contact::an_over_mounted_dev_shm_is_counted_once",
+            "unshare (util-linux) is not installed",
+        );
+    }
+    let cg = cgroup("overmount");
+    let name = format!("memlens-test-om-{}", std::process::id());
+    let script = format!(
+        "mount -t tmpfs memlens-test /dev/shm && exec {} __workload pshm={name}:24M",
+        bin().display()
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    cg.join_before_exec(&mut cmd).expect("join");
+    let mut child = Proc(cmd.spawn().expect("spawn"));
+    let mut line = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(child.0.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("READY");
+    assert!(line.starts_with("READY"), "{line:?}");
+    let r = json(&["explain", cg.path()]);
+    let f = r["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["id"] == "shmem-held")
+        .cloned()
+        .unwrap_or_else(|| panic!("no shmem-held: {r:#}"));
+    let ev = f["evidence"].as_array().expect("evidence");
+    let mounts: Vec<&serde_json::Value> = ev
+        .iter()
+        .filter(|e| {
+            e["what"]
+                .as_str()
+                .is_some_and(|w| w.contains(" /dev/shm used"))
+        })
+        .collect();
+    assert_eq!(mounts.len(), 1, "/dev/shm counted once: {f:#}");
+    assert!(
+        ev.iter().any(|e| e["what"]
+            .as_str()
+            .is_some_and(|w| w.contains(&format!("file /dev/shm/{name}")))),
+        "the largest file is named: {f:#}"
+    );
+    drop(child.0.stdin.take());
+}

@@ -31,11 +31,20 @@ pub fn tmpfs_mounts(root: &Root, pids: &[i32]) -> (Vec<TmpfsMount>, Vec<String>)
                 continue;
             }
         };
-        for line in text.lines() {
-            let Ok(m) = procfs_core::process::MountInfo::from_line(line) else {
-                continue;
-            };
+        let mounts: Vec<procfs_core::process::MountInfo> = text
+            .lines()
+            .filter_map(|l| procfs_core::process::MountInfo::from_line(l).ok())
+            .collect();
+        for (i, m) in mounts.iter().enumerate() {
             if !SHMEM_FS.contains(&m.fs_type.as_str()) {
+                continue;
+            }
+            // Over-mounted (a later mount at the same point hides it): statfs through its
+            // path would measure the mount on top, counting that one twice.
+            if mounts[i + 1..]
+                .iter()
+                .any(|later| later.mount_point == m.mount_point)
+            {
                 continue;
             }
             let mp = m.mount_point.to_string_lossy().into_owned();
@@ -71,6 +80,12 @@ pub fn tmpfs_mounts(root: &Root, pids: &[i32]) -> (Vec<TmpfsMount>, Vec<String>)
                     )
                 }
             };
+            // Name the largest files of a mount that holds something (what to delete).
+            let largest = if used_bytes.is_some_and(|u| u >= 1 << 20) {
+                root.largest_files(&seen_from, 3).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
             by_dev.insert(
                 m.majmin.clone(),
                 TmpfsMount {
@@ -81,6 +96,7 @@ pub fn tmpfs_mounts(root: &Root, pids: &[i32]) -> (Vec<TmpfsMount>, Vec<String>)
                     size_bytes,
                     used_bytes,
                     source,
+                    largest,
                 },
             );
         }
