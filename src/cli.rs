@@ -179,6 +179,7 @@ enum Command {
     )]
     Show {
         /// cgroup path, PID, container ID (prefix), pod UID, pod name, or cgroup name.
+        #[arg(add = clap_complete::ArgValueCandidates::new(crate::completions::targets))]
         target: String,
         /// Include the processes of descendant cgroups.
         #[arg(short = 'r', long)]
@@ -194,6 +195,7 @@ enum Command {
     )]
     Explain {
         /// cgroup path, PID, container ID (prefix), pod UID, or cgroup name.
+        #[arg(add = clap_complete::ArgValueCandidates::new(crate::completions::targets))]
         target: String,
         /// Include the processes of descendant cgroups.
         #[arg(short = 'r', long)]
@@ -214,7 +216,7 @@ enum Command {
         action: Option<OomAction>,
         /// Only the kills of this cgroup or container: a cgroup path or name, a container ID
         /// (prefix), a pod UID, or the victim's command name.
-        #[arg(value_name = "TARGET")]
+        #[arg(value_name = "TARGET", add = clap_complete::ArgValueCandidates::new(crate::completions::targets))]
         target: Option<String>,
         /// Read this log instead of /dev/kmsg: dmesg, dmesg -T, journalctl -k or syslog text
         /// (`-` for stdin).
@@ -256,6 +258,7 @@ enum Command {
     )]
     Ps {
         /// cgroup path, PID, container ID (prefix), pod UID, pod name, or cgroup name.
+        #[arg(add = clap_complete::ArgValueCandidates::new(crate::completions::targets))]
         target: String,
         /// Include the processes of descendant cgroups.
         #[arg(short = 'r', long)]
@@ -270,6 +273,7 @@ enum Command {
     )]
     Capture {
         /// What to capture (as for `show`); omit with --all.
+        #[arg(add = clap_complete::ArgValueCandidates::new(crate::completions::targets))]
         target: Option<String>,
         /// Capture every memory cgroup and its processes.
         #[arg(long, conflicts_with = "target")]
@@ -383,6 +387,23 @@ enum Command {
         #[arg(id = "json", long = "json", hide = true)]
         _json: bool,
     },
+    /// Print the shell completion script (TARGET completes from the live cgroups and
+    /// containers). Install: `memlens completions bash > /etc/bash_completion.d/memlens`,
+    /// zsh: `memlens completions zsh > "${fpath[1]}/_memlens"`, fish: `memlens completions fish
+    /// > ~/.config/fish/completions/memlens.fish`.
+    #[command(
+        after_help = "EXAMPLES\n  memlens completions bash > /etc/bash_completion.d/memlens\n  source <(memlens completions bash)"
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: crate::completions::Shell,
+    },
+    /// Print the man page (roff). Install: `memlens man > /usr/local/share/man/man1/memlens.1`.
+    #[command(
+        after_help = "EXAMPLES\n  memlens man > /usr/local/share/man/man1/memlens.1 && man memlens"
+    )]
+    Man,
     /// Internal: run a memory workload (used by the tests and `memlens lab`).
     #[command(name = "__workload", hide = true)]
     Workload {
@@ -1055,6 +1076,17 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 },
             )
             .map_err(|e| Failure::new(exit::FAILURE, format!("serve on {listen}: {e}")))?;
+        }
+        Some(Command::Completions { shell }) => {
+            let mut out = std::io::stdout().lock();
+            crate::completions::write(shell, &mut out)
+                .map_err(|e| Failure::new(exit::FAILURE, format!("cannot write: {e}")))?;
+        }
+        Some(Command::Man) => {
+            let mut buf = Vec::new();
+            crate::completions::man(command(), &mut buf)
+                .map_err(|e| Failure::new(exit::FAILURE, format!("cannot render: {e}")))?;
+            emit(&String::from_utf8_lossy(&buf));
         }
         Some(Command::Workload { steps }) => {
             crate::workload::run(&steps).map_err(|e| Failure::new(exit::FAILURE, e))?;

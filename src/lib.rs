@@ -11,6 +11,7 @@
 pub mod capture;
 pub mod cgroup;
 pub mod cli;
+pub mod completions;
 pub mod identity;
 pub mod kmsg;
 pub mod lab;

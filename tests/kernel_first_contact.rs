@@ -411,3 +411,32 @@ fn an_over_mounted_dev_shm_is_counted_once_and_its_largest_file_named() {
     );
     drop(child.0.stdin.take());
 }
+
+/// `memlens completions SHELL` registers dynamic completions whose TARGET candidates are the
+/// live cgroups; `memlens man` renders a man page.
+#[test]
+fn completions_complete_live_targets_and_man_renders() {
+    for sh in ["bash", "zsh", "fish"] {
+        let (code, out, err) = run(&["completions", sh]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("memlens"), "{sh}: {out}");
+    }
+    let cg = cgroup("complete");
+    let prefix = &cg.path()[..cg.path().len() - 2];
+    let out = Command::new(bin())
+        .args(["--", "memlens", "show", prefix])
+        .env("COMPLETE", "bash")
+        .env("_CLAP_COMPLETE_INDEX", "2")
+        .env("_CLAP_COMPLETE_COMP_TYPE", "9")
+        .env("_CLAP_COMPLETE_SPACE", "true")
+        .output()
+        .expect("complete");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(cg.path()), "{text}");
+    let (code, man, _) = run(&["man"]);
+    assert_eq!(code, 0);
+    assert!(
+        man.contains(".TH memlens 1") && man.contains("commit "),
+        "{man}"
+    );
+}
