@@ -383,9 +383,12 @@ enum Command {
         /// Log format on stderr (RUST_LOG sets the level; default info).
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
-        // serve prints no report: the global --json is shadowed by a hidden local one.
+        // serve prints no report: the global --json and --color are shadowed by hidden local
+        // ones.
         #[arg(id = "json", long = "json", hide = true)]
         _json: bool,
+        #[arg(id = "color", long = "color", hide = true, value_enum)]
+        _color: Option<ColorMode>,
     },
     /// Print the shell completion script (TARGET completes from the live cgroups and
     /// containers). Install: `memlens completions bash > /etc/bash_completion.d/memlens`,
