@@ -198,6 +198,7 @@ enum Command {
     )]
     Show {
         /// cgroup path, PID, container ID (prefix), pod UID, pod name, or cgroup name.
+        #[arg(add = clap_complete::ArgValueCandidates::new(crate::completions::targets))]
         target: String,
         /// Include the processes of descendant cgroups.
         #[arg(short = 'r', long)]
@@ -213,6 +214,7 @@ enum Command {
     )]
     Explain {
         /// cgroup path, PID, container ID (prefix), pod UID, or cgroup name.
+        #[arg(add = clap_complete::ArgValueCandidates::new(crate::completions::targets))]
         target: String,
         /// Include the processes of descendant cgroups.
         #[arg(short = 'r', long)]
@@ -233,7 +235,7 @@ enum Command {
         action: Option<OomAction>,
         /// Only the kills of this cgroup or container: a cgroup path or name, a container ID
         /// (prefix), a pod UID, or the victim's command name.
-        #[arg(value_name = "TARGET")]
+        #[arg(value_name = "TARGET", add = clap_complete::ArgValueCandidates::new(crate::completions::targets))]
         target: Option<String>,
         /// Read this log instead of /dev/kmsg: dmesg, dmesg -T, journalctl -k or syslog text
         /// (`-` for stdin).
@@ -327,6 +329,7 @@ enum Command {
     )]
     Ps {
         /// cgroup path, PID, container ID (prefix), pod UID, pod name, or cgroup name.
+        #[arg(add = clap_complete::ArgValueCandidates::new(crate::completions::targets))]
         target: String,
         /// Include the processes of descendant cgroups.
         #[arg(short = 'r', long)]
@@ -341,6 +344,7 @@ enum Command {
     )]
     Capture {
         /// What to capture (as for `show`); omit with --all.
+        #[arg(add = clap_complete::ArgValueCandidates::new(crate::completions::targets))]
         target: Option<String>,
         /// Capture every memory cgroup and its processes.
         #[arg(long, conflicts_with = "target")]
@@ -467,9 +471,12 @@ enum Command {
         /// With --record: the store's size cap.
         #[arg(long, default_value = "2G", value_parser = crate::units::parse_size, requires = "record")]
         max_size: u64,
-        // serve prints no report: the global --json is shadowed by a hidden local one.
+        // serve prints no report: the global --json and --color are shadowed by hidden local
+        // ones.
         #[arg(id = "json", long = "json", hide = true)]
         _json: bool,
+        #[arg(id = "color", long = "color", hide = true, value_enum)]
+        _color: Option<ColorMode>,
     },
     /// Record every memory cgroup into a bounded on-disk store (the flight recorder): every
     /// memory file, the host's meminfo/PSI, the top processes, OOM kills. Hot cgroups (near
@@ -543,6 +550,23 @@ enum Command {
         #[arg(long, value_name = "CGROUP")]
         kubepods: Option<String>,
     },
+    /// Print the shell completion script (TARGET completes from the live cgroups and
+    /// containers). Install: `memlens completions bash > /etc/bash_completion.d/memlens`,
+    /// zsh: `memlens completions zsh > "${fpath[1]}/_memlens"`, fish: `memlens completions fish
+    /// > ~/.config/fish/completions/memlens.fish`.
+    #[command(
+        after_help = "EXAMPLES\n  memlens completions bash > /etc/bash_completion.d/memlens\n  source <(memlens completions bash)"
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: crate::completions::Shell,
+    },
+    /// Print the man page (roff). Install: `memlens man > /usr/local/share/man/man1/memlens.1`.
+    #[command(
+        after_help = "EXAMPLES\n  memlens man > /usr/local/share/man/man1/memlens.1 && man memlens"
+    )]
+    Man,
     /// Internal: run a memory workload (used by the tests and `memlens lab`).
     #[command(name = "__workload", hide = true)]
     Workload {
@@ -1616,6 +1640,17 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 eprintln!("memlens: {p}");
             }
             emit(&render::history::openmetrics(&e));
+        }
+        Some(Command::Completions { shell }) => {
+            let mut out = std::io::stdout().lock();
+            crate::completions::write(shell, &mut out)
+                .map_err(|e| Failure::new(exit::FAILURE, format!("cannot write: {e}")))?;
+        }
+        Some(Command::Man) => {
+            let mut buf = Vec::new();
+            crate::completions::man(command(), &mut buf)
+                .map_err(|e| Failure::new(exit::FAILURE, format!("cannot render: {e}")))?;
+            emit(&String::from_utf8_lossy(&buf));
         }
         Some(Command::Workload { steps }) => {
             crate::workload::run(&steps).map_err(|e| Failure::new(exit::FAILURE, e))?;

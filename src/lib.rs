@@ -12,6 +12,7 @@ pub mod cache;
 pub mod capture;
 pub mod cgroup;
 pub mod cli;
+pub mod completions;
 pub mod dying;
 pub mod history;
 pub mod identity;

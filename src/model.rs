@@ -386,6 +386,8 @@ pub struct TmpfsMount {
     pub used_bytes: Option<u64>,
     /// Where the numbers came from.
     pub source: String,
+    /// Its largest files (path within the mount, bytes allocated), largest first.
+    pub largest: Vec<(String, u64)>,
 }
 
 /// A System V shared memory segment created or last used by a member process

@@ -1196,6 +1196,61 @@ impl Root {
         res
     }
 
+    /// The `n` largest regular files under directory `sys` (live: a bounded walk, 4 levels,
+    /// 20,000 entries, not following symlinks or crossing into other file systems), as
+    /// (path relative to `sys`, bytes allocated), largest first. A capture stores the answer
+    /// at [`largest_record_path`] and `--from` reads it back.
+    pub fn largest_files(&self, sys: &Path, n: usize) -> Result<Vec<(String, u64)>, ReadError> {
+        let rec = largest_record_path(sys);
+        if !self.is_live() {
+            let t = self.read(&rec)?;
+            return Ok(t
+                .lines()
+                .filter_map(|l| {
+                    let (b, p) = l.split_once('\t')?;
+                    Some((p.to_string(), b.parse().ok()?))
+                })
+                .collect());
+        }
+        use std::os::unix::fs::MetadataExt;
+        let top = std::fs::symlink_metadata(sys).map_err(|e| ReadError::from_io(sys, &e))?;
+        let dev = top.dev();
+        let mut found: Vec<(String, u64)> = Vec::new();
+        let mut stack = vec![(sys.to_path_buf(), 0usize)];
+        let mut seen = 0usize;
+        while let Some((d, depth)) = stack.pop() {
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                seen += 1;
+                if seen > 20_000 {
+                    break;
+                }
+                let Ok(md) = e.metadata() else { continue };
+                if md.dev() != dev {
+                    continue;
+                }
+                if md.is_dir() && depth < 4 {
+                    stack.push((e.path(), depth + 1));
+                } else if md.is_file() {
+                    let rel = e
+                        .path()
+                        .strip_prefix(sys)
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default();
+                    // Blocks actually allocated: a sparse file holds no memory.
+                    found.push((rel, md.blocks() * 512));
+                }
+            }
+        }
+        found.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        found.truncate(n);
+        let text: String = found.iter().map(|(p, b)| format!("{b}\t{p}\n")).collect();
+        self.record_file(&rec, text.into_bytes());
+        Ok(found)
+    }
+
     /// The names of every entry of a directory (files, symlinks, subdirectories), sorted.
     /// Used for the node's name files (/var/log/containers holds symlinks whose names carry
     /// pod, namespace, container name and ID).
@@ -1214,6 +1269,15 @@ impl Root {
         pids.sort_unstable();
         pids
     }
+}
+
+/// Where a capture keeps [`Root::largest_files`]'s answer for `sys` (as for statfs).
+pub fn largest_record_path(sys: &Path) -> PathBuf {
+    let s = sys
+        .to_string_lossy()
+        .replace('%', "%25")
+        .replace('/', "%2F");
+    PathBuf::from("/proc/memlens-largest").join(s)
 }
 
 /// Where a capture keeps the statfs(2) answer for `sys`: `/proc/memlens-statfs/<sys with

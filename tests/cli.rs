@@ -226,7 +226,7 @@ fn help_offers_only_what_applies_and_version_has_the_commit() {
     for (sub, flags) in [
         ("run", &["--from", "--host-root"][..]),
         ("lab", &["--from", "--host-root"]),
-        ("serve", &["--json"]),
+        ("serve", &["--json", "--color"]),
     ] {
         let (code, out, _) = run(&[sub, "--help"]);
         assert_eq!(code, 0);

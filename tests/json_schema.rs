@@ -19,8 +19,26 @@ fn have_validator() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// PSI averages carry the kernel's two decimals, not f32 noise (JSON Schema's multipleOf
+/// cannot say that of floats).
+fn psi_two_decimals(name: &str, text: &str) {
+    for key in ["\"avg10\": ", "\"avg60\": ", "\"avg300\": "] {
+        for (i, _) in text.match_indices(key) {
+            let v: String = text[i + key.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.')
+                .collect();
+            let decimals = v.split_once('.').map_or(0, |(_, d)| d.len());
+            assert!(decimals <= 2, "{name}: {key}{v}");
+        }
+    }
+}
+
 /// Validates each (name, JSON text); panics with every error found.
 fn validate(docs: &[(String, String)]) {
+    for (name, text) in docs {
+        psi_two_decimals(name, text);
+    }
     let dir = tempfile::tempdir().expect("tmp");
     let mut files = Vec::new();
     for (i, (name, text)) in docs.iter().enumerate() {

@@ -6,16 +6,19 @@ mod common;
 use common::*;
 use std::process::{Command, Stdio};
 
-/// A child process running `sleep 60` as a binary named `name`, inside `cg`.
+/// A child process that sleeps 60 s as a binary named `name` (a copy of memlens: /bin/sleep
+/// is busybox in the VM, which picks its applet by name), inside `cg`.
 fn named_sleeper(
     cg: &memlens::cgroup::owned::OwnedCgroup,
     name: &str,
 ) -> (Proc, tempfile::TempDir) {
     let d = tempfile::tempdir().expect("tempdir");
     let exe = d.path().join(name);
-    std::fs::copy("/bin/sleep", &exe).expect("copy /bin/sleep");
+    std::fs::copy(bin(), &exe).expect("copy the memlens binary");
     let mut cmd = Command::new(&exe);
-    cmd.arg("60").stdout(Stdio::null());
+    cmd.args(["__workload", "sleep=60000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
     cg.join_before_exec(&mut cmd).expect("open cgroup.procs");
     let p = Proc(cmd.spawn().expect("spawn"));
     // Wait until the exec happened (the name is the new binary's).
@@ -43,7 +46,7 @@ fn ps_keeps_a_name_with_a_colon() {
     assert_eq!(me["comm"], "my:app", "{me}");
     let (_, out, _) = run(&["ps", cg.path()]);
     // Arguments and USER as smem/ps show them; one cgroup: no CGROUP column.
-    assert!(out.contains("my:app 60"), "{out}");
+    assert!(out.contains("my:app __workload sleep=60000"), "{out}");
     assert!(out.contains("USER") && !out.contains("CGROUP"), "{out}");
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } == 0 {
@@ -354,5 +357,93 @@ fn a_capture_has_a_banner_and_its_cgroups_oom_kills() {
     assert!(
         human.starts_with(&format!("CAPTURE of {} taken ", cg.path())),
         "{human}"
+    );
+}
+
+/// A tmpfs over-mounted at /dev/shm: the hidden one is not measured through the path of the
+/// one on top (that one would be counted twice), and the largest file is named.
+#[test]
+fn an_over_mounted_dev_shm_is_counted_once_and_its_largest_file_named() {
+    if Command::new("unshare").arg("--version").output().is_err() {
+        return skip(
+            "kernel_first_contact::an_over_mounted_dev_shm_is_counted_once",
+            "unshare (util-linux) is not installed",
+        );
+    }
+    // The mount namespace must be private: the tmpfs mounted in it never reaches the host.
+    let cg = cgroup("overmount");
+    let name = format!("memlens-test-om-{}", std::process::id());
+    let script = format!(
+        "mount -t tmpfs memlens-test /dev/shm && exec {} __workload pshm={name}:24M",
+        bin().display()
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    cg.join_before_exec(&mut cmd).expect("join");
+    let mut child = Proc(cmd.spawn().expect("spawn"));
+    let mut line = String::new();
+    use std::io::BufRead;
+    let _ = std::io::BufReader::new(child.0.stdout.take().expect("stdout")).read_line(&mut line);
+    if !line.starts_with("READY") {
+        // No mount namespace or tmpfs mount here (a busybox guest's unshare may lack the
+        // options): nothing to check.
+        eprintln!("cannot over-mount /dev/shm here: {line:?}");
+        return;
+    }
+    let r = json(&["explain", cg.path()]);
+    let f = r["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["id"] == "shmem-held")
+        .cloned()
+        .unwrap_or_else(|| panic!("no shmem-held: {r:#}"));
+    let ev = f["evidence"].as_array().expect("evidence");
+    let mounts: Vec<&serde_json::Value> = ev
+        .iter()
+        .filter(|e| {
+            e["what"]
+                .as_str()
+                .is_some_and(|w| w.contains(" /dev/shm used"))
+        })
+        .collect();
+    assert_eq!(mounts.len(), 1, "/dev/shm counted once: {f:#}");
+    assert!(
+        ev.iter().any(|e| e["what"]
+            .as_str()
+            .is_some_and(|w| w.contains(&format!("file /dev/shm/{name}")))),
+        "the largest file is named: {f:#}"
+    );
+    drop(child.0.stdin.take());
+}
+
+/// `memlens completions SHELL` registers dynamic completions whose TARGET candidates are the
+/// live cgroups; `memlens man` renders a man page.
+#[test]
+fn completions_complete_live_targets_and_man_renders() {
+    for sh in ["bash", "zsh", "fish"] {
+        let (code, out, err) = run(&["completions", sh]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("memlens"), "{sh}: {out}");
+    }
+    let cg = cgroup("complete");
+    let prefix = &cg.path()[..cg.path().len() - 2];
+    let out = Command::new(bin())
+        .args(["--", "memlens", "show", prefix])
+        .env("COMPLETE", "bash")
+        .env("_CLAP_COMPLETE_INDEX", "2")
+        .env("_CLAP_COMPLETE_COMP_TYPE", "9")
+        .env("_CLAP_COMPLETE_SPACE", "true")
+        .output()
+        .expect("complete");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(cg.path()), "{text}");
+    let (code, man, _) = run(&["man"]);
+    assert_eq!(code, 0);
+    assert!(
+        man.contains(".TH memlens 1") && man.contains("commit "),
+        "{man}"
     );
 }

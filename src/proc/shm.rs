@@ -67,21 +67,31 @@ pub fn tmpfs_mounts(root: &Root, pids: &[i32]) -> (Vec<TmpfsMount>, Vec<String>)
         }
         let mut bad_lines = 0usize;
         for (i, line) in text.lines().enumerate() {
-            let Ok(m) = procfs_core::process::MountInfo::from_line(line) else {
-                if !line.trim().is_empty() {
-                    bad_lines += 1;
-                    if bad_lines <= 3 {
-                        problems.push(format!(
-                            "{} line {}: not a mountinfo line: {:?}; ignored",
-                            path.display(),
-                            i + 1,
-                            line.chars().take(60).collect::<String>()
-                        ));
-                    }
+            if procfs_core::process::MountInfo::from_line(line).is_err() && !line.trim().is_empty()
+            {
+                bad_lines += 1;
+                if bad_lines <= 3 {
+                    problems.push(format!(
+                        "{} line {}: not a mountinfo line: {:?}; ignored",
+                        path.display(),
+                        i + 1,
+                        line.chars().take(60).collect::<String>()
+                    ));
                 }
-                continue;
-            };
+            }
+        }
+        let mounts: Vec<procfs_core::process::MountInfo> =
+            parsed.into_iter().map(|(_, m)| m).collect();
+        for (i, m) in mounts.iter().enumerate() {
             if !SHMEM_FS.contains(&m.fs_type.as_str()) {
+                continue;
+            }
+            // Over-mounted (a later mount at the same point hides it): statfs through its
+            // path would measure the mount on top, counting that one twice.
+            if mounts[i + 1..]
+                .iter()
+                .any(|later| later.mount_point == m.mount_point)
+            {
                 continue;
             }
             let mp = m.mount_point.to_string_lossy().into_owned();
@@ -117,6 +127,12 @@ pub fn tmpfs_mounts(root: &Root, pids: &[i32]) -> (Vec<TmpfsMount>, Vec<String>)
                     )
                 }
             };
+            // Name the largest files of a mount that holds something (what to delete).
+            let largest = if used_bytes.is_some_and(|u| u >= 1 << 20) {
+                root.largest_files(&seen_from, 3).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
             by_dev.insert(
                 m.majmin.clone(),
                 TmpfsMount {
@@ -127,6 +143,7 @@ pub fn tmpfs_mounts(root: &Root, pids: &[i32]) -> (Vec<TmpfsMount>, Vec<String>)
                     size_bytes,
                     used_bytes,
                     source,
+                    largest,
                 },
             );
         }

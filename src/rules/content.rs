@@ -35,6 +35,13 @@ pub fn shmem_held(r: &Report, _: Option<Sample<'_>>) -> Option<Finding> {
             m.used_bytes,
             m.source.clone(),
         ));
+        for (f, b) in &m.largest {
+            evidence.push(Evidence::size(
+                format!("  file {}/{}", m.mount_point.trim_end_matches('/'), f),
+                Some(*b),
+                "st_blocks × 512 (bytes allocated) of the largest files in the mount",
+            ));
+        }
     }
     for g in r.sysv_segments.iter().flatten() {
         evidence.push(Evidence::size(
