@@ -21,6 +21,7 @@ fn static_bin() -> Option<PathBuf> {
         .chain([
             root.join("target/x86_64-unknown-linux-musl/release/memlens"),
             root.join("target/x86_64-unknown-linux-gnu/release/memlens"),
+            root.join("target/vm/x86_64-unknown-linux-gnu/debug/memlens"),
         ]);
     for c in cands {
         if !c.is_file() {
