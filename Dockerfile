@@ -7,7 +7,8 @@
 #      RUSTFLAGS="-C target-feature=+crt-static" \
 #        cargo build --release --locked --target x86_64-unknown-linux-gnu --bin memlens
 #    (glibc linked statically: memlens does no NSS/DNS lookups, the one thing static glibc
-#    cannot do). .ci/run builds the second; tests/engine_image.rs builds and runs this image.
+#    cannot do). .ci/run builds the second (dev profile, shared with tests/vm/run's build);
+#    tests/engine_image.rs builds and runs this image.
 # 2. docker build --build-arg BIN=target/x86_64-unknown-linux-gnu/release/memlens -t memlens .
 #    (.dockerignore sends only the two binaries as context, not the 1 GB target directory.)
 FROM scratch

@@ -21,6 +21,7 @@ fn static_bin() -> Option<PathBuf> {
         .chain([
             root.join("target/x86_64-unknown-linux-musl/release/memlens"),
             root.join("target/x86_64-unknown-linux-gnu/release/memlens"),
+            root.join("target/vm/x86_64-unknown-linux-gnu/debug/memlens"),
         ]);
     for c in cands {
         if !c.is_file() {
@@ -72,12 +73,19 @@ fn image_from_scratch_runs_as_the_daemonset_and_prometheus_scrapes_it() {
             .unwrap_or(());
     }
     let Some(e) = Engine::docker() else { return };
-    // The build context as the repository's .dockerignore leaves it: the Dockerfile and one
-    // binary.
-    let ctx = tempfile::tempdir().unwrap();
+    // From the repository itself when the binary is in it: .dockerignore must cut the
+    // context (the target directory is gigabytes) to the binary. Else a context of the
+    // Dockerfile and the binary alone.
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    std::fs::copy(repo.join("Dockerfile"), ctx.path().join("Dockerfile")).unwrap();
-    std::fs::copy(&bin, ctx.path().join("memlens")).unwrap();
+    let ctx = tempfile::tempdir().unwrap();
+    let (dir, arg) = match bin.strip_prefix(&repo) {
+        Ok(rel) => (repo.clone(), rel.display().to_string()),
+        Err(_) => {
+            std::fs::copy(repo.join("Dockerfile"), ctx.path().join("Dockerfile")).unwrap();
+            std::fs::copy(&bin, ctx.path().join("memlens")).unwrap();
+            (ctx.path().to_path_buf(), "memlens".to_string())
+        }
+    };
     let tag = format!("memlens-test/memlens:{}", std::process::id());
     let o = Command::new("docker")
         .args([
@@ -85,20 +93,34 @@ fn image_from_scratch_runs_as_the_daemonset_and_prometheus_scrapes_it() {
             &e.host(),
             "build",
             "--build-arg",
-            "BIN=memlens",
+            &format!("BIN={arg}"),
             "-t",
             &tag,
         ])
-        .arg(ctx.path())
+        .arg(&dir)
         .env("DOCKER_BUILDKIT", "0")
         .output()
         .unwrap();
-    assert!(
-        o.status.success(),
-        "docker build: {}{}",
+    let out = format!(
+        "{}{}",
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
+    assert!(o.status.success(), "docker build: {out}");
+    // "Sending build context to Docker daemon  20.97MB": the binary, not the target dir.
+    if let Some(sz) = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Sending build context to Docker daemon"))
+    {
+        let sz = sz.trim();
+        assert!(
+            sz.ends_with("kB")
+                || sz.ends_with("MB")
+                    && sz.trim_end_matches("MB").parse::<f64>().unwrap_or(1e9) < 200.0,
+            "context {sz}"
+        );
+        eprintln!("build context: {sz}");
+    }
     e.track_image(&tag);
     // A workload to see.
     let p = std::process::id();

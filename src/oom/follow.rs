@@ -77,6 +77,8 @@ pub struct Follower {
     root: Root,
     hier: Option<Hierarchy>,
     kmsg: Option<KmsgTail>,
+    /// The log device (HOST/dev/kmsg under --host-root), for the banner.
+    kmsg_path: String,
     /// Why the kernel log is not read (shown once, and in counter events).
     kmsg_problem: Option<String>,
     watch: Option<EventsWatch>,
@@ -146,6 +148,7 @@ impl Follower {
             root,
             hier,
             kmsg,
+            kmsg_path: kmsg_path.display().to_string(),
             kmsg_problem,
             watch: None,
             watch_problem: None,
@@ -203,7 +206,7 @@ impl Follower {
             (Some(k), Some(p)) if k.is_syslog() => {
                 format!("the kernel log through syslog(2), read every 250 ms ({p})")
             }
-            (Some(_), _) => "the kernel log (/dev/kmsg)".to_string(),
+            (Some(_), _) => format!("the kernel log ({})", self.kmsg_path),
             (None, Some(p)) => format!("no kernel log ({p})"),
             (None, None) => "no kernel log".to_string(),
         };
