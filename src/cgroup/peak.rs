@@ -5,8 +5,9 @@
 //! descriptor* only: later reads on the same descriptor give the peak since the reset, while
 //! other readers still see the lifetime peak (cgroup-v2.rst "memory.peak"). Read, then reset,
 //! at each sample, and every interval's true peak is known, however short the spike between
-//! two samples. Before 6.12 the file has no write handler: opening it for writing fails
-//! (EACCES from kernfs), and callers fall back to the highest sample, saying so.
+//! two samples. Before 6.12 the file has no write handler: opening it for writing or the write
+//! fails (Debian's 6.1: the write, with EINVAL), and callers fall back to the highest sample,
+//! saying so.
 //!
 //! The one kernel file memlens holds open across reads (the reset is per descriptor, so
 //! `sys::Root`'s read-and-close cannot do it), and only on a cgroup memlens created.
@@ -43,8 +44,11 @@ impl IntervalPeak {
                 )
             })?;
         let mut ip = IntervalPeak { file };
+        // (6.1 opens it for writing but refuses the write with EINVAL.)
         ip.reset().map_err(|e| {
-            format!("memory.peak reset failed ({e}): interval peaks are the highest samples")
+            format!(
+                "memory.peak cannot be reset per file descriptor on this kernel (6.12+; writing to it: {e}): interval peaks are the highest samples"
+            )
         })?;
         Ok(ip)
     }
