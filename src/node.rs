@@ -81,6 +81,10 @@ pub struct KubeletView {
     pub ranking: Vec<Ranked>,
     /// What is missing for the kubelet's exact order.
     pub missing: Vec<String>,
+    /// KEP-2570 / KEP-2400 values beside what is set, per container (v2, with --pods).
+    pub qos: Vec<kubelet::QosCheck>,
+    /// Why `qos` is empty or partial.
+    pub qos_note: Option<String>,
 }
 
 /// Everything `memlens node` shows.
@@ -273,6 +277,7 @@ fn kubelet_view(
         .or_else(|| find_kubepods(root, h));
     let mut pods_cgroup_limit = None;
     let mut node_pods = Vec::new();
+    let mut containers: Vec<(String, String)> = Vec::new();
     let mut allocatable_available = Figure::unavailable("no pods cgroup (kubepods) on this node");
     if let Some(pc) = &pods_cgroup {
         match read::read_cgroup(root, h, pc, Level::Overview) {
@@ -293,10 +298,12 @@ fn kubelet_view(
                     let Some(uid) = id.pod_uid.clone() else {
                         continue;
                     };
+                    if id.container_id.is_some() {
+                        containers.push((uid.clone(), p.clone()));
+                        continue;
+                    }
                     // The pod's own cgroup: the component that names it is the last one.
-                    if id.container_id.is_some()
-                        || !last(&p).contains(&uid.replace('-', "_")) && !last(&p).contains(&uid)
-                    {
+                    if !last(&p).contains(&uid.replace('-', "_")) && !last(&p).contains(&uid) {
                         continue;
                     }
                     let Ok(cg) = read::read_cgroup(root, h, &p, Level::Overview) else {
@@ -339,6 +346,15 @@ fn kubelet_view(
             )
         })
         .collect();
+    let (qos, qos_note) = qos_checks(
+        root,
+        h,
+        host,
+        &config,
+        allocatable,
+        &containers,
+        opts.pods.as_deref(),
+    );
     let active = root_cg.stat_hier("active_file");
     let dirty = match (
         root_cg.version,
@@ -380,5 +396,122 @@ fn kubelet_view(
         margins,
         ranking,
         missing,
+        qos,
+        qos_note,
     }
+}
+
+/// KEP-2570 / KEP-2400 values beside what is set, for each container of a pod in --pods
+/// (v2 only). A container cgroup is matched to its spec when the pod has one container, or
+/// by the name the node's files give it.
+fn qos_checks(
+    root: &Root,
+    h: &Hierarchy,
+    host: &Host,
+    config: &Config,
+    allocatable: Option<u64>,
+    containers: &[(String, String)],
+    api: Option<&[ApiPod]>,
+) -> (Vec<kubelet::QosCheck>, Option<String>) {
+    if h.version != Version::V2 {
+        return (
+            Vec::new(),
+            Some("cgroup v1: Memory QoS (memory.min/high) and swap limits need cgroup v2".into()),
+        );
+    }
+    let Some(api) = api else {
+        return (
+            Vec::new(),
+            Some("the KEP-2570/KEP-2400 values need requests and limits: pass --pods".into()),
+        );
+    };
+    let capacity = host.mem("MemTotal").unwrap_or(0);
+    let swap_total = host.mem("SwapTotal").unwrap_or(0);
+    let factor = config.memory_throttling_factor.unwrap_or(0.9);
+    let page = proc::node::page_size();
+    let nn = NodeNames::load(
+        root,
+        containers
+            .iter()
+            .filter_map(|(_, p)| last(p).rsplit('-').next()),
+    );
+    let mut out = Vec::new();
+    let mut unmatched = 0;
+    for (uid, path) in containers {
+        let Some(pod) = api.iter().find(|a| &a.uid == uid) else {
+            continue;
+        };
+        let name = nn.names_for(&Identity::from_path(path)).container;
+        let spec = if pod.containers.len() == 1 {
+            pod.containers.first()
+        } else {
+            name.as_ref()
+                .and_then(|n| pod.containers.iter().find(|c| &c.0 == n))
+        };
+        let Some((cname, req, lim)) = spec else {
+            unmatched += 1;
+            continue;
+        };
+        let Ok(cg) = read::read_cgroup(root, h, path, Level::Full) else {
+            continue;
+        };
+        let req_b = req.unwrap_or(0);
+        let qos = pod.qos.as_deref();
+        let exp_min = (qos != Some("BestEffort")).then_some(req_b);
+        let exp_high = if qos == Some("Guaranteed") {
+            None
+        } else {
+            kubelet::kep2570_high(req_b, *lim, allocatable.unwrap_or(capacity), factor, page)
+        };
+        let exp_swap = kubelet::kep2400_swap(
+            config.swap_behavior.as_deref(),
+            qos,
+            req_b,
+            capacity,
+            swap_total,
+        );
+        let set_high = cg.limits.high.and_then(crate::model::Limit::bytes);
+        let set_swap = cg.limits.swap_max.and_then(crate::model::Limit::bytes);
+        let mut diff = Vec::new();
+        let b = |v: Option<u64>| v.map_or("max".to_string(), |x| crate::render::bytes(Some(x)));
+        if config.memory_qos == Some(true) {
+            if exp_min != cg.limits.min && !(exp_min.is_none() && cg.limits.min == Some(0)) {
+                diff.push(format!(
+                    "memory.min {} (KEP-2570: {})",
+                    b(cg.limits.min),
+                    b(exp_min)
+                ));
+            }
+            if exp_high != set_high {
+                diff.push(format!(
+                    "memory.high {} (KEP-2570: {})",
+                    b(set_high),
+                    b(exp_high)
+                ));
+            }
+        }
+        if config.swap_behavior.is_some() && set_swap != Some(exp_swap) {
+            diff.push(format!(
+                "memory.swap.max {} ({}: {})",
+                b(set_swap),
+                config.swap_behavior.as_deref().unwrap_or("?"),
+                b(Some(exp_swap))
+            ));
+        }
+        out.push(kubelet::QosCheck {
+            pod: format!("{}/{}", pod.namespace, pod.name),
+            container: cname.clone(),
+            cgroup: path.clone(),
+            qos: pod.qos.clone(),
+            expected_min_bytes: exp_min,
+            set_min_bytes: cg.limits.min,
+            expected_high_bytes: exp_high,
+            set_high_bytes: set_high,
+            expected_swap_max_bytes: Some(exp_swap),
+            set_swap_max_bytes: set_swap,
+            differences: diff,
+        });
+    }
+    let note = (unmatched > 0).then(|| format!("{unmatched} containers of multi-container pods could not be matched to their spec (no names on the node)"));
+    (out, note)
 }

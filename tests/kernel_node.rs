@@ -210,8 +210,16 @@ fn check_layout(driver: &str) {
     };
     let parent = cgroup(&format!("kube-{driver}"));
     let (cgs, works, kp) = kubepods(&parent, driver);
-    let _cgs = Chain(cgs);
     let v1 = hier().version == Version::V1;
+    // v2: web-1's container gets the KEP-2570 values by hand (request 16Mi, limit 256Mi,
+    // memoryThrottlingFactor 0.8: high = 16Mi + 0.8 × 240Mi = 208Mi); db-1's gets nothing.
+    let web = format!("{:064x}", 1);
+    if !v1 {
+        let c = cgs.iter().find(|c| c.path().ends_with(&web)).unwrap();
+        c.write("memory.min", &(16 * MIB).to_string()).unwrap();
+        c.write("memory.high", &(208 * MIB).to_string()).unwrap();
+    }
+    let _cgs = Chain(cgs);
     let args = [
         "node",
         "--kubelet-config",
@@ -290,6 +298,46 @@ fn check_layout(driver: &str) {
     assert_eq!(r0["request_bytes"].as_u64(), Some(16 << 20));
     assert_eq!(r0["exceeds_request"], true);
     assert_eq!(k["ranking"][2]["request_bytes"].as_u64(), Some(100 << 20));
+    let qos = k["qos"].as_array().unwrap();
+    if v1 {
+        assert!(qos.is_empty());
+        assert!(k["qos_note"].as_str().unwrap().contains("v2"));
+    } else {
+        let row = |pod: &str| {
+            qos.iter()
+                .find(|q| q["pod"] == pod)
+                .unwrap_or_else(|| panic!("{pod}: {qos:#?}"))
+        };
+        let w = row("shop/web-1");
+        assert_eq!(w["expected_min_bytes"].as_u64(), Some(16 * MIB));
+        assert_eq!(w["expected_high_bytes"].as_u64(), Some(208 * MIB));
+        assert_eq!(w["set_high_bytes"].as_u64(), Some(208 * MIB));
+        let d = row("shop/db-1");
+        assert!(
+            d["expected_high_bytes"].is_null(),
+            "Guaranteed: no memory.high"
+        );
+        assert_eq!(
+            d["expected_swap_max_bytes"].as_u64(),
+            Some(0),
+            "Guaranteed: no swap"
+        );
+        assert!(
+            d["differences"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x.as_str().unwrap().contains("memory.min")),
+            "{d:#}"
+        );
+        let swap_total = meminfo("SwapTotal");
+        let exp = ((16 * MIB) as f64 / total as f64 * swap_total as f64) as u64;
+        assert_eq!(
+            w["expected_swap_max_bytes"].as_u64(),
+            Some(exp),
+            "LimitedSwap"
+        );
+    }
     // Without --pods: QoS class, then working set, and it says what is missing.
     let n = json(&["node", "--kubepods", &kp]);
     let order: Vec<String> = n["kubelet"]["ranking"]
