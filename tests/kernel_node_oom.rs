@@ -136,3 +136,49 @@ impl Drop for Chain {
         }
     }
 }
+
+#[test]
+fn a_group_kill_is_one_event_with_every_victim() {
+    if hier().version != Version::V2 {
+        eprintln!("skipped: memory.oom.group is cgroup v2 only (this host is v1)");
+        return;
+    }
+    let parent = cgroup("oomgroup");
+    parent.write("cgroup.subtree_control", "+memory").unwrap();
+    let ctr = Chain(vec![parent.create_child(&"a".repeat(64)).unwrap()]);
+    let c = &ctr.0[0];
+    c.write("memory.oom.group", "1").unwrap();
+    limit(c, 48 * MIB);
+    let holder = Workload::start(c, &["anon=8M"]);
+    let hpid = holder.pid() as i64;
+    let gpid = grow_until_killed(c);
+    // The holder dies with it: the whole cgroup is killed.
+    let mut holder = holder;
+    let st = holder.child.wait().unwrap();
+    assert_eq!(st.signal(), Some(9), "the holder is killed with the group");
+    let all = json(&["oom"]);
+    let mine: Vec<&serde_json::Value> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["oom_memcg"] == c.path())
+        .collect();
+    assert_eq!(
+        mine.len(),
+        1,
+        "one event: {:#?}",
+        mine.iter().map(|k| &k["lines"]).collect::<Vec<_>>()
+    );
+    let g = &mine[0]["group_kill"];
+    let pids: Vec<i64> = g["victims"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a group kill: {:#}", mine[0]["lines"]))
+        .iter()
+        .filter_map(|v| v[0].as_i64())
+        .collect();
+    assert!(
+        pids.contains(&hpid) && pids.contains(&gpid),
+        "{pids:?} has {hpid} and {gpid}"
+    );
+    assert!(mine[0]["victim_role"]["text"].is_null());
+}
