@@ -295,6 +295,19 @@ fn check_layout(driver: &str) {
         got.abs_diff(expect) <= 2 * MIB,
         "allocatableMemory.available {got} vs hand-computed {expect}"
     );
+    // memory.available = MemTotal − root working set, by hand from the root's files just
+    // after (other work on the node moves it meanwhile: a loose bound).
+    let root_ws = if v1 {
+        kfile_u64("/", "memory.usage_in_bytes") - kstat_path("/", "total_inactive_file")
+    } else {
+        kstat_path("/", "anon") + kstat_path("/", "file") - kstat_path("/", "inactive_file")
+    };
+    let ma = k["memory_available"]["bytes"].as_u64().unwrap();
+    assert!(
+        ma.abs_diff(total - root_ws) < 256 * MIB,
+        "memory.available {ma} vs hand-computed {}",
+        total - root_ws
+    );
     // The kubelet's order: above request first (web-1 by 32 MiB, batch-1 by 16 MiB, both
     // priority 0, so the larger excess first), then within request by priority (cache-1 at
     // -10 before db-1 at 1000).
