@@ -204,15 +204,35 @@ fn compare(root: &Cgroup, host: &Host, wf: &Waterfall, k: &KubeletView) -> Vec<C
                 })
             ),
         },
-        Compare {
-            key: "cgtop_root",
-            what: "systemd-cgtop: root row",
-            figure: Figure::new(used, "MemTotal − MemAvailable (cgtop takes the root row from /proc/meminfo, procfs_memory_get_used)"),
-            why: format!(
-                "its other rows are memory.current / usage_in_bytes, page cache included: the top-level rows add up to {} against a root row of {}, so the rows can exceed the total (systemd PR #41798)",
-                b(top.map(|v| v.max(0) as u64)),
-                b(used)
-            ),
+        {
+            // systemd-cgtop (src/cgtop/cgtop.c): v1 reads the root's memory.usage_in_bytes
+            // like any row; v2's root has no memory.current, so it takes the root row from
+            // /proc/meminfo (procfs_memory_get_used: MemTotal − MemAvailable).
+            let (fig, why) = if root.version == Version::V1 {
+                (
+                    Figure::new(root.usage.current, "root memory.usage_in_bytes (cgtop on cgroup v1)"),
+                    format!(
+                        "page cache included, so it is near MemTotal on a busy node ({} here) while free says {} used",
+                        b(root.usage.current),
+                        b(used)
+                    ),
+                )
+            } else {
+                (
+                    Figure::new(used, "MemTotal − MemAvailable (cgtop on v2: procfs_memory_get_used, the root has no memory.current)"),
+                    format!(
+                        "its other rows are memory.current, page cache included: the top-level rows add up to {} against a root row of {}, so the rows can exceed the total (systemd PR #41798)",
+                        b(top.map(|v| v.max(0) as u64)),
+                        b(used)
+                    ),
+                )
+            };
+            Compare {
+                key: "cgtop_root",
+                what: "systemd-cgtop: root row",
+                figure: fig,
+                why,
+            }
         },
     ]
 }
