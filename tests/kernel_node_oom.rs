@@ -196,14 +196,19 @@ fn follow_reports_the_level_and_the_counters_at_the_kill() {
     let mut f = Command::new(bin())
         .args(["oom", "--follow", "--json"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // The follower is ready once it has listed the cgroups; give it a moment.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Its banner on stderr comes once it has read every counter and opened the log: a kill
+    // after that is reported.
+    use std::io::BufRead;
+    let mut banner = String::new();
+    // Kept open until the end: the follower may write more to stderr.
+    let mut _err = std::io::BufReader::new(f.stderr.take().unwrap());
+    _err.read_line(&mut banner).unwrap();
+    assert!(banner.contains("following"), "{banner}");
     let pid = grow_until_killed(ctr);
     // Other kills on the node (other tests) are followed too: take ours.
-    use std::io::BufRead;
     let mut d = serde_json::Value::Null;
     for line in std::io::BufReader::new(f.stdout.take().unwrap()).lines() {
         let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
