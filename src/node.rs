@@ -29,6 +29,8 @@ pub struct Options {
     pub pods: Option<Vec<ApiPod>>,
     /// The pods cgroup (default: the shallowest `kubepods` / `kubepods.slice`).
     pub kubepods: Option<String>,
+    /// Sample every cgroup twice this far apart, for noisy neighbours.
+    pub sample: Option<std::time::Duration>,
 }
 
 /// One other tool's (or signal's) figure for the whole node.
@@ -100,6 +102,10 @@ pub struct Node {
     pub compare: Vec<Compare>,
     /// The kubelet.
     pub kubelet: KubeletView,
+    /// Cgroups below their limit that lost page cache while others grew (`--sample`).
+    pub noisy_neighbours: Option<Vec<crate::views::neighbours::Noisy>>,
+    /// Seconds between the two samples.
+    pub sample_seconds: Option<f64>,
     /// Problems met (files unreadable or garbled).
     pub problems: Vec<String>,
 }
@@ -157,14 +163,53 @@ pub fn collect(root: &Root, h: &Hierarchy, opts: &Options) -> Result<Node, ReadE
     });
     let kubelet = kubelet_view(root, h, &root_cg, &host, opts, &mut problems);
     let compare = compare(&root_cg, &host, &wf, &kubelet);
+    let (noisy, secs) = match opts.sample {
+        Some(d) => {
+            let (n, s) = neighbours(root, h, d);
+            (Some(n), Some(s))
+        }
+        None => (None, None),
+    };
     Ok(Node {
         hierarchy: h.clone(),
         host,
         waterfall: wf,
         compare,
         kubelet,
+        noisy_neighbours: noisy,
+        sample_seconds: secs,
         problems,
     })
+}
+
+/// Two samples of every cgroup, `d` apart, compared for noisy neighbours (16 MiB of cache
+/// lost against 16 MiB grown: below that it is noise).
+fn neighbours(
+    root: &Root,
+    h: &Hierarchy,
+    d: std::time::Duration,
+) -> (Vec<crate::views::neighbours::Noisy>, f64) {
+    let read_all = || -> Vec<Cgroup> {
+        walk::all_paths(root, h, "/")
+            .iter()
+            .filter_map(|p| read::read_cgroup(root, h, p, Level::Overview).ok())
+            .collect()
+    };
+    let t0 = std::time::Instant::now();
+    let before = read_all();
+    std::thread::sleep(d);
+    let after = read_all();
+    let secs = t0.elapsed().as_secs_f64();
+    // Effective limit: the smallest own limit on the path to the root.
+    let limit_of = |p: &str| {
+        after
+            .iter()
+            .filter(|c| c.path == "/" || p == c.path || p.starts_with(&format!("{}/", c.path)))
+            .filter_map(|c| c.limits.max.and_then(crate::model::Limit::bytes))
+            .min()
+    };
+    let n = crate::views::neighbours::find(&before, &after, limit_of, 16 << 20);
+    (n, secs)
 }
 
 fn compare(root: &Cgroup, host: &Host, wf: &Waterfall, k: &KubeletView) -> Vec<Compare> {

@@ -427,3 +427,56 @@ fn kubelet_signals_and_ranking_cgroupfs() {
 fn kubelet_signals_and_ranking_systemd() {
     check_layout("systemd");
 }
+
+/// Two containers in a pod of ours (parent limit 160 MiB): A holds 100 MiB of clean page
+/// cache, B then grows 120 MiB of anon. The reclaim at the pod's limit takes A's cache although
+/// A is far below its (the pod's) limit: `node --sample` names A as the victim and B as the
+/// grower.
+#[test]
+fn a_noisy_neighbour_is_found() {
+    let v2 = hier().version == Version::V2;
+    let pod = cgroup("noisy");
+    if v2 {
+        pod.write("cgroup.subtree_control", "+memory").unwrap();
+    }
+    limit(&pod, 160 * MIB);
+    let kids = Chain(vec![
+        pod.create_child("a").unwrap(),
+        pod.create_child("b").unwrap(),
+    ]);
+    let (a, b) = (&kids.0[0], &kids.0[1]);
+    let f = disk_dir().join(format!("memlens-test-noisy-{}", std::process::id()));
+    let fs = f.to_str().unwrap().to_string();
+    let _wa = Workload::start(
+        a,
+        &[
+            &format!("write={fs}:100M"),
+            &format!("drop={fs}"),
+            &format!("read={fs}:1"),
+        ],
+    );
+    let node = std::process::Command::new(bin())
+        .args(["node", "--sample", "3s", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let _wb = Workload::start(b, &["anon=120M"]);
+    let out = node.wait_with_output().unwrap();
+    let _ = std::fs::remove_file(&f);
+    let n: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let nn = n["noisy_neighbours"].as_array().unwrap();
+    let hit = nn
+        .iter()
+        .find(|x| x["victim"] == a.path())
+        .unwrap_or_else(|| panic!("A not found as a victim: {nn:#?}"));
+    assert!(hit["cache_lost_bytes"].as_u64().unwrap() > 16 * MIB);
+    assert!(
+        hit["growers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g[0] == b.path()),
+        "{hit:#}"
+    );
+}

@@ -265,6 +265,42 @@ pub fn human(n: &Node, s: Style) -> String {
     for m in &k.missing {
         let _ = writeln!(out, "{}", s.dim(&format!("missing: {m}")));
     }
+    if let Some(nn) = &n.noisy_neighbours {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            s.head(&format!(
+                "Noisy neighbours ({:.1} s apart)",
+                n.sample_seconds.unwrap_or(0.0)
+            ))
+        );
+        if nn.is_empty() {
+            let _ = writeln!(
+                out,
+                "none: no cgroup below its limit lost page cache while another grew"
+            );
+        }
+        for x in nn {
+            let g: Vec<String> = x
+                .growers
+                .iter()
+                .map(|(p, b)| format!("{p} +{}", bytes(Some(*b))))
+                .collect();
+            let _ = writeln!(
+                out,
+                "{} lost {} of page cache{}{} while {} grew: reclaim caused by someone else (protect it with memory.low/min, or limit the grower)",
+                x.victim,
+                bytes(Some(x.cache_lost_bytes)),
+                x.refaults
+                    .map(|r| format!(", {r} refaults"))
+                    .unwrap_or_default(),
+                x.pgsteal
+                    .map(|r| format!(", {r} pages stolen"))
+                    .unwrap_or_default(),
+                g.join(", ")
+            );
+        }
+    }
     for p in &n.problems {
         let _ = writeln!(out, "{}", s.warn(&format!("problem: {p}")));
     }

@@ -3,6 +3,7 @@
 
 pub mod breakdown;
 pub mod derived;
+pub mod neighbours;
 pub mod processes;
 pub mod tools;
 pub mod waterfall;
