@@ -549,6 +549,10 @@ enum Command {
         /// The pods cgroup (default: the shallowest kubepods or kubepods.slice).
         #[arg(long, value_name = "CGROUP")]
         kubepods: Option<String>,
+        /// Read every cgroup twice this far apart (e.g. 5s) to find noisy neighbours: cgroups
+        /// below their limit losing page cache while others grow.
+        #[arg(long, value_name = "DURATION", value_parser = sample_duration)]
+        sample: Option<std::time::Duration>,
     },
     /// Print the shell completion script (TARGET completes from the live cgroups and
     /// containers). Install: `memlens completions bash > /etc/bash_completion.d/memlens`,
@@ -1024,8 +1028,15 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             kubelet_config,
             pods,
             kubepods,
+            sample,
         }) => {
             let root = open_root(&g)?;
+            if sample.is_some() && g.from.is_some() {
+                return Err(Failure::new(
+                    exit::BAD_TARGET,
+                    "--sample reads the live node twice; it cannot sample a capture (--from)",
+                ));
+            }
             let h = hierarchy(&root)?;
             let pods = match pods {
                 None => None,
@@ -1048,6 +1059,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 kubelet_config,
                 pods,
                 kubepods,
+                sample,
             };
             let n = crate::node::collect(&root, &h, &opts)
                 .map_err(|e| Failure::new(exit::FAILURE, format!("root cgroup unreadable: {e}")))?;

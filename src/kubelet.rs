@@ -568,3 +568,65 @@ mod tests {
         assert!(Config::parse("- a\n- b\n", "x").is_err());
     }
 }
+
+/// One container's Memory QoS (KEP-2570) and swap (KEP-2400) settings: what the kubelet
+/// would set from the pod's requests and limits, beside what is set (cgroup v2).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QosCheck {
+    /// `namespace/pod`.
+    pub pod: String,
+    /// Container name (from --pods).
+    pub container: String,
+    /// Its cgroup.
+    pub cgroup: String,
+    /// QoS class (from --pods).
+    pub qos: Option<String>,
+    /// KEP-2570 memory.min = the container's memory request.
+    pub expected_min_bytes: Option<u64>,
+    /// memory.min as set.
+    pub set_min_bytes: Option<u64>,
+    /// KEP-2570 memory.high = floor((request + factor × (limit or allocatable − request)) /
+    /// page) × page; `None` = not set (max): Guaranteed, or not above the request.
+    pub expected_high_bytes: Option<u64>,
+    /// memory.high as set (`None` = max).
+    pub set_high_bytes: Option<u64>,
+    /// KEP-2400 memory.swap.max: LimitedSwap gives Burstable containers request / capacity
+    /// × node swap; everyone else (and NoSwap) 0.
+    pub expected_swap_max_bytes: Option<u64>,
+    /// memory.swap.max as set (`None` = max).
+    pub set_swap_max_bytes: Option<u64>,
+    /// Where set and expected differ, in words.
+    pub differences: Vec<String>,
+}
+
+/// The KEP-2570 memory.high of a container.
+pub fn kep2570_high(
+    request: u64,
+    limit: Option<u64>,
+    allocatable: u64,
+    factor: f64,
+    page: u64,
+) -> Option<u64> {
+    if limit == Some(request) {
+        return None;
+    }
+    let cap = limit.unwrap_or(allocatable);
+    let v = request as f64 + factor * cap.saturating_sub(request) as f64;
+    let h = (v / page as f64).floor() as u64 * page;
+    (h > request).then_some(h)
+}
+
+/// The KEP-2400 LimitedSwap memory.swap.max of a container.
+pub fn kep2400_swap(
+    behavior: Option<&str>,
+    qos: Option<&str>,
+    request: u64,
+    capacity: u64,
+    swap_total: u64,
+) -> u64 {
+    if behavior != Some("LimitedSwap") || qos != Some("Burstable") || request == 0 || capacity == 0
+    {
+        return 0;
+    }
+    (request as f64 / capacity as f64 * swap_total as f64) as u64
+}

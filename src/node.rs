@@ -29,6 +29,8 @@ pub struct Options {
     pub pods: Option<Vec<ApiPod>>,
     /// The pods cgroup (default: the shallowest `kubepods` / `kubepods.slice`).
     pub kubepods: Option<String>,
+    /// Sample every cgroup twice this far apart, for noisy neighbours.
+    pub sample: Option<std::time::Duration>,
 }
 
 /// One other tool's (or signal's) figure for the whole node.
@@ -81,6 +83,10 @@ pub struct KubeletView {
     pub ranking: Vec<Ranked>,
     /// What is missing for the kubelet's exact order.
     pub missing: Vec<String>,
+    /// KEP-2570 / KEP-2400 values beside what is set, per container (v2, with --pods).
+    pub qos: Vec<kubelet::QosCheck>,
+    /// Why `qos` is empty or partial.
+    pub qos_note: Option<String>,
 }
 
 /// Everything `memlens node` shows.
@@ -96,6 +102,10 @@ pub struct Node {
     pub compare: Vec<Compare>,
     /// The kubelet.
     pub kubelet: KubeletView,
+    /// Cgroups below their limit that lost page cache while others grew (`--sample`).
+    pub noisy_neighbours: Option<Vec<crate::views::neighbours::Noisy>>,
+    /// Seconds between the two samples.
+    pub sample_seconds: Option<f64>,
     /// Problems met (files unreadable or garbled).
     pub problems: Vec<String>,
 }
@@ -153,14 +163,53 @@ pub fn collect(root: &Root, h: &Hierarchy, opts: &Options) -> Result<Node, ReadE
     });
     let kubelet = kubelet_view(root, h, &root_cg, &host, opts, &mut problems);
     let compare = compare(&root_cg, &host, &wf, &kubelet);
+    let (noisy, secs) = match opts.sample {
+        Some(d) => {
+            let (n, s) = neighbours(root, h, d);
+            (Some(n), Some(s))
+        }
+        None => (None, None),
+    };
     Ok(Node {
         hierarchy: h.clone(),
         host,
         waterfall: wf,
         compare,
         kubelet,
+        noisy_neighbours: noisy,
+        sample_seconds: secs,
         problems,
     })
+}
+
+/// Two samples of every cgroup, `d` apart, compared for noisy neighbours (16 MiB of cache
+/// lost against 16 MiB grown: below that it is noise).
+fn neighbours(
+    root: &Root,
+    h: &Hierarchy,
+    d: std::time::Duration,
+) -> (Vec<crate::views::neighbours::Noisy>, f64) {
+    let read_all = || -> Vec<Cgroup> {
+        walk::all_paths(root, h, "/")
+            .iter()
+            .filter_map(|p| read::read_cgroup(root, h, p, Level::Overview).ok())
+            .collect()
+    };
+    let t0 = std::time::Instant::now();
+    let before = read_all();
+    std::thread::sleep(d);
+    let after = read_all();
+    let secs = t0.elapsed().as_secs_f64();
+    // Effective limit: the smallest own limit on the path to the root.
+    let limit_of = |p: &str| {
+        after
+            .iter()
+            .filter(|c| c.path == "/" || p == c.path || p.starts_with(&format!("{}/", c.path)))
+            .filter_map(|c| c.limits.max.and_then(crate::model::Limit::bytes))
+            .min()
+    };
+    let n = crate::views::neighbours::find(&before, &after, limit_of, 16 << 20);
+    (n, secs)
 }
 
 fn compare(root: &Cgroup, host: &Host, wf: &Waterfall, k: &KubeletView) -> Vec<Compare> {
@@ -200,15 +249,35 @@ fn compare(root: &Cgroup, host: &Host, wf: &Waterfall, k: &KubeletView) -> Vec<C
                 })
             ),
         },
-        Compare {
-            key: "cgtop_root",
-            what: "systemd-cgtop: root row",
-            figure: Figure::new(used, "MemTotal − MemAvailable (cgtop takes the root row from /proc/meminfo, procfs_memory_get_used)"),
-            why: format!(
-                "its other rows are memory.current / usage_in_bytes, page cache included: the top-level rows add up to {} against a root row of {}, so the rows can exceed the total (systemd PR #41798)",
-                b(top.map(|v| v.max(0) as u64)),
-                b(used)
-            ),
+        {
+            // systemd-cgtop (src/cgtop/cgtop.c): v1 reads the root's memory.usage_in_bytes
+            // like any row; v2's root has no memory.current, so it takes the root row from
+            // /proc/meminfo (procfs_memory_get_used: MemTotal − MemAvailable).
+            let (fig, why) = if root.version == Version::V1 {
+                (
+                    Figure::new(root.usage.current, "root memory.usage_in_bytes (cgtop on cgroup v1)"),
+                    format!(
+                        "page cache included, so it is near MemTotal on a busy node ({} here) while free says {} used",
+                        b(root.usage.current),
+                        b(used)
+                    ),
+                )
+            } else {
+                (
+                    Figure::new(used, "MemTotal − MemAvailable (cgtop on v2: procfs_memory_get_used, the root has no memory.current)"),
+                    format!(
+                        "its other rows are memory.current, page cache included: the top-level rows add up to {} against a root row of {}, so the rows can exceed the total (systemd PR #41798)",
+                        b(top.map(|v| v.max(0) as u64)),
+                        b(used)
+                    ),
+                )
+            };
+            Compare {
+                key: "cgtop_root",
+                what: "systemd-cgtop: root row",
+                figure: fig,
+                why,
+            }
         },
     ]
 }
@@ -273,6 +342,7 @@ fn kubelet_view(
         .or_else(|| find_kubepods(root, h));
     let mut pods_cgroup_limit = None;
     let mut node_pods = Vec::new();
+    let mut containers: Vec<(String, String)> = Vec::new();
     let mut allocatable_available = Figure::unavailable("no pods cgroup (kubepods) on this node");
     if let Some(pc) = &pods_cgroup {
         match read::read_cgroup(root, h, pc, Level::Overview) {
@@ -293,10 +363,12 @@ fn kubelet_view(
                     let Some(uid) = id.pod_uid.clone() else {
                         continue;
                     };
+                    if id.container_id.is_some() {
+                        containers.push((uid.clone(), p.clone()));
+                        continue;
+                    }
                     // The pod's own cgroup: the component that names it is the last one.
-                    if id.container_id.is_some()
-                        || !last(&p).contains(&uid.replace('-', "_")) && !last(&p).contains(&uid)
-                    {
+                    if !last(&p).contains(&uid.replace('-', "_")) && !last(&p).contains(&uid) {
                         continue;
                     }
                     let Ok(cg) = read::read_cgroup(root, h, &p, Level::Overview) else {
@@ -339,6 +411,15 @@ fn kubelet_view(
             )
         })
         .collect();
+    let (qos, qos_note) = qos_checks(
+        root,
+        h,
+        host,
+        &config,
+        allocatable,
+        &containers,
+        opts.pods.as_deref(),
+    );
     let active = root_cg.stat_hier("active_file");
     let dirty = match (
         root_cg.version,
@@ -380,5 +461,122 @@ fn kubelet_view(
         margins,
         ranking,
         missing,
+        qos,
+        qos_note,
     }
+}
+
+/// KEP-2570 / KEP-2400 values beside what is set, for each container of a pod in --pods
+/// (v2 only). A container cgroup is matched to its spec when the pod has one container, or
+/// by the name the node's files give it.
+fn qos_checks(
+    root: &Root,
+    h: &Hierarchy,
+    host: &Host,
+    config: &Config,
+    allocatable: Option<u64>,
+    containers: &[(String, String)],
+    api: Option<&[ApiPod]>,
+) -> (Vec<kubelet::QosCheck>, Option<String>) {
+    if h.version != Version::V2 {
+        return (
+            Vec::new(),
+            Some("cgroup v1: Memory QoS (memory.min/high) and swap limits need cgroup v2".into()),
+        );
+    }
+    let Some(api) = api else {
+        return (
+            Vec::new(),
+            Some("the KEP-2570/KEP-2400 values need requests and limits: pass --pods".into()),
+        );
+    };
+    let capacity = host.mem("MemTotal").unwrap_or(0);
+    let swap_total = host.mem("SwapTotal").unwrap_or(0);
+    let factor = config.memory_throttling_factor.unwrap_or(0.9);
+    let page = proc::node::page_size();
+    let nn = NodeNames::load(
+        root,
+        containers
+            .iter()
+            .filter_map(|(_, p)| last(p).rsplit('-').next()),
+    );
+    let mut out = Vec::new();
+    let mut unmatched = 0;
+    for (uid, path) in containers {
+        let Some(pod) = api.iter().find(|a| &a.uid == uid) else {
+            continue;
+        };
+        let name = nn.names_for(&Identity::from_path(path)).container;
+        let spec = if pod.containers.len() == 1 {
+            pod.containers.first()
+        } else {
+            name.as_ref()
+                .and_then(|n| pod.containers.iter().find(|c| &c.0 == n))
+        };
+        let Some((cname, req, lim)) = spec else {
+            unmatched += 1;
+            continue;
+        };
+        let Ok(cg) = read::read_cgroup(root, h, path, Level::Full) else {
+            continue;
+        };
+        let req_b = req.unwrap_or(0);
+        let qos = pod.qos.as_deref();
+        let exp_min = (qos != Some("BestEffort")).then_some(req_b);
+        let exp_high = if qos == Some("Guaranteed") {
+            None
+        } else {
+            kubelet::kep2570_high(req_b, *lim, allocatable.unwrap_or(capacity), factor, page)
+        };
+        let exp_swap = kubelet::kep2400_swap(
+            config.swap_behavior.as_deref(),
+            qos,
+            req_b,
+            capacity,
+            swap_total,
+        );
+        let set_high = cg.limits.high.and_then(crate::model::Limit::bytes);
+        let set_swap = cg.limits.swap_max.and_then(crate::model::Limit::bytes);
+        let mut diff = Vec::new();
+        let b = |v: Option<u64>| v.map_or("max".to_string(), |x| crate::render::bytes(Some(x)));
+        if config.memory_qos == Some(true) {
+            if exp_min != cg.limits.min && !(exp_min.is_none() && cg.limits.min == Some(0)) {
+                diff.push(format!(
+                    "memory.min {} (KEP-2570: {})",
+                    b(cg.limits.min),
+                    b(exp_min)
+                ));
+            }
+            if exp_high != set_high {
+                diff.push(format!(
+                    "memory.high {} (KEP-2570: {})",
+                    b(set_high),
+                    b(exp_high)
+                ));
+            }
+        }
+        if config.swap_behavior.is_some() && set_swap != Some(exp_swap) {
+            diff.push(format!(
+                "memory.swap.max {} ({}: {})",
+                b(set_swap),
+                config.swap_behavior.as_deref().unwrap_or("?"),
+                b(Some(exp_swap))
+            ));
+        }
+        out.push(kubelet::QosCheck {
+            pod: format!("{}/{}", pod.namespace, pod.name),
+            container: cname.clone(),
+            cgroup: path.clone(),
+            qos: pod.qos.clone(),
+            expected_min_bytes: exp_min,
+            set_min_bytes: cg.limits.min,
+            expected_high_bytes: exp_high,
+            set_high_bytes: set_high,
+            expected_swap_max_bytes: Some(exp_swap),
+            set_swap_max_bytes: set_swap,
+            differences: diff,
+        });
+    }
+    let note = (unmatched > 0).then(|| format!("{unmatched} containers of multi-container pods could not be matched to their spec (no names on the node)"));
+    (out, note)
 }

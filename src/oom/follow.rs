@@ -429,6 +429,13 @@ impl Follower {
         };
         let mut pm = post_mortem(self.number, r);
         super::add_names(&self.root, std::slice::from_mut(&mut pm));
+        // Now, while the cgroups still exist, the counters of each level and whether the
+        // victim's container lives on (oom/level.rs).
+        if let (Some(h), Some(t)) = (&self.hier, pm.report.task_memcg.clone()) {
+            pm.levels = super::level::levels(&self.root, h, &t);
+            let surv = super::level::survivors(&self.root, h, &t);
+            pm.victim_role = super::level::victim_role(&pm.report, pm.group_kill.as_ref(), surv);
+        }
         Detected {
             number: self.number,
             detected_by: "kernel-log",

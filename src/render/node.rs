@@ -217,8 +217,89 @@ pub fn human(n: &Node, s: Style) -> String {
             s,
         ));
     }
+    if !k.qos.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nMemory QoS (KEP-2570) and swap (KEP-2400): expected from --pods beside what is set"
+        );
+        let b = |v: Option<u64>| v.map_or("max".to_string(), |x| bytes(Some(x)));
+        let rows: Vec<Vec<String>> = k
+            .qos
+            .iter()
+            .map(|q| {
+                vec![
+                    format!("{}/{}", q.pod, q.container),
+                    q.qos.clone().unwrap_or_default(),
+                    format!("{} / {}", b(q.expected_min_bytes), b(q.set_min_bytes)),
+                    format!("{} / {}", b(q.expected_high_bytes), b(q.set_high_bytes)),
+                    format!(
+                        "{} / {}",
+                        b(q.expected_swap_max_bytes),
+                        b(q.set_swap_max_bytes)
+                    ),
+                    if q.differences.is_empty() {
+                        "as expected".into()
+                    } else {
+                        s.warn(&q.differences.join("; "))
+                    },
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &[
+                "CONTAINER",
+                "QOS",
+                "MIN exp/set",
+                "HIGH exp/set",
+                "SWAP.MAX exp/set",
+                "",
+            ],
+            &rows,
+            &[0, 1, 5],
+            s,
+        ));
+    }
+    if let Some(n) = &k.qos_note {
+        let _ = writeln!(out, "{}", s.dim(&format!("memory QoS: {n}")));
+    }
     for m in &k.missing {
         let _ = writeln!(out, "{}", s.dim(&format!("missing: {m}")));
+    }
+    if let Some(nn) = &n.noisy_neighbours {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            s.head(&format!(
+                "Noisy neighbours ({:.1} s apart)",
+                n.sample_seconds.unwrap_or(0.0)
+            ))
+        );
+        if nn.is_empty() {
+            let _ = writeln!(
+                out,
+                "none: no cgroup below its limit lost page cache while another grew"
+            );
+        }
+        for x in nn {
+            let g: Vec<String> = x
+                .growers
+                .iter()
+                .map(|(p, b)| format!("{p} +{}", bytes(Some(*b))))
+                .collect();
+            let _ = writeln!(
+                out,
+                "{} lost {} of page cache{}{} while {} grew: reclaim caused by someone else (protect it with memory.low/min, or limit the grower)",
+                x.victim,
+                bytes(Some(x.cache_lost_bytes)),
+                x.refaults
+                    .map(|r| format!(", {r} refaults"))
+                    .unwrap_or_default(),
+                x.pgsteal
+                    .map(|r| format!(", {r} pages stolen"))
+                    .unwrap_or_default(),
+                g.join(", ")
+            );
+        }
     }
     for p in &n.problems {
         let _ = writeln!(out, "{}", s.warn(&format!("problem: {p}")));

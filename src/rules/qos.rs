@@ -59,6 +59,13 @@ pub fn high_livelock(r: &Report, sample: Option<Sample<'_>>) -> Option<Finding> 
             "memory.pressure full avg10",
         ),
     ];
+    if let Some(peak) = cg.usage.peak {
+        evidence.push(Evidence::size(
+            "peak usage (memory.high is below it)",
+            Some(peak),
+            "memory.peak (5.19+): the burst the workload reached",
+        ));
+    }
     let mut rising = false;
     if let Some(s) = sample {
         let e0 = s

@@ -5,6 +5,7 @@ pub mod breakdown;
 pub mod derived;
 pub mod kernel;
 pub mod offload;
+pub mod neighbours;
 pub mod processes;
 pub mod tools;
 pub mod waterfall;
