@@ -87,6 +87,8 @@ fn main() {
         .stdout(Stdio::piped());
         c.join_before_exec(&mut cmd).expect("join");
         let t0 = Instant::now();
+        // Reaped by wait4 below, for its rusage (std's wait does not return it).
+        #[allow(clippy::zombie_processes)]
         let mut child = cmd.spawn().expect("memlens cache");
         let mut out = String::new();
         child
