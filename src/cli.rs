@@ -786,7 +786,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 let d = crate::cache::drop_files(&root, &h, &drop);
                 output(
                     g.json,
-                    || serde_json::json!({"dropped": d}),
+                    || serde_json::json!({"dropped": d, "problems": []}),
                     || render::cache::dropped(&d, st),
                 );
                 return Ok(exit::OK);

@@ -290,3 +290,44 @@ fn negative_dentries_are_reclaimable_kernel_memory() {
     assert!(d < 0.05, "slabinfo {total} vs meminfo Slab {slab}");
     assert!(u(&n["node"]["dentries"], "nr_dentry") > 0);
 }
+
+/// On a capture: `cache` and `zombies --why` need the live page cache and refuse (exit 2);
+/// `kernel` works from the captured files (this host's /proc/slabinfo fixture).
+#[test]
+fn captures_refuse_residency_but_give_the_kernel_split() {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    let w = |rel: &str, text: &str| {
+        let p = r.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    w(
+        "proc/self/mountinfo",
+        "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n",
+    );
+    w("sys/fs/cgroup/memory/memory.usage_in_bytes", "0\n");
+    w(
+        "proc/slabinfo",
+        include_str!("fixtures/kernel/slabinfo/proc-slabinfo-6.18"),
+    );
+    w(
+        "proc/sys/fs/dentry-state",
+        include_str!("fixtures/kernel/slabinfo/dentry-state-6.18"),
+    );
+    let from = r.display().to_string();
+    let (code, _, err) = run(&["cache", "/", "--from", &from]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("live system"), "{err}");
+    let (code, _, err) = run(&["zombies", "--why", "--from", &from]);
+    assert_eq!(code, 2, "{err}");
+    let k = json(&["kernel", "--from", &from]);
+    // ext4_inode_cache 453744 453838 1128 14 4 : ... slabdata 32417: 506.5 MiB, the largest.
+    assert_eq!(
+        k["node"]["slab_caches"][0]["name"], "ext4_inode_cache",
+        "{k:#}"
+    );
+    assert_eq!(k["node"]["dentries"]["nr_negative"].as_u64(), Some(132124));
+    // meminfo was not captured: unavailable, not 0.
+    assert!(k["node"]["parts"][0]["figure"]["bytes"].is_null());
+}
