@@ -36,7 +36,8 @@ pub struct Options {
 /// A memcg a file's pages are charged to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Owner {
-    /// Cgroup path within the hierarchy; `null` when the inode matches no live cgroup.
+    /// Cgroup path within the hierarchy; `null` when the inode matches no live cgroup. Pages
+    /// of a dying memcg show as its nearest live ancestor's (see [`crate::dying`]).
     pub cgroup: Option<String>,
     /// The container or unit the path names, when it names one.
     pub name: Option<String>,
