@@ -321,6 +321,13 @@ fn captures_refuse_residency_but_give_the_kernel_split() {
     assert!(err.contains("live system"), "{err}");
     let (code, _, err) = run(&["zombies", "--why", "--from", &from]);
     assert_eq!(code, 2, "{err}");
+    // A named file that cannot be dropped is bad input, named in the output.
+    let (code, out, _) = run(&["cache", "--drop", "/nonexistent/memlens-test-file"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("cannot drop /nonexistent/memlens-test-file"),
+        "{out}"
+    );
     let k = json(&["kernel", "--from", &from]);
     // ext4_inode_cache 453744 453838 1128 14 4 : ... slabdata 32417: 506.5 MiB, the largest.
     assert_eq!(
