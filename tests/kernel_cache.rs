@@ -183,6 +183,11 @@ fn zombies_why_names_the_file_that_pins_a_dying_memcg() {
     }
     let child = parent.create_child("memlens-test-child").unwrap();
     Workload::start(&child, &[&format!("write={}:50M", file.display()), "exit"]).finish();
+    // Written back before the rmdir, as a long-gone container's files are: an inode still
+    // dirty when its memcg goes offline keeps its cgroup-writeback association (a reference
+    // on the memcg) after its pages are dropped (seen on 6.1, v2), which is not what this
+    // test is about.
+    std::fs::File::open(&file).unwrap().sync_all().unwrap();
     child.remove().unwrap();
     let stat_file = key("file");
     let pinned = kstat(&parent)[&stat_file];
@@ -209,7 +214,6 @@ fn zombies_why_names_the_file_that_pins_a_dying_memcg() {
     // Drop it: the dying memcg loses its last pages and is freed (after RCU and the
     // kernel's own delayed work: poll).
     let before = dying_count();
-    std::fs::File::open(&file).unwrap().sync_all().unwrap();
     let d = json(&["cache", "--drop", &file.display().to_string()]);
     within("freed", u(&d["dropped"][0], "freed_bytes"), 50 * MIB, 5.0);
     let t = std::time::Instant::now();
