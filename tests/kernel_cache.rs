@@ -188,6 +188,8 @@ fn zombies_why_names_the_file_that_pins_a_dying_memcg() {
     // on the memcg) after its pages are dropped (seen on 6.1, v2), which is not what this
     // test is about.
     std::fs::File::open(&file).unwrap().sync_all().unwrap();
+    // The directory too: creating the file dirtied it from the child's memcg.
+    std::fs::File::open(&dir).unwrap().sync_all().unwrap();
     child.remove().unwrap();
     let stat_file = key("file");
     let pinned = kstat(&parent)[&stat_file];
@@ -232,6 +234,26 @@ fn zombies_why_names_the_file_that_pins_a_dying_memcg() {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    if !ok && v2 && kstat(&parent)[&stat_file] < MIB {
+        // Seen on 6.1 (v2, the VM): the page cache is gone but the memcg stays dying, held by
+        // something that is not page cache (see src/dying.rs). Then `--why` must say so
+        // instead of naming files.
+        let w = json(&["zombies", "--why", "--path", &dir.display().to_string()]);
+        let hd = w["why"]["holders"]
+            .as_array()
+            .and_then(|a| a.iter().find(|h| h["cgroup"] == parent.path()))
+            .unwrap_or_else(|| panic!("{} not a holder: {w:#}", parent.path()));
+        assert!(
+            hd["remedy"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("no page cache left")),
+            "{hd:#}"
+        );
+        eprintln!(
+            "note: the dying memcg outlived its page cache on this kernel (v2); --why says no page cache is left"
+        );
+        return;
     }
     assert!(
         ok,
