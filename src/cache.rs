@@ -36,7 +36,8 @@ pub struct Options {
 /// A memcg a file's pages are charged to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Owner {
-    /// Cgroup path within the hierarchy; `null` when the inode matches no live cgroup.
+    /// Cgroup path within the hierarchy; `null` when the inode matches no live cgroup. Pages
+    /// of a dying memcg show as its nearest live ancestor's (see [`crate::dying`]).
     pub cgroup: Option<String>,
     /// The container or unit the path names, when it names one.
     pub name: Option<String>,
@@ -437,8 +438,10 @@ pub struct Dropped {
     pub dirty_before_bytes: Option<u64>,
     /// Who was charged (before), and after.
     pub owners: Vec<DropOwner>,
-    /// Why some pages stayed, or why nothing could be done.
+    /// Why some pages stayed.
     pub note: Option<String>,
+    /// Why nothing could be done (the file cannot be opened, is not a regular file...).
+    pub error: Option<String>,
 }
 
 fn file_counter(root: &Root, h: &Hierarchy, cg: &Option<String>) -> Option<u64> {
@@ -456,14 +459,15 @@ pub fn drop_files(root: &Root, h: &Hierarchy, files: &[PathBuf]) -> Vec<Dropped>
     let mut out = Vec::new();
     for path in files {
         let shown = path.display().to_string();
-        let fail = |note: String| Dropped {
+        let fail = |error: String| Dropped {
             path: shown.clone(),
             cached_before_bytes: 0,
             cached_after_bytes: 0,
             freed_bytes: 0,
             dirty_before_bytes: None,
             owners: Vec::new(),
-            note: Some(note),
+            note: None,
+            error: Some(error),
         };
         let real = root.real_path(path).unwrap_or_else(|| path.clone());
         let f = match pagecache::open(&real) {
@@ -543,6 +547,7 @@ pub fn drop_files(root: &Root, h: &Hierarchy, files: &[PathBuf]) -> Vec<Dropped>
             dirty_before_bytes: before.residency.dirty.map(|d| d * ps),
             owners,
             note,
+            error: None,
         });
     }
     out

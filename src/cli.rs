@@ -1412,9 +1412,13 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 let d = crate::cache::drop_files(&root, &h, &drop);
                 output(
                     g.json,
-                    || serde_json::json!({"dropped": d}),
+                    || serde_json::json!({"dropped": d, "problems": []}),
                     || render::cache::dropped(&d, st),
                 );
+                // A named file that could not be dropped is bad input.
+                if d.iter().any(|x| x.error.is_some()) {
+                    return Ok(exit::BAD_TARGET);
+                }
                 return Ok(exit::OK);
             }
             let Some(t) = target else {

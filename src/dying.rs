@@ -15,7 +15,10 @@
 //!   holds page cache of its own (v1 `cache` > 0, the root, a v2 cgroup with processes) those
 //!   pages may be P's own: the file is named "charged to P or to its dying descendants".
 //!
-//! What no candidate explains is counted, not hidden.
+//! What no candidate explains is counted, not hidden. Page cache is not the only pin: swap
+//! entries, and on v2 an inode the memcg dirtied (its cgroup-writeback association holds a
+//! reference until the inode is switched to another wb or evicted; an inode still dirty at
+//! rmdir stayed attached in the 6.1 VM after its pages were dropped) keep a memcg dying too.
 
 use crate::cache::{cgroup_inodes, scan_file};
 use crate::cgroup::read::{self, Level};
@@ -287,7 +290,9 @@ pub fn collect(root: &Root, h: &Hierarchy, paths: &[PathBuf], bounds: candidates
             Version::V1 => "memory.force_empty",
             Version::V2 => "memory.reclaim",
         };
-        hd.remedy = if drop.is_empty() {
+        hd.remedy = if hd.dying_file_bytes.is_some_and(|d| d < 1 << 20) {
+            "no page cache left: what still holds them is not page cache (swap entries, on v2 an inode they dirtied that is still attached to their writeback, kernel objects); deleting or evicting those files releases them".to_string()
+        } else if drop.is_empty() {
             format!(
                 "reclaim the parent: `memlens zombies --reclaim {}` ({reclaim} reaches its dying descendants)",
                 hd.cgroup

@@ -14,7 +14,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// The steps a workload can take.
-pub const STEPS: &str = "anon=SIZE (malloc and touch) | reserve=SIZE (mmap, never touched) | write=PATH:SIZE (page cache via write) | read=PATH:N (read a file N times) | open=PATH (hold the file open read-only) | unlink=PATH (remove the name, keep it open) | lookup=DIR:N (look up N names that do not exist: negative dentries) | drop=PATH (fsync and drop its page cache) | mmap=PATH:SIZE (MAP_SHARED file, memset) | shm=SIZE (SysV shmget+shmat, memset) | hugetlb=SIZE (MAP_HUGETLB anonymous, touched; needs reserved huge pages) | grow=SIZE (touch SIZE of anon, 1 MiB at a time, never stop: for OOM tests) | pshm=NAME:SIZE (POSIX shm_open in /dev/shm, mmap, memset; unlinked at exit) | rate=SIZE:RATE (touch SIZE of anon at RATE bytes/s) | saw=SIZE:MS:N (N times, 0 forever: grow to SIZE over MS, free it) | writerate=PATH:SIZE:RATE (write a file at RATE bytes/s) | sleep=MS (hold what is touched so far) | cpu=MS (busy loop over the anon touched so far) | work=N (a fixed N million rounds of that loop, for benchmarks) | exit (end now instead of waiting for stdin to close)";
+pub const STEPS: &str = "anon=SIZE (malloc and touch) | reserve=SIZE (mmap, never touched) | write=PATH:SIZE (page cache via write) | read=PATH:N (read a file N times) | open=PATH (hold the file open read-only) | unlink=PATH (remove the name, keep it open) | files=DIR:N:SIZE (N files of SIZE in DIR) | lookup=DIR:N (look up N names that do not exist: negative dentries) | drop=PATH (fsync and drop its page cache) | mmap=PATH:SIZE (MAP_SHARED file, memset) | shm=SIZE (SysV shmget+shmat, memset) | hugetlb=SIZE (MAP_HUGETLB anonymous, touched; needs reserved huge pages) | grow=SIZE (touch SIZE of anon, 1 MiB at a time, never stop: for OOM tests) | pshm=NAME:SIZE (POSIX shm_open in /dev/shm, mmap, memset; unlinked at exit) | rate=SIZE:RATE (touch SIZE of anon at RATE bytes/s) | saw=SIZE:MS:N (N times, 0 forever: grow to SIZE over MS, free it) | writerate=PATH:SIZE:RATE (write a file at RATE bytes/s) | sleep=MS (hold what is touched so far) | cpu=MS (busy loop over the anon touched so far) | work=N (a fixed N million rounds of that loop, for benchmarks) | exit (end now instead of waiting for stdin to close)";
 
 /// Calls `step` with 1 MiB pieces of `total`, paced so `rate` bytes a second are done
 /// (by the wall clock, so a slow step does not lower the average).
@@ -266,6 +266,21 @@ pub fn run(steps: &[String]) -> Result<(), String> {
                 // finds through /proc/PID/fd.
                 let f = std::fs::File::open(arg).map_err(|e| format!("{arg}: {e}"))?;
                 keep_files.push(f);
+            }
+            "files" => {
+                // N files of SIZE each in DIR (page cache for the cache benchmark).
+                let mut it = arg.rsplitn(3, ':');
+                let (size, n, dir) = match (it.next(), it.next(), it.next()) {
+                    (Some(s), Some(n), Some(d)) => (s, n, d),
+                    _ => return Err(format!("expected DIR:N:SIZE, found {arg:?}")),
+                };
+                let n: u64 = n.parse().map_err(|_| format!("bad count {n:?}"))?;
+                let size = parse_size(size)? as usize;
+                let buf = vec![0x42u8; size];
+                for i in 0..n {
+                    let p = format!("{dir}/f{i:05}");
+                    std::fs::write(&p, &buf).map_err(|e| format!("{p}: {e}"))?;
+                }
             }
             "lookup" => {
                 // Look up N names that do not exist: N negative dentries (reclaimable slab,

@@ -1,6 +1,8 @@
 //! Real-kernel tests of `memlens cache`: files written by one cgroup and read by another, a
 //! tmpfs file, a deleted-but-open file, ownership from /proc/kpagecgroup, `--drop`, and a
-//! scan that changes no cgroup's counters. Runs on v1 (host) and v2 (VM).
+//! scan that changes no cgroup's counters; `zombies --why`; `memlens kernel` (negative
+//! dentries inside a memcg, the node split against /proc/meminfo). Runs on v1 (host) and v2
+//! (VM).
 
 mod common;
 use common::*;
@@ -181,6 +183,13 @@ fn zombies_why_names_the_file_that_pins_a_dying_memcg() {
     }
     let child = parent.create_child("memlens-test-child").unwrap();
     Workload::start(&child, &[&format!("write={}:50M", file.display()), "exit"]).finish();
+    // Written back before the rmdir, as a long-gone container's files are: an inode still
+    // dirty when its memcg goes offline keeps its cgroup-writeback association (a reference
+    // on the memcg) after its pages are dropped (seen on 6.1, v2), which is not what this
+    // test is about.
+    std::fs::File::open(&file).unwrap().sync_all().unwrap();
+    // The directory too: creating the file dirtied it from the child's memcg.
+    std::fs::File::open(&dir).unwrap().sync_all().unwrap();
     child.remove().unwrap();
     let stat_file = key("file");
     let pinned = kstat(&parent)[&stat_file];
@@ -207,7 +216,6 @@ fn zombies_why_names_the_file_that_pins_a_dying_memcg() {
     // Drop it: the dying memcg loses its last pages and is freed (after RCU and the
     // kernel's own delayed work: poll).
     let before = dying_count();
-    std::fs::File::open(&file).unwrap().sync_all().unwrap();
     let d = json(&["cache", "--drop", &file.display().to_string()]);
     within("freed", u(&d["dropped"][0], "freed_bytes"), 50 * MIB, 5.0);
     let t = std::time::Instant::now();
@@ -227,10 +235,132 @@ fn zombies_why_names_the_file_that_pins_a_dying_memcg() {
         }
         std::thread::sleep(std::time::Duration::from_millis(250));
     }
+    if !ok && v2 && kstat(&parent)[&stat_file] < MIB {
+        // Seen on 6.1 (v2, the VM): the page cache is gone but the memcg stays dying, held by
+        // something that is not page cache (see src/dying.rs). Then `--why` must say so
+        // instead of naming files.
+        let w = json(&["zombies", "--why", "--path", &dir.display().to_string()]);
+        let hd = w["why"]["holders"]
+            .as_array()
+            .and_then(|a| a.iter().find(|h| h["cgroup"] == parent.path()))
+            .unwrap_or_else(|| panic!("{} not a holder: {w:#}", parent.path()));
+        assert!(
+            hd["remedy"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("no page cache left")),
+            "{hd:#}"
+        );
+        eprintln!(
+            "note: the dying memcg outlived its page cache on this kernel (v2); --why says no page cache is left"
+        );
+        return;
+    }
     assert!(
         ok,
         "the dying memcg stayed: dying {before} → {}, parent's cache {}",
         dying_count(),
         kstat(&parent)[&stat_file]
     );
+}
+
+fn meminfo(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k == key).then(|| v.split_whitespace().next()?.parse::<u64>().ok())?
+        })
+        .map(|k| k * 1024)
+        .unwrap()
+}
+
+#[test]
+fn negative_dentries_are_reclaimable_kernel_memory() {
+    let cg = cgroup("kmem");
+    let dir = disk_dir();
+    let n = 200_000u64;
+    let _w = Workload::start(&cg, &[&format!("lookup={}:{n}", dir.display())]);
+    let r = json(&["kernel", cg.path()]);
+    let total = u(&r, "split.total.bytes");
+    // A dentry is 192 bytes (slabinfo objsize on x86_64).
+    let want = n * 192 * 8 / 10;
+    assert!(total >= want, "kernel {total} < {want}: {r:#}");
+    let f = &r["finding"];
+    assert_eq!(f["id"], "kernel-split");
+    if hier().version == memlens::model::Version::V2 {
+        assert!(u(&r, "split.reclaimable_bytes") >= want, "{r:#}");
+        assert!(f["title"].as_str().unwrap().contains("harmless"), "{f:#}");
+    } else {
+        assert!(r["split"]["reclaimable_bytes"].is_null());
+    }
+
+    // The node: each part is /proc/meminfo's figure (read around memlens: between the two),
+    // and the caches of /proc/slabinfo add up to meminfo Slab.
+    let lo = meminfo("SUnreclaim");
+    let n = json(&["kernel"]);
+    let hi = meminfo("SUnreclaim");
+    let parts = n["node"]["parts"].as_array().unwrap();
+    let su = parts
+        .iter()
+        .find(|p| p["name"] == "slab_unreclaimable")
+        .unwrap();
+    let v = u(su, "figure.bytes");
+    assert!(
+        v + 4 * MIB >= lo.min(hi) && v <= lo.max(hi) + 4 * MIB,
+        "SUnreclaim {v} not within {lo}..{hi}"
+    );
+    let slab = meminfo("Slab");
+    let total = u(&n, "node.slabinfo_total_bytes");
+    let d = (total as f64 - slab as f64).abs() / slab as f64;
+    assert!(d < 0.05, "slabinfo {total} vs meminfo Slab {slab}");
+    assert!(u(&n["node"]["dentries"], "nr_dentry") > 0);
+}
+
+/// On a capture: `cache` and `zombies --why` need the live page cache and refuse (exit 2);
+/// `kernel` works from the captured files (this host's /proc/slabinfo fixture).
+#[test]
+fn captures_refuse_residency_but_give_the_kernel_split() {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    let w = |rel: &str, text: &str| {
+        let p = r.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    w(
+        "proc/self/mountinfo",
+        "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n",
+    );
+    w("sys/fs/cgroup/memory/memory.usage_in_bytes", "0\n");
+    w(
+        "proc/slabinfo",
+        include_str!("fixtures/kernel/slabinfo/proc-slabinfo-6.18"),
+    );
+    w(
+        "proc/sys/fs/dentry-state",
+        include_str!("fixtures/kernel/slabinfo/dentry-state-6.18"),
+    );
+    let from = r.display().to_string();
+    let (code, _, err) = run(&["cache", "/", "--from", &from]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("live system"), "{err}");
+    let (code, _, err) = run(&["zombies", "--why", "--from", &from]);
+    assert_eq!(code, 2, "{err}");
+    // A named file that cannot be dropped is bad input, named in the output.
+    let (code, out, _) = run(&["cache", "--drop", "/nonexistent/memlens-test-file"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("cannot drop /nonexistent/memlens-test-file"),
+        "{out}"
+    );
+    let k = json(&["kernel", "--from", &from]);
+    // ext4_inode_cache 453744 453838 1128 14 4 : ... slabdata 32417: 506.5 MiB, the largest.
+    assert_eq!(
+        k["node"]["slab_caches"][0]["name"], "ext4_inode_cache",
+        "{k:#}"
+    );
+    assert_eq!(k["node"]["dentries"]["nr_negative"].as_u64(), Some(132124));
+    // meminfo was not captured: unavailable, not 0.
+    assert!(k["node"]["parts"][0]["figure"]["bytes"].is_null());
 }

@@ -176,6 +176,10 @@ pub fn report(r: &CacheReport, s: Style) -> String {
 pub fn dropped(d: &[Dropped], s: Style) -> String {
     let mut out = String::new();
     for f in d {
+        if let Some(e) = &f.error {
+            let _ = writeln!(out, "{}", s.bad(&format!("cannot drop {}: {e}", f.path)));
+            continue;
+        }
         let _ = writeln!(
             out,
             "{} {}: freed {} ({} cached before, {} after)",
