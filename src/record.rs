@@ -298,9 +298,16 @@ impl Recorder {
             if st.next_due.is_some_and(|d| d > now) {
                 continue;
             }
-            let Ok(cg) = read::read_cgroup(&self.root, &self.h, p, Level::Full) else {
+            // Every memory file but no readdir of the children (the walk knows them and
+            // the store does not keep listings); cgroup.procs read below.
+            let Ok(mut cg) = read::read_cgroup(&self.root, &self.h, p, Level::Sample) else {
                 continue;
             };
+            cg.procs = self
+                .root
+                .read(&read::fs_path(&self.h, p).join("cgroup.procs"))
+                .ok()
+                .and_then(|t| crate::cgroup::parse::pids(&t).ok());
             // Hot or not, for the next read.
             let own = cg.limits.max.and_then(Limit::bytes);
             let hier = cg.limits.hierarchical.and_then(Limit::bytes);

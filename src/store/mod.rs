@@ -496,8 +496,10 @@ impl Writer {
         // What the recorder keeps in memory is what the last span wrote: series of removed
         // cgroups and exited processes are forgotten (and found in the table if they come
         // back), so its memory does not grow with the node's churn.
-        let live: std::collections::HashSet<i64> =
-            open.values().flat_map(|o| o.series.keys().copied()).collect();
+        let live: std::collections::HashSet<i64> = open
+            .values()
+            .flat_map(|o| o.series.keys().copied())
+            .collect();
         self.last.retain(|k, _| live.contains(k));
         self.series.retain(|_, (sid, _)| live.contains(sid));
         let live_groups: std::collections::HashSet<i64> = open.keys().copied().collect();
