@@ -344,7 +344,7 @@ impl Recorder {
             st.counters = (hits, high);
             st.hot = near || st.hot_until.is_some_and(|u| u > now);
             let every = if st.hot {
-                self.opts.fast_interval
+                self.opts.fast_interval.min(self.opts.interval)
             } else {
                 self.opts.interval
             };
