@@ -618,6 +618,10 @@ struct RecordArgs {
     /// Hot for this long after a limit hit or a memory.high event.
     #[arg(long, default_value = "60s", value_parser = parse_interval)]
     hot_for: std::time::Duration,
+    /// How often every memory file of an idle cgroup is read; the files that move (usage,
+    /// limit, memory.stat, events, PSI) are read each interval.
+    #[arg(long, default_value = "60s", value_parser = parse_interval)]
+    full_interval: std::time::Duration,
     /// How often the top processes' PSS is read (smaps_rollup walks page tables).
     #[arg(long, default_value = "60s", value_parser = parse_interval)]
     pss_interval: std::time::Duration,
@@ -659,6 +663,7 @@ fn record_options(a: &RecordArgs, g: &Global) -> crate::record::Options {
         hot_headroom: (a.hot_headroom / 100.0).clamp(0.0, 1.0),
         hot_for: a.hot_for,
         pss_interval: a.pss_interval,
+        full_interval: a.full_interval,
         top: a.top,
         limits: crate::store::Limits {
             retention_ms: a.retention,

@@ -162,16 +162,22 @@ pub fn parse_time(s: &str, now_ms: i64) -> Result<i64, String> {
 
 /// How far back a sample still stands for "now" at a moment: three recording intervals (a
 /// missed tick or two is not "gone"), or as the store's meta says.
-fn staleness(r: &Reader) -> (i64, i64) {
-    let interval = r
-        .meta("interval_ms")
-        .and_then(|v| v.parse::<i64>().ok())
-        .unwrap_or(5_000);
-    let pss = r
-        .meta("pss_interval_ms")
-        .and_then(|v| v.parse::<i64>().ok())
-        .unwrap_or(60_000);
-    (3 * interval, pss + 2 * interval)
+fn staleness(r: &Reader) -> (i64, i64, i64) {
+    let ms = |k: &str, d: i64| r.meta(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(d);
+    let interval = ms("interval_ms", 5_000);
+    (
+        3 * interval,
+        ms("pss_interval_ms", 60_000) + 2 * interval,
+        ms("full_interval_ms", 0) + 2 * interval,
+    )
+}
+
+/// Whether a file is read at every recorder tick (else only every full interval).
+fn every_tick(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    !name.starts_with("memory.")
+        || read::metrics_files(Version::V1).contains(&name)
+        || read::metrics_files(Version::V2).contains(&name)
 }
 
 /// A past moment, as files (see [`root_at`]).
@@ -188,7 +194,8 @@ pub struct Moment {
 /// recent enough to stand for that moment (see [`staleness`]), excluding files found absent
 /// and cgroups removed in between. Errors name what the store holds when `t` is outside it.
 pub fn moment(r: &Reader, t: i64) -> Result<Moment, String> {
-    let (stale, pss_stale) = staleness(r);
+    let (stale, pss_stale, full_stale) = staleness(r);
+    let pss_stale = pss_stale.max(full_stale);
     let range = r.range().map_err(|e| e.to_string())?;
     let Some((lo, hi)) = range else {
         return Err(format!(
@@ -219,8 +226,10 @@ pub fn moment(r: &Reader, t: i64) -> Result<Moment, String> {
     for (path, s) in latest {
         let limit = if path.ends_with("/smaps_rollup") {
             pss_stale
-        } else {
+        } else if every_tick(&path) {
             stale
+        } else {
+            full_stale.max(stale)
         };
         if s.t < t - limit {
             continue;

@@ -36,6 +36,8 @@ pub struct Options {
     pub hot_headroom: f64,
     /// Hot for this long after a limit hit or memory.high event.
     pub hot_for: Duration,
+    /// How often every memory file of an idle cgroup is read (the others: each interval).
+    pub full_interval: Duration,
     /// How often the top processes' PSS (smaps_rollup) is read.
     pub pss_interval: Duration,
     /// Processes kept per cgroup (largest RSS first).
@@ -76,6 +78,8 @@ struct State {
     counters: (Option<u64>, Option<u64>),
     own_limit: Option<u64>,
     hot: bool,
+    /// When every memory file was last read (see [`Options::full_interval`]).
+    last_full: Option<Instant>,
 }
 
 /// The docker config with only the fields memlens reads for names (the file also holds the
@@ -143,6 +147,10 @@ impl Recorder {
             ("mount_point", h.mount_point.to_string_lossy().to_string()),
             ("cgroup_version", h.version.number().to_string()),
             ("mount_root", h.mount_root.clone()),
+            (
+                "full_interval_ms",
+                opts.full_interval.as_millis().to_string(),
+            ),
         ] {
             writer.set_meta(k, &v).map_err(|e| e.to_string())?;
         }
@@ -298,9 +306,28 @@ impl Recorder {
             if st.next_due.is_some_and(|d| d > now) {
                 continue;
             }
-            let Ok(cg) = read::read_cgroup(&self.root, &self.h, p, Level::Full) else {
+            // Every memory file but no readdir of the children (the walk knows them and
+            // the store does not keep listings); cgroup.procs read below.
+            // The files that move (usage, limit, stat, events, PSI: `Level::Metrics`) at
+            // each read; every memory file (settings such as soft limits, swappiness,
+            // oom.group rarely change) every --full-interval, and at every read of a hot
+            // cgroup, so the minute before an OOM kill has everything at 1 s.
+            let full = st.hot
+                || st
+                    .last_full
+                    .is_none_or(|l| now.duration_since(l) >= self.opts.full_interval);
+            let level = if full { Level::Sample } else { Level::Metrics };
+            let Ok(mut cg) = read::read_cgroup(&self.root, &self.h, p, level) else {
                 continue;
             };
+            if full {
+                st.last_full = Some(now);
+            }
+            cg.procs = self
+                .root
+                .read(&read::fs_path(&self.h, p).join("cgroup.procs"))
+                .ok()
+                .and_then(|t| crate::cgroup::parse::pids(&t).ok());
             // Hot or not, for the next read.
             let own = cg.limits.max.and_then(Limit::bytes);
             let hier = cg.limits.hierarchical.and_then(Limit::bytes);
@@ -337,7 +364,7 @@ impl Recorder {
             st.counters = (hits, high);
             st.hot = near || st.hot_until.is_some_and(|u| u > now);
             let every = if st.hot {
-                self.opts.fast_interval
+                self.opts.fast_interval.min(self.opts.interval)
             } else {
                 self.opts.interval
             };

@@ -368,3 +368,43 @@ fn a_sawtooth_raises_no_forecast() {
     let max = pts.iter().filter_map(|p| p.get("anon")).max().unwrap();
     assert!(max >= 60 * MIB, "the sawtooth reached {max}");
 }
+
+/// `serve --record`: one agent records, and its /metrics carries
+/// memlens_oom_forecast_seconds for a cgroup growing linearly towards its limit.
+#[test]
+fn serve_record_exports_the_forecast() {
+    let d = tempfile::tempdir().unwrap();
+    let st = d.path().to_str().unwrap();
+    let cg = common::cgroup("rec-serve");
+    common::limit(&cg, 240 * MIB);
+    let port = common::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let _serve = Proc(
+        Command::new(common::bin())
+            .args([
+                "--store",
+                st,
+                "serve",
+                "--listen",
+                &listen,
+                "--interval",
+                "1s",
+            ])
+            .args(["--record", "--record-interval", "200ms"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let _w = spawn_in(&cg, &["rate=1G:8M"]);
+    std::thread::sleep(Duration::from_secs(21));
+    let (code, body) = common::http_get(port, "/metrics", None).unwrap();
+    assert_eq!(code, 200);
+    let line = body
+        .lines()
+        .find(|l| l.starts_with("memlens_oom_forecast_seconds{") && l.contains(cg.path()))
+        .unwrap_or_else(|| panic!("no forecast for {} in /metrics", cg.path()));
+    let secs: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    // About 30 s of ramp in all, 21 s done (the collection lags by up to a second).
+    assert!((3.0..=15.0).contains(&secs), "{line}");
+}
