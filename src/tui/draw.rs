@@ -131,42 +131,42 @@ const COLS: &[Col] = &[
     },
     Col {
         title: "LIMIT",
-        width: 8,
+        width: 9,
         keep: 90,
     },
     Col {
         title: "USAGE",
-        width: 9,
+        width: 10,
         keep: 100,
     },
     Col {
         title: "WSET",
-        width: 8,
+        width: 9,
         keep: 80,
     },
     Col {
         title: "NORECL",
-        width: 8,
+        width: 9,
         keep: 70,
     },
     Col {
         title: "HEADRM",
-        width: 8,
+        width: 9,
         keep: 75,
     },
     Col {
         title: "SHMEM",
-        width: 8,
+        width: 9,
         keep: 40,
     },
     Col {
         title: "KERNEL",
-        width: 8,
+        width: 9,
         keep: 30,
     },
     Col {
         title: "SWAP",
-        width: 8,
+        width: 9,
         keep: 35,
     },
     Col {
@@ -441,7 +441,7 @@ fn node(f: &mut Frame, area: Rect, app: &App, s: &Snapshot) {
     let widths: Vec<Constraint> = cols
         .iter()
         .map(|&c| match COLS[c].width {
-            0 => Constraint::Min(16),
+            0 => Constraint::Fill(1),
             w => Constraint::Length(w),
         })
         .collect();
@@ -689,8 +689,9 @@ fn cgroup(f: &mut Frame, area: Rect, app: &App, s: &Snapshot, path: &str) {
             })
             .collect()
     };
-    let [ta, fa] =
-        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(mid);
+    let [ta, fa] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+        .spacing(1)
+        .areas(mid);
     f.render_widget(
         Paragraph::new(tools).block(
             Block::default()
@@ -761,7 +762,7 @@ fn processes(f: &mut Frame, area: Rect, app: &App, r: &crate::report::Report) {
             .into_owned(),
         ])
     });
-    let w = [7, 8, 8, 8, 8, 8, 8, 8, 8];
+    let w = [7, 8, 9, 9, 9, 9, 9, 9, 9];
     let mut widths: Vec<Constraint> = w.iter().map(|&x| Constraint::Length(x)).collect();
     widths.push(Constraint::Min(10));
     f.render_widget(
