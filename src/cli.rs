@@ -483,6 +483,20 @@ enum Command {
     /// their limit, recent limit or memory.high events) are read every --fast-interval.
     /// Until SIGINT/SIGTERM. Read it with `history`, `--at`, `oom show`, `plot`, `export`.
     Record(RecordArgs),
+    /// A live, interactive view of every container's memory (q quits, ? lists the keys);
+    /// `--from CAPTURE` shows a capture, `--replay` walks the flight recorder's store.
+    #[command(
+        after_help = "EXAMPLES\n  memlens top                      every container, refreshed every second\n  memlens top --interval 5s\n  memlens top --from bundle.tar.gz\n  memlens top --replay --at '10m ago'   step through the recorded past ([ ] { } space g)"
+    )]
+    Top {
+        /// Refresh interval (live) and playback step time (replay).
+        #[arg(long, default_value = "1s", value_parser = parse_interval)]
+        interval: std::time::Duration,
+        /// Walk the recorded history (`memlens record`'s store; --at to start there, --store
+        /// for another store) instead of the live system.
+        #[arg(long, conflicts_with_all = ["from", "host_root"])]
+        replay: bool,
+    },
     /// The breakdown of one cgroup over time from the store: min/max/last per step, events
     /// (OOM kills, limit hits, memory.high events, limit changes, processes started/gone),
     /// and the growth rate of what cannot be reclaimed. Works for cgroups that are gone.
@@ -1582,6 +1596,37 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 },
             )
             .map_err(|e| Failure::new(exit::FAILURE, format!("serve on {listen}: {e}")))?;
+        }
+        Some(Command::Top { interval, replay }) => {
+            if g.json {
+                return Err(Failure::new(
+                    exit::BAD_TARGET,
+                    "top is interactive: --json has no meaning (use `memlens --json` or `serve`)",
+                ));
+            }
+            if !std::io::stdout().is_terminal() {
+                return Err(Failure::new(
+                    exit::BAD_TARGET,
+                    "top needs a terminal (for one report use `memlens`, for a stream `serve`)",
+                ));
+            }
+            let source = if replay || g.at.is_some() {
+                crate::tui::Source::Replay {
+                    store: g.store.clone(),
+                    at: g.at.clone(),
+                }
+            } else if let Some(p) = &g.from {
+                crate::tui::Source::Capture(Box::new(open_root(&g)?), p.display().to_string())
+            } else {
+                crate::tui::Source::Live(Box::new(open_root(&g)?), Box::new(open_root(&g)?))
+            };
+            let color = match g.color {
+                ColorMode::Always => true,
+                ColorMode::Never => false,
+                ColorMode::Auto => std::env::var_os("NO_COLOR").is_none(),
+            };
+            crate::tui::run(source, crate::tui::Options { interval, color })
+                .map_err(|e| Failure::new(exit::FAILURE, e))?;
         }
         Some(Command::Record(a)) => {
             init_logging(LogFormat::Text);

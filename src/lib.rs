@@ -38,6 +38,7 @@ pub mod store;
 pub mod sys;
 pub mod target;
 pub mod trend;
+pub mod tui;
 pub mod units;
 pub mod views;
 pub mod workload;

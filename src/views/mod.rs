@@ -4,8 +4,8 @@
 pub mod breakdown;
 pub mod derived;
 pub mod kernel;
-pub mod offload;
 pub mod neighbours;
+pub mod offload;
 pub mod processes;
 pub mod tools;
 pub mod waterfall;

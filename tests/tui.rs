@@ -1,0 +1,136 @@
+//! Snapshot tests of `memlens top`'s screens on a fixture capture, drawn with ratatui's
+//! TestBackend at 80×24 and 160×48 (and narrow), including an empty node and 1,000 rows.
+//! The app is driven by the same keys a user types.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use memlens::sys::Root;
+use memlens::tui::app::{Action, App, Kill};
+use memlens::tui::{draw, snapshot};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use std::path::Path;
+
+const CAPTURE: &str = "tests/fixtures/captures/v1-host-6.18/v1-capture.tar.gz";
+
+fn snap(focus: Option<&str>) -> snapshot::Snapshot {
+    let root = Root::from_capture(Path::new(CAPTURE)).expect("fixture capture");
+    let h = memlens::report::hierarchy(&root).expect("hierarchy");
+    let t = root
+        .capture()
+        .and_then(|c| c.captured_at_unix)
+        .map_or(0, |s| s as i64 * 1000);
+    snapshot::take(&root, &h, focus, t, "capture fixture")
+}
+
+fn screen(app: &App, s: Option<&snapshot::Snapshot>, w: u16, h: u16) -> String {
+    let mut t = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+    t.draw(|f| draw::draw(f, app, s)).expect("draw");
+    format!("{}", t.backend())
+}
+
+fn key(app: &mut App, s: &snapshot::Snapshot, c: KeyCode) -> Action {
+    app.key(KeyEvent::new(c, KeyModifiers::NONE), Some(s))
+}
+
+#[test]
+fn node_screen() {
+    let s = snap(None);
+    let mut app = App::new(false, false);
+    app.ingest(&s);
+    insta::assert_snapshot!("node_80x24", screen(&app, Some(&s), 80, 24));
+    insta::assert_snapshot!("node_160x48", screen(&app, Some(&s), 160, 48));
+    insta::assert_snapshot!("node_narrow_40x12", screen(&app, Some(&s), 40, 12));
+    key(&mut app, &s, KeyCode::Char('t'));
+    insta::assert_snapshot!("node_tree_80x24", screen(&app, Some(&s), 80, 24));
+    key(&mut app, &s, KeyCode::Char('n'));
+    assert!(!app.tree, "a sort key leaves the tree");
+    key(&mut app, &s, KeyCode::Char('/'));
+    for c in "v1cap".chars() {
+        key(&mut app, &s, KeyCode::Char(c));
+    }
+    key(&mut app, &s, KeyCode::Enter);
+    assert_eq!(app.visible(&s).len(), 1);
+    insta::assert_snapshot!("node_filtered_80x24", screen(&app, Some(&s), 80, 24));
+    key(&mut app, &s, KeyCode::Char('?'));
+    insta::assert_snapshot!("help_80x24", screen(&app, Some(&s), 80, 24));
+    assert_eq!(key(&mut app, &s, KeyCode::Char('x')), Action::None);
+    assert!(!app.help);
+    assert_eq!(key(&mut app, &s, KeyCode::Char('q')), Action::Quit);
+}
+
+#[test]
+fn cgroup_screen() {
+    let s = snap(None);
+    let mut app = App::new(false, false);
+    app.ingest(&s);
+    // Sorted by usage the root comes first: the test cgroup is the second row.
+    key(&mut app, &s, KeyCode::Down);
+    let a = key(&mut app, &s, KeyCode::Enter);
+    assert_eq!(a, Action::Focus(Some("/memlens-test-v1capture".into())));
+    let s = snap(Some("/memlens-test-v1capture"));
+    app.ingest(&s);
+    let big = screen(&app, Some(&s), 160, 48);
+    assert!(big.contains("python3"), "{big}");
+    assert!(big.contains("WHAT OTHER TOOLS SHOW"), "{big}");
+    insta::assert_snapshot!("cgroup_160x48", big);
+    insta::assert_snapshot!("cgroup_80x24", screen(&app, Some(&s), 80, 24));
+    key(&mut app, &s, KeyCode::Char('p'));
+    assert_eq!(
+        key(&mut app, &s, KeyCode::Esc),
+        Action::Focus(None),
+        "Esc goes back"
+    );
+}
+
+#[test]
+fn empty_node_and_a_thousand_rows() {
+    let mut s = snap(None);
+    let mut app = App::new(false, false);
+    let mut empty = s.clone();
+    empty.overview.rows.clear();
+    empty.extras.clear();
+    app.ingest(&empty);
+    insta::assert_snapshot!("empty_80x24", screen(&app, Some(&empty), 80, 24));
+    assert_eq!(key(&mut app, &empty, KeyCode::Enter), Action::None);
+    let base = s.overview.rows[1].clone();
+    let e = s.extras[1].clone();
+    for i in 0..1000 {
+        let mut r = base.clone();
+        r.path = format!("/bulk/c{i:04}");
+        r.usage_bytes = Some(1_000_000 + i as u64 * 4096);
+        s.overview.rows.push(r);
+        s.extras.push(e.clone());
+    }
+    app.ingest(&s);
+    let t0 = std::time::Instant::now();
+    let out = screen(&app, Some(&s), 160, 48);
+    let took = t0.elapsed();
+    assert!(out.contains("1002 of 1002 cgroups"), "{out}");
+    insta::assert_snapshot!("thousand_160x48", out);
+    // End goes to the last row; the table scrolls to keep it in view.
+    key(&mut app, &s, KeyCode::End);
+    let out = screen(&app, Some(&s), 80, 24);
+    assert!(
+        out.contains("/bulk/c0000") || out.contains("c0000"),
+        "{out}"
+    );
+    eprintln!("1002 rows drawn at 160x48 in {took:?} (debug build)");
+}
+
+#[test]
+fn oom_banner_and_post_mortem() {
+    let s = snap(None);
+    let mut app = App::new(false, false);
+    app.ingest(&s);
+    app.kill(Kill {
+        cgroup: Some("/memlens-test-v1capture".into()),
+        line: "2026-12-01T09:12:30Z in /memlens-test-v1capture: victim python3 (pid 42)".into(),
+        post_mortem: Some("OOM kill #1\n  victim 42 (python3)".into()),
+    });
+    let out = screen(&app, Some(&s), 80, 24);
+    assert!(out.contains("OOM KILL"), "{out}");
+    assert!(out.contains("!/memlens-test"), "row marked: {out}");
+    key(&mut app, &s, KeyCode::Enter);
+    let out = screen(&app, Some(&s), 80, 24);
+    assert!(out.contains("victim 42 (python3)"), "{out}");
+}
