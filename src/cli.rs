@@ -401,6 +401,12 @@ enum Command {
         _from: Option<PathBuf>,
         #[arg(id = "host_root", long = "host-root", hide = true)]
         _host_root: Option<PathBuf>,
+        #[arg(id = "from_max_file", long = "from-max-file", hide = true)]
+        _from_max_file: Option<String>,
+        #[arg(id = "from_max_total", long = "from-max-total", hide = true)]
+        _from_max_total: Option<String>,
+        #[arg(id = "at", long = "at", hide = true)]
+        _at: Option<String>,
         /// The command and its arguments (after --).
         #[arg(
             required = true,
@@ -436,6 +442,12 @@ enum Command {
         _from: Option<PathBuf>,
         #[arg(id = "host_root", long = "host-root", hide = true)]
         _host_root: Option<PathBuf>,
+        #[arg(id = "from_max_file", long = "from-max-file", hide = true)]
+        _from_max_file: Option<String>,
+        #[arg(id = "from_max_total", long = "from-max-total", hide = true)]
+        _from_max_total: Option<String>,
+        #[arg(id = "at", long = "at", hide = true)]
+        _at: Option<String>,
     },
     /// Run a read-only Prometheus exporter and JSON API: /metrics (Prometheus text 0.0.4, or
     /// OpenMetrics when the Accept header asks), /healthz, /api/v1/overview[?all=1],
@@ -750,7 +762,7 @@ fn resolve_target(root: &Root, h: &Hierarchy, t: &str) -> Result<String, Failure
     target::resolve(root, h, t).map_err(|e| {
         let mp = h.mount_point.display().to_string();
         match e {
-            TargetError::NotFound(_)
+            TargetError::NotFound(_) | TargetError::Path(_)
                 if t.starts_with("/sys/fs/cgroup/")
                     && !t.starts_with(&format!("{mp}/"))
                     && t != mp =>
