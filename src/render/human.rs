@@ -372,13 +372,13 @@ pub fn show(r: &Report, s: Style) -> String {
         s.dim(&super::wrapped("  ", 2, &f.note, 2))
     );
     for v in &f.used_variants {
-        let _ = writeln!(
-            out,
-            "    used per {}: {}  ({})",
+        let line = format!(
+            "used per {}: {}  ({})",
             v.tool,
             bytes(v.used_bytes),
-            s.dim(v.formula)
+            v.formula
         );
+        let _ = writeln!(out, "{}", super::wrapped("    ", 4, &line, 6));
     }
 
     let _ = writeln!(out, "\n{}", s.head("LIMITS AND EVENTS"));
@@ -785,9 +785,13 @@ pub fn findings(f: &[crate::rules::Finding], s: Style) -> String {
         };
         let _ = writeln!(
             out,
-            "\n  {tag} {}  {}",
-            term(&x.title),
-            s.dim(&format!("({})", x.id))
+            "\n{}",
+            super::wrapped(
+                &format!("  {tag} "),
+                x.severity.as_str().len() + 5,
+                &format!("{}  ({})", term(&x.title), x.id),
+                4
+            )
         );
         let rows: Vec<Vec<String>> = x
             .evidence
