@@ -511,6 +511,29 @@ enum Command {
         #[arg(short, long, value_name = "FILE.png|FILE.svg")]
         output: PathBuf,
     },
+    /// A memory request and limit per container from the recorded history (the store of
+    /// `memlens record`): from the peak and p50/p95/p99 of what cannot be reclaimed (anon +
+    /// shmem + unreclaimable kernel + swap), not the sampled working set krr and the kubelet
+    /// use (shown beside it); limit hits, memory.high events, pressure, OOM kills; the
+    /// difference from what is set; snippets for kubectl, VPA, compose and systemd.
+    ///
+    /// Examples: `memlens recommend`, `memlens recommend web --since 24h`,
+    /// `memlens recommend web --check-limit 256M`.
+    Recommend {
+        /// cgroup path, container name or ID prefix, pod name (as recorded); default every
+        /// recorded cgroup that held processes.
+        target: Option<String>,
+        /// Start: a span back from now (24h) or a TIME; default the whole store.
+        #[arg(long, value_name = "SPAN|TIME")]
+        since: Option<String>,
+        /// Margin above the non-reclaimable peak for the limit.
+        #[arg(long, default_value = "15%", value_name = "PERCENT")]
+        margin: String,
+        /// Is SIZE a safe new limit? safe / needs N MiB reclaimed first / will OOM (from the
+        /// non-reclaimable peak and the figures now). Needs a TARGET.
+        #[arg(long, value_name = "SIZE", value_parser = crate::units::parse_size, requires = "target")]
+        check_limit: Option<u64>,
+    },
     /// Write recorded history for Prometheus: OpenMetrics text on stdout, for
     /// `promtool tsdb create-blocks-from openmetrics FILE DIR` (the same metric names as
     /// `serve`, one sample per recorded moment).
@@ -1594,6 +1617,36 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 output.display(),
                 pts.len()
             ));
+        }
+        Some(Command::Recommend {
+            target,
+            since,
+            margin,
+            check_limit,
+        }) => {
+            let m = margin.trim().trim_end_matches('%').trim().parse::<f64>();
+            let margin = match m {
+                Ok(v) if v.is_finite() && (0.0..=1000.0).contains(&v) => v / 100.0,
+                _ => {
+                    return Err(Failure::new(
+                        exit::BAD_TARGET,
+                        format!("--margin {margin:?}: give a percentage such as 15%"),
+                    ));
+                }
+            };
+            let q = crate::recommend::Query {
+                target,
+                since,
+                margin,
+                check_limit,
+            };
+            let rep = crate::recommend::recommend(g.store.as_deref(), &q)
+                .map_err(|e| Failure::new(e.0, e.1))?;
+            output(
+                g.json,
+                || serde_json::json!(rep),
+                || render::recommend::human(&rep, st),
+            );
         }
         Some(Command::Export {
             targets,

@@ -27,6 +27,7 @@ pub mod oom;
 pub mod overview;
 pub mod pagecache;
 pub mod proc;
+pub mod recommend;
 pub mod record;
 pub mod render;
 pub mod report;
