@@ -391,6 +391,20 @@ enum Command {
         /// Write the report here instead of stderr.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Run the command repeatedly under decreasing limits (bisection between its
+        /// non-reclaimable and usage peaks) and report the smallest limit at which it exits
+        /// the same way within --slowdown of the unlimited wall time. Only for repeatable
+        /// commands (builds, tests, batch jobs): it runs several times.
+        #[arg(long, conflicts_with = "limit")]
+        find_limit: bool,
+        /// With --find-limit: the wall-time slowdown allowed.
+        #[arg(
+            long,
+            default_value = "10%",
+            value_name = "PERCENT",
+            requires = "find_limit"
+        )]
+        slowdown: String,
         // `run` works on the live system only: the global --from/--host-root are shadowed
         // by hidden local ones, so its --help does not offer them (still refused at run time).
         #[arg(id = "from", long = "from", hide = true)]
@@ -1674,6 +1688,8 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             parent,
             output,
             command,
+            find_limit,
+            slowdown,
             ..
         }) => {
             if g.from.is_some() {
@@ -1681,6 +1697,65 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     exit::BAD_TARGET,
                     "run works on the live system only, not with --from",
                 ));
+            }
+            if find_limit {
+                let sd = match slowdown.trim().trim_end_matches('%').trim().parse::<f64>() {
+                    Ok(v) if v.is_finite() && v >= 0.0 => v / 100.0,
+                    _ => {
+                        return Err(Failure::new(
+                            exit::BAD_TARGET,
+                            format!("--slowdown {slowdown:?}: give a percentage such as 10%"),
+                        ));
+                    }
+                };
+                let opts = crate::run::RunOptions {
+                    command,
+                    limit: None,
+                    high,
+                    swap,
+                    interval,
+                    timeline: None,
+                    reclaim_before_exit: false,
+                    parent,
+                };
+                let f = crate::findlimit::find_limit(&opts, sd, |t| {
+                    eprintln!(
+                        "memlens: trial {}: {} in {:.2} s{}",
+                        t.limit
+                            .map_or("unlimited".into(), |l| render::bytes(Some(l))),
+                        t.outcome,
+                        t.wall_seconds,
+                        t.why.as_ref().map_or(String::new(), |w| format!(" ({w})"))
+                    )
+                })
+                .map_err(|e| Failure::new(e.code, e.message))?;
+                // As `run`: the report goes to -o FILE or stderr (stdout is the command's).
+                let text = if g.json {
+                    format!(
+                        "{}\n",
+                        serde_json::to_string_pretty(&render::json::envelope(
+                            "memlens",
+                            serde_json::json!(f),
+                            None
+                        ))
+                        .unwrap_or_default()
+                    )
+                } else {
+                    render::recommend::find_limit(&f, st)
+                };
+                match output.as_ref().map(|p| (p, std::fs::write(p, &text))) {
+                    Some((_, Ok(()))) => {}
+                    Some((p, Err(e))) => {
+                        eprintln!("memlens: cannot write {}: {e}", p.display());
+                        eprint!("{text}");
+                    }
+                    None => eprint!("{text}"),
+                }
+                return Ok(if f.limit.is_some() {
+                    exit::OK
+                } else {
+                    exit::FAILURE
+                });
             }
             let opts = crate::run::RunOptions {
                 command,

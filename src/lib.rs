@@ -13,6 +13,7 @@ pub mod capture;
 pub mod cgroup;
 pub mod cli;
 pub mod dying;
+pub mod findlimit;
 pub mod history;
 pub mod identity;
 pub mod kernel;

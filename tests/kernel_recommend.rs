@@ -147,3 +147,64 @@ fn recommends_from_what_cannot_be_reclaimed_not_the_working_set() {
     drop(rec);
     let _ = std::fs::remove_file(&file);
 }
+
+/// `run --find-limit` on 60 MiB of anon plus a 300 MiB file streamed through page cache: the
+/// answer is near what cannot be reclaimed (~64 MiB), far below the ~360 MiB usage peak.
+#[test]
+fn find_limit_lands_near_the_non_reclaimable_peak() {
+    let file = common::disk_dir().join(format!("memlens-test-findlimit-{}", std::process::id()));
+    let f = file.to_str().unwrap().to_string();
+    {
+        use std::io::Write;
+        let mut w = std::fs::File::create(&file).unwrap();
+        let block = vec![0x5au8; MIB as usize];
+        for _ in 0..300 {
+            w.write_all(&block).unwrap();
+        }
+        w.sync_all().unwrap();
+    }
+    let bin = common::bin();
+    let report = file.with_extension("json");
+    let (code, _out, err) = common::run(&[
+        "--json",
+        "run",
+        "--find-limit",
+        "-o",
+        report.to_str().unwrap(),
+        "--",
+        bin.to_str().unwrap(),
+        "__workload",
+        &format!("drop={f}"),
+        "anon=60M",
+        &format!("read={f}:1"),
+        "exit",
+    ]);
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&report);
+    let lim = v["limit_bytes"].as_u64().unwrap();
+    let base = &v["trials"][0];
+    let up = base["usage_peak_bytes"].as_u64().unwrap();
+    let nr = base["not_reclaimable_peak_bytes"].as_u64().unwrap();
+    let n = v["trials"].as_array().unwrap().len();
+    eprintln!("find-limit: {lim} bytes after {n} trials (usage peak {up}, non-reclaimable {nr})");
+    assert!(
+        up > 300 * MIB,
+        "usage peak {up} should hold the streamed file"
+    );
+    assert!(
+        lim >= nr && lim <= nr + 24 * MIB,
+        "the answer {} MiB should be near the non-reclaimable {} MiB",
+        lim / MIB,
+        nr / MIB
+    );
+    assert!(n <= 12, "{n} trials");
+    // Every trial above the answer passed; the answer itself passed.
+    for t in v["trials"].as_array().unwrap().iter().skip(1) {
+        if t["limit_bytes"].as_u64() == Some(lim) {
+            assert_eq!(t["ok"], true);
+        }
+    }
+}

@@ -172,3 +172,50 @@ pub fn human(rep: &Report, st: Style) -> String {
     }
     out
 }
+
+/// `run --find-limit` for people: each trial, then the answer.
+pub fn find_limit(f: &crate::findlimit::FindLimit, st: Style) -> String {
+    let mut out = format!(
+        "{}\n  {:>10}  {:<11} {:>5} {:>8} {:>10} {:>16}  result\n",
+        st.head(&format!("find-limit for {}", term(&f.command.join(" ")))),
+        "limit",
+        "outcome",
+        "exit",
+        "wall",
+        "peak",
+        "not reclaimable"
+    );
+    for t in &f.trials {
+        let _ = writeln!(
+            out,
+            "  {:>10}  {:<11} {:>5} {:>7.2}s {:>10} {:>16}  {}",
+            t.limit.map_or("unlimited".into(), |l| bytes(Some(l))),
+            t.outcome,
+            t.exit_code.map_or("-".into(), |c| c.to_string()),
+            t.wall_seconds,
+            bytes(t.usage_peak),
+            bytes(t.not_reclaimable_peak),
+            if t.limit.is_none() {
+                "baseline".to_string()
+            } else if t.ok {
+                "ok".to_string()
+            } else {
+                t.why.clone().unwrap_or_default()
+            }
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{} {} ({} trials; searched {} to {})\n  method: {}",
+        st.head("smallest limit:"),
+        f.limit
+            .map_or("none below the usage peak passed".into(), |l| bytes(Some(
+                l
+            ))),
+        f.trials.len(),
+        bytes(Some(f.lower)),
+        bytes(Some(f.upper)),
+        f.method
+    );
+    out
+}
