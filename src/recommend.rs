@@ -229,59 +229,72 @@ pub fn check(
     }
 }
 
-/// Pressure over the range from the cgroup's memory.pressure samples.
-fn pressure(
+/// Stall time some/full (µs) over the range and the highest some avg10.
+type Pressure = (Option<u64>, Option<u64>, Option<f32>);
+
+/// Pressure over the range (memory.pressure) and the kernel's usage high-water mark at the
+/// last sample (v1 memory.max_usage_in_bytes, v2 memory.peak), from one read of the group.
+fn pressure_and_peak(
     r: &Reader,
     dir: &str,
+    v: Version,
     since: i64,
     until: i64,
-) -> (Option<u64>, Option<u64>, Option<f32>) {
-    let path = format!("{dir}/memory.pressure");
+) -> (Pressure, Option<u64>) {
     let Ok((series, _)) = r.group_samples(&[dir], since, until) else {
-        return (None, None, None);
+        return ((None, None, None), None);
     };
-    let Some(ss) = series.get(&path) else {
-        return (None, None, None);
-    };
-    let ps: Vec<crate::model::Pressure> = ss
-        .iter()
-        .filter_map(|s| r.text(s))
-        .filter_map(|b| crate::cgroup::parse::pressure(&String::from_utf8_lossy(&b)).ok())
-        .collect();
-    let (Some(a), Some(b)) = (ps.first(), ps.last()) else {
-        return (None, None, None);
-    };
-    let avg = ps.iter().map(|p| p.some.avg10).fold(0.0f32, f32::max);
-    (
-        Some(b.some.total_usec.saturating_sub(a.some.total_usec)),
-        Some(b.full.total_usec.saturating_sub(a.full.total_usec)),
-        Some(avg),
-    )
-}
-
-/// The kernel's usage high-water mark at the last sample in range.
-fn kernel_peak(r: &Reader, dir: &str, v: Version, since: i64, until: i64) -> Option<u64> {
-    let file = match v {
+    let peak_file = match v {
         Version::V1 => "memory.max_usage_in_bytes",
         Version::V2 => "memory.peak",
     };
-    let (series, _) = r.group_samples(&[dir], since, until).ok()?;
-    let s = series.get(&format!("{dir}/{file}"))?.last()?;
-    crate::cgroup::parse::number(&String::from_utf8_lossy(&r.text(s)?)).ok()
+    let peak = series
+        .get(&format!("{dir}/{peak_file}"))
+        .and_then(|ss| ss.last())
+        .and_then(|s| r.text(s))
+        .and_then(|b| crate::cgroup::parse::number(&String::from_utf8_lossy(&b)).ok());
+    let ps: Vec<crate::model::Pressure> = series
+        .get(&format!("{dir}/memory.pressure"))
+        .map(|ss| {
+            ss.iter()
+                .filter_map(|s| r.text(s))
+                .filter_map(|b| crate::cgroup::parse::pressure(&String::from_utf8_lossy(&b)).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let (Some(a), Some(b)) = (ps.first(), ps.last()) else {
+        return ((None, None, None), peak);
+    };
+    let avg = ps.iter().map(|p| p.some.avg10).fold(0.0f32, f32::max);
+    (
+        (
+            Some(b.some.total_usec.saturating_sub(a.some.total_usec)),
+            Some(b.full.total_usec.saturating_sub(a.full.total_usec)),
+            Some(avg),
+        ),
+        peak,
+    )
 }
 
-fn name_of(r: &Reader, path: &str) -> Option<String> {
-    let evs = r.events(i64::MIN, i64::MAX).ok()?;
-    let e = evs
-        .iter()
-        .rev()
-        .find(|e| e.kind == "identity" && e.cgroup.as_deref() == Some(path))?;
-    let n = &e.data["names"];
-    n["container"]
-        .as_str()
-        .or(n["runtime_name"].as_str())
-        .or(n["pod"].as_str())
-        .map(str::to_string)
+/// The latest recorded name of each cgroup (identity events), read once for all cgroups.
+fn names(r: &Reader) -> std::collections::HashMap<String, String> {
+    let mut out = std::collections::HashMap::new();
+    for e in r.events(i64::MIN, i64::MAX).unwrap_or_default() {
+        if e.kind != "identity" {
+            continue;
+        }
+        let n = &e.data["names"];
+        if let (Some(c), Some(name)) = (
+            e.cgroup,
+            n["container"]
+                .as_str()
+                .or(n["runtime_name"].as_str())
+                .or(n["pod"].as_str()),
+        ) {
+            out.insert(c, name.to_string());
+        }
+    }
+    out
 }
 
 /// One cgroup's recommendation from its points.
@@ -382,6 +395,7 @@ pub fn recommend(dir: Option<&Path>, q: &Query) -> Result<Report, (i32, String)>
             .collect(),
     };
     let interval = r.meta("interval_ms").and_then(|v| v.parse::<i64>().ok());
+    let names = names(&r);
     let mut problems = Vec::new();
     let mut out = Vec::new();
     for path in targets {
@@ -399,14 +413,15 @@ pub fn recommend(dir: Option<&Path>, q: &Query) -> Result<Report, (i32, String)>
         let dir = crate::cgroup::read::fs_path(&h, &path)
             .to_string_lossy()
             .to_string();
+        let (psi, kpeak) = pressure_and_peak(&r, &dir, h.version, since, until);
         let rec = from_points(
             &path,
-            name_of(&r, &path),
+            names.get(&path).cloned(),
             &pts,
             interval,
             q.margin,
-            kernel_peak(&r, &dir, h.version, since, until),
-            pressure(&r, &dir, since, until),
+            kpeak,
+            psi,
             q.check_limit,
         );
         match rec {
