@@ -395,6 +395,20 @@ enum Command {
         /// Write the report here instead of stderr.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Run the command repeatedly under decreasing limits (bisection between its
+        /// non-reclaimable and usage peaks) and report the smallest limit at which it exits
+        /// the same way within --slowdown of the unlimited wall time. Only for repeatable
+        /// commands (builds, tests, batch jobs): it runs several times.
+        #[arg(long, conflicts_with = "limit")]
+        find_limit: bool,
+        /// With --find-limit: the wall-time slowdown allowed.
+        #[arg(
+            long,
+            default_value = "10%",
+            value_name = "PERCENT",
+            requires = "find_limit"
+        )]
+        slowdown: String,
         // `run` works on the live system only: the global --from/--host-root are shadowed
         // by hidden local ones, so its --help does not offer them (still refused at run time).
         #[arg(id = "from", long = "from", hide = true)]
@@ -543,6 +557,29 @@ enum Command {
         /// Output file: .png or .svg.
         #[arg(short, long, value_name = "FILE.png|FILE.svg")]
         output: PathBuf,
+    },
+    /// A memory request and limit per container from the recorded history (the store of
+    /// `memlens record`): from the peak and p50/p95/p99 of what cannot be reclaimed (anon +
+    /// shmem + unreclaimable kernel + swap), not the sampled working set krr and the kubelet
+    /// use (shown beside it); limit hits, memory.high events, pressure, OOM kills; the
+    /// difference from what is set; snippets for kubectl, VPA, compose and systemd.
+    ///
+    /// Examples: `memlens recommend`, `memlens recommend web --since 24h`,
+    /// `memlens recommend web --check-limit 256M`.
+    Recommend {
+        /// cgroup path, container name or ID prefix, pod name (as recorded); default every
+        /// recorded cgroup that held processes.
+        target: Option<String>,
+        /// Start: a span back from now (24h) or a TIME; default the whole store.
+        #[arg(long, value_name = "SPAN|TIME")]
+        since: Option<String>,
+        /// Margin above the non-reclaimable peak for the limit.
+        #[arg(long, default_value = "15%", value_name = "PERCENT")]
+        margin: String,
+        /// Is SIZE a safe new limit? safe / needs N MiB reclaimed first / will OOM (from the
+        /// non-reclaimable peak and the figures now). Needs a TARGET.
+        #[arg(long, value_name = "SIZE", value_parser = crate::units::parse_size, requires = "target")]
+        check_limit: Option<u64>,
     },
     /// Write recorded history for Prometheus: OpenMetrics text on stdout, for
     /// `promtool tsdb create-blocks-from openmetrics FILE DIR` (the same metric names as
@@ -1706,6 +1743,36 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 pts.len()
             ));
         }
+        Some(Command::Recommend {
+            target,
+            since,
+            margin,
+            check_limit,
+        }) => {
+            let m = margin.trim().trim_end_matches('%').trim().parse::<f64>();
+            let margin = match m {
+                Ok(v) if v.is_finite() && (0.0..=1000.0).contains(&v) => v / 100.0,
+                _ => {
+                    return Err(Failure::new(
+                        exit::BAD_TARGET,
+                        format!("--margin {margin:?}: give a percentage such as 15%"),
+                    ));
+                }
+            };
+            let q = crate::recommend::Query {
+                target,
+                since,
+                margin,
+                check_limit,
+            };
+            let rep = crate::recommend::recommend(g.store.as_deref(), &q)
+                .map_err(|e| Failure::new(e.0, e.1))?;
+            output(
+                g.json,
+                || serde_json::json!(rep),
+                || render::recommend::human(&rep, st),
+            );
+        }
         Some(Command::Export {
             targets,
             since,
@@ -1743,6 +1810,8 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             parent,
             output,
             command,
+            find_limit,
+            slowdown,
             ..
         }) => {
             if g.from.is_some() {
@@ -1750,6 +1819,65 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     exit::BAD_TARGET,
                     "run works on the live system only, not with --from",
                 ));
+            }
+            if find_limit {
+                let sd = match slowdown.trim().trim_end_matches('%').trim().parse::<f64>() {
+                    Ok(v) if v.is_finite() && v >= 0.0 => v / 100.0,
+                    _ => {
+                        return Err(Failure::new(
+                            exit::BAD_TARGET,
+                            format!("--slowdown {slowdown:?}: give a percentage such as 10%"),
+                        ));
+                    }
+                };
+                let opts = crate::run::RunOptions {
+                    command,
+                    limit: None,
+                    high,
+                    swap,
+                    interval,
+                    timeline: None,
+                    reclaim_before_exit: false,
+                    parent,
+                };
+                let f = crate::findlimit::find_limit(&opts, sd, |t| {
+                    eprintln!(
+                        "memlens: trial {}: {} in {:.2} s{}",
+                        t.limit
+                            .map_or("unlimited".into(), |l| render::bytes(Some(l))),
+                        t.outcome,
+                        t.wall_seconds,
+                        t.why.as_ref().map_or(String::new(), |w| format!(" ({w})"))
+                    )
+                })
+                .map_err(|e| Failure::new(e.code, e.message))?;
+                // As `run`: the report goes to -o FILE or stderr (stdout is the command's).
+                let text = if g.json {
+                    format!(
+                        "{}\n",
+                        serde_json::to_string_pretty(&render::json::envelope(
+                            "memlens",
+                            serde_json::json!(f),
+                            None
+                        ))
+                        .unwrap_or_default()
+                    )
+                } else {
+                    render::recommend::find_limit(&f, st)
+                };
+                match output.as_ref().map(|p| (p, std::fs::write(p, &text))) {
+                    Some((_, Ok(()))) => {}
+                    Some((p, Err(e))) => {
+                        eprintln!("memlens: cannot write {}: {e}", p.display());
+                        eprint!("{text}");
+                    }
+                    None => eprint!("{text}"),
+                }
+                return Ok(if f.limit.is_some() {
+                    exit::OK
+                } else {
+                    exit::FAILURE
+                });
             }
             let opts = crate::run::RunOptions {
                 command,

@@ -10,6 +10,7 @@ pub mod kernel;
 pub mod node;
 pub mod plot;
 pub mod prometheus;
+pub mod recommend;
 
 /// Formats bytes with IEC units (`1.5 GiB`); `n/a` when unavailable.
 pub fn bytes(b: Option<u64>) -> String {

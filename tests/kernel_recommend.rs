@@ -1,0 +1,210 @@
+//! `memlens recommend` on a real memcg recorded at 200 ms with a workload of known shape:
+//! 60 MiB of anon and 200 MiB of page cache read twice (active). What cannot be reclaimed
+//! is ~60 MiB; the working set krr would use is ~260 MiB.
+
+mod common;
+
+use common::{MIB, Proc};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// `memlens record` at 200 ms into `store`; returns the process and its committed ticks.
+fn start_recorder(store: &Path) -> (Proc, Arc<Mutex<usize>>) {
+    let mut child = Command::new(common::bin())
+        .args(["--store", store.to_str().unwrap(), "record"])
+        .args([
+            "--interval",
+            "200ms",
+            "--fast-interval",
+            "200ms",
+            "--no-oom",
+        ])
+        .env("MEMLENS_RECORD_TRACE", "1")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start memlens record");
+    let err = child.stderr.take().unwrap();
+    let n = Arc::new(Mutex::new(0usize));
+    let c = n.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if line.starts_with("memlens-record: committed ") {
+                *c.lock().unwrap() += 1;
+            }
+        }
+    });
+    (Proc(child), n)
+}
+
+fn wait_ticks(n: &Arc<Mutex<usize>>, more: usize) {
+    let want = *n.lock().unwrap() + more;
+    let end = Instant::now() + Duration::from_secs(30);
+    while *n.lock().unwrap() < want {
+        assert!(
+            Instant::now() < end,
+            "the recorder wrote fewer ticks than {want}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn recommends_from_what_cannot_be_reclaimed_not_the_working_set() {
+    let d = tempfile::tempdir().unwrap();
+    let st = d.path().to_str().unwrap();
+    let cg = common::cgroup("recommend");
+    common::limit(&cg, 1024 * MIB);
+    let file = common::disk_dir().join(format!("memlens-test-recommend-{}", std::process::id()));
+    let f = file.to_str().unwrap().to_string();
+    let (rec, ticks) = start_recorder(d.path());
+    wait_ticks(&ticks, 3);
+    let w = common::Workload::start(
+        &cg,
+        &[
+            "anon=60M",
+            &format!("write={f}:200M"),
+            &format!("read={f}:2"),
+        ],
+    );
+    wait_ticks(&ticks, 15);
+    let path = cg.path().to_string();
+    let v = common::json(&["--store", st, "recommend", &path, "--check-limit", "40M"]);
+    let r = &v["recommendations"][0];
+    let nr = r["not_reclaimable"]["peak_bytes"].as_u64().unwrap();
+    let ws = r["working_set"]["peak_bytes"].as_u64().unwrap();
+    let lim = r["recommended_limit_bytes"].as_u64().unwrap();
+    let req = r["request_bytes"].as_u64().unwrap();
+    let krr = r["krr_style_limit_bytes"].as_u64().unwrap();
+    eprintln!(
+        "not reclaimable peak {nr}, working set peak {ws}, request {req}, limit {lim}, krr {krr}"
+    );
+    assert!(
+        (60 * MIB..76 * MIB).contains(&nr),
+        "non-reclaimable peak {nr} should be 60 MiB of anon plus a little kernel memory"
+    );
+    assert!(
+        ws > 150 * MIB,
+        "the working set {ws} should hold the active page cache"
+    );
+    assert!(
+        req <= lim && lim >= nr && lim <= nr * 13 / 10 + MIB,
+        "limit {lim}"
+    );
+    assert!(
+        lim < krr / 2,
+        "ours {lim} should be far below the krr-style {krr}"
+    );
+    assert_eq!(r["limit_bytes"].as_u64(), Some(1024 * MIB));
+    assert!(r["limit_change_bytes"].as_i64().unwrap() < 0);
+    assert_eq!(r["check"]["verdict"], "will-oom");
+    assert!(r["limit_hits"].as_u64().is_some());
+    assert!(r["pressure_some_usec"].as_u64().is_some() || r["pressure_some_usec"].is_null());
+    // A limit above what cannot be reclaimed but below the usage: reclaim first.
+    let v = common::json(&["--store", st, "recommend", &path, "--check-limit", "100M"]);
+    let c = &v["recommendations"][0]["check"];
+    assert_eq!(c["verdict"], "needs-reclaim", "{c}");
+    assert!(c["reclaim_bytes"].as_u64().unwrap() > 100 * MIB, "{c}");
+    let v = common::json(&["--store", st, "recommend", &path, "--check-limit", "2G"]);
+    assert_eq!(v["recommendations"][0]["check"]["verdict"], "safe");
+    // Every container: ours is listed (it holds a process).
+    let v = common::json(&["--store", st, "recommend"]);
+    assert!(
+        v["recommendations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["cgroup"] == path.as_str())
+    );
+    // The human form: the table, the formula and the snippets.
+    let (code, out, err) = common::run(&["--store", st, "recommend", &path]);
+    assert_eq!(code, 0, "{err}");
+    for s in [
+        "not reclaimable",
+        "working set (krr, kubelet)",
+        "formula: request = p99",
+        "kubectl set resources",
+        "mem_limit:",
+        "MemoryMax=",
+        "containerRecommendations",
+        "sampled (every 200 ms)",
+    ] {
+        assert!(out.contains(s), "{s:?} missing from:\n{out}");
+    }
+    // Bad input: --check-limit without a target, a bad margin.
+    assert_eq!(
+        common::run(&["--store", st, "recommend", "--check-limit", "1G"]).0,
+        2
+    );
+    assert_eq!(
+        common::run(&["--store", st, "recommend", "--margin", "x"]).0,
+        2
+    );
+    w.finish();
+    drop(rec);
+    let _ = std::fs::remove_file(&file);
+}
+
+/// `run --find-limit` on 60 MiB of anon plus a 300 MiB file streamed through page cache: the
+/// answer is near what cannot be reclaimed (~64 MiB), far below the ~360 MiB usage peak.
+#[test]
+fn find_limit_lands_near_the_non_reclaimable_peak() {
+    let file = common::disk_dir().join(format!("memlens-test-findlimit-{}", std::process::id()));
+    let f = file.to_str().unwrap().to_string();
+    {
+        use std::io::Write;
+        let mut w = std::fs::File::create(&file).unwrap();
+        let block = vec![0x5au8; MIB as usize];
+        for _ in 0..300 {
+            w.write_all(&block).unwrap();
+        }
+        w.sync_all().unwrap();
+    }
+    let bin = common::bin();
+    let report = file.with_extension("json");
+    let (code, _out, err) = common::run(&[
+        "--json",
+        "run",
+        "--find-limit",
+        "-o",
+        report.to_str().unwrap(),
+        "--",
+        bin.to_str().unwrap(),
+        "__workload",
+        &format!("drop={f}"),
+        "anon=60M",
+        &format!("read={f}:1"),
+        "exit",
+    ]);
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&report);
+    let lim = v["limit_bytes"].as_u64().unwrap();
+    let base = &v["trials"][0];
+    let up = base["usage_peak_bytes"].as_u64().unwrap();
+    let nr = base["not_reclaimable_peak_bytes"].as_u64().unwrap();
+    let n = v["trials"].as_array().unwrap().len();
+    eprintln!("find-limit: {lim} bytes after {n} trials (usage peak {up}, non-reclaimable {nr})");
+    assert!(
+        up > 300 * MIB,
+        "usage peak {up} should hold the streamed file"
+    );
+    assert!(
+        lim >= nr && lim <= nr + 24 * MIB,
+        "the answer {} MiB should be near the non-reclaimable {} MiB",
+        lim / MIB,
+        nr / MIB
+    );
+    assert!(n <= 12, "{n} trials");
+    // Every trial above the answer passed; the answer itself passed.
+    for t in v["trials"].as_array().unwrap().iter().skip(1) {
+        if t["limit_bytes"].as_u64() == Some(lim) {
+            assert_eq!(t["ok"], true);
+        }
+    }
+}
