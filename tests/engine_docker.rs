@@ -344,9 +344,9 @@ fn docker() {
         assert_eq!(row["path"], "/");
         assert_eq!(row["identity"]["container_id"], my_id.as_str(), "{out}");
     }
-    assert!(v["host"]["node_memory_available_bytes"].is_null(), "{out}");
+    assert!(v["node"]["memory_available_bytes"].is_null(), "{out}");
     assert!(
-        v["host"]["node_memory_available_source"]
+        v["node"]["memory_available_source"]
             .as_str()
             .unwrap()
             .contains("n/a"),
@@ -429,7 +429,7 @@ fn docker() {
         "true 137"
     );
     let list = e.memlens_json(&["oom"]);
-    let all = list.as_array().unwrap();
+    let all = list["events"].as_array().unwrap();
     let pm = all
         .iter()
         .rev()

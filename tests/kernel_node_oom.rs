@@ -26,7 +26,8 @@ fn grow_until_killed(cg: &OwnedCgroup) -> i64 {
 
 fn kill_of(pid: i64) -> serde_json::Value {
     let all = json(&["oom"]);
-    all.as_array()
+    all["events"]
+        .as_array()
         .unwrap()
         .iter()
         .rev()
@@ -157,7 +158,7 @@ fn a_group_kill_is_one_event_with_every_victim() {
     let st = holder.child.wait().unwrap();
     assert_eq!(st.signal(), Some(9), "the holder is killed with the group");
     let all = json(&["oom"]);
-    let mine: Vec<&serde_json::Value> = all
+    let mine: Vec<&serde_json::Value> = all["events"]
         .as_array()
         .unwrap()
         .iter()

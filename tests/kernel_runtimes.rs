@@ -69,7 +69,7 @@ fn heap_of(f: &serde_json::Value, pid: u32) -> Option<u64> {
                 .as_str()
                 .is_some_and(|w| w.starts_with(&format!("pid {pid} ")) && w.ends_with("heap bound"))
         })
-        .and_then(|e| e["bytes"].as_u64())
+        .and_then(|e| e["value_bytes"].as_u64())
 }
 
 struct Reap(Child);
@@ -115,7 +115,8 @@ fn jvm_xmx_above_the_limit_is_found_and_really_oom_killed() {
     assert_eq!(st.signal(), Some(9), "the kernel OOM-kills the JVM: {st:?}");
     let oom = json(&["oom"]);
     assert!(
-        oom.as_array()
+        oom["events"]
+            .as_array()
             .unwrap()
             .iter()
             .any(|k| k["victim"]["pid"].as_i64() == Some(pid as i64)),
