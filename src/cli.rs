@@ -1319,7 +1319,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     let Some(pm) = all.iter().find(|p| p.number == n) else {
                         return Err(Failure::new(
                             exit::BAD_TARGET,
-                            format!("no OOM kill number {n} (the log holds {})", all.len()),
+                            crate::oom::no_such_kill(n, &all),
                         ));
                     };
                     set_json_kind("oom-event");

@@ -116,6 +116,15 @@ pub fn processes(root: &Root, h: &Hierarchy, cg: &Cgroup, descendants: bool) -> 
     pids.into_iter()
         .filter_map(|(pid, path)| {
             proc::read_process(root, pid).map(|mut p| {
+                // A capture holds /proc/PID of every member it listed: a PID without one
+                // came from a damaged cgroup.procs (or left while the capture was taken),
+                // so the problem names the file the PID came from.
+                if root.is_capture() && !root.exists(std::path::Path::new(&format!("/proc/{pid}"))) {
+                    p.problems.push(format!(
+                        "{}: lists pid {pid}, but the capture holds no /proc/{pid} (the file is damaged, or the process exited while the capture was taken)",
+                        read::fs_path(h, &path).join("cgroup.procs").display()
+                    ));
+                }
                 p.cgroup = Some(path);
                 p.user = p.uid.and_then(|u| users.get(&u).cloned());
                 p

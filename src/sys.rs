@@ -593,14 +593,20 @@ impl Root {
     /// Opens `--from` input within `limits` (in a directory, the per-file limit applies to
     /// each file read). A tree without `memlens-capture.json` is read only when it is laid
     /// out like `/` (fixtures, hand-made trees, an archive cut before its metadata): the
-    /// missing metadata is then a problem of every report, not a refusal.
+    /// missing metadata is then a problem of every report, not a refusal. A metadata file
+    /// that is there but damaged (empty, garbage, cut, not UTF-8, a directory) is no refusal
+    /// either (issue 19: a damaged file is a named problem and the rest of the report
+    /// prints): the capture's metadata is then unknown and [`Root::load_meta`] says why.
     pub fn from_capture_with(path: &Path, limits: LoadLimits) -> Result<Self, CaptureError> {
+        let meta_present;
         let mut r = if path.is_dir() {
             let mut r = Self::dir(path);
             r.limits = limits;
-            if let Ok(meta) = std::fs::read(path.join(CAPTURE_META)) {
-                r.capture = Some(CaptureMeta::parse(&meta).ok_or(CaptureError::NoMeta)?);
-            }
+            let meta = path.join(CAPTURE_META);
+            meta_present = meta.symlink_metadata().is_ok();
+            r.capture = std::fs::read(&meta)
+                .ok()
+                .and_then(|b| CaptureMeta::parse(&b));
             r.load_meta();
             r
         } else {
@@ -610,9 +616,11 @@ impl Root {
             if f.read_exact(&mut head).is_err() || head != [0x1f, 0x8b] {
                 return Err(CaptureError::NotTar);
             }
-            Self::archive_with(path, limits).map_err(CaptureError::Io)?
+            let r = Self::archive_with(path, limits).map_err(CaptureError::Io)?;
+            meta_present = r.holds(&Path::new("/").join(CAPTURE_META));
+            r
         };
-        if r.capture.is_none() && !r.exists(Path::new("/proc/self/mountinfo")) {
+        if !meta_present && !r.exists(Path::new("/proc/self/mountinfo")) {
             return Err(CaptureError::NoMeta);
         }
         r.limits = limits;

@@ -213,11 +213,11 @@ fn cgroup_v1_finding_says_what_the_figures_become() {
     // total_rss is the workload's 8 MiB (anon on v2), straight from memory.stat.
     let rss = get("total_rss → v2 anon");
     assert!(
-        rss["bytes"].as_u64().unwrap() + stat_slack() >= 8 * MIB,
+        rss["value_bytes"].as_u64().unwrap() + stat_slack() >= 8 * MIB,
         "{f:#}"
     );
     assert_eq!(
-        rss["bytes"].as_u64(),
+        rss["value_bytes"].as_u64(),
         kstat(&cg).get("total_rss").copied(),
         "{f:#}"
     );

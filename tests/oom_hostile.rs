@@ -27,12 +27,12 @@ fn v1_writeback_of_swap_is_not_dirty_cache_and_the_memsw_limit_is_shown() {
         .replace(";total_writeback 0\n", ";total_writeback 31457280\n");
     assert!(t.contains("total_writeback 31457280"));
     let f = write(&d, "swapout.kmsg", &t);
-    let v = json(&["oom", "--file", &f]);
+    let v = json(&["oom", "--file", &f])["events"].clone();
     let verdict = v[0]["verdict"]["id"].as_str().unwrap_or("");
     assert_ne!(verdict, "dirty-cache", "{}", v[0]["verdict"]);
     // 3.10: the memory+swap limit was the one hit; oom show says so.
     let f = "tests/fixtures/oom/el7-3.10-memcg-back-to-back.log";
-    let v = json(&["oom", "--file", f]);
+    let v = json(&["oom", "--file", f])["events"].clone();
     assert_eq!(v[0]["verdict"]["id"], "memsw-limit", "{}", v[0]["verdict"]);
     let (code, out, err) = run(&["oom", "--file", f, "show", "1"]);
     assert_eq!(code, 0, "{err}");
@@ -55,7 +55,7 @@ fn yearless_syslog_times_get_the_files_year_and_say_so() {
         .status()
         .unwrap();
     assert!(st.success());
-    let v = json(&["oom", "--file", &f]);
+    let v = json(&["oom", "--file", &f])["events"].clone();
     let t = v[0]["time"].as_str().unwrap_or("");
     assert!(t.starts_with("2023-10-12T19:00:"), "{}", v[0]["time"]);
     let note = v[0]["time_note"].as_str().unwrap_or("");
@@ -78,7 +78,7 @@ fn a_report_cut_after_its_stat_header_names_its_memcg() {
             .ends_with("Memory cgroup stats for /memlens-test-oom-138-0:")
     );
     let f = write(&d, "cut.kmsg", &t);
-    let v = json(&["oom", "--file", &f]);
+    let v = json(&["oom", "--file", &f])["events"].clone();
     assert_eq!(v[0]["oom_memcg"], "/memlens-test-oom-138-0", "{}", v[0]);
     let (_, out, _) = run(&["oom", "--file", &f]);
     assert!(out.contains("/memlens-test-oom-138-0"), "{out}");
@@ -109,10 +109,22 @@ fn oom_keeps_the_kernels_escaping_and_reads_non_utf8_logs() {
     assert_eq!(code, 0, "a non-UTF-8 byte refused the whole log: {err}");
     no_raw_controls("oom", &out);
     assert!(out.contains("ta\\x1b[2Jil"), "{out}");
-    let (code, out, err) = run(&["oom", "--file", &fs, "show", "1", "--color", "never"]);
+    // Kills are numbered by the kernel's sequence number when the log has one (kmsg): take
+    // the number `oom show` wants from the list.
+    let v = json(&["oom", "--file", &fs])["events"].clone();
+    let n = v[0]["number"]
+        .as_u64()
+        .expect("a numbered kill")
+        .to_string();
+    // A position instead of that number is refused, naming the numbers the log holds.
+    if n != "1" {
+        let (code, _, err) = run(&["oom", "--file", &fs, "show", "1"]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(&format!("is number {n}")), "{err}");
+    }
+    let (code, out, err) = run(&["oom", "--file", &fs, "show", &n, "--color", "never"]);
     assert_eq!(code, 0, "{err}");
     no_raw_controls("oom show", &out);
     assert!(out.contains("ta\\x1b[2Jil"), "{out}");
-    let v = json(&["oom", "--file", &fs]);
     assert!(v.to_string().contains("ta\\u001b[2Jil"), "{v}");
 }

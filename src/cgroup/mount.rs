@@ -124,7 +124,8 @@ pub fn memory_hierarchy(root: &Root) -> Result<Hierarchy, MountError> {
                 Err(ReadError::Missing { .. }) => false,
                 Err(e) => {
                     root.note_problem(format!(
-                        "{e} (whether this cgroup2 mount holds the memory controller is unknown)"
+                        "{e} (a cgroup2 mount listed in {}: whether it holds the memory controller is unknown)",
+                        path.display()
                     ));
                     false
                 }

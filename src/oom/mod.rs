@@ -283,6 +283,31 @@ pub fn collect_with_year(
     Ok(pms)
 }
 
+/// Why `oom show N` found no kill: kills carry the kernel's sequence number when the log has
+/// one (so N is stable as the ring rotates), which is not their position; say which numbers
+/// the log holds so the user need not guess.
+pub fn no_such_kill(n: usize, all: &[PostMortem]) -> String {
+    let nums: Vec<String> = all.iter().map(|p| p.number.to_string()).collect();
+    let list = if nums.len() > 6 {
+        format!(
+            "{}, ..., {}",
+            nums[..3].join(", "),
+            nums[nums.len() - 3..].join(", ")
+        )
+    } else {
+        nums.join(", ")
+    };
+    match all.len() {
+        0 => format!("no OOM kill number {n}: the log holds no OOM kill"),
+        1 => format!(
+            "no OOM kill number {n}: the log's one kill is number {list} (kills are numbered by the kernel's sequence number where the log has one; `memlens oom` lists them)"
+        ),
+        k => format!(
+            "no OOM kill number {n}: the log's {k} kills are numbers {list} (kills are numbered by the kernel's sequence number where the log has one; `memlens oom` lists them)"
+        ),
+    }
+}
+
 /// Names the containers of `pms` from the node's files (docker config, podman storage,
 /// kubelet listings), which usually outlive the killed process. A report read from a file of
 /// another machine gets no names from this one: only a live system's (or `--host-root`'s)
