@@ -187,8 +187,8 @@ fn linear_anon_growth_to_an_oom_kill() {
     let f = forecast(st, cg.path()).expect("a forecast while anon grows linearly");
     let asked = Instant::now();
     let predicted = {
-        let nr = f["evidence"][0]["bytes"].as_u64().unwrap() as f64;
-        let lim = f["evidence"][1]["bytes"].as_u64().unwrap() as f64;
+        let nr = f["evidence"][0]["value_bytes"].as_u64().unwrap() as f64;
+        let lim = f["evidence"][1]["value_bytes"].as_u64().unwrap() as f64;
         let bps: f64 = f["evidence"][2]["value"]
             .as_str()
             .unwrap()
@@ -244,7 +244,7 @@ fn linear_anon_growth_to_an_oom_kill() {
     );
     // oom show N: the verdict and its slope.
     let list = common::json(&["oom"]);
-    let n = list
+    let n = list["events"]
         .as_array()
         .unwrap()
         .iter()
