@@ -107,8 +107,8 @@ fn every_counter_is_the_kernels_or_null() {
     // memory.zswap.current / memory.peak: shown exactly when the file exists.
     for (file, path) in [
         ("memory.zswap.current", "offload.zswap_current_bytes"),
-        ("memory.peak", "usage.peak"),
-        ("memory.swap.peak", "usage.swap_peak"),
+        ("memory.peak", "usage.peak_bytes"),
+        ("memory.swap.peak", "usage.swap_peak_bytes"),
     ] {
         let exists = cg.dir().join(file).exists();
         assert_eq!(!at(&r, path).is_null(), exists, "{file}: {path}");
