@@ -121,7 +121,7 @@ pub fn json(args: &[&str]) -> serde_json::Value {
     let mut a = args.to_vec();
     a.push("--json");
     let (code, out, err) = run(&a);
-    assert_eq!(code, 0, "memlens {a:?} failed: {err}");
+    assert_eq!(code, 0, "memlens {a:?} failed: {err}\nstdout:\n{out}");
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON from memlens {a:?}: {e}\n{out}"))
 }
 
