@@ -8,13 +8,14 @@
 //! Ownership needs each resident page's frame: the file is mapped read-only and shared with
 //! MADV_RANDOM (no read-ahead, and no "accessed" mark on unmap: `vma_has_recency`), mincore
 //! says which pages are resident, and only runs of resident pages are mapped in with
-//! MADV_POPULATE_READ (5.14+), a minor fault each that maps the cached page (and its
+//! MADV_POPULATE_READ (5.14+; before it, a one-byte process_vm_readv of each page from
+//! memlens itself, see [`populate`]), a minor fault each that maps the cached page (and its
 //! resident neighbours, fault-around) and changes neither residency nor the page's memcg.
 //! A page evicted between mincore and the populate would be read back (one page, MADV_RANDOM)
 //! and charged to memlens: the thread's major-fault count is read around every populate and
 //! reported, so "nothing was faulted in" is measured, not assumed.
 //!
-//! Hand-written over libc: no crate wraps cachestat or MADV_POPULATE_READ.
+//! Hand-written over libc: no crate wraps cachestat, MADV_POPULATE_READ or this fallback.
 
 pub mod candidates;
 
@@ -23,6 +24,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// cachestat(2) syscall number (the same on every architecture but alpha; libc lacks it on
 /// x86_64 gnu).
@@ -160,6 +162,59 @@ impl Drop for Mapping {
     }
 }
 
+/// Whether MADV_POPULATE_READ was refused as unknown advice (EINVAL: a kernel before 5.14).
+static NO_POPULATE: AtomicBool = AtomicBool::new(false);
+/// Pages touched per process_vm_readv call (the kernel's UIO_MAXIOV).
+const IOV_MAX: usize = 1024;
+
+/// Maps in `n` pages of our own read-only mapping at `addr` (page aligned) without SIGBUS:
+/// MADV_POPULATE_READ, else (before 5.14) process_vm_readv of one byte per page from memlens
+/// itself, which faults each page in through the same get_user_pages path and returns a
+/// short count (EFAULT beyond EOF) instead of raising SIGBUS. Errors leave pages unmapped:
+/// the caller counts them unresolved.
+///
+/// # Safety
+/// `addr .. addr + n * ps` must lie within a live mapping of ours.
+unsafe fn populate(addr: *mut u8, n: usize, ps: usize) {
+    if !NO_POPULATE.load(Ordering::Relaxed) {
+        // SAFETY: the caller's range; populate only maps pages, and the kernel reports
+        // failure (EFAULT beyond EOF) instead of raising SIGBUS.
+        let r = unsafe { libc::madvise(addr.cast(), n * ps, MADV_POPULATE_READ) };
+        if r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL) {
+            return;
+        }
+        NO_POPULATE.store(true, Ordering::Relaxed);
+    }
+    let mut buf = [0u8; IOV_MAX];
+    let mut k = 0;
+    while k < n {
+        let c = (n - k).min(IOV_MAX);
+        let remote: Vec<libc::iovec> = (k..k + c)
+            .map(|p| libc::iovec {
+                // SAFETY: within the caller's range.
+                iov_base: unsafe { addr.add(p * ps) }.cast(),
+                iov_len: 1,
+            })
+            .collect();
+        let local = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: c,
+        };
+        // SAFETY: `local` is our buffer of `c` bytes; `remote` names `c` bytes of our own
+        // mapping, read by the kernel (a bad page ends the call with a short count).
+        let r = unsafe {
+            libc::process_vm_readv(libc::getpid(), &local, 1, remote.as_ptr(), c as _, 0)
+        };
+        if r < 0 {
+            return;
+        }
+        // One byte a page: `r` pages read; a short read stopped at one that could not be
+        // read (skip past it).
+        let r = r as usize;
+        k += if r < c { r + 1 } else { c };
+    }
+}
+
 /// Scans a file's resident pages: counts them (mincore) and, with `kpage`, finds the memcg
 /// of each (see the module docs). Never touches a page's contents.
 pub fn scan(f: &File, size: u64, kpage: Option<&Kpage>) -> io::Result<PageScan> {
@@ -190,15 +245,8 @@ pub fn scan(f: &File, size: u64, kpage: Option<&Kpage>) -> io::Result<PageScan> 
                     j += 1;
                 }
                 let (mn0, mj0) = thread_faults();
-                // SAFETY: a sub-range of our own mapping; populate only maps pages, and the
-                // kernel reports failure (EFAULT beyond EOF) instead of raising SIGBUS.
-                let _ = unsafe {
-                    libc::madvise(
-                        m.addr.cast::<u8>().add(i * ps as usize).cast(),
-                        (j - i) * ps as usize,
-                        MADV_POPULATE_READ,
-                    )
-                };
+                // SAFETY: a sub-range of our own mapping.
+                unsafe { populate(m.addr.cast::<u8>().add(i * ps as usize), j - i, ps as usize) };
                 let (mn1, mj1) = thread_faults();
                 out.minor_faults += mn1.saturating_sub(mn0);
                 out.major_faults += mj1.saturating_sub(mj0);
@@ -262,4 +310,41 @@ pub fn open(path: &std::path::Path) -> io::Result<File> {
                 Err(e)
             }
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pre-5.14 fallback (process_vm_readv) maps the same resident pages as
+    /// MADV_POPULATE_READ: every resident page gets its frame and memcg, none is faulted in.
+    /// Root only (pagemap PFNs, kpagecgroup); on a disk, not tmpfs, in the current directory.
+    #[test]
+    fn fallback_without_populate_read_resolves_every_resident_page() {
+        let Ok(kp) = Kpage::open(&crate::sys::Root::live()) else {
+            eprintln!("skipped: no /proc/kpagecgroup access");
+            return;
+        };
+        let dir = tempfile::tempdir_in(".").unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, vec![7u8; 1 << 20]).unwrap();
+        let f = File::open(&path).unwrap();
+        if is_tmpfs(&f) {
+            eprintln!("skipped: tmpfs");
+            return;
+        }
+        let with = scan(&f, 1 << 20, Some(&kp)).unwrap();
+        NO_POPULATE.store(true, Ordering::Relaxed);
+        let without = scan(&f, 1 << 20, Some(&kp));
+        NO_POPULATE.store(false, Ordering::Relaxed);
+        let without = without.unwrap();
+        // kdamond may evict pages between the scans: compare each against its own residency.
+        for s in [&with, &without] {
+            assert!(s.resident > 0, "{s:?}");
+            assert_eq!(s.unresolved, 0, "{s:?}");
+            assert_eq!(s.by_memcg.values().sum::<u64>(), s.resident, "{s:?}");
+            assert!(!s.by_memcg.contains_key(&0), "{s:?}");
+            assert_eq!(s.major_faults, 0, "{s:?}");
+        }
+    }
 }
