@@ -317,7 +317,8 @@ fn page_cache_fills_the_limit_and_dev_shm_grows() {
     let _ = std::fs::remove_file(&shm);
     // Page cache: up to the limit, never over it, and what cannot be reclaimed stays small.
     let pts = points(d.path(), cache_cg.path());
-    assert!(pts.len() >= 40, "{} samples", pts.len());
+    // 10 s of writing at 200 ms: 50 samples here; the TCG guests record about 30.
+    assert!(pts.len() >= 20, "{} samples", pts.len());
     let file_max = pts
         .iter()
         .filter_map(|p| Some(p.get("active_file")? + p.get("inactive_file")?))
@@ -396,15 +397,29 @@ fn serve_record_exports_the_forecast() {
             .spawn()
             .unwrap(),
     );
+    let t0 = std::time::Instant::now();
     let _w = spawn_in(&cg, &["rate=1G:8M"]);
-    std::thread::sleep(Duration::from_secs(21));
-    let (code, body) = common::http_get(port, "/metrics", None).unwrap();
-    assert_eq!(code, 200);
-    let line = body
-        .lines()
-        .find(|l| l.starts_with("memlens_oom_forecast_seconds{") && l.contains(cg.path()))
-        .unwrap_or_else(|| panic!("no forecast for {} in /metrics", cg.path()));
+    // 240 MiB at 8 MiB/s: about 30 s of ramp. The forecast needs enough points of it; a slow
+    // machine (the TCG guests) records fewer, so poll from 15 s on rather than read once.
+    std::thread::sleep(Duration::from_secs(15));
+    let mut found = None;
+    while found.is_none() && t0.elapsed() < Duration::from_secs(27) {
+        let (code, body) = common::http_get(port, "/metrics", None).unwrap();
+        assert_eq!(code, 200);
+        found = body
+            .lines()
+            .find(|l| l.starts_with("memlens_oom_forecast_seconds{") && l.contains(cg.path()))
+            .map(|l| (l.to_string(), t0.elapsed().as_secs_f64()));
+        if found.is_none() {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+    let (line, at) = found.unwrap_or_else(|| panic!("no forecast for {} in /metrics", cg.path()));
     let secs: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
-    // About 30 s of ramp in all, 21 s done (the collection lags by up to a second).
-    assert!((3.0..=15.0).contains(&secs), "{line}");
+    // What is left of the ramp when read, within the collection's lag and the fit's error.
+    let left = 30.0 - at;
+    assert!(
+        secs > 0.0 && (secs - left).abs() <= 8.0,
+        "{line} at {at:.1} s"
+    );
 }
