@@ -55,7 +55,7 @@ async fn idlers(addrs: Vec<Ipv4Addr>, per: usize, port: u16, stop: Arc<AtomicBoo
 }
 
 /// `n` simultaneous `/metrics` from `src`: (answered 200, answered 503, closed unanswered).
-async fn burst(src: Ipv4Addr, n: usize, port: u16) -> (usize, usize, usize) {
+async fn burst(src: Ipv4Addr, n: usize, port: u16, wait: Duration) -> (usize, usize, usize) {
     let mut tasks = Vec::new();
     for _ in 0..n {
         tasks.push(tokio::spawn(async move {
@@ -64,7 +64,7 @@ async fn burst(src: Ipv4Addr, n: usize, port: u16) -> (usize, usize, usize) {
                 .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 .await;
             let mut buf = Vec::new();
-            let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+            let _ = tokio::time::timeout(wait, s.read_to_end(&mut buf)).await;
             let head = String::from_utf8_lossy(buf.get(..12.min(buf.len()))?).into_owned();
             head.split_whitespace().nth(1)?.parse::<u16>().ok()
         }));
@@ -80,9 +80,64 @@ async fn burst(src: Ipv4Addr, n: usize, port: u16) -> (usize, usize, usize) {
     (ok, busy, silent)
 }
 
+/// Raises this process's soft limit of open files to the hard one: the attack holds about
+/// 1,150 sockets at once, more than the soft limit of 1,024 a busybox init leaves (the 5.10
+/// guest), where the burst's own `connect` failed with EMFILE and counted as unanswered.
+fn raise_own_fd_limit(need: u64) {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read/write the struct we pass.
+    let ok = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 && {
+            rl.rlim_cur = rl.rlim_cur.max(rl.rlim_max.min(65536));
+            libc::setrlimit(libc::RLIMIT_NOFILE, &rl) == 0
+        }
+    };
+    assert!(
+        ok && rl.rlim_cur >= need,
+        "the test needs {need} open files, the limit is {} (hard {})",
+        rl.rlim_cur,
+        rl.rlim_max
+    );
+}
+
+/// One `GET` from 127.0.0.1 with a read timeout of `wait`: (status, time taken).
+fn get(port: u16, path: &str, wait: Duration) -> std::io::Result<(u16, Duration)> {
+    use std::io::{Read, Write};
+    let t = Instant::now();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(wait))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Ok((status, t.elapsed()))
+}
+
 #[test]
 fn a_scrape_succeeds_while_one_client_hoards_connections() {
+    raise_own_fd_limit(1400);
     let (_serve, port) = start_serve("1s", &[]);
+    // Time is measured against an unloaded scrape (the TCG guests are 10-50x slower than the
+    // host): a scrape under attack may take a multiple of it, never less than 10 s.
+    let base = (0..3)
+        .filter_map(|_| get(port, "/metrics", Duration::from_secs(60)).ok())
+        .map(|(_, d)| d)
+        .max()
+        .unwrap_or(Duration::from_secs(1));
+    let wait = (base * 50).clamp(Duration::from_secs(10), Duration::from_secs(120));
+    let window = (base * 20).clamp(Duration::from_secs(4), Duration::from_secs(20));
+    eprintln!("unloaded scrape {base:?}: answers awaited {wait:?}, attack window {window:?}");
     let stop = Arc::new(AtomicBool::new(false));
     let st = stop.clone();
     let attack = std::thread::spawn(move || {
@@ -106,7 +161,7 @@ fn a_scrape_succeeds_while_one_client_hoards_connections() {
                 st.clone(),
             ));
             tokio::time::sleep(Duration::from_millis(800)).await;
-            let b = burst(Ipv4Addr::new(127, 0, 0, 20), 500, port).await;
+            let b = burst(Ipv4Addr::new(127, 0, 0, 20), 500, port, wait).await;
             (one.await.unwrap_or(0), spread.await.unwrap_or(0), b)
         })
     });
@@ -114,15 +169,16 @@ fn a_scrape_succeeds_while_one_client_hoards_connections() {
     std::thread::sleep(Duration::from_millis(500));
     let t = Instant::now();
     let (mut asked, mut answered) = (0, 0);
-    while t.elapsed() < Duration::from_secs(4) {
+    while t.elapsed() < window {
         asked += 1;
         let path = if asked % 2 == 0 {
             "/healthz"
         } else {
             "/metrics"
         };
-        if let Ok((200, _)) = http_get(port, path, None) {
-            answered += 1;
+        match get(port, path, wait) {
+            Ok((200, _)) => answered += 1,
+            r => eprintln!("legitimate {path}: {r:?}"),
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -8,8 +8,9 @@
 //! - at the per-address limit, that address's connection idle longest (no request in
 //!   progress, quiet for [`IDLE_GRACE`]) is closed to make room for its newcomer;
 //! - at the server-wide limit, a connection of the address holding the most connections is
-//!   closed (the one quiet longest, never one in a request): a light client always gets in
-//!   while a heavy one hoards;
+//!   closed (the one quiet longest, never one in a request; if all of that address's are in
+//!   a request, the next heaviest address's): a light client always gets in while a heavy
+//!   one hoards;
 //! - when nothing is idle the newcomer gets a `503 Service Unavailable` with `Retry-After`,
 //!   never a silent close.
 //!
@@ -126,15 +127,27 @@ impl Conns {
             }
             v
         } else if g.conns.len() >= self.max_total {
-            // The victim comes from the address holding the most connections. A newcomer
-            // from a lighter address may close any of its connections not in a request (a
-            // hoarder must not keep a light client out by reconnecting faster than
-            // IDLE_GRACE); a newcomer from the heaviest address only one idle for IDLE_GRACE.
-            let heaviest = per_ip.values().copied().max().unwrap_or(0);
-            let v = pick(&g, &|e| {
-                let n = per_ip.get(&e.ip).copied().unwrap_or(0);
-                !e.busy && n == heaviest && (mine + 1 < heaviest || idle(e))
-            });
+            // The victim comes from the heaviest address that has a connection to spare: when
+            // the heaviest one's are all in a request (a burst of slow scrapes), the next
+            // heaviest gives one up, so a light client is not refused while others idle. A
+            // newcomer lighter than the victim's address may close any of its connections not
+            // in a request (a hoarder must not keep a light client out by reconnecting faster
+            // than IDLE_GRACE); otherwise only one idle for IDLE_GRACE, and never one of an
+            // address lighter than the newcomer.
+            let weight = |e: &Entry| per_ip.get(&e.ip).copied().unwrap_or(0);
+            let mut c: Vec<(&u64, &Entry)> = g
+                .conns
+                .iter()
+                .filter(|(_, e)| {
+                    let n = weight(e);
+                    !e.busy && (mine + 1 < n || (n >= mine && idle(e)))
+                })
+                .collect();
+            c.sort_by_key(|(_, e)| (std::cmp::Reverse(weight(e)), e.last));
+            let v = c
+                .into_iter()
+                .find(|(_, e)| !request_waiting(e.fd))
+                .map(|(id, _)| *id);
             if v.is_none() {
                 return Err(format!(
                     "{} connections open, all busy (limit {})",
@@ -210,6 +223,27 @@ mod tests {
 
     fn ip(n: u8) -> IpAddr {
         IpAddr::from([127, 0, 0, n])
+    }
+
+    /// The 5.10 guest (TCG): the burst's address held the most connections, all in slow
+    /// `/metrics` requests, and the legitimate client got 503 while 60 hoarders of another
+    /// address idled.
+    #[test]
+    fn the_next_heaviest_address_gives_way_when_the_heaviest_is_all_busy() {
+        let c = Conns::new(6, 3);
+        let burst: Vec<Slot> = (0..3).map(|_| c.admit_test(ip(20)).unwrap()).collect();
+        for s in &burst {
+            s.busy(true);
+        }
+        let _hoard: Vec<Slot> = (0..2).map(|_| c.admit_test(ip(2)).unwrap()).collect();
+        let _other = c.admit_test(ip(3)).unwrap();
+        assert_eq!(c.len(), 6);
+        // A light newcomer closes a hoarder's connection (not in a request), not refused.
+        let _legit = c.admit_test(ip(1)).unwrap();
+        assert_eq!(c.len(), 6);
+        // A newcomer no lighter than the rest does not close their fresh connections: 503.
+        assert!(c.admit_test(ip(2)).is_err());
+        assert_eq!(c.len(), 6);
     }
 
     #[test]
