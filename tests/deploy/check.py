@@ -46,10 +46,18 @@ assert sc["capabilities"]["drop"] == ["ALL"]
 assert sorted(sc["capabilities"]["add"]) == ["SYSLOG", "SYS_PTRACE"]
 vols = {v["name"]: v["hostPath"]["path"] for v in pod["spec"]["volumes"]}
 for m in c["volumeMounts"]:
+    if m["name"] == "store":
+        # The flight recorder's store: the one writable mount, at its own path.
+        assert vols["store"] == "/var/lib/memlens" and m["mountPath"] == "/var/lib/memlens", m
+        assert not m.get("readOnly", False), m
+        continue
     assert m["readOnly"] is True, m
     assert m["mountPath"] == "/host" + vols[m["name"]], m
+# No /dev/kmsg: a container cannot open a hostPath char device without privileged; the kernel
+# log is read with syslog(2), which CAP_SYSLOG allows (see the DaemonSet's comment).
+assert "/dev/kmsg" not in vols.values()
 for p in ["/sys/fs/cgroup", "/proc", "/var/log/pods", "/var/log/containers",
-          "/var/lib/docker/containers", "/dev/kmsg"]:
+          "/var/lib/docker/containers", "/var/lib/memlens"]:
     assert p in vols.values(), p
 
 prom = yaml.safe_load((k / "prometheus-scrape-config.yaml").read_text())
