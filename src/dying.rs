@@ -242,6 +242,7 @@ pub fn collect(root: &Root, h: &Hierarchy, paths: &[PathBuf], bounds: candidates
         && !holder_ino.is_empty()
     {
         let mut cs = true;
+        let mut not_offline_pages = 0u64;
         for c in &found.files {
             let Ok(f) = pagecache::open(&c.open) else {
                 continue;
@@ -256,6 +257,9 @@ pub fn collect(root: &Root, h: &Hierarchy, paths: &[PathBuf], bounds: candidates
             };
             major += s.pages.major_faults;
             for (ino, n) in &s.by_memcg {
+                if *ino != 0 && !inodes.contains_key(ino) {
+                    not_offline_pages += n;
+                }
                 if let Some(hp) = holder_ino.get(ino)
                     && let Some(hd) = holders.get_mut(hp)
                 {
@@ -267,6 +271,14 @@ pub fn collect(root: &Root, h: &Hierarchy, paths: &[PathBuf], bounds: candidates
                     });
                 }
             }
+        }
+        if not_offline_pages > 0 {
+            // rmdir only starts a memcg's offlining (css_killed_work_fn, after an RCU grace
+            // period); until it ends kpagecgroup names the removed memcg itself.
+            problems.push(format!(
+                "{} bytes of the files' pages are charged to memcgs that are no live cgroup directory: cgroups removed moments ago that the kernel has not finished taking offline; ask again in a second",
+                not_offline_pages * ps
+            ));
         }
     }
     let mut out: Vec<Holder> = holders.into_values().collect();
