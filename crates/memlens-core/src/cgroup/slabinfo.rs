@@ -109,8 +109,10 @@ pub fn dentry_state(text: &str) -> Result<DentryState, String> {
 mod tests {
     use super::*;
 
-    const HOST: &str = include_str!("../../tests/fixtures/kernel/slabinfo/proc-slabinfo-6.18");
-    const XSOS: &str = include_str!("../../tests/fixtures/kernel/slabinfo/proc-slabinfo-xsos-194");
+    const HOST: &str =
+        include_str!("../../../../tests/fixtures/kernel/slabinfo/proc-slabinfo-6.18");
+    const XSOS: &str =
+        include_str!("../../../../tests/fixtures/kernel/slabinfo/proc-slabinfo-xsos-194");
 
     #[test]
     fn host_6_18() {
@@ -147,7 +149,7 @@ mod tests {
 
     #[test]
     fn dentry_state_6_18() {
-        let t = include_str!("../../tests/fixtures/kernel/slabinfo/dentry-state-6.18");
+        let t = include_str!("../../../../tests/fixtures/kernel/slabinfo/dentry-state-6.18");
         let d = dentry_state(t).unwrap();
         assert_eq!(d.nr_negative, Some(132124));
         assert!(d.nr_unused <= d.nr_dentry);
