@@ -86,17 +86,32 @@ fn recommends_from_what_cannot_be_reclaimed_not_the_working_set() {
         (60 * MIB..76 * MIB).contains(&nr),
         "non-reclaimable peak {nr} should be 60 MiB of anon plus a little kernel memory"
     );
-    assert!(
-        ws > 150 * MIB,
-        "the working set {ws} should hold the active page cache"
-    );
+    if common::mglru() {
+        // Under MGLRU (Debian's 6.12) page cache read with read(2) stays in the older
+        // generations, which memory.stat reports as inactive, however often it is read: the
+        // working set (usage − inactive_file) is then the anon and kernel memory, like what
+        // cannot be reclaimed, and krr's limit comes close to ours (memlens::kernel::mglru_enabled).
+        assert!(
+            ws + common::stat_slack() >= nr && ws < nr + 40 * MIB,
+            "under MGLRU the working set {ws} should leave the re-read page cache out (not reclaimable {nr})"
+        );
+        assert!(
+            lim <= krr,
+            "ours {lim} should not exceed the krr-style {krr}"
+        );
+    } else {
+        assert!(
+            ws > 150 * MIB,
+            "the working set {ws} should hold the active page cache"
+        );
+        assert!(
+            lim < krr / 2,
+            "ours {lim} should be far below the krr-style {krr}"
+        );
+    }
     assert!(
         req <= lim && lim >= nr && lim <= nr * 13 / 10 + MIB,
         "limit {lim}"
-    );
-    assert!(
-        lim < krr / 2,
-        "ours {lim} should be far below the krr-style {krr}"
     );
     assert_eq!(r["limit_bytes"].as_u64(), Some(1024 * MIB));
     assert!(r["limit_change_bytes"].as_i64().unwrap() < 0);
@@ -190,6 +205,17 @@ fn find_limit_lands_near_the_non_reclaimable_peak() {
     let nr = base["not_reclaimable_peak_bytes"].as_u64().unwrap();
     let n = v["trials"].as_array().unwrap().len();
     eprintln!("find-limit: {lim} bytes after {n} trials (usage peak {up}, non-reclaimable {nr})");
+    for t in v["trials"].as_array().unwrap() {
+        eprintln!(
+            "  trial limit {} MiB: {} s, ok {}, {}",
+            t["limit_bytes"]
+                .as_u64()
+                .map_or("none".into(), |b| (b / MIB).to_string()),
+            t["wall_seconds"],
+            t["ok"],
+            t["why"]
+        );
+    }
     assert!(
         up > 300 * MIB,
         "usage peak {up} should hold the streamed file"
