@@ -184,6 +184,15 @@ fn find_limit_lands_near_the_non_reclaimable_peak() {
         "--json",
         "run",
         "--find-limit",
+        // The test is about where the bisection lands (near what cannot be reclaimed, far
+        // below the usage peak), not about how fast this machine reclaims. Reclaiming streamed
+        // page cache costs little next to real I/O (host: +26% at nr + 3 MiB), but in a TCG
+        // guest the disk is the host's page cache and the emulated CPU pays for every page
+        // reclaimed: 3 ms/MiB against 4.3 ms/MiB to read it (6.12 guest: 1.72 s at 215 MiB
+        // against 1.28 s unlimited), so 10% stopped the search at ~210 MiB, and a loaded
+        // machine moves single runs by ±25%. 200% still fails a run that thrashes.
+        "--slowdown",
+        "200%",
         "-o",
         report.to_str().unwrap(),
         "--",
@@ -220,9 +229,7 @@ fn find_limit_lands_near_the_non_reclaimable_peak() {
         up > 300 * MIB,
         "usage peak {up} should hold the streamed file"
     );
-    // The slowdown criterion compares wall times, which a loaded machine (CI, other suites)
-    // stretches: unloaded the answer is nr + 15..20 MiB (80-83 MiB measured), under load up to
-    // about nr + 40 MiB. What must hold is that it is far below the usage peak.
+    // What must hold is that it is near what cannot be reclaimed and far below the usage peak.
     assert!(
         lim >= nr && lim <= 2 * nr && lim < up / 3,
         "the answer {} MiB should be near the non-reclaimable {} MiB",
