@@ -188,6 +188,17 @@ impl Lab {
         Ok(Lab { root, h, dir, bin })
     }
 
+    /// What the lab runs on, for its report: the kernel release and the hierarchy (`v1`,
+    /// `v2`), so two reports can be compared (`lab --compare`).
+    pub fn about(&self) -> (Option<String>, String) {
+        let kernel = self
+            .root
+            .read(Path::new("/proc/sys/kernel/osrelease"))
+            .ok()
+            .map(|t| t.trim().to_string());
+        (kernel, format!("v{}", self.h.version.number()))
+    }
+
     fn cgroup(&self, tag: &str) -> Result<OwnedCgroup, String> {
         let name = format!(
             "memlens-lab-{tag}-{}-{}",
@@ -1128,10 +1139,12 @@ pub fn human(results: &[LabResult], st: Style) -> String {
     o
 }
 
-/// The JSON report: the scenarios and their counts by verdict.
-pub fn json(results: &[LabResult]) -> serde_json::Value {
+/// The JSON report: the scenarios and their counts by verdict; `about` is [`Lab::about`].
+pub fn json(results: &[LabResult], about: &(Option<String>, String)) -> serde_json::Value {
     let n = |v| results.iter().filter(|r| r.verdict == v).count();
     serde_json::json!({
+        "kernel": about.0,
+        "hierarchy": about.1,
         "scenarios": serde_json::to_value(results).unwrap_or_default(),
         "summary": {
             "as_expected": n(Verdict::AsExpected),

@@ -22,6 +22,7 @@ pub mod kmem;
 pub mod kmsg;
 pub mod kubelet;
 pub mod lab;
+pub mod labdiff;
 pub mod metrics;
 pub mod model;
 pub mod node;
