@@ -451,6 +451,10 @@ enum Command {
         /// Directory for the page-cache files (a disk file system, not tmpfs).
         #[arg(long, default_value = "/var/tmp")]
         dir: PathBuf,
+        /// Compare two saved `lab --json` reports side by side (the same kernel on cgroup v1
+        /// and v2, say): each counter's delta in A and B and B − A; runs nothing.
+        #[arg(long, num_args = 2, value_names = ["A.json", "B.json"], conflicts_with_all = ["scenarios", "list", "skip_oom"])]
+        compare: Option<Vec<PathBuf>>,
         // Live system only: see `Run`.
         #[arg(id = "from", long = "from", hide = true)]
         _from: Option<PathBuf>,
@@ -1927,11 +1931,41 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             list,
             skip_oom,
             dir,
+            compare,
             ..
         }) => {
             if list {
                 set_json_kind("lab-list");
                 output(g.json, crate::lab::list_json, crate::lab::list);
+                return Ok(exit::OK);
+            }
+            if let Some(files) = compare {
+                set_json_kind("lab-compare");
+                let read = |p: &PathBuf| -> Result<serde_json::Value, Failure> {
+                    let t = std::fs::read_to_string(p).map_err(|e| {
+                        Failure::new(exit::BAD_TARGET, format!("--compare {}: {e}", p.display()))
+                    })?;
+                    serde_json::from_str(&t).map_err(|e| {
+                        Failure::new(
+                            exit::BAD_TARGET,
+                            format!("--compare {}: not JSON ({e})", p.display()),
+                        )
+                    })
+                };
+                let (fa, fb) = (&files[0], &files[1]);
+                let (a, b) = (read(fa)?, read(fb)?);
+                let c = crate::labdiff::compare(
+                    &fa.display().to_string(),
+                    &a,
+                    &fb.display().to_string(),
+                    &b,
+                )
+                .map_err(|e| Failure::new(exit::BAD_TARGET, e))?;
+                output(
+                    g.json,
+                    || crate::labdiff::json(&c),
+                    || crate::labdiff::human(&c, st),
+                );
                 return Ok(exit::OK);
             }
             if g.from.is_some() {
@@ -1970,7 +2004,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             results.extend(left_out.iter().map(|n| crate::lab::skipped_by_flag(n)));
             output(
                 g.json,
-                || crate::lab::json(&results),
+                || crate::lab::json(&results, &lab.about()),
                 || crate::lab::human(&results, st),
             );
             if !crate::lab::all_held(&results) {

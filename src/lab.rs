@@ -188,6 +188,17 @@ impl Lab {
         Ok(Lab { root, h, dir, bin })
     }
 
+    /// What the lab runs on, for its report: the kernel release and the hierarchy (`v1`,
+    /// `v2`), so two reports can be compared (`lab --compare`).
+    pub fn about(&self) -> (Option<String>, String) {
+        let kernel = self
+            .root
+            .read(Path::new("/proc/sys/kernel/osrelease"))
+            .ok()
+            .map(|t| t.trim().to_string());
+        (kernel, format!("v{}", self.h.version.number()))
+    }
+
     fn cgroup(&self, tag: &str) -> Result<OwnedCgroup, String> {
         let name = format!(
             "memlens-lab-{tag}-{}-{}",
@@ -692,8 +703,8 @@ fn shm_checks(r: &mut Rec, mapped: bool) {
         // (per-CPU batched RSS counters since 6.1: a few pages short)
         r.delta_in("process.RssShmem", Some(31 * M), None);
     } else {
-        // Not mapped: only the workload's own binary can be there, when it lives on a tmpfs
-        // (as in an initramfs): a few MiB, never the 32 MiB written.
+        // Not mapped: nothing of the 32 MiB written is in the writer's RSS (the delta is from
+        // the same binary idle, so its own text on a tmpfs is not counted).
         r.delta_in("process.RssShmem", None, Some(8 * M));
     }
 }
@@ -723,6 +734,13 @@ fn tmpfs_write(lab: &Lab) -> Result<Done, String> {
     let f = PathBuf::from(format!("/dev/shm/memlens-lab-tmpfs-{}", std::process::id()));
     let res = (|| -> Result<Rec, String> {
         let cg = lab.cgroup("tmpfs")?;
+        // The process counters start from the same binary idle, not from 0: when memlens
+        // itself lives on a tmpfs (an initramfs, a container's overlay on tmpfs) its own text
+        // pages are shmem and count in RssShmem (10 MiB of a debug build), which says nothing
+        // about the file written. The idle run exits before the cgroup's own `before`.
+        let idle = lab.hold(&cg, &[])?;
+        let idle_proc = lab.snapshot(&cg, Some(idle.pid()));
+        idle.finish();
         let before = lab.snapshot(&cg, None);
         let w = lab.hold(&cg, &[format!("write={}:32M", f.display())])?;
         let after = lab.snapshot(&cg, Some(w.pid()));
@@ -731,7 +749,7 @@ fn tmpfs_write(lab: &Lab) -> Result<Done, String> {
         let gone = lab.snapshot(&cg, None);
         let mut r = Rec::default();
         r.take("", &before, &after, &CG_KEYS);
-        r.take("", &before, &after, &PROC_KEYS);
+        r.take("", &idle_proc, &after, &PROC_KEYS);
         r.take("writer_exited.", &before, &gone, &["cgroup.shmem"]);
         let _ = std::fs::remove_file(&f);
         cg.remove().map_err(|e| e.to_string())?;
@@ -1121,10 +1139,12 @@ pub fn human(results: &[LabResult], st: Style) -> String {
     o
 }
 
-/// The JSON report: the scenarios and their counts by verdict.
-pub fn json(results: &[LabResult]) -> serde_json::Value {
+/// The JSON report: the scenarios and their counts by verdict; `about` is [`Lab::about`].
+pub fn json(results: &[LabResult], about: &(Option<String>, String)) -> serde_json::Value {
     let n = |v| results.iter().filter(|r| r.verdict == v).count();
     serde_json::json!({
+        "kernel": about.0,
+        "hierarchy": about.1,
         "scenarios": serde_json::to_value(results).unwrap_or_default(),
         "summary": {
             "as_expected": n(Verdict::AsExpected),

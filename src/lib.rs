@@ -24,6 +24,7 @@ pub mod kernel;
 pub mod kmem;
 pub mod kubelet;
 pub mod lab;
+pub mod labdiff;
 pub mod metrics;
 pub mod node;
 pub mod oom;

@@ -58,6 +58,10 @@ const INDEX: &str = "memlens exporter\n\n\
 /api/v1/cgroup?path=/x/y     the `memlens show --json` object of one cgroup (command lines left out)\n\
 /api/v1/cgroup?target=T      the same for any TARGET form: container ID or prefix, PID, pod, cgroup name\n";
 
+/// Refusals logged one by one per [`REFUSAL_LOG_WINDOW`]; the rest are counted and summed up
+/// in one line when the window ends.
+const REFUSALS_LOGGED: u32 = 5;
+const REFUSAL_LOG_WINDOW: Duration = Duration::from_secs(10);
 /// Time a client has to send its request headers (slowloris).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest a connection may live (keep-alive included); then it is closed gracefully.
@@ -244,14 +248,23 @@ async fn serve(state: Arc<State>, std_listener: std::net::TcpListener) -> std::i
     raise_fd_limit();
     let conns = conns::Conns::new(MAX_CONNECTIONS, MAX_PER_ADDR);
     let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
+    let mut refusals = RefusalLog::new();
+    let mut log_tick = tokio::time::interval(REFUSAL_LOG_WINDOW);
+    log_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
+            _ = log_tick.tick() => {
+                refusals.roll();
+                continue;
+            }
             _ = term.recv() => {
+                refusals.flush();
                 tracing::info!("SIGTERM received: exiting");
                 return Ok(());
             }
             _ = int.recv() => {
+                refusals.flush();
                 tracing::info!("SIGINT received: exiting");
                 return Ok(());
             }
@@ -268,7 +281,7 @@ async fn serve(state: Arc<State>, std_listener: std::net::TcpListener) -> std::i
         let slot = match conns.admit(peer.ip(), std::os::fd::AsRawFd::as_raw_fd(&stream)) {
             Ok(s) => s,
             Err(why) => {
-                tracing::warn!(%peer, reason = %why, "connection refused with 503");
+                refusals.refused(peer, &why);
                 match refusing.clone().try_acquire_owned() {
                     Ok(permit) => {
                         tokio::spawn(async move {
@@ -323,6 +336,63 @@ async fn serve(state: Arc<State>, std_listener: std::net::TcpListener) -> std::i
             }
             drop(slot);
         });
+    }
+}
+
+/// The log of refused connections, bounded: a client reconnecting as fast as it is refused
+/// makes thousands of refusals a second, and one WARN line each made the log the denial of
+/// service: the accepting thread blocked in write(2) whenever the log sink was slower (a
+/// serial console, a rate-limited journald), and nothing was served. So the first
+/// [`REFUSALS_LOGGED`] of a window are logged one by one, the rest in one line at its end.
+struct RefusalLog {
+    since: Instant,
+    logged: u32,
+    unlogged: u64,
+    last: Option<(SocketAddr, String)>,
+}
+
+impl RefusalLog {
+    fn new() -> Self {
+        RefusalLog {
+            since: Instant::now(),
+            logged: 0,
+            unlogged: 0,
+            last: None,
+        }
+    }
+
+    fn refused(&mut self, peer: SocketAddr, why: &str) {
+        self.roll();
+        if self.logged < REFUSALS_LOGGED {
+            self.logged += 1;
+            tracing::warn!(%peer, reason = %why, "connection refused with 503");
+        } else {
+            self.unlogged += 1;
+            self.last = Some((peer, why.to_string()));
+        }
+    }
+
+    /// Ends the window when it is over: the count of refusals not logged, in one line.
+    fn roll(&mut self) {
+        if self.since.elapsed() >= REFUSAL_LOG_WINDOW {
+            self.flush();
+        }
+    }
+
+    /// Logs the count of refusals not logged yet and starts a new window.
+    fn flush(&mut self) {
+        if let Some((peer, why)) = self.last.take() {
+            tracing::warn!(
+                count = self.unlogged,
+                window_s = self.since.elapsed().as_secs(),
+                last_peer = %peer,
+                last_reason = %why,
+                "more connections refused with 503 (counted, not logged one by one)"
+            );
+        }
+        self.since = Instant::now();
+        self.logged = 0;
+        self.unlogged = 0;
     }
 }
 

@@ -142,6 +142,18 @@ fn every_commands_json_matches_the_schema() {
             &disk_dir().display().to_string(),
         ]),
     ];
+    // `lab --compare` of two saved lab reports (here the same one twice).
+    let lab_json = docs.last().expect("the lab report").1.clone();
+    let labs = tempfile::tempdir().unwrap();
+    let (la, lb) = (labs.path().join("a.json"), labs.path().join("b.json"));
+    std::fs::write(&la, &lab_json).unwrap();
+    std::fs::write(&lb, &lab_json).unwrap();
+    docs.push(j(&[
+        "lab",
+        "--compare",
+        la.to_str().unwrap(),
+        lb.to_str().unwrap(),
+    ]));
     // `run` prints its report on stderr.
     let (code, _, err) = run(&["run", "--json", "--limit", "64M", "--", "true"]);
     assert_eq!(code, 0);

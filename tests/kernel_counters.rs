@@ -173,6 +173,46 @@ fn zswap_pool_is_charged_and_its_ratio_shown() {
     assert!(u(&r, "usage_bytes") <= 32 * MIB + stat_slack());
     assert!(u(&r, "not_reclaimable_bytes") >= u(&r, "breakdown.anon_bytes"));
     assert!(o["oom_headroom_with_swap_bytes"].is_u64(), "{o:#}");
+    // The exporter scraped for real: its zswap series are memory.stat's, read between a
+    // read of the file before the server starts and one after the scrape (pages may move).
+    let before = kstat(&cg);
+    let (serve, port) = start_serve("1s", &[]);
+    let (code, body) = http_get(port, "/metrics", None).unwrap();
+    assert_eq!(code, 200);
+    let after = kstat(&cg);
+    drop(serve);
+    let id = format!("id=\"{}\"", cg.path());
+    let series = |name: &str| -> Option<u64> {
+        body.lines()
+            .find_map(|l| {
+                let rest = l.strip_prefix(name)?.strip_prefix('{')?;
+                let (labels, v) = rest.rsplit_once("} ")?;
+                labels
+                    .split(',')
+                    .any(|x| x == id)
+                    .then(|| v.trim().parse::<f64>().ok())?
+            })
+            .map(|v| v as u64)
+    };
+    for (metric, key) in [
+        ("memlens_memory_zswap_bytes", "zswap"),
+        ("memlens_memory_zswapped_bytes", "zswapped"),
+        ("memlens_memory_zswpout_total", "zswpout"),
+        ("memlens_memory_zswpwb_total", "zswpwb"),
+    ] {
+        let got = series(metric);
+        match (before.get(key), after.get(key)) {
+            (Some(&b), Some(&a)) => {
+                let g = got.unwrap_or_else(|| panic!("{metric} missing for {id}"));
+                assert!(
+                    (b.min(a)..=b.max(a)).contains(&g),
+                    "{metric} {g}, memory.stat {key} {b} before and {a} after"
+                );
+            }
+            // A key the kernel lacks (zswpwb before 6.8) has no series, never 0.
+            _ => assert_eq!(got, None, "{metric}: the kernel has no {key}"),
+        }
+    }
     let human = run(&["show", cg.path(), "--color", "never"]).1;
     assert!(human.contains("zswap compression ratio"), "{human}");
     let e = json(&["explain", cg.path()]);

@@ -118,6 +118,31 @@ fn posix_shm() {
 fn tmpfs_write() {
     as_expected("tmpfs-write");
 }
+/// memlens itself on a tmpfs (an initramfs, as in the VM, or a container on tmpfs): its own
+/// text pages are shmem in its RssShmem, which must not be taken for the file written.
+#[test]
+fn tmpfs_write_with_memlens_on_tmpfs() {
+    if !on_tmpfs(std::path::Path::new("/dev/shm")) {
+        eprintln!("/dev/shm is not a tmpfs here: nothing to prove");
+        return;
+    }
+    let copy =
+        std::path::PathBuf::from(format!("/dev/shm/memlens-test-bin-{}", std::process::id()));
+    std::fs::copy(bin(), &copy).expect("copy memlens to /dev/shm");
+    let _g = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = disk_dir().display().to_string();
+    let out = std::process::Command::new(&copy)
+        .args(["lab", "tmpfs-write", "--dir", &dir, "--json"])
+        .output()
+        .expect("run memlens from /dev/shm");
+    let _ = std::fs::remove_file(&copy);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let r = &v["scenarios"][0];
+    assert_eq!(r["verdict"], "as_expected", "{v}");
+    assert_eq!(out.status.code(), Some(0), "{v}");
+}
+
 #[test]
 fn reclaim_at_limit() {
     as_expected("reclaim-at-limit");

@@ -86,17 +86,32 @@ fn recommends_from_what_cannot_be_reclaimed_not_the_working_set() {
         (60 * MIB..76 * MIB).contains(&nr),
         "non-reclaimable peak {nr} should be 60 MiB of anon plus a little kernel memory"
     );
-    assert!(
-        ws > 150 * MIB,
-        "the working set {ws} should hold the active page cache"
-    );
+    if common::mglru() {
+        // Under MGLRU (Debian's 6.12) page cache read with read(2) stays in the older
+        // generations, which memory.stat reports as inactive, however often it is read: the
+        // working set (usage − inactive_file) is then the anon and kernel memory, like what
+        // cannot be reclaimed, and krr's limit comes close to ours (memlens::kernel::mglru_enabled).
+        assert!(
+            ws + common::stat_slack() >= nr && ws < nr + 40 * MIB,
+            "under MGLRU the working set {ws} should leave the re-read page cache out (not reclaimable {nr})"
+        );
+        assert!(
+            lim <= krr,
+            "ours {lim} should not exceed the krr-style {krr}"
+        );
+    } else {
+        assert!(
+            ws > 150 * MIB,
+            "the working set {ws} should hold the active page cache"
+        );
+        assert!(
+            lim < krr / 2,
+            "ours {lim} should be far below the krr-style {krr}"
+        );
+    }
     assert!(
         req <= lim && lim >= nr && lim <= nr * 13 / 10 + MIB,
         "limit {lim}"
-    );
-    assert!(
-        lim < krr / 2,
-        "ours {lim} should be far below the krr-style {krr}"
     );
     assert_eq!(r["limit_bytes"].as_u64(), Some(1024 * MIB));
     assert!(r["limit_change_bytes"].as_i64().unwrap() < 0);
@@ -169,6 +184,15 @@ fn find_limit_lands_near_the_non_reclaimable_peak() {
         "--json",
         "run",
         "--find-limit",
+        // The test is about where the bisection lands (near what cannot be reclaimed, far
+        // below the usage peak), not about how fast this machine reclaims. Reclaiming streamed
+        // page cache costs little next to real I/O (host: +26% at nr + 3 MiB), but in a TCG
+        // guest the disk is the host's page cache and the emulated CPU pays for every page
+        // reclaimed: 3 ms/MiB against 4.3 ms/MiB to read it (6.12 guest: 1.72 s at 215 MiB
+        // against 1.28 s unlimited), so 10% stopped the search at ~210 MiB, and a loaded
+        // machine moves single runs by ±25%. 200% still fails a run that thrashes.
+        "--slowdown",
+        "200%",
         "-o",
         report.to_str().unwrap(),
         "--",
@@ -190,13 +214,22 @@ fn find_limit_lands_near_the_non_reclaimable_peak() {
     let nr = base["not_reclaimable_peak_bytes"].as_u64().unwrap();
     let n = v["trials"].as_array().unwrap().len();
     eprintln!("find-limit: {lim} bytes after {n} trials (usage peak {up}, non-reclaimable {nr})");
+    for t in v["trials"].as_array().unwrap() {
+        eprintln!(
+            "  trial limit {} MiB: {} s, ok {}, {}",
+            t["limit_bytes"]
+                .as_u64()
+                .map_or("none".into(), |b| (b / MIB).to_string()),
+            t["wall_seconds"],
+            t["ok"],
+            t["why"]
+        );
+    }
     assert!(
         up > 300 * MIB,
         "usage peak {up} should hold the streamed file"
     );
-    // The slowdown criterion compares wall times, which a loaded machine (CI, other suites)
-    // stretches: unloaded the answer is nr + 15..20 MiB (80-83 MiB measured), under load up to
-    // about nr + 40 MiB. What must hold is that it is far below the usage peak.
+    // What must hold is that it is near what cannot be reclaimed and far below the usage peak.
     assert!(
         lim >= nr && lim <= 2 * nr && lim < up / 3,
         "the answer {} MiB should be near the non-reclaimable {} MiB",

@@ -258,6 +258,11 @@ pub fn http_get(port: u16, path: &str, accept: Option<&str>) -> std::io::Result<
 /// port read from `--port-file`: no window in which another process can take it) and waits
 /// for /healthz. A child that exits is reported at once, with its status.
 pub fn start_serve(interval: &str, extra: &[&str]) -> (Proc, u16) {
+    start_serve_with(interval, extra, Stdio::inherit())
+}
+
+/// [`start_serve`] with the server's stderr (its log) going to `stderr`.
+pub fn start_serve_with(interval: &str, extra: &[&str], stderr: Stdio) -> (Proc, u16) {
     let dir = tempfile::tempdir().expect("tempdir");
     let pf = dir.path().join("port");
     let child = Command::new(bin())
@@ -266,7 +271,7 @@ pub fn start_serve(interval: &str, extra: &[&str]) -> (Proc, u16) {
         .arg("--port-file")
         .arg(&pf)
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("start memlens serve");
     let mut p = Proc(child);

@@ -41,8 +41,9 @@ memlens ps /memlens-test-capture --json >"$OUT/ps.json"
 memlens capture /memlens-test-capture -o "$OUT/$KIND-capture.tar.gz"
 echo "capture written to $OUT"
 # The lab's scenarios on this guest's hierarchy: the 5.10 and 5.10-v1 guests give the same
-# kernel's figures on v2 and on v1 (compare their lab.txt).
-memlens lab --dir /mnt/disk --color never >"$OUT/lab.txt" 2>&1 || true
+# kernel's figures on v2 and on v1 (tests/vm/run prints `memlens lab --compare` of their
+# lab.json at the end).
+memlens lab --dir /mnt/disk --json >"$OUT/lab.json" 2>"$OUT/lab.stderr" || true
 
 # A global OOM kill (no memcg limit anywhere) for the OOM parser's fixtures, now that the tests
 # are over: swap off so it comes quickly, and oom_score_adj 1000 so the workload is the victim.
