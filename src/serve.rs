@@ -296,13 +296,18 @@ async fn serve(state: Arc<State>, std_listener: std::net::TcpListener) -> std::i
         };
         let _ = stream.set_nodelay(true);
         let st = state.clone();
+        let refusing = refusing.clone();
         tokio::spawn(async move {
             let slot = Arc::new(slot);
             let closed = slot.closed.clone();
             let s2 = slot.clone();
+            // Whether a request ever began on this connection (see the eviction below).
+            let began = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let b2 = began.clone();
             let svc = service_fn(move |req| {
                 let st = st.clone();
                 let slot = s2.clone();
+                b2.store(true, std::sync::atomic::Ordering::Relaxed);
                 async move {
                     slot.busy(true);
                     let r = handle(&st, req).await;
@@ -310,22 +315,33 @@ async fn serve(state: Arc<State>, std_listener: std::net::TcpListener) -> std::i
                     Ok::<_, Infallible>(r)
                 }
             });
-            let conn = http1::Builder::new()
+            let mut conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .max_buf_size(16 * 1024)
                 .serve_connection(TokioIo::new(stream), svc);
-            tokio::pin!(conn);
             let res = tokio::select! {
-                r = conn.as_mut() => r,
+                r = &mut conn => r,
                 _ = closed.notified() => {
-                    // Evicted while idle to make room: no request is in progress.
-                    tracing::debug!(%peer, "idle connection closed to make room");
+                    // Evicted while idle to make room: no request is in progress. One that
+                    // never began a request is a client that connected moments ago and whose
+                    // request has not arrived yet (a burst on a slow machine): it gets the
+                    // 503 a refused newcomer gets, not a silent close.
+                    if !began.load(std::sync::atomic::Ordering::Relaxed)
+                        && let Ok(permit) = refusing.try_acquire_owned()
+                    {
+                        tracing::debug!(%peer, "connection without a request yet closed to make room: 503");
+                        let stream = conn.into_parts().io.into_inner();
+                        refuse(stream, "evicted to make room for a lighter client").await;
+                        drop(permit);
+                    } else {
+                        tracing::debug!(%peer, "idle connection closed to make room");
+                    }
                     Ok(())
                 }
                 _ = tokio::time::sleep(CONNECTION_LIFETIME) => {
-                    conn.as_mut().graceful_shutdown();
-                    match tokio::time::timeout(CLOSE_GRACE, conn.as_mut()).await {
+                    std::pin::Pin::new(&mut conn).graceful_shutdown();
+                    match tokio::time::timeout(CLOSE_GRACE, &mut conn).await {
                         Ok(r) => r,
                         Err(_) => Ok(()),
                     }

@@ -244,6 +244,8 @@ fn linear_anon_growth_to_an_oom_kill() {
     // The cgroup goes away while recorded: history still finds it, by its directory name.
     let path = cg.path().to_string();
     let name = path.trim_start_matches('/').to_string();
+    // Every tick the recorder committed while the cgroup existed holds a sample of it.
+    let ticks_while_there = rec.committed.lock().unwrap().len();
     drop(cg);
     std::thread::sleep(Duration::from_millis(800));
     rec.stop();
@@ -253,7 +255,13 @@ fn linear_anon_growth_to_an_oom_kill() {
     ]);
     assert_eq!(h["path"], path.as_str());
     assert!(h["removed_at"].is_string(), "{}", h["removed_at"]);
-    assert!(h["samples"].as_u64().unwrap() >= 100, "{}", h["samples"]);
+    // (~160 ticks at 200 ms on the host; a loaded TCG guest commits fewer: 87 seen. A tick
+    // may land just before the cgroup was first read or after its removal: 10% of slack.)
+    let samples = h["samples"].as_u64().unwrap() as usize;
+    assert!(
+        samples >= ticks_while_there * 9 / 10 && samples >= 40,
+        "{samples} samples of the cgroup, {ticks_while_there} ticks committed while it existed"
+    );
     eprintln!(
         "forecast {predicted:.1} s, kill after {actual:.1} s; history growth {}",
         h["not_reclaimable_growth"]

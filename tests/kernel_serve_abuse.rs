@@ -246,3 +246,75 @@ fn a_scrape_succeeds_while_one_client_hoards_connections() {
         "{refused_lines} log lines for refused connections: a flood"
     );
 }
+
+/// A client whose request has not arrived when its connection is closed to make room (just
+/// connected, on a slow machine: the 5.10 TCG guest lost 16 of a 500-scrape burst so) gets a
+/// 503, never a silent close: the server fills up with fresh connections that have sent
+/// nothing, a light client arrives and takes the place of one of them, then all send.
+#[test]
+fn a_connection_closed_before_its_request_arrived_gets_a_503() {
+    raise_own_fd_limit(600);
+    let (_serve, port) = start_serve("1s", &[]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        // 64 from the heaviest address (its limit), 4 × 48 from others: the 256 in total.
+        let mut heavy = Vec::new();
+        for _ in 0..64 {
+            heavy.push(
+                connect_from(Ipv4Addr::new(127, 0, 0, 30), port)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let mut others = Vec::new();
+        for a in 31..35 {
+            for _ in 0..48 {
+                others.push(
+                    connect_from(Ipv4Addr::new(127, 0, 0, a), port)
+                        .await
+                        .unwrap(),
+                );
+            }
+        }
+        // Let the server admit them all before the newcomer.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut light = connect_from(Ipv4Addr::new(127, 0, 0, 1), port)
+            .await
+            .unwrap();
+        light
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(20), light.read_to_end(&mut buf)).await;
+        assert!(
+            buf.starts_with(b"HTTP/1.1 200"),
+            "the light client: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        // Now the heavy address's requests arrive, one of its connections already closed.
+        let (mut ok, mut busy, mut silent) = (0, 0, 0);
+        for mut s in heavy {
+            let _ = s
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await;
+            let mut b = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut b)).await;
+            match b.get(9..12) {
+                Some(b"200") => ok += 1,
+                Some(b"503") => busy += 1,
+                _ => silent += 1,
+            }
+        }
+        drop(others);
+        eprintln!("heavy address: {ok} answered 200, {busy} 503, {silent} closed silently");
+        assert_eq!(silent, 0, "a connection closed without an answer");
+        assert!(
+            busy >= 1,
+            "one heavy connection made room for the light client"
+        );
+    });
+}

@@ -15,7 +15,10 @@
 //!   never a silent close.
 //!
 //! A fresh connection is protected for [`IDLE_GRACE`] so that a burst of real requests is
-//! answered (200 or 503), not closed before its request was read.
+//! answered (200 or 503), not closed before its request was read. A lighter newcomer may still
+//! take the place of a fresh connection of a heavier address (a hoarder must not keep it out
+//! by reconnecting faster than that): when that connection never began a request, the server
+//! answers it 503 instead of closing it silently (serve.rs).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
