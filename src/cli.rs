@@ -1063,6 +1063,12 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Some(Command::Capture { .. }) => "capture",
         Some(Command::Run { .. }) => "run",
         Some(Command::Lab { .. }) => "lab",
+        Some(Command::Node { .. }) => "node",
+        Some(Command::Kernel { .. }) => "kernel",
+        Some(Command::Cache { .. }) => "cache",
+        Some(Command::History { .. }) => "history",
+        Some(Command::Recommend { .. }) => "recommend",
+        // No JSON report (refused, or not a report: serve, top, record, plot, export...).
         _ => "memlens",
     });
     match cli.command {
@@ -1372,6 +1378,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     max_time,
                 };
                 let w = crate::dying::collect(&root, &h, &path, bounds);
+                set_json_kind("zombies-why");
                 output(
                     g.json,
                     || serde_json::json!({"why": w}),
@@ -1478,6 +1485,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             let h = hierarchy(&root)?;
             if !drop.is_empty() {
                 let d = crate::cache::drop_files(&root, &h, &drop);
+                set_json_kind("cache-drop");
                 output(
                     g.json,
                     || serde_json::json!({"dropped": d, "problems": []}),
@@ -1856,7 +1864,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     format!(
                         "{}\n",
                         serde_json::to_string_pretty(&render::json::envelope(
-                            "memlens",
+                            "find-limit",
                             serde_json::json!(f),
                             None
                         ))

@@ -54,6 +54,7 @@ pub struct PinningFile {
     /// How it was found.
     pub found: String,
     /// Resident bytes that kpagecgroup reports as the holder's.
+    #[serde(rename = "charged_bytes")]
     pub bytes: u64,
     /// On tmpfs (dropping does not free it; deleting the file does).
     pub tmpfs: bool,

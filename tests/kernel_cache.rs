@@ -112,7 +112,7 @@ fn files_owners_tmpfs_deleted_and_drop() {
         .unwrap_or_else(|| panic!("not charged to A: {r}"));
     within(
         "charged to A (seen from B)",
-        u(other, "bytes"),
+        u(other, "charged_bytes"),
         20 * MIB,
         5.0,
     );
@@ -151,7 +151,7 @@ fn files_owners_tmpfs_deleted_and_drop() {
         .as_array()
         .and_then(|o| o.iter().find(|o| o["owner"]["cgroup"] == a.path()))
         .unwrap_or_else(|| panic!("A not among the owners: {d0}"));
-    within("freed from A", u(o, "owner.bytes"), 30 * MIB, 5.0);
+    within("freed from A", u(o, "owner.charged_bytes"), 30 * MIB, 5.0);
     let after = kstat(&a)[&file_key];
     // The counter fell by at least what was freed (kdamond may have taken more).
     assert!(
@@ -229,7 +229,7 @@ fn zombies_why_names_the_file_that_pins_a_dying_memcg() {
     );
     assert_eq!(hd["certain"], true, "{hd}");
     let f = &f;
-    within("named", u(f, "bytes"), 50 * MIB, 5.0);
+    within("named", u(f, "charged_bytes"), 50 * MIB, 5.0);
     if v2 {
         assert!(u(&hd, "nr_dying_descendants") >= 1, "{hd}");
     }
@@ -303,7 +303,7 @@ fn negative_dentries_are_reclaimable_kernel_memory() {
     let n = 200_000u64;
     let _w = Workload::start(&cg, &[&format!("lookup={}:{n}", dir.display())]);
     let r = json(&["kernel", cg.path()]);
-    let total = u(&r, "split.total.bytes");
+    let total = u(&r, "split.total.value_bytes");
     // A dentry is 192 bytes (slabinfo objsize on x86_64).
     let want = n * 192 * 8 / 10;
     assert!(total >= want, "kernel {total} < {want}: {r:#}");
@@ -326,7 +326,7 @@ fn negative_dentries_are_reclaimable_kernel_memory() {
         .iter()
         .find(|p| p["name"] == "slab_unreclaimable")
         .unwrap();
-    let v = u(su, "figure.bytes");
+    let v = u(su, "figure.value_bytes");
     assert!(
         v + 4 * MIB >= lo.min(hi) && v <= lo.max(hi) + 4 * MIB,
         "SUnreclaim {v} not within {lo}..{hi}"
@@ -383,5 +383,5 @@ fn captures_refuse_residency_but_give_the_kernel_split() {
     );
     assert_eq!(k["node"]["dentries"]["nr_negative"].as_u64(), Some(132124));
     // meminfo was not captured: unavailable, not 0.
-    assert!(k["node"]["parts"][0]["figure"]["bytes"].is_null());
+    assert!(k["node"]["parts"][0]["figure"]["value_bytes"].is_null());
 }

@@ -18,12 +18,14 @@ pub struct SlabCache {
     /// Objects allocated (in use or free in its slabs).
     pub num_objs: u64,
     /// Object size in bytes.
+    #[serde(rename = "objsize_bytes")]
     pub objsize: u64,
     /// Pages per slab.
     pub pagesperslab: u64,
     /// Slabs.
     pub num_slabs: u64,
     /// Memory the cache holds: num_slabs × pagesperslab × page size.
+    #[serde(rename = "total_bytes")]
     pub bytes: u64,
     /// Memory its objects in use occupy: active_objs × objsize.
     pub active_bytes: u64,

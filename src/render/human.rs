@@ -1038,6 +1038,14 @@ pub fn oom_list_with(all: &[crate::oom::PostMortem], s: Style, times: Option<&st
         foot.push('\n');
         foot.push_str(t);
     }
+    if all.iter().any(|p| {
+        p.report
+            .time
+            .as_deref()
+            .is_some_and(|t| crate::kmsg::oom::zone_of(t).is_none())
+    }) {
+        foot.push_str("\nTIME without a zone: the log gave none; it is the local time of the machine that wrote the log (a zone, Z or ±HH:MM, is shown as the log gave it).");
+    }
     for l in foot.lines() {
         out.push_str(&s.dim(l));
         out.push('\n');
