@@ -942,29 +942,8 @@ fn forecast_finding(g: &Global, r: &report::Report) -> Option<crate::rules::Find
     crate::rules::forecast::oom_forecast(r, f.as_ref())
 }
 
-/// Sleeps `d`; on a terminal (stderr) shows a countdown so a long `--sample` does not look
-/// hung. Nothing is printed when stderr is not a terminal (scripts, pipes).
 fn wait_with_progress(d: std::time::Duration, what: &str) {
-    let tty = std::io::stderr().is_terminal();
-    if !tty || d < std::time::Duration::from_secs(1) {
-        std::thread::sleep(d);
-        return;
-    }
-    let end = std::time::Instant::now() + d;
-    loop {
-        let left = end.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            break;
-        }
-        eprint!(
-            "\rmemlens: {what} in {:.0}s (Ctrl-C to stop)   ",
-            left.as_secs_f64().ceil()
-        );
-        let _ = std::io::stderr().flush();
-        std::thread::sleep(left.min(std::time::Duration::from_millis(250)));
-    }
-    // Clear the line.
-    eprint!("\r{}\r", " ".repeat(60));
+    crate::progress::wait(d, what);
 }
 
 fn hierarchy(root: &Root) -> Result<Hierarchy, Failure> {
@@ -1187,6 +1166,11 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     }
                     let first = build(&root, &h, &path, descendants)?;
                     let t0 = std::time::Instant::now();
+                    if !g.json {
+                        // What is known now reaches a pipe before the wait.
+                        emit_human(&render::human::explain_first_sample(&first, d));
+                        let _ = std::io::stdout().flush();
+                    }
                     wait_with_progress(d, "second sample");
                     let second = build(&root, &h, &path, descendants)?;
                     (second, Some((first, t0.elapsed().as_secs_f64())))
@@ -1421,6 +1405,13 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 return Ok(exit::OK);
             }
             let first = crate::zombies::collect(&root, &h);
+            // Human output: the first count is printed (and reaches a pipe) before the wait;
+            // the trend follows it.
+            let streamed = !g.json && sample.is_some() && root.is_live();
+            if streamed {
+                emit_human(&render::human::zombies(&first, None, st));
+                let _ = std::io::stdout().flush();
+            }
             let trend = match sample {
                 Some(d) => {
                     if !root.is_live() {
@@ -1443,6 +1434,8 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     hz["sample"] = serde_json::json!({"seconds": secs, "dying_before": first.hierarchies.first().and_then(|x| x.dying), "dying_after": n});
                 }
                 emit_json(&v);
+            } else if streamed {
+                emit(&render::human::zombies_trend(&first, trend));
             } else {
                 emit_human(&render::human::zombies(&first, trend, st));
             }

@@ -168,7 +168,7 @@ pub fn collect(
             let (now, earlier) = match (sample, first) {
                 (Some(d), Some(f)) => {
                     let t = std::time::Instant::now();
-                    std::thread::sleep(d);
+                    crate::progress::wait(d, "second sample");
                     let second = split(root, h, p, &mut problems);
                     (second, Some((f, t.elapsed().as_secs_f64())))
                 }

@@ -29,6 +29,7 @@ pub mod oom;
 pub mod overview;
 pub mod pagecache;
 pub mod proc;
+pub mod progress;
 pub mod recommend;
 pub mod record;
 pub mod render;

@@ -199,7 +199,7 @@ fn neighbours(
     };
     let t0 = std::time::Instant::now();
     let before = read_all();
-    std::thread::sleep(d);
+    crate::progress::wait(d, "second sample");
     let after = read_all();
     let secs = t0.elapsed().as_secs_f64();
     // Effective limit: the smallest own limit on the path to the root.

@@ -524,3 +524,46 @@ fn ps_of_many_processes_fits_the_terminal() {
     }
     assert!(!out.contains("Not shown"), "{out}");
 }
+
+/// Piped `--sample` output streams what is ready: the first count (zombies) or the first
+/// sample's figures (explain) arrive before the wait ends, the rest after it.
+#[test]
+fn piped_sample_output_streams_the_first_sample_before_waiting() {
+    use std::io::BufRead;
+    let cg = cgroup("stream");
+    let _w = Workload::start(&cg, &["anon=4M"]);
+    for (args, first, last) in [
+        (vec!["zombies", "--sample", "4s"], "DYING", "trend: "),
+        (
+            vec!["explain", cg.path(), "--sample", "4s"],
+            "first sample of",
+            "cgroup",
+        ),
+    ] {
+        let t0 = std::time::Instant::now();
+        let mut child = Command::new(bin())
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let mut r = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        r.read_line(&mut line).expect("read");
+        let at = t0.elapsed();
+        assert!(line.contains(first), "{args:?}: first line {line:?}");
+        assert!(
+            at < std::time::Duration::from_secs(3),
+            "{args:?}: the first line came after {at:?}, with the rest"
+        );
+        assert!(
+            child.try_wait().expect("try_wait").is_none(),
+            "{args:?}: ended before the second sample"
+        );
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut r, &mut rest).expect("read");
+        assert!(child.wait().expect("wait").success());
+        assert!(t0.elapsed() >= std::time::Duration::from_secs(4));
+        assert!(rest.contains(last), "{args:?}: {rest}");
+    }
+}

@@ -934,6 +934,43 @@ pub fn explain(r: &Report, f: &[crate::rules::Finding], s: Style) -> String {
     out
 }
 
+/// `explain --sample`: the line printed before the wait (what the first sample says), so
+/// piped output is not silent for the whole interval.
+pub fn explain_first_sample(r: &Report, wait: std::time::Duration) -> String {
+    let d = &r.derived;
+    format!(
+        "first sample of {}: usage {}, not reclaimable {}; the findings follow the second sample in {:.1} s\n",
+        term(&r.cgroup.path),
+        bytes(r.breakdown.usage.bytes),
+        bytes(d.not_reclaimable.bytes),
+        wait.as_secs_f64()
+    )
+}
+
+/// `zombies --sample`: the trend lines printed after the wait, under the first count
+/// (printed before it).
+pub fn zombies_trend(z: &crate::zombies::Zombies, trend: Option<(f64, Option<u64>)>) -> String {
+    let mut out = String::new();
+    let n = |v: Option<u64>| v.map_or("n/a".into(), |x: u64| x.to_string());
+    if let Some((secs, after)) = trend {
+        for h in &z.hierarchies {
+            let delta = match (h.dying, after) {
+                (Some(a), Some(b)) => format!(" ({:+})", b as i64 - a as i64),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "\ntrend: {} → {} dying over {secs:.1} s{delta} (v{} {})",
+                n(h.dying),
+                n(after),
+                h.version,
+                h.mount
+            );
+        }
+    }
+    out
+}
+
 /// `memlens zombies` output.
 pub fn zombies(z: &crate::zombies::Zombies, trend: Option<(f64, Option<u64>)>, s: Style) -> String {
     let mut out = String::new();
