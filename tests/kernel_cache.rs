@@ -384,4 +384,40 @@ fn captures_refuse_residency_but_give_the_kernel_split() {
     assert_eq!(k["node"]["dentries"]["nr_negative"].as_u64(), Some(132124));
     // meminfo was not captured: unavailable, not 0.
     assert!(k["node"]["parts"][0]["figure"]["value_bytes"].is_null());
+
+    // v1 memory.kmem.slabinfo from real kernels: before 5.9 a cgroup's own caches (largest
+    // first), or the header alone (no cache of its own yet); since 5.9 0 bytes.
+    let fx = "tests/fixtures/kernel/slabinfo";
+    for (cg, file) in [
+        ("qemu", "memory.kmem.slabinfo-2017-slab-linux-mm"),
+        ("kubepods", "memory.kmem.slabinfo-kubepods-header-only"),
+        ("new", "memory.kmem.slabinfo-6.18"),
+    ] {
+        w(
+            &format!("sys/fs/cgroup/memory/{cg}/memory.usage_in_bytes"),
+            "0\n",
+        );
+        w(
+            &format!("sys/fs/cgroup/memory/{cg}/memory.kmem.slabinfo"),
+            &std::fs::read_to_string(format!("{fx}/{file}")).unwrap(),
+        );
+    }
+    let k = json(&["kernel", "/qemu", "--from", &from]);
+    let c = &k["split"]["slab_caches"];
+    // vm_area_struct 510 780 272 15 1 : ... slabdata 52 52 0, then anon_vma_chain (13 slabs).
+    assert_eq!(c[0]["name"], "vm_area_struct", "{k:#}");
+    assert_eq!(c[0]["total_bytes"].as_u64(), Some(52 * 4096));
+    assert_eq!(c[1]["name"], "anon_vma_chain", "{k:#}");
+    assert!(k["split"]["slab_caches_note"].is_null(), "{k:#}");
+    let k = json(&["kernel", "/kubepods", "--from", &from]);
+    let note = k["split"]["slab_caches_note"].as_str().unwrap_or("");
+    assert!(
+        note.contains("no slab cache of this cgroup's own yet") && !note.contains("5.9 all"),
+        "{note}"
+    );
+    let k = json(&["kernel", "/new", "--from", &from]);
+    let note = k["split"]["slab_caches_note"].as_str().unwrap_or("");
+    assert!(note.contains("since 5.9"), "{note}");
+    let (_, out, _) = run(&["kernel", "/qemu", "--from", &from]);
+    assert!(out.contains("vm_area_struct"), "{out}");
 }
