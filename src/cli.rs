@@ -271,8 +271,9 @@ enum Command {
         #[arg(long, requires = "reclaim")]
         force: bool,
         /// Which files pin the dying memcgs: their pages' owners from /proc/kpagecgroup,
-        /// checked over every process's open and mapped files, /var/log, /tmp, /var/tmp,
-        /// /run, container logs and kubelet volumes, and --path.
+        /// checked over every process's open and mapped files, the writable layers and
+        /// volumes of stopped containers (docker, podman), /var/log, /tmp, /var/tmp, /run,
+        /// container logs and kubelet volumes, and --path.
         #[arg(long, conflicts_with = "reclaim")]
         why: bool,
         /// With --why: also check the files under DIR (repeatable).
