@@ -522,7 +522,10 @@ enum Command {
         /// Walk the recorded history (`memlens record`'s store; --at to start there, --store
         /// for another store) instead of the live system.
         #[arg(long, conflicts_with_all = ["from", "host_root"])]
-        replay: bool,
+        replay: bool, // No JSON report: the global --json is shadowed by a hidden local one, so its --help
+        // does not offer it (still refused at run time).
+        #[arg(id = "json", long = "json", hide = true)]
+        _json: bool,
     },
     /// The breakdown of one cgroup over time from the store: min/max/last per step, events
     /// (OOM kills, limit hits, memory.high events, limit changes, processes started/gone),
@@ -557,7 +560,10 @@ enum Command {
         until: Option<String>,
         /// Output file: .png or .svg.
         #[arg(short, long, value_name = "FILE.png|FILE.svg")]
-        output: PathBuf,
+        output: PathBuf, // No JSON report: the global --json is shadowed by a hidden local one, so its --help
+        // does not offer it (still refused at run time).
+        #[arg(id = "json", long = "json", hide = true)]
+        _json: bool,
     },
     /// A memory request and limit per container from the recorded history (the store of
     /// `memlens record`): from the peak and p50/p95/p99 of what cannot be reclaimed (anon +
@@ -596,7 +602,10 @@ enum Command {
         until: Option<String>,
         /// Output format.
         #[arg(long, default_value = "openmetrics", value_parser = ["openmetrics"])]
-        format: String,
+        format: String, // No JSON report: the global --json is shadowed by a hidden local one, so its --help
+        // does not offer it (still refused at run time).
+        #[arg(id = "json", long = "json", hide = true)]
+        _json: bool,
     },
     /// Where the node's RAM went: a waterfall from MemTotal (top-level cgroups, memory charged
     /// to no cgroup, free, the unattributed rest), what free, MemAvailable, the kubelet and
@@ -628,13 +637,21 @@ enum Command {
     Completions {
         /// The shell.
         #[arg(value_enum)]
-        shell: crate::completions::Shell,
+        shell: crate::completions::Shell, // No JSON report: the global --json is shadowed by a hidden local one, so its --help
+        // does not offer it (still refused at run time).
+        #[arg(id = "json", long = "json", hide = true)]
+        _json: bool,
     },
     /// Print the man page (roff). Install: `memlens man > /usr/local/share/man/man1/memlens.1`.
     #[command(
         after_help = "EXAMPLES\n  memlens man > /usr/local/share/man/man1/memlens.1 && man memlens"
     )]
-    Man,
+    Man {
+        // No JSON report: the global --json is shadowed by a hidden local one, so its --help
+        // does not offer it (still refused at run time).
+        #[arg(id = "json", long = "json", hide = true)]
+        _json: bool,
+    },
     /// Internal: run a memory workload (used by the tests and `memlens lab`).
     #[command(name = "__workload", hide = true)]
     Workload {
@@ -701,6 +718,9 @@ struct RecordArgs {
     /// Do not follow OOM kills (the benchmark).
     #[arg(long, hide = true)]
     no_oom: bool,
+    // No JSON report: see `Command::Top`.
+    #[arg(id = "json", long = "json", hide = true)]
+    _json: bool,
 }
 
 impl RecordArgs {
@@ -945,6 +965,17 @@ fn forecast_finding(g: &Global, r: &report::Report) -> Option<crate::rules::Find
 
 fn wait_with_progress(d: std::time::Duration, what: &str) {
     crate::progress::wait(d, what);
+}
+
+/// `--json` given to a command that prints no JSON report (it is hidden from its --help).
+fn refuse_json(g: &Global, cmd: &str) -> Result<(), Failure> {
+    if g.json {
+        return Err(Failure::new(
+            exit::BAD_TARGET,
+            format!("{cmd} prints no JSON report: --json does not apply"),
+        ));
+    }
+    Ok(())
 }
 
 fn hierarchy(root: &Root) -> Result<Hierarchy, Failure> {
@@ -1648,7 +1679,9 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             )
             .map_err(|e| Failure::new(exit::FAILURE, format!("serve on {listen}: {e}")))?;
         }
-        Some(Command::Top { interval, replay }) => {
+        Some(Command::Top {
+            interval, replay, ..
+        }) => {
             if g.json {
                 return Err(Failure::new(
                     exit::BAD_TARGET,
@@ -1680,6 +1713,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 .map_err(|e| Failure::new(exit::FAILURE, e))?;
         }
         Some(Command::Record(a)) => {
+            refuse_json(&g, "record")?;
             init_logging(LogFormat::Text);
             if g.at.is_some() {
                 return Err(Failure::new(
@@ -1728,7 +1762,9 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             since,
             until,
             output,
+            ..
         }) => {
+            refuse_json(&g, "plot")?;
             let q = crate::history::Query {
                 target,
                 since,
@@ -1780,7 +1816,9 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             since,
             until,
             format: _,
+            ..
         }) => {
+            refuse_json(&g, "export")?;
             let e = crate::history::export(g.store.as_deref(), &since, until.as_deref(), &targets)
                 .map_err(|e| Failure::new(e.0, e.1))?;
             for p in &e.problems {
@@ -1788,12 +1826,14 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             }
             emit(&render::history::openmetrics(&e));
         }
-        Some(Command::Completions { shell }) => {
+        Some(Command::Completions { shell, .. }) => {
+            refuse_json(&g, "completions")?;
             let mut out = std::io::stdout().lock();
             crate::completions::write(shell, &mut out)
                 .map_err(|e| Failure::new(exit::FAILURE, format!("cannot write: {e}")))?;
         }
-        Some(Command::Man) => {
+        Some(Command::Man { .. }) => {
+            refuse_json(&g, "man")?;
             let mut buf = Vec::new();
             crate::completions::man(command(), &mut buf)
                 .map_err(|e| Failure::new(exit::FAILURE, format!("cannot render: {e}")))?;
