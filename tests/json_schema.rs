@@ -146,9 +146,11 @@ fn every_commands_json_matches_the_schema() {
     let fs = file.display().to_string();
     let _file = Remove(file.clone());
     let _w2 = Workload::start(&child, &[&format!("write={fs}:20M"), &format!("open={fs}")]);
+    let (code, _, err) = run(&["capture", cg.path(), "-o", &cap]);
+    assert_eq!(code, 0, "{err}");
     let store = tempfile::tempdir().expect("tmp");
     let st = store.path().display().to_string();
-    record_briefly(&st);
+    record_briefly(&st, &cap);
     let mut docs = vec![
         j(&[]),
         j(&["--all"]),
@@ -188,7 +190,7 @@ fn every_commands_json_matches_the_schema() {
             "2s",
         ]),
         j(&["zombies", "--why", "--max-time", "2s"]),
-        j(&["--store", &st, "history", "/", "--since", "1m"]),
+        j(&["--store", &st, "history", cg.path(), "--since", "1m"]),
         j(&["--store", &st, "history", child.path(), "--since", "1m"]),
         j(&["--store", &st, "recommend"]),
         j(&[
@@ -265,18 +267,38 @@ impl Drop for Remove {
     }
 }
 
-/// `memlens record` for about two seconds at 200 ms into `store` (for history, recommend).
-fn record_briefly(store: &str) {
+/// `memlens record` of the capture `cap` at 200 ms into `store` until it committed 5 ticks
+/// (for history, recommend). From a capture: a walk of the live node can take minutes when
+/// other tests hold thousands of cgroups, and SIGINT is only seen between ticks.
+fn record_briefly(store: &str, cap: &str) {
+    use std::io::BufRead;
     let mut child = Command::new(bin())
-        .args(["--store", store, "record", "--interval", "200ms"])
+        .args([
+            "--store",
+            store,
+            "--from",
+            cap,
+            "record",
+            "--interval",
+            "200ms",
+        ])
         .args(["--fast-interval", "200ms", "--no-oom"])
+        .env("MEMLENS_RECORD_TRACE", "1")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("start memlens record");
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let err = child.stderr.take().expect("stderr");
+    let mut ticks = 0;
+    for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+        if line.starts_with("memlens-record: committed ") {
+            ticks += 1;
+            if ticks == 5 {
+                // SAFETY: signalling our own child.
+                unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+            }
+        }
+    }
     let st = child.wait().expect("wait record");
-    assert!(st.success(), "record: {st}");
+    assert!(ticks >= 5 && st.success(), "record: {st}, {ticks} ticks");
 }
