@@ -44,6 +44,7 @@ pub struct Owner {
     /// The memcg inode number from /proc/kpagecgroup (0: charged to no memcg).
     pub memcg_inode: u64,
     /// Resident bytes charged to it.
+    #[serde(rename = "charged_bytes")]
     pub bytes: u64,
 }
 

@@ -271,8 +271,9 @@ enum Command {
         #[arg(long, requires = "reclaim")]
         force: bool,
         /// Which files pin the dying memcgs: their pages' owners from /proc/kpagecgroup,
-        /// checked over every process's open and mapped files, /var/log, /tmp, /var/tmp,
-        /// /run, container logs and kubelet volumes, and --path.
+        /// checked over every process's open and mapped files, the writable layers and
+        /// volumes of stopped containers (docker, podman), /var/log, /tmp, /var/tmp, /run,
+        /// container logs and kubelet volumes, and --path.
         #[arg(long, conflicts_with = "reclaim")]
         why: bool,
         /// With --why: also check the files under DIR (repeatable).
@@ -525,7 +526,10 @@ enum Command {
         /// Walk the recorded history (`memlens record`'s store; --at to start there, --store
         /// for another store) instead of the live system.
         #[arg(long, conflicts_with_all = ["from", "host_root"])]
-        replay: bool,
+        replay: bool, // No JSON report: the global --json is shadowed by a hidden local one, so its --help
+        // does not offer it (still refused at run time).
+        #[arg(id = "json", long = "json", hide = true)]
+        _json: bool,
     },
     /// The breakdown of one cgroup over time from the store: min/max/last per step, events
     /// (OOM kills, limit hits, memory.high events, limit changes, processes started/gone),
@@ -560,7 +564,10 @@ enum Command {
         until: Option<String>,
         /// Output file: .png or .svg.
         #[arg(short, long, value_name = "FILE.png|FILE.svg")]
-        output: PathBuf,
+        output: PathBuf, // No JSON report: the global --json is shadowed by a hidden local one, so its --help
+        // does not offer it (still refused at run time).
+        #[arg(id = "json", long = "json", hide = true)]
+        _json: bool,
     },
     /// A memory request and limit per container from the recorded history (the store of
     /// `memlens record`): from the peak and p50/p95/p99 of what cannot be reclaimed (anon +
@@ -599,7 +606,10 @@ enum Command {
         until: Option<String>,
         /// Output format.
         #[arg(long, default_value = "openmetrics", value_parser = ["openmetrics"])]
-        format: String,
+        format: String, // No JSON report: the global --json is shadowed by a hidden local one, so its --help
+        // does not offer it (still refused at run time).
+        #[arg(id = "json", long = "json", hide = true)]
+        _json: bool,
     },
     /// Where the node's RAM went: a waterfall from MemTotal (top-level cgroups, memory charged
     /// to no cgroup, free, the unattributed rest), what free, MemAvailable, the kubelet and
@@ -631,13 +641,21 @@ enum Command {
     Completions {
         /// The shell.
         #[arg(value_enum)]
-        shell: crate::completions::Shell,
+        shell: crate::completions::Shell, // No JSON report: the global --json is shadowed by a hidden local one, so its --help
+        // does not offer it (still refused at run time).
+        #[arg(id = "json", long = "json", hide = true)]
+        _json: bool,
     },
     /// Print the man page (roff). Install: `memlens man > /usr/local/share/man/man1/memlens.1`.
     #[command(
         after_help = "EXAMPLES\n  memlens man > /usr/local/share/man/man1/memlens.1 && man memlens"
     )]
-    Man,
+    Man {
+        // No JSON report: the global --json is shadowed by a hidden local one, so its --help
+        // does not offer it (still refused at run time).
+        #[arg(id = "json", long = "json", hide = true)]
+        _json: bool,
+    },
     /// Internal: run a memory workload (used by the tests and `memlens lab`).
     #[command(name = "__workload", hide = true)]
     Workload {
@@ -704,6 +722,9 @@ struct RecordArgs {
     /// Do not follow OOM kills (the benchmark).
     #[arg(long, hide = true)]
     no_oom: bool,
+    // No JSON report: see `Command::Top`.
+    #[arg(id = "json", long = "json", hide = true)]
+    _json: bool,
 }
 
 impl RecordArgs {
@@ -946,29 +967,19 @@ fn forecast_finding(g: &Global, r: &report::Report) -> Option<crate::rules::Find
     crate::rules::forecast::oom_forecast(r, f.as_ref())
 }
 
-/// Sleeps `d`; on a terminal (stderr) shows a countdown so a long `--sample` does not look
-/// hung. Nothing is printed when stderr is not a terminal (scripts, pipes).
 fn wait_with_progress(d: std::time::Duration, what: &str) {
-    let tty = std::io::stderr().is_terminal();
-    if !tty || d < std::time::Duration::from_secs(1) {
-        std::thread::sleep(d);
-        return;
+    crate::progress::wait(d, what);
+}
+
+/// `--json` given to a command that prints no JSON report (it is hidden from its --help).
+fn refuse_json(g: &Global, cmd: &str) -> Result<(), Failure> {
+    if g.json {
+        return Err(Failure::new(
+            exit::BAD_TARGET,
+            format!("{cmd} prints no JSON report: --json does not apply"),
+        ));
     }
-    let end = std::time::Instant::now() + d;
-    loop {
-        let left = end.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            break;
-        }
-        eprint!(
-            "\rmemlens: {what} in {:.0}s (Ctrl-C to stop)   ",
-            left.as_secs_f64().ceil()
-        );
-        let _ = std::io::stderr().flush();
-        std::thread::sleep(left.min(std::time::Duration::from_millis(250)));
-    }
-    // Clear the line.
-    eprint!("\r{}\r", " ".repeat(60));
+    Ok(())
 }
 
 fn hierarchy(root: &Root) -> Result<Hierarchy, Failure> {
@@ -1067,6 +1078,12 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Some(Command::Capture { .. }) => "capture",
         Some(Command::Run { .. }) => "run",
         Some(Command::Lab { .. }) => "lab",
+        Some(Command::Node { .. }) => "node",
+        Some(Command::Kernel { .. }) => "kernel",
+        Some(Command::Cache { .. }) => "cache",
+        Some(Command::History { .. }) => "history",
+        Some(Command::Recommend { .. }) => "recommend",
+        // No JSON report (refused, or not a report: serve, top, record, plot, export...).
         _ => "memlens",
     });
     match cli.command {
@@ -1185,6 +1202,11 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     }
                     let first = build(&root, &h, &path, descendants)?;
                     let t0 = std::time::Instant::now();
+                    if !g.json {
+                        // What is known now reaches a pipe before the wait.
+                        emit_human(&render::human::explain_first_sample(&first, d));
+                        let _ = std::io::stdout().flush();
+                    }
                     wait_with_progress(d, "second sample");
                     let second = build(&root, &h, &path, descendants)?;
                     (second, Some((first, t0.elapsed().as_secs_f64())))
@@ -1376,6 +1398,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     max_time,
                 };
                 let w = crate::dying::collect(&root, &h, &path, bounds);
+                set_json_kind("zombies-why");
                 output(
                     g.json,
                     || serde_json::json!({"why": w}),
@@ -1418,6 +1441,13 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 return Ok(exit::OK);
             }
             let first = crate::zombies::collect(&root, &h);
+            // Human output: the first count is printed (and reaches a pipe) before the wait;
+            // the trend follows it.
+            let streamed = !g.json && sample.is_some() && root.is_live();
+            if streamed {
+                emit_human(&render::human::zombies(&first, None, st));
+                let _ = std::io::stdout().flush();
+            }
             let trend = match sample {
                 Some(d) => {
                     if !root.is_live() {
@@ -1440,6 +1470,8 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     hz["sample"] = serde_json::json!({"seconds": secs, "dying_before": first.hierarchies.first().and_then(|x| x.dying), "dying_after": n});
                 }
                 emit_json(&v);
+            } else if streamed {
+                emit(&render::human::zombies_trend(&first, trend));
             } else {
                 emit_human(&render::human::zombies(&first, trend, st));
             }
@@ -1482,6 +1514,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             let h = hierarchy(&root)?;
             if !drop.is_empty() {
                 let d = crate::cache::drop_files(&root, &h, &drop);
+                set_json_kind("cache-drop");
                 output(
                     g.json,
                     || serde_json::json!({"dropped": d, "problems": []}),
@@ -1650,7 +1683,9 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             )
             .map_err(|e| Failure::new(exit::FAILURE, format!("serve on {listen}: {e}")))?;
         }
-        Some(Command::Top { interval, replay }) => {
+        Some(Command::Top {
+            interval, replay, ..
+        }) => {
             if g.json {
                 return Err(Failure::new(
                     exit::BAD_TARGET,
@@ -1682,6 +1717,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 .map_err(|e| Failure::new(exit::FAILURE, e))?;
         }
         Some(Command::Record(a)) => {
+            refuse_json(&g, "record")?;
             init_logging(LogFormat::Text);
             if g.at.is_some() {
                 return Err(Failure::new(
@@ -1730,7 +1766,9 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             since,
             until,
             output,
+            ..
         }) => {
+            refuse_json(&g, "plot")?;
             let q = crate::history::Query {
                 target,
                 since,
@@ -1782,7 +1820,9 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             since,
             until,
             format: _,
+            ..
         }) => {
+            refuse_json(&g, "export")?;
             let e = crate::history::export(g.store.as_deref(), &since, until.as_deref(), &targets)
                 .map_err(|e| Failure::new(e.0, e.1))?;
             for p in &e.problems {
@@ -1790,12 +1830,14 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             }
             emit(&render::history::openmetrics(&e));
         }
-        Some(Command::Completions { shell }) => {
+        Some(Command::Completions { shell, .. }) => {
+            refuse_json(&g, "completions")?;
             let mut out = std::io::stdout().lock();
             crate::completions::write(shell, &mut out)
                 .map_err(|e| Failure::new(exit::FAILURE, format!("cannot write: {e}")))?;
         }
-        Some(Command::Man) => {
+        Some(Command::Man { .. }) => {
+            refuse_json(&g, "man")?;
             let mut buf = Vec::new();
             crate::completions::man(command(), &mut buf)
                 .map_err(|e| Failure::new(exit::FAILURE, format!("cannot render: {e}")))?;
@@ -1860,7 +1902,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     format!(
                         "{}\n",
                         serde_json::to_string_pretty(&render::json::envelope(
-                            "memlens",
+                            "find-limit",
                             serde_json::json!(f),
                             None
                         ))

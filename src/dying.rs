@@ -54,6 +54,7 @@ pub struct PinningFile {
     /// How it was found.
     pub found: String,
     /// Resident bytes that kpagecgroup reports as the holder's.
+    #[serde(rename = "charged_bytes")]
     pub bytes: u64,
     /// On tmpfs (dropping does not free it; deleting the file does).
     pub tmpfs: bool,
@@ -222,8 +223,14 @@ pub fn collect(root: &Root, h: &Hierarchy, paths: &[PathBuf], bounds: candidates
             dirs.push(p);
         }
     }
+    // docker's own state directory when the daemon uses another --data-root.
+    let dcont = crate::identity::docker_root(root).join("containers");
+    if !dirs.contains(&dcont) && root.real_path(&dcont).is_some_and(|r| r.exists()) {
+        dirs.push(dcont);
+    }
+    let stopped = stopped_container_dirs(root, &all);
     let pids = root.pids();
-    let found = candidates::collect(root, &pids, paths, &dirs, false, bounds);
+    let found = candidates::collect_with(root, &pids, paths, &stopped, &dirs, false, bounds);
     problems.extend(found.problems.iter().cloned());
     let inodes = cgroup_inodes(root, h);
     let holder_ino: HashMap<u64, String> = inodes
@@ -338,4 +345,107 @@ pub fn collect(root: &Root, h: &Hierarchy, paths: &[PathBuf], bounds: candidates
         seconds: t0.elapsed().as_secs_f64(),
         problems,
     }
+}
+
+/// The writable layers and volumes of containers that still exist but have no live cgroup
+/// (stopped, not removed): the files they wrote stay cached, charged to their memcg, now
+/// dying. docker: `DATA-ROOT/containers/ID` without a cgroup naming ID; its layer is
+/// `image/overlay2/layerdb/mounts/ID/mount-id` -> `overlay2/MOUNT-ID/diff`, its volumes the
+/// `Type: volume` sources of config.v2.json `MountPoints`. podman (containers/storage):
+/// `overlay-containers/containers.json` `layer` -> `overlay/LAYER/diff`. A removed container
+/// (`docker rm`) has none left to walk: its layer is deleted with it, and a deleted file's
+/// pages are freed with its inode unless a process still holds it open (then its fd names
+/// it). Named volumes outlive `rm`: they are walked under `volumes/` of each root.
+pub fn stopped_container_dirs(root: &Root, live: &[String]) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let has_cgroup = |id: &str| live.iter().any(|p| p.contains(id));
+    let read_dir = |p: &std::path::Path| -> Vec<String> {
+        root.real_path(p)
+            .and_then(|r| std::fs::read_dir(r).ok())
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let text = |p: &std::path::Path| -> Option<String> {
+        let r = root.real_path(p)?;
+        std::fs::read_to_string(r).ok()
+    };
+    let droot = crate::identity::docker_root(root);
+    let mut ids = read_dir(&droot.join("containers"));
+    ids.sort();
+    for id in ids {
+        if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) || has_cgroup(&id) {
+            continue;
+        }
+        let cfg: serde_json::Value =
+            text(&droot.join("containers").join(&id).join("config.v2.json"))
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default();
+        let name = cfg["Name"]
+            .as_str()
+            .map(|n| n.trim_start_matches('/').to_string())
+            .unwrap_or_else(|| id[..12].to_string());
+        if let Some(m) = text(
+            &droot
+                .join("image/overlay2/layerdb/mounts")
+                .join(&id)
+                .join("mount-id"),
+        ) {
+            let m = m.trim();
+            if !m.is_empty() && !m.contains('/') && m != ".." {
+                out.push((
+                    droot.join("overlay2").join(m).join("diff"),
+                    format!("writable layer of stopped container {name}"),
+                ));
+            }
+        }
+        if let Some(mps) = cfg["MountPoints"].as_object() {
+            for mp in mps.values() {
+                if mp["Type"] == "volume"
+                    && let Some(src) = mp["Source"].as_str()
+                {
+                    out.push((
+                        PathBuf::from(src),
+                        format!(
+                            "volume {} of stopped container {name}",
+                            mp["Name"].as_str().unwrap_or("?")
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    let proot = crate::identity::podman_root(root);
+    let pc: serde_json::Value = text(&proot.join("overlay-containers/containers.json"))
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    for c in pc.as_array().into_iter().flatten() {
+        let (Some(id), Some(layer)) = (c["id"].as_str(), c["layer"].as_str()) else {
+            continue;
+        };
+        if has_cgroup(id) || layer.contains('/') || layer == ".." {
+            continue;
+        }
+        let name = c["names"][0].as_str().unwrap_or(&id[..id.len().min(12)]);
+        out.push((
+            proot.join("overlay").join(layer).join("diff"),
+            format!("writable layer of stopped container {name}"),
+        ));
+    }
+    // Named volumes outlive their containers.
+    for (r, what) in [(&droot, "docker"), (&proot, "podman")] {
+        let v = r.join("volumes");
+        let mut names = read_dir(&v);
+        names.sort();
+        for n in names {
+            let d = v.join(&n).join("_data");
+            if root.real_path(&d).is_some_and(|x| x.is_dir()) {
+                out.push((d, format!("{what} volume {n}")));
+            }
+        }
+    }
+    out
 }

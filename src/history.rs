@@ -658,14 +658,17 @@ pub fn trusted(f: &Fit) -> bool {
     f.r2 >= 0.9 && f.n >= 10 && f.slope > 0.0 && f.max_drop <= 0.1
 }
 
-/// min / max / last of one column over a step.
+/// min / max / last of one column over a step (sizes: `_bytes` as everywhere in the JSON).
 #[derive(Debug, Clone, Serialize)]
 pub struct Stat {
     /// Smallest.
+    #[serde(rename = "min_bytes")]
     pub min: Option<u64>,
     /// Largest.
+    #[serde(rename = "max_bytes")]
     pub max: Option<u64>,
     /// The step's last sample.
+    #[serde(rename = "last_bytes")]
     pub last: Option<u64>,
 }
 
@@ -678,7 +681,7 @@ pub struct Step {
     pub start_ms: i64,
     /// Samples in the step (0: not recorded then).
     pub samples: usize,
-    /// Per column (in [`COLUMNS`] order), `_bytes`.
+    /// Per column (in [`COLUMNS`] order): `{min_bytes, max_bytes, last_bytes}`.
     pub values: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -861,7 +864,7 @@ pub fn history(dir: Option<&Path>, q: &Query) -> Result<History, (i32, String)> 
         for (k, col) in COLUMNS.iter().enumerate() {
             let vs: Vec<u64> = slice.iter().filter_map(|p| p.values[k]).collect();
             values.insert(
-                format!("{col}_bytes"),
+                col.to_string(),
                 serde_json::json!(Stat {
                     min: vs.iter().min().copied(),
                     max: vs.iter().max().copied(),

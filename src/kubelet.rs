@@ -217,6 +217,7 @@ pub struct Threshold {
     /// As configured (`100Mi`, `10%`).
     pub value: String,
     /// In bytes of the signal's capacity.
+    #[serde(rename = "value_bytes")]
     pub bytes: u64,
     /// evictionSoftGracePeriod (soft only).
     pub grace_period: Option<String>,

@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod node;
 pub mod oom;
 pub mod overview;
+pub mod progress;
 pub mod recommend;
 pub mod record;
 pub mod render;

@@ -78,6 +78,8 @@ pub struct KubeletView {
     /// Thresholds in force.
     pub thresholds: Vec<Threshold>,
     /// Per threshold: signal − threshold (negative: eviction now, or after the grace period).
+    /// In JSON objects `{signal, kind, margin_bytes}` (one type per field, not a tuple).
+    #[serde(serialize_with = "margins_json")]
     pub margins: Vec<(String, &'static str, Option<i64>)>,
     /// The pods in eviction order.
     pub ranking: Vec<Ranked>,
@@ -197,7 +199,7 @@ fn neighbours(
     };
     let t0 = std::time::Instant::now();
     let before = read_all();
-    std::thread::sleep(d);
+    crate::progress::wait(d, "second sample");
     let after = read_all();
     let secs = t0.elapsed().as_secs_f64();
     // Effective limit: the smallest own limit on the path to the root.
@@ -579,4 +581,18 @@ fn qos_checks(
     }
     let note = (unmatched > 0).then(|| format!("{unmatched} containers of multi-container pods could not be matched to their spec (no names on the node)"));
     (out, note)
+}
+
+fn margins_json<S: serde::Serializer>(
+    m: &[(String, &'static str, Option<i64>)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(m.len()))?;
+    for (signal, kind, margin) in m {
+        seq.serialize_element(
+            &serde_json::json!({"signal": signal, "kind": kind, "margin_bytes": margin}),
+        )?;
+    }
+    seq.end()
 }

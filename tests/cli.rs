@@ -227,6 +227,13 @@ fn help_offers_only_what_applies_and_version_has_the_commit() {
         ("run", &["--from", "--host-root"][..]),
         ("lab", &["--from", "--host-root"]),
         ("serve", &["--json", "--color"]),
+        // Commands that print no JSON report (a file, a script, a page, a screen, a store).
+        ("plot", &["--json"]),
+        ("export", &["--json"]),
+        ("completions", &["--json"]),
+        ("man", &["--json"]),
+        ("top", &["--json"]),
+        ("record", &["--json"]),
     ] {
         let (code, out, _) = run(&[sub, "--help"]);
         assert_eq!(code, 0);
@@ -238,6 +245,17 @@ fn help_offers_only_what_applies_and_version_has_the_commit() {
     }
     let (_, out, _) = run(&["show", "--help"]);
     assert!(out.contains("--from") && out.contains("--json"), "{out}");
+    // Still refused, with the reason, when given anyway.
+    for args in [
+        &["man", "--json"][..],
+        &["completions", "bash", "--json"],
+        &["record", "--json"],
+        &["export", "--json"],
+    ] {
+        let (code, _, err) = run(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains("--json does not apply"), "{args:?}: {err}");
+    }
     let (code, out, _) = run(&["-V"]);
     assert_eq!(code, 0);
     assert!(out.contains("commit "), "{out}");

@@ -34,7 +34,11 @@ fn psi_two_decimals(name: &str, text: &str) {
     }
 }
 
-/// Validates each (name, JSON text); panics with every error found.
+/// Validates each (name, JSON text) against the schema file, and the rules it states for
+/// every report (DEVELOPERS.md "JSON schema"): a size ends in `_bytes` (no bare `bytes`) and
+/// is an integer or null, and a field has one type (per `kind`, across every document of
+/// that kind: null aside, integers and decimals both count as numbers). Panics with every
+/// error found.
 fn validate(docs: &[(String, String)]) {
     for (name, text) in docs {
         psi_two_decimals(name, text);
@@ -53,6 +57,26 @@ jsonschema.Draft202012Validator.check_schema(schema)
 v = jsonschema.Draft202012Validator(schema)
 bad = 0
 args = sys.argv[2:]
+types = {}
+def walk(x, p, kind, name):
+    global bad
+    if isinstance(x, dict):
+        for k, y in x.items():
+            q = p + "." + k
+            if k == "bytes":
+                bad += 1
+                print(f"{name}: {q}: a size is named *_bytes")
+            if k.endswith("_bytes") and not (y is None or (isinstance(y, int) and not isinstance(y, bool))):
+                bad += 1
+                print(f"{name}: {q}: a *_bytes field is an integer or null: {json.dumps(y)[:80]}")
+            walk(y, q, kind, name)
+    elif isinstance(x, list):
+        for y in x:
+            walk(y, p + "[]", kind, name)
+    if x is None:
+        return
+    t = {bool: "boolean", int: "number", float: "number", str: "string", dict: "object", list: "array"}[type(x)]
+    types.setdefault((kind, p), {}).setdefault(t, name)
 for name, path in zip(args[0::2], args[1::2]):
     try:
         doc = json.load(open(path))
@@ -63,6 +87,11 @@ for name, path in zip(args[0::2], args[1::2]):
     for e in v.iter_errors(doc):
         bad += 1
         print(f"{name}: at {list(e.absolute_path)}: {e.message[:300]}")
+    walk(doc, "", doc.get("kind") if isinstance(doc, dict) else None, name)
+for (kind, p), ts in types.items():
+    if len(ts) > 1:
+        bad += 1
+        print(f"kind {kind}: {p or '.'} has several types: " + ", ".join(f"{t} (in {n})" for t, n in ts.items()))
 sys.exit(1 if bad else 0)
 "#;
     let out = Command::new("python3")
@@ -112,6 +141,16 @@ fn every_commands_json_matches_the_schema() {
         .join("tests/fixtures/oom/ubuntu-4.15-docker.log")
         .display()
         .to_string();
+    // A 20 MiB file the cgroup caches (cache, cache --drop, kernel).
+    let file = disk_dir().join(format!("memlens-test-schema-{}", std::process::id()));
+    let fs = file.display().to_string();
+    let _file = Remove(file.clone());
+    let _w2 = Workload::start(&child, &[&format!("write={fs}:20M"), &format!("open={fs}")]);
+    let (code, _, err) = run(&["capture", cg.path(), "-o", &cap]);
+    assert_eq!(code, 0, "{err}");
+    let store = tempfile::tempdir().expect("tmp");
+    let st = store.path().display().to_string();
+    record_briefly(&st, &cap);
     let mut docs = vec![
         j(&[]),
         j(&["--all"]),
@@ -135,6 +174,34 @@ fn every_commands_json_matches_the_schema() {
         j(&["oom", "--file", &fixture]),
         j(&["oom", "show", "1", "--file", &fixture]),
         j(&["lab", "--list"]),
+        j(&["node"]),
+        j(&["node", "--sample", "100ms"]),
+        j(&["kernel"]),
+        j(&["kernel", cg.path()]),
+        j(&["kernel", child.path(), "--sample", "100ms"]),
+        j(&["kernel", "/"]),
+        j(&["cache", cg.path()]),
+        j(&[
+            "cache",
+            child.path(),
+            "--path",
+            &disk_dir().display().to_string(),
+            "--max-time",
+            "2s",
+        ]),
+        j(&["zombies", "--why", "--max-time", "2s"]),
+        j(&["--store", &st, "history", cg.path(), "--since", "1m"]),
+        j(&["--store", &st, "history", child.path(), "--since", "1m"]),
+        j(&["--store", &st, "recommend"]),
+        j(&[
+            "--store",
+            &st,
+            "recommend",
+            child.path(),
+            "--check-limit",
+            "64M",
+        ]),
+        j(&["cache", "--drop", &fs]),
         j(&[
             "lab",
             "untouched-malloc",
@@ -154,10 +221,37 @@ fn every_commands_json_matches_the_schema() {
         la.to_str().unwrap(),
         lb.to_str().unwrap(),
     ]));
-    // `run` prints its report on stderr.
+    // Every OOM log fixture (each format and kernel: times with and without zones, group
+    // kills, v1 kmem/memsw lines, cut reports), the list and each kill.
+    let oom_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/oom");
+    let mut logs: Vec<_> = std::fs::read_dir(&oom_dir)
+        .expect("fixtures")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_none_or(|x| x != "md"))
+        .collect();
+    logs.sort();
+    for l in &logs {
+        let l = l.display().to_string();
+        let d = j(&["oom", "--file", &l]);
+        let v: serde_json::Value = serde_json::from_str(&d.1).expect("oom JSON");
+        for e in v["events"].as_array().into_iter().flatten().take(3) {
+            let n = e["number"].to_string();
+            docs.push(j(&["oom", "show", &n, "--file", &l]));
+        }
+        docs.push(d);
+    }
+    // `run` prints its report on stderr; so does --find-limit, after its trial lines.
     let (code, _, err) = run(&["run", "--json", "--limit", "64M", "--", "true"]);
     assert_eq!(code, 0);
     docs.push(("run (stderr)".into(), err));
+    let (code, _, err) = run(&["run", "--find-limit", "--json", "--", "true"]);
+    assert_eq!(code, 0, "{err}");
+    let report: String = err
+        .lines()
+        .skip_while(|l| !l.starts_with('{'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    docs.push(("run --find-limit (stderr)".into(), report));
     // The live kernel log, when this machine lets us read it.
     let (code, out, _) = run(&["oom", "--json"]);
     if code == 0 {
@@ -175,4 +269,48 @@ fn every_commands_json_matches_the_schema() {
         docs.push((format!("GET {p}"), body));
     }
     validate(&docs);
+}
+
+/// Removes a file on drop.
+struct Remove(std::path::PathBuf);
+impl Drop for Remove {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `memlens record` of the capture `cap` at 200 ms into `store` until it committed 5 ticks
+/// (for history, recommend). From a capture: a walk of the live node can take minutes when
+/// other tests hold thousands of cgroups, and SIGINT is only seen between ticks.
+fn record_briefly(store: &str, cap: &str) {
+    use std::io::BufRead;
+    let mut child = Command::new(bin())
+        .args([
+            "--store",
+            store,
+            "--from",
+            cap,
+            "record",
+            "--interval",
+            "200ms",
+        ])
+        .args(["--fast-interval", "200ms", "--no-oom"])
+        .env("MEMLENS_RECORD_TRACE", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start memlens record");
+    let err = child.stderr.take().expect("stderr");
+    let mut ticks = 0;
+    for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+        if line.starts_with("memlens-record: committed ") {
+            ticks += 1;
+            if ticks == 5 {
+                // SAFETY: signalling our own child.
+                unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+            }
+        }
+    }
+    let st = child.wait().expect("wait record");
+    assert!(ticks >= 5 && st.success(), "record: {st}, {ticks} ticks");
 }

@@ -83,8 +83,16 @@ fn files_owners_tmpfs_deleted_and_drop() {
     assert!(ra["ownership_unavailable"].is_null(), "{ra:#}");
     for (p, mib) in [(&f30, 30), (&f20, 20), (&f10, 10)] {
         let r = row(&ra, &s(p));
-        within("cached", u(r, "cached_bytes"), mib * MIB, 5.0);
-        within("charged to A", u(r, "charged_here_bytes"), mib * MIB, 5.0);
+        // kdamond's pageout scheme evicts cold page cache below the limit on this host (27 of
+        // a 30 MiB file seen gone within a second): what is cached is the kernel's figure of
+        // the moment (cachestat), never more than was written, and all of it charged to A.
+        let cached = u(r, "cached_bytes");
+        assert!(
+            (mib * MIB / 2..=mib * MIB * 105 / 100).contains(&cached),
+            "{}: cached {cached} of {mib} MiB",
+            s(p)
+        );
+        within("charged to A", u(r, "charged_here_bytes"), cached, 5.0);
     }
     let t = row(&ra, &s(&shm));
     assert_eq!(t["tmpfs"], true, "{t}");
@@ -112,7 +120,7 @@ fn files_owners_tmpfs_deleted_and_drop() {
         .unwrap_or_else(|| panic!("not charged to A: {r}"));
     within(
         "charged to A (seen from B)",
-        u(other, "bytes"),
+        u(other, "charged_bytes"),
         20 * MIB,
         5.0,
     );
@@ -151,7 +159,7 @@ fn files_owners_tmpfs_deleted_and_drop() {
         .as_array()
         .and_then(|o| o.iter().find(|o| o["owner"]["cgroup"] == a.path()))
         .unwrap_or_else(|| panic!("A not among the owners: {d0}"));
-    within("freed from A", u(o, "owner.bytes"), 30 * MIB, 5.0);
+    within("freed from A", u(o, "owner.charged_bytes"), 30 * MIB, 5.0);
     let after = kstat(&a)[&file_key];
     // The counter fell by at least what was freed (kdamond may have taken more).
     assert!(
@@ -202,6 +210,12 @@ fn zombies_why_names_the_file_that_pins_a_dying_memcg() {
     let t = std::time::Instant::now();
     let (w, hd, f) = loop {
         let w = json(&["zombies", "--why", "--path", &dir.display().to_string()]);
+        // The named pages and memory.stat must agree in one report; memory.stat lags evictions
+        // (kdamond) by up to the kernel's stat flush, so a disagreement is asked again.
+        let agree = |hd: &serde_json::Value, f: &serde_json::Value| {
+            let (d, n) = (u(hd, "dying_file_bytes"), u(f, "charged_bytes"));
+            (d as f64 - n as f64).abs() <= d as f64 * 0.05
+        };
         let w = w["why"].clone();
         let hd = w["holders"]
             .as_array()
@@ -213,23 +227,25 @@ fn zombies_why_names_the_file_that_pins_a_dying_memcg() {
             .and_then(|a| a.iter().find(|f| f["path"] == file.display().to_string()))
             .cloned();
         match f {
-            Some(f) => break (w, hd, f),
-            None if t.elapsed() < std::time::Duration::from_secs(10) => {
-                std::thread::sleep(std::time::Duration::from_millis(100))
+            Some(f) if agree(&hd, &f) || t.elapsed() > std::time::Duration::from_secs(10) => {
+                break (w, hd, f);
             }
-            None => panic!("file not named: {hd:#}"),
+            None if t.elapsed() > std::time::Duration::from_secs(10) => {
+                panic!("file not named: {hd:#}")
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(100)),
         }
     };
     assert_eq!(u(&w, "major_faults"), 0);
-    within(
-        "dying page cache",
-        u(&hd, "dying_file_bytes"),
-        50 * MIB,
-        5.0,
+    // At most what the child wrote, at least half of it (kdamond, see above).
+    let dying = u(&hd, "dying_file_bytes");
+    assert!(
+        (25 * MIB..=50 * MIB * 105 / 100).contains(&dying),
+        "dying page cache {dying}"
     );
     assert_eq!(hd["certain"], true, "{hd}");
     let f = &f;
-    within("named", u(f, "bytes"), 50 * MIB, 5.0);
+    within("named", u(f, "charged_bytes"), dying, 5.0);
     if v2 {
         assert!(u(&hd, "nr_dying_descendants") >= 1, "{hd}");
     }
@@ -303,7 +319,7 @@ fn negative_dentries_are_reclaimable_kernel_memory() {
     let n = 200_000u64;
     let _w = Workload::start(&cg, &[&format!("lookup={}:{n}", dir.display())]);
     let r = json(&["kernel", cg.path()]);
-    let total = u(&r, "split.total.bytes");
+    let total = u(&r, "split.total.value_bytes");
     // A dentry is 192 bytes (slabinfo objsize on x86_64).
     let want = n * 192 * 8 / 10;
     assert!(total >= want, "kernel {total} < {want}: {r:#}");
@@ -326,7 +342,7 @@ fn negative_dentries_are_reclaimable_kernel_memory() {
         .iter()
         .find(|p| p["name"] == "slab_unreclaimable")
         .unwrap();
-    let v = u(su, "figure.bytes");
+    let v = u(su, "figure.value_bytes");
     assert!(
         v + 4 * MIB >= lo.min(hi) && v <= lo.max(hi) + 4 * MIB,
         "SUnreclaim {v} not within {lo}..{hi}"
@@ -383,5 +399,41 @@ fn captures_refuse_residency_but_give_the_kernel_split() {
     );
     assert_eq!(k["node"]["dentries"]["nr_negative"].as_u64(), Some(132124));
     // meminfo was not captured: unavailable, not 0.
-    assert!(k["node"]["parts"][0]["figure"]["bytes"].is_null());
+    assert!(k["node"]["parts"][0]["figure"]["value_bytes"].is_null());
+
+    // v1 memory.kmem.slabinfo from real kernels: before 5.9 a cgroup's own caches (largest
+    // first), or the header alone (no cache of its own yet); since 5.9 0 bytes.
+    let fx = "tests/fixtures/kernel/slabinfo";
+    for (cg, file) in [
+        ("qemu", "memory.kmem.slabinfo-2017-slab-linux-mm"),
+        ("kubepods", "memory.kmem.slabinfo-kubepods-header-only"),
+        ("new", "memory.kmem.slabinfo-6.18"),
+    ] {
+        w(
+            &format!("sys/fs/cgroup/memory/{cg}/memory.usage_in_bytes"),
+            "0\n",
+        );
+        w(
+            &format!("sys/fs/cgroup/memory/{cg}/memory.kmem.slabinfo"),
+            &std::fs::read_to_string(format!("{fx}/{file}")).unwrap(),
+        );
+    }
+    let k = json(&["kernel", "/qemu", "--from", &from]);
+    let c = &k["split"]["slab_caches"];
+    // vm_area_struct 510 780 272 15 1 : ... slabdata 52 52 0, then anon_vma_chain (13 slabs).
+    assert_eq!(c[0]["name"], "vm_area_struct", "{k:#}");
+    assert_eq!(c[0]["total_bytes"].as_u64(), Some(52 * 4096));
+    assert_eq!(c[1]["name"], "anon_vma_chain", "{k:#}");
+    assert!(k["split"]["slab_caches_note"].is_null(), "{k:#}");
+    let k = json(&["kernel", "/kubepods", "--from", &from]);
+    let note = k["split"]["slab_caches_note"].as_str().unwrap_or("");
+    assert!(
+        note.contains("no slab cache of this cgroup's own yet") && !note.contains("5.9 all"),
+        "{note}"
+    );
+    let k = json(&["kernel", "/new", "--from", &from]);
+    let note = k["split"]["slab_caches_note"].as_str().unwrap_or("");
+    assert!(note.contains("since 5.9"), "{note}");
+    let (_, out, _) = run(&["kernel", "/qemu", "--from", &from]);
+    assert!(out.contains("vm_area_struct"), "{out}");
 }

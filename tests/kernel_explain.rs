@@ -87,7 +87,22 @@ fn reclaimable_near_limit_fires_on_cache_not_on_anon() {
     limit(&cg, 64 * MIB);
     let _w = Workload::start(&cg, &[&format!("write={}:60M", f.s())]);
     f.sync();
-    let e = explain(&cg);
+    // kdamond's pageout scheme evicts cold cache below the limit on this host: when the
+    // usage has fallen under 90% of the limit by the time explain reads it (the rule's
+    // threshold), the cgroup reads the file back in and explain is asked again.
+    let mut e = explain(&cg);
+    for _ in 0..5 {
+        if finding(&e, "reclaimable-near-limit").is_some() {
+            break;
+        }
+        let usage: u64 = kfile(&cg, usage_file()).trim().parse().unwrap_or(0);
+        assert!(
+            usage < 64 * MIB * 9 / 10,
+            "usage {usage} is near the limit, yet no finding: {e:#}"
+        );
+        Workload::start(&cg, &[&format!("read={}:1", f.s())]).finish();
+        e = explain(&cg);
+    }
     let x = has(&e, "reclaimable-near-limit");
     assert_eq!(x["severity"], "info");
     assert!(evidence_text(x).contains("reclaimable"), "{x}");

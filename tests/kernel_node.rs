@@ -28,7 +28,7 @@ fn line(n: &serde_json::Value, key: &str) -> i64 {
         .unwrap()
         .iter()
         .find(|l| l["key"] == key)
-        .unwrap_or_else(|| panic!("no line {key}"))["bytes"]
+        .unwrap_or_else(|| panic!("no line {key}"))["value_bytes"]
         .as_i64()
         .unwrap_or_else(|| panic!("line {key} is null"))
 }
@@ -47,7 +47,7 @@ fn waterfall_adds_up_to_memtotal() {
     let no_pagetables = hier().version == Version::V2 && !kstat(&cg).contains_key("pagetables");
     let unknown: Vec<&str> = lines
         .iter()
-        .filter(|l| l["bytes"].is_null())
+        .filter(|l| l["value_bytes"].is_null())
         .map(|l| l["key"].as_str().unwrap())
         .collect();
     if no_pagetables {
@@ -59,7 +59,7 @@ fn waterfall_adds_up_to_memtotal() {
     } else {
         assert!(unknown.is_empty(), "n/a lines on this kernel: {unknown:?}");
     }
-    let sum: i64 = lines.iter().filter_map(|l| l["bytes"].as_i64()).sum();
+    let sum: i64 = lines.iter().filter_map(|l| l["value_bytes"].as_i64()).sum();
     if unknown.is_empty() {
         assert_eq!(
             sum, total as i64,
@@ -84,7 +84,7 @@ fn waterfall_adds_up_to_memtotal() {
         eprintln!(
             "waterfall {:>28} {:>14}",
             l["key"].as_str().unwrap(),
-            l["bytes"]
+            l["value_bytes"]
         );
     }
     if no_pagetables {
@@ -122,7 +122,7 @@ fn waterfall_adds_up_to_memtotal() {
     ] {
         assert!(
             cmp.iter()
-                .any(|c| c["key"] == k && c["figure"]["bytes"].is_u64()),
+                .any(|c| c["key"] == k && c["figure"]["value_bytes"].is_u64()),
             "{k}"
         );
     }
@@ -137,7 +137,7 @@ fn waterfall_adds_up_to_memtotal() {
             .lines()
             .find(|l| l.split_whitespace().next() == Some("/"))
             .and_then(|l| l.split_whitespace().nth(3)?.parse().ok());
-        let ours = cmp.iter().find(|c| c["key"] == "cgtop_root").unwrap()["figure"]["bytes"]
+        let ours = cmp.iter().find(|c| c["key"] == "cgtop_root").unwrap()["figure"]["value_bytes"]
             .as_u64()
             .unwrap();
         if let Some(c) = cgtop {
@@ -317,16 +317,16 @@ fn check_layout(driver: &str) {
             .unwrap_or_else(|| panic!("{sig} {kind}"))
     };
     assert_eq!(
-        find("memory.available", "hard")["bytes"].as_u64(),
+        find("memory.available", "hard")["value_bytes"].as_u64(),
         Some(100 << 20)
     );
     assert_eq!(
-        find("memory.available", "soft")["bytes"].as_u64(),
+        find("memory.available", "soft")["value_bytes"].as_u64(),
         Some((total as f64 * 0.10) as u64)
     );
     assert_eq!(find("memory.available", "soft")["grace_period"], "1m30s");
     assert_eq!(
-        find("allocatableMemory.available", "hard")["bytes"].as_u64(),
+        find("allocatableMemory.available", "hard")["value_bytes"].as_u64(),
         Some((pods_limit as f64 * 0.05) as u64)
     );
     // allocatableMemory.available = pods limit − kubepods working set, computed by hand from
@@ -345,7 +345,7 @@ fn check_layout(driver: &str) {
         },
     );
     let expect = pods_limit - (usage - inactive);
-    let got = k["allocatable_available"]["bytes"].as_u64().unwrap();
+    let got = k["allocatable_available"]["value_bytes"].as_u64().unwrap();
     assert!(
         got.abs_diff(expect) <= 2 * MIB,
         "allocatableMemory.available {got} vs hand-computed {expect}"
@@ -357,7 +357,7 @@ fn check_layout(driver: &str) {
     } else {
         kstat_path("/", "anon") + kstat_path("/", "file") - kstat_path("/", "inactive_file")
     };
-    let ma = k["memory_available"]["bytes"].as_u64().unwrap();
+    let ma = k["memory_available"]["value_bytes"].as_u64().unwrap();
     assert!(
         ma.abs_diff(total - root_ws) < 256 * MIB,
         "memory.available {ma} vs hand-computed {}",

@@ -175,7 +175,7 @@ fn a_group_kill_is_one_event_with_every_victim() {
         .as_array()
         .unwrap_or_else(|| panic!("not a group kill: {:#}", mine[0]["lines"]))
         .iter()
-        .filter_map(|v| v[0].as_i64())
+        .filter_map(|v| v["pid"].as_i64())
         .collect();
     assert!(
         pids.contains(&hpid) && pids.contains(&gpid),

@@ -128,3 +128,51 @@ fn oom_keeps_the_kernels_escaping_and_reads_non_utf8_logs() {
     assert!(out.contains("ta\\x1b[2Jil"), "{out}");
     assert!(v.to_string().contains("ta\\u001b[2Jil"), "{v}");
 }
+
+/// issue 12 (oom: time zones where the input has them): a zone in the log is kept, in
+/// RFC 3339 form (journalctl -o short-iso writes `+0100`), never converted or dropped; a
+/// time without one says so.
+#[test]
+fn oom_times_keep_the_logs_zone_and_say_when_it_has_none() {
+    let d = tempfile::tempdir().unwrap();
+    // The host's journalctl -o short-iso export, as a machine in UTC+1 would write it.
+    let t = fixture("host-6.18-v1-oom2.journal-short-iso.log").replace("+0000 ", "+0100 ");
+    assert!(t.contains("2026-12-01T08:40:19+0100 vm kernel: tail invoked oom-killer"));
+    let f = write(&d, "cet.log", &t);
+    let v = json(&["oom", "--file", &f])["events"].clone();
+    assert_eq!(
+        v[0]["time"], "2026-12-01T08:40:19+01:00",
+        "{}",
+        v[0]["time"]
+    );
+    assert!(v[0]["time_note"].is_null(), "{}", v[0]["time_note"]);
+    let (_, out, _) = run(&["oom", "--file", &f]);
+    assert!(out.contains("2026-12-01T08:40:19+01:00"), "{out}");
+    assert!(!out.contains("without a zone"), "{out}");
+    // dmesg --time-format iso and RFC 5424 carry theirs already (`,` becomes `.`).
+    for (name, want) in [
+        (
+            "host-6.18-v1-oom2.dmesg-iso.log",
+            "2026-12-01T08:40:19.507995+00:00",
+        ),
+        (
+            "host-6.18-v1-oom2.rfc5424.log",
+            "2026-12-01T08:40:49.727898+00:00",
+        ),
+    ] {
+        let v = json(&["oom", "--file", &format!("tests/fixtures/oom/{name}")])["events"].clone();
+        assert_eq!(v[0]["time"], want, "{name}");
+    }
+    // dmesg -T and journalctl -o short give no zone: the time is the log's local time.
+    for name in [
+        "host-6.18-v1-oom2.dmesg-ctime.log",
+        "host-6.18-v1-oom2.journal-short.log",
+    ] {
+        let f = format!("tests/fixtures/oom/{name}");
+        let v = json(&["oom", "--file", &f])["events"].clone();
+        let note = v[0]["time_note"].as_str().unwrap_or("");
+        assert!(note.contains("no zone"), "{name}: {}", v[0]);
+        let (_, out, _) = run(&["oom", "--file", &f]);
+        assert!(out.contains("TIME without a zone"), "{name}: {out}");
+    }
+}

@@ -106,8 +106,21 @@ pub fn limit_level(r: &OomReport) -> LimitLevel {
 pub struct GroupKill {
     /// The cgroup killed as a whole.
     pub cgroup: Option<String>,
-    /// Every victim: (pid, comm).
+    /// Every victim: (pid, comm); in JSON objects `{pid, comm}` (one type per field).
+    #[serde(serialize_with = "victims_json")]
     pub victims: Vec<(Option<i32>, Option<String>)>,
+}
+
+fn victims_json<S: serde::Serializer>(
+    v: &[(Option<i32>, Option<String>)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(v.len()))?;
+    for (pid, comm) in v {
+        seq.serialize_element(&serde_json::json!({"pid": pid, "comm": comm}))?;
+    }
+    seq.end()
 }
 
 /// The group kill in a report, with all its victims (from the report's own lines).

@@ -4,15 +4,13 @@ use super::{Style, bytes, table};
 use crate::history::History;
 
 fn last(step: &crate::history::Step, col: &str) -> Option<u64> {
-    step.values
-        .get(&format!("{col}_bytes"))
-        .and_then(|v| v["last"].as_u64())
+    step.values.get(col).and_then(|v| v["last_bytes"].as_u64())
 }
 
 fn range(step: &crate::history::Step, col: &str) -> String {
-    let v = step.values.get(&format!("{col}_bytes"));
+    let v = step.values.get(col);
     let g = |k: &str| v.and_then(|v| v[k].as_u64());
-    match (g("min"), g("max")) {
+    match (g("min_bytes"), g("max_bytes")) {
         (Some(a), Some(b)) if a != b => format!("{}–{}", bytes(Some(a)), bytes(Some(b))),
         (Some(a), _) => bytes(Some(a)),
         _ => "n/a".into(),
@@ -119,10 +117,10 @@ pub fn csv(h: &History) -> String {
     for s in &h.steps {
         out.push_str(&format!("{},{}", s.start, s.samples));
         for c in &h.columns {
-            let v = s.values.get(&format!("{c}_bytes"));
+            let v = s.values.get(*c);
             for k in ["min", "max", "last"] {
                 out.push(',');
-                if let Some(x) = v.and_then(|v| v[k].as_u64()) {
+                if let Some(x) = v.and_then(|v| v[format!("{k}_bytes")].as_u64()) {
                     out.push_str(&x.to_string());
                 }
             }

@@ -214,7 +214,7 @@ fn problems(out: &mut String, probs: &[String], s: Style) {
         s.warn("PROBLEMS (the rest of the report is complete)")
     );
     for p in probs {
-        let _ = writeln!(out, "  - {}", term(p));
+        let _ = writeln!(out, "{}", super::wrapped("  - ", 4, &term(p), 4));
     }
 }
 
@@ -467,7 +467,7 @@ pub fn show(r: &Report, s: Style) -> String {
         }
     );
     if !r.processes.is_empty() {
-        out.push_str(&indent(&ps_table(&r.processes, s)));
+        out.push_str(&indent(&ps_table_in(&r.processes, s, 2)));
         let _ = writeln!(
             out,
             "\n{}",
@@ -574,6 +574,32 @@ fn indent(t: &str) -> String {
 /// The process table. COMMAND is the command line (`[name]` for kernel threads, as ps
 /// prints them), cut to 60 characters; CGROUP only when the processes span several cgroups.
 pub fn ps_table(procs: &[Process], s: Style) -> String {
+    ps_table_in(procs, s, 0)
+}
+
+/// Cuts `t` to `max` characters, ending in `…` when cut.
+fn cut(t: &str, max: usize) -> String {
+    if t.chars().count() <= max {
+        t.to_string()
+    } else {
+        let mut c: String = t.chars().take(max.saturating_sub(1)).collect();
+        c.push('…');
+        c
+    }
+}
+
+/// [`ps_table`] to be printed indented by `indent` columns. With a terminal width
+/// ([`super::width`]) the rows fit it as top and htop fit theirs: USER is cut to 8, a CGROUP
+/// path keeps its last 24 characters, COMMAND gets the room left (at least 12), and when the
+/// figures alone are too wide the columns that say least go first (SWAP, USS, SHMEM, FILE,
+/// ANON; RSS and PSS stay), named under the table.
+pub fn ps_table_in(procs: &[Process], s: Style, indent: usize) -> String {
+    const USER: usize = 1;
+    const COMMAND: usize = 2;
+    const CGROUP: usize = 10;
+    // Dropped in this order when the terminal is too narrow.
+    const DROP: [usize; 5] = [9, 8, 6, 5, 4];
+    let width = super::width().map(|w| w.saturating_sub(indent));
     let several = procs
         .iter()
         .filter_map(|p| p.cgroup.as_deref())
@@ -586,27 +612,29 @@ pub fn ps_table(procs: &[Process], s: Style) -> String {
     if several {
         header.push("CGROUP");
     }
+    // Cells are escaped here (the table escapes again, a no-op) so widths are what is shown.
     let cmd = |p: &Process| -> String {
         let c = match (&p.cmdline, &p.comm) {
             (Some(c), _) => c.clone(),
             (None, Some(n)) => format!("[{n}]"),
             (None, None) => "?".into(),
         };
-        if c.chars().count() > 60 {
-            format!("{}…", c.chars().take(59).collect::<String>())
-        } else {
-            c
-        }
+        let c = term(&c).into_owned();
+        if width.is_some() { c } else { cut(&c, 60) }
     };
     let mut rows: Vec<Vec<String>> = procs
         .iter()
         .map(|p| {
-            let mut r = vec![
-                p.pid.to_string(),
-                p.user
+            let user = term(
+                &p.user
                     .clone()
                     .or_else(|| p.uid.map(|u| u.to_string()))
                     .unwrap_or_else(|| "?".into()),
+            )
+            .into_owned();
+            let mut r = vec![
+                p.pid.to_string(),
+                if width.is_some() { cut(&user, 8) } else { user },
                 cmd(p),
                 bytes(p.rss_bytes),
                 bytes(p.rss_anon_bytes),
@@ -617,7 +645,13 @@ pub fn ps_table(procs: &[Process], s: Style) -> String {
                 bytes(p.swap_bytes),
             ];
             if several {
-                r.push(p.cgroup.clone().unwrap_or_default());
+                let c = term(p.cgroup.as_deref().unwrap_or_default()).into_owned();
+                let n = c.chars().count();
+                r.push(if width.is_some() && n > 24 {
+                    format!("…{}", c.chars().skip(n - 23).collect::<String>())
+                } else {
+                    c
+                });
             }
             r
         })
@@ -647,9 +681,67 @@ pub fn ps_table(procs: &[Process], s: Style) -> String {
         sum_row.push(String::new());
     }
     rows.push(sum_row);
-    let mut t = table(&header, &rows, &[1, 2, 10], s);
-    t.push_str(&s.dim("RSS/ANON/FILE/SHMEM: /proc/PID/status VmRSS/RssAnon/RssFile/RssShmem; PSS, USS (Private_Clean + Private_Dirty): /proc/PID/smaps_rollup; SWAP: VmSwap"));
-    t.push('\n');
+    let mut keep: Vec<usize> = (0..header.len()).collect();
+    let mut hidden: Vec<&str> = Vec::new();
+    if let Some(tw) = width {
+        let col_w = |i: usize| -> usize {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain(std::iter::once(header[i].chars().count()))
+                .max()
+                .unwrap_or(0)
+        };
+        // Everything but COMMAND, with the gaps (COMMAND's own gap included).
+        let others = |keep: &[usize]| -> usize {
+            keep.iter()
+                .filter(|i| **i != COMMAND)
+                .map(|i| col_w(*i) + 2)
+                .sum()
+        };
+        const MIN_COMMAND: usize = 12;
+        for d in DROP {
+            if others(&keep) + MIN_COMMAND <= tw {
+                break;
+            }
+            keep.retain(|i| *i != d);
+            hidden.push(header[d]);
+        }
+        let room = tw.saturating_sub(others(&keep)).max(MIN_COMMAND);
+        for r in &mut rows {
+            r[COMMAND] = cut(&r[COMMAND], room);
+        }
+    }
+    let head: Vec<&str> = keep.iter().map(|i| header[*i]).collect();
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|r| keep.iter().map(|i| r[*i].clone()).collect())
+        .collect();
+    let left: Vec<usize> = keep
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| [USER, COMMAND, CGROUP].contains(i))
+        .map(|(k, _)| k)
+        .collect();
+    let mut t = table(&head, &rows, &left, s);
+    let mut foot = String::from(
+        "RSS/ANON/FILE/SHMEM: /proc/PID/status VmRSS/RssAnon/RssFile/RssShmem; PSS, USS (Private_Clean + Private_Dirty): /proc/PID/smaps_rollup; SWAP: VmSwap",
+    );
+    if !hidden.is_empty() {
+        let _ = write!(
+            foot,
+            ". Not shown, to fit {} columns: {} (a wider terminal or COLUMNS=N shows them; --json has every figure)",
+            width.unwrap_or(0) + indent,
+            hidden.join(", ")
+        );
+    }
+    let lines = match width {
+        Some(w) => super::wrap_words(&foot, w.max(20)),
+        None => vec![foot],
+    };
+    for l in lines {
+        t.push_str(&s.dim(&l));
+        t.push('\n');
+    }
     t
 }
 
@@ -839,6 +931,43 @@ pub fn explain(r: &Report, f: &[crate::rules::Finding], s: Style) -> String {
     );
     out.push_str(&findings(f, s));
     problems(&mut out, &r.problems(), s);
+    out
+}
+
+/// `explain --sample`: the line printed before the wait (what the first sample says), so
+/// piped output is not silent for the whole interval.
+pub fn explain_first_sample(r: &Report, wait: std::time::Duration) -> String {
+    let d = &r.derived;
+    format!(
+        "first sample of {}: usage {}, not reclaimable {}; the findings follow the second sample in {:.1} s\n",
+        term(&r.cgroup.path),
+        bytes(r.breakdown.usage.bytes),
+        bytes(d.not_reclaimable.bytes),
+        wait.as_secs_f64()
+    )
+}
+
+/// `zombies --sample`: the trend lines printed after the wait, under the first count
+/// (printed before it).
+pub fn zombies_trend(z: &crate::zombies::Zombies, trend: Option<(f64, Option<u64>)>) -> String {
+    let mut out = String::new();
+    let n = |v: Option<u64>| v.map_or("n/a".into(), |x: u64| x.to_string());
+    if let Some((secs, after)) = trend {
+        for h in &z.hierarchies {
+            let delta = match (h.dying, after) {
+                (Some(a), Some(b)) => format!(" ({:+})", b as i64 - a as i64),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "\ntrend: {} → {} dying over {secs:.1} s{delta} (v{} {})",
+                n(h.dying),
+                n(after),
+                h.version,
+                h.mount
+            );
+        }
+    }
     out
 }
 
@@ -1037,6 +1166,14 @@ pub fn oom_list_with(all: &[crate::oom::PostMortem], s: Style, times: Option<&st
     if let Some(t) = times {
         foot.push('\n');
         foot.push_str(t);
+    }
+    if all.iter().any(|p| {
+        p.report
+            .time
+            .as_deref()
+            .is_some_and(|t| crate::kmsg::oom::zone_of(t).is_none())
+    }) {
+        foot.push_str("\nTIME without a zone: the log gave none; it is the local time of the machine that wrote the log (a zone, Z or ±HH:MM, is shown as the log gave it).");
     }
     for l in foot.lines() {
         out.push_str(&s.dim(l));

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 /// The JSON schema version: in every top-level object as `"schema"`. Bumped on any change
 /// a script could trip over (a field renamed, removed or changing type); docs/schema/
 /// memlens.schema.json describes it.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// Wraps a command's JSON report: `schema` and `kind` first, `problems` always present (an
 /// empty list when nothing went wrong), and, with `--from`, what the capture was.

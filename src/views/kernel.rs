@@ -77,8 +77,13 @@ pub struct CgroupKernel {
 
 impl CgroupKernel {
     /// The split of `cg`; `total` is the breakdown's kernel figure, `slabinfo` the parsed
-    /// v1 memory.kmem.slabinfo (`None` when not read).
-    pub fn of(cg: &Cgroup, total: &Figure, slabinfo: Option<Vec<SlabCache>>) -> Self {
+    /// v1 memory.kmem.slabinfo with whether the file was 0 bytes (`Err`: why it gives
+    /// none; `None` when not read).
+    pub fn of(
+        cg: &Cgroup,
+        total: &Figure,
+        slabinfo: Option<Result<(Vec<SlabCache>, bool), String>>,
+    ) -> Self {
         let stat = cg.stat.as_ref();
         let parts: Vec<Part> = PARTS
             .iter()
@@ -117,11 +122,19 @@ impl CgroupKernel {
                 Vec::new(),
                 Some("memory.kmem.slabinfo unreadable".to_string()),
             ),
-            (Version::V1, Some(v)) if v.is_empty() => (
+            (Version::V1, Some(Err(why))) => (Vec::new(), Some(why)),
+            // 0 bytes, not even the header: since 5.9 (commit 9855609bde03,
+            // "mm: memcg/slab: use a single set of kmem_caches for all accounted allocations").
+            (Version::V1, Some(Ok((v, true)))) if v.is_empty() => (
                 Vec::new(),
                 Some("memory.kmem.slabinfo is empty: since 5.9 all memcgs share one set of slab caches".to_string()),
             ),
-            (Version::V1, Some(mut v)) => {
+            // The header alone: a pre-5.9 kernel that has made no per-memcg cache for it yet.
+            (Version::V1, Some(Ok((v, false)))) if v.is_empty() => (
+                Vec::new(),
+                Some("memory.kmem.slabinfo lists no caches: the kernel has made no slab cache of this cgroup's own yet (before 5.9 a memcg gets its own copy of each cache it allocates from)".to_string()),
+            ),
+            (Version::V1, Some(Ok((mut v, _)))) => {
                 v.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.name.cmp(&b.name)));
                 v.truncate(10);
                 (v, None)

@@ -18,6 +18,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Figure {
     /// The value in bytes, or `None` when unavailable.
+    #[serde(rename = "value_bytes")]
     pub bytes: Option<u64>,
     /// The file and formula (or, when unavailable, why).
     pub source: String,

@@ -31,6 +31,7 @@ pub struct Line {
     pub what: String,
     /// Bytes; may be negative for a difference of counters read a moment apart (or a
     /// remainder that is overcounted). `None` when a counter is unavailable.
+    #[serde(rename = "value_bytes")]
     pub bytes: Option<i64>,
     /// Files and formula.
     pub source: String,

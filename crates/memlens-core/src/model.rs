@@ -9,14 +9,19 @@ use serde::Serialize;
 use std::path::PathBuf;
 
 /// cgroup version of a hierarchy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
     /// cgroup v1 (`cgroup` mount with the `memory` option).
-    #[serde(rename = "1")]
     V1,
     /// cgroup v2 (`cgroup2` mount whose `cgroup.controllers` lists `memory`).
-    #[serde(rename = "2")]
     V2,
+}
+
+/// In JSON the number 1 or 2, as every report writes it (one type per field).
+impl Serialize for Version {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(self.number())
+    }
 }
 
 impl Version {

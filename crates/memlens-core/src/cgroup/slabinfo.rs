@@ -18,12 +18,14 @@ pub struct SlabCache {
     /// Objects allocated (in use or free in its slabs).
     pub num_objs: u64,
     /// Object size in bytes.
+    #[serde(rename = "objsize_bytes")]
     pub objsize: u64,
     /// Pages per slab.
     pub pagesperslab: u64,
     /// Slabs.
     pub num_slabs: u64,
     /// Memory the cache holds: num_slabs × pagesperslab × page size.
+    #[serde(rename = "total_bytes")]
     pub bytes: u64,
     /// Memory its objects in use occupy: active_objs × objsize.
     pub active_bytes: u64,
@@ -136,6 +138,51 @@ mod tests {
         assert_eq!(e.active_bytes, 11402 * 1024);
         // dentry 47807 50589 192 21 1 : ... slabdata 2409 2409 0
         assert_eq!(c[0].bytes, 2409 * 4096);
+    }
+
+    /// A cgroup's v1 memory.kmem.slabinfo from before 5.9 (a 2017 kernel, SLAB allocator:
+    /// non-zero tunables), from the linux-mm list (SOURCE).
+    #[test]
+    fn v1_memcg_slabinfo_before_5_9() {
+        let t = include_str!(
+            "../../tests/fixtures/kernel/slabinfo/memory.kmem.slabinfo-2017-slab-linux-mm"
+        );
+        let (c, bad) = parse(t, 4096);
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(c.len(), 24);
+        // dentry 52 90 272 15 1 : tunables 120 60 8 : slabdata 6 6 0
+        let d = c.iter().find(|c| c.name == "dentry").unwrap();
+        assert_eq!((d.active_objs, d.num_objs, d.objsize), (52, 90, 272));
+        assert_eq!(d.bytes, 6 * 4096);
+        assert_eq!(d.active_bytes, 52 * 272);
+        // vm_area_struct 510 780 272 15 1 : ... slabdata 52 52 0: the largest.
+        let big = c.iter().max_by_key(|c| c.bytes).unwrap();
+        assert_eq!(
+            (big.name.as_str(), big.bytes),
+            ("vm_area_struct", 52 * 4096)
+        );
+        // The mail's wrapped lines, rejoined with the kernel's field widths, are the fixture.
+        let mail = include_str!(
+            "../../tests/fixtures/kernel/slabinfo/memory.kmem.slabinfo-2017-slab-linux-mm.mail-verbatim"
+        );
+        let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert_eq!(squash(mail), squash(t));
+        // 3.10 SLUB (tunables 0): a docker container's, cut by its poster after 5 caches.
+        let t = include_str!(
+            "../../tests/fixtures/kernel/slabinfo/memory.kmem.slabinfo-3.10-slub-docker"
+        );
+        let (c, bad) = parse(t, 4096);
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(c.len(), 5);
+        // ovl_inode 432 432 680 48 8 : tunables 0 0 0 : slabdata 9 9 0
+        assert_eq!(c[3].name, "ovl_inode");
+        assert_eq!(c[3].bytes, 9 * 8 * 4096);
+        // The header alone (3.10 kubepods: no cache of its own yet).
+        let t = include_str!(
+            "../../tests/fixtures/kernel/slabinfo/memory.kmem.slabinfo-kubepods-header-only"
+        );
+        let (c, bad) = parse(t, 4096);
+        assert!(c.is_empty() && bad.is_empty());
     }
 
     #[test]

@@ -146,11 +146,16 @@ impl Builder {
             .wall
             .as_ref()
             .filter(|w| w.len() >= 19 && w.as_bytes().get(4) == Some(&b'-'))
-            .cloned();
+            .map(|w| rfc3339_zone(w));
         let logged_wall = line.wall.clone().filter(|_| time.is_none());
+        let time_note = time
+            .as_deref()
+            .filter(|t| zone_of(t).is_none())
+            .map(|_| NO_ZONE.to_string());
         Builder {
             report: OomReport {
                 time,
+                time_note,
                 logged_wall,
                 mono_usec: line.mono_usec,
                 seq: line.seq,
@@ -257,9 +262,33 @@ pub fn assume_year(reports: &mut [OomReport], year: i32, why: &str) {
         }
         r.time = Some(format!("{year:04}-{:02}-{d:02}T{hms}", m + 1));
         r.time_note = Some(format!(
-            "the log's time has no year: {year} assumed ({why})"
+            "the log's time has no year: {year} assumed ({why}); {NO_ZONE}"
         ));
     }
+}
+
+/// [`OomReport::time_note`] of a time the log gave without a zone.
+pub const NO_ZONE: &str = "the log's time has no zone: the local time of the machine that wrote the log (dmesg -T, journalctl -o short, syslog)";
+
+/// The zone of an ISO-8601 time (`Z`, `+01:00`), if it has one.
+pub fn zone_of(t: &str) -> Option<&str> {
+    let rest = t.get(19..)?;
+    let i = rest.find(['Z', '+', '-'])?;
+    rest.get(i..)
+}
+
+/// A logged ISO-8601 time in RFC 3339 form: journalctl's `-o short-iso` zone `+0100` written
+/// `+01:00` (dmesg's `--time-format iso` and RFC 5424 already are), the zone kept as logged:
+/// the log says which zone its times are in, and memlens does not convert them.
+fn rfc3339_zone(w: &str) -> String {
+    if let Some(z) = zone_of(w)
+        && z.len() == 5
+        && z[1..].bytes().all(|b| b.is_ascii_digit())
+    {
+        let head = &w[..w.len() - 5];
+        return format!("{head}{}{}:{}", &z[..1], &z[1..3], &z[3..]);
+    }
+    w.to_string()
 }
 
 /// Sets [`OomReport::time`] from the monotonic time where the log gave no wall clock.

@@ -78,8 +78,13 @@ const SKIP_FS: &[&str] = &[
     "rpc_pipefs",
 ];
 
+/// A mount point and, for an overlay, its layer directories (upper first).
+type Mount = (String, Option<Vec<String>>);
+
 struct Search<'a> {
     root: &'a Root,
+    /// Per PID, its mounts: (mount point, for an overlay its layer directories upper first).
+    overlays: std::collections::HashMap<i32, Vec<Mount>>,
     seen: HashSet<(u64, u64)>,
     /// Walk roots already walked (one tmpfs mounted twice is walked once).
     roots: HashSet<(u64, u64)>,
@@ -90,6 +95,62 @@ struct Search<'a> {
 }
 
 impl Search<'_> {
+    /// The file under an overlay mount (a container's `/`) that `name`, as process `pid`
+    /// sees it, really is: the first of the upper and lower layers holding it. A file opened
+    /// through overlayfs has page cache only on the layer's inode (overlayfs passes reads and
+    /// mappings to the real file), so cachestat and mincore must look at that one (and the
+    /// walk of the writable layer then finds the same inode, named as the process sees it).
+    fn overlay_real(&mut self, pid: i32, name: &str) -> Option<PathBuf> {
+        if !self.overlays.contains_key(&pid) {
+            let text = self
+                .root
+                .read(Path::new(&format!("/proc/{pid}/mountinfo")))
+                .unwrap_or_default();
+            let mut v = Vec::new();
+            for line in text.lines() {
+                let Ok(m) = procfs_core::process::MountInfo::from_line(line) else {
+                    continue;
+                };
+                let mp = m.mount_point.to_string_lossy().into_owned();
+                if m.fs_type != "overlay" {
+                    v.push((mp, None));
+                    continue;
+                }
+                let opt = |k: &str| m.super_options.get(k).cloned().flatten();
+                let mut layers: Vec<String> = opt("upperdir").into_iter().collect();
+                // lowerdir=A:B (a `:` inside a path is written `\:`, rare enough to skip).
+                if let Some(l) = opt("lowerdir").filter(|l| !l.contains("\\:")) {
+                    layers.extend(l.split(':').map(str::to_string));
+                }
+                v.push((mp, Some(layers)));
+            }
+            // Shortest first, mount order kept among equals: searched from the end.
+            v.sort_by_key(|(mp, _)| mp.len());
+            self.overlays.insert(pid, v);
+        }
+        let mounts = self.overlays.get(&pid)?;
+        // The deepest mount holding the path (a volume or /etc/hosts bind-mounted over the
+        // overlay is not in its layers, which may hold an older copy); the last one mounted
+        // there when several are.
+        let (mp, layers) = mounts
+            .iter()
+            .rev()
+            .find(|(mp, _)| mp == "/" || name == mp || name.starts_with(&format!("{mp}/")))?;
+        let layers = layers.as_ref()?;
+        let rel = name.strip_prefix(mp.as_str())?.trim_start_matches('/');
+        if rel.is_empty() {
+            return None;
+        }
+        // The first layer that has the name decides (an upper whiteout hides the lower copy).
+        for l in layers {
+            let p = self.real(&Path::new(l).join(rel));
+            if let Ok(m) = std::fs::symlink_metadata(&p) {
+                return m.file_type().is_file().then_some(p);
+            }
+        }
+        None
+    }
+
     fn real(&self, sys: &Path) -> PathBuf {
         self.root
             .real_path(sys)
@@ -157,7 +218,17 @@ impl Search<'_> {
                 continue;
             }
             let (name, deleted) = strip_deleted(&t);
-            self.add(name, link, format!("fd {n} of PID {pid}"), deleted);
+            let open = if deleted {
+                None
+            } else {
+                self.overlay_real(pid, &name)
+            };
+            self.add(
+                name,
+                open.unwrap_or(link),
+                format!("fd {n} of PID {pid}"),
+                deleted,
+            );
         }
     }
 
@@ -184,6 +255,8 @@ impl Search<'_> {
             // process's root (its mount namespace).
             let open = if deleted {
                 self.real(Path::new(&format!("/proc/{pid}/map_files/{range}")))
+            } else if let Some(p) = self.overlay_real(pid, &name) {
+                p
             } else {
                 self.real(
                     &Path::new(&format!("/proc/{pid}/root")).join(name.trim_start_matches('/')),
@@ -281,8 +354,23 @@ pub fn collect(
     walk_mounts: bool,
     bounds: Bounds,
 ) -> Found {
+    collect_with(root, pids, paths, &[], dirs, walk_mounts, bounds)
+}
+
+/// [`collect`], with `labelled` directories walked first, each with how it was found (a
+/// stopped container's writable layer or volume, `zombies --why`).
+pub fn collect_with(
+    root: &Root,
+    pids: &[i32],
+    paths: &[PathBuf],
+    labelled: &[(PathBuf, String)],
+    dirs: &[PathBuf],
+    walk_mounts: bool,
+    bounds: Bounds,
+) -> Found {
     let mut s = Search {
         root,
+        overlays: std::collections::HashMap::new(),
         seen: HashSet::new(),
         roots: HashSet::new(),
         out: Found::default(),
@@ -298,6 +386,10 @@ pub fn collect(
         let real = s.real(p);
         let shown = p.display().to_string();
         s.walk(&real, &shown, &format!("--path {shown}"));
+    }
+    for (p, found) in labelled {
+        let real = s.real(p);
+        s.walk(&real, &p.display().to_string(), found);
     }
     for p in dirs {
         let real = s.real(p);

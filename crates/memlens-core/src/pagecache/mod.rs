@@ -12,8 +12,10 @@
 //! memlens itself, see [`populate`]), a minor fault each that maps the cached page (and its
 //! resident neighbours, fault-around) and changes neither residency nor the page's memcg.
 //! A page evicted between mincore and the populate would be read back (one page, MADV_RANDOM)
-//! and charged to memlens: the thread's major-fault count is read around every populate and
-//! reported, so "nothing was faulted in" is measured, not assumed.
+//! and charged to memlens, so each run of at most 64 pages is asked about again just before
+//! it is populated (reclaim such as kdamond's keeps evicting during a long scan), and the
+//! thread's major-fault count is read around every populate and reported: "nothing was
+//! faulted in" is measured, not assumed.
 //!
 //! Hand-written over libc: no crate wraps cachestat, MADV_POPULATE_READ or this fallback.
 
@@ -29,6 +31,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// cachestat(2) syscall number (the same on every architecture but alpha; libc lacks it on
 /// x86_64 gnu).
 const SYS_CACHESTAT: libc::c_long = 451;
+/// Resident runs are populated at most this many pages at a time, each after a fresh
+/// mincore (see [`scan`]).
+const RECHECK_PAGES: usize = 64;
+
 /// madvise advice MADV_POPULATE_READ (include/uapi/asm-generic/mman-common.h).
 const MADV_POPULATE_READ: libc::c_int = 22;
 /// Pages mapped at once (256 MiB of 4 KiB pages): bounds memlens's page tables and buffers.
@@ -241,15 +247,49 @@ pub fn scan(f: &File, size: u64, kpage: Option<&Kpage>) -> io::Result<PageScan> 
                     continue;
                 }
                 let mut j = i;
-                while j < n && resident[j] {
+                while j < n && resident[j] && j - i < RECHECK_PAGES {
                     j += 1;
                 }
-                let (mn0, mj0) = thread_faults();
-                // SAFETY: a sub-range of our own mapping.
-                unsafe { populate(m.addr.cast::<u8>().add(i * ps as usize), j - i, ps as usize) };
-                let (mn1, mj1) = thread_faults();
-                out.minor_faults += mn1.saturating_sub(mn0);
-                out.major_faults += mj1.saturating_sub(mj0);
+                // Asked again just before the populate: reclaim (kdamond, kswapd) keeps
+                // evicting while a large window is worked through, and a page evicted since
+                // the window's mincore would be read back from disk. Only what is still
+                // resident is populated; the window left is microseconds, not the scan's.
+                let run = j - i;
+                let mut again = vec![0u8; run];
+                // SAFETY: a sub-range of our own mapping, one byte per page.
+                let ok = unsafe {
+                    libc::mincore(
+                        m.addr.cast::<u8>().add(i * ps as usize).cast(),
+                        run * ps as usize,
+                        again.as_mut_ptr(),
+                    )
+                } == 0;
+                let mut k = 0;
+                while k < run {
+                    if !ok || again[k] & 1 == 0 {
+                        k += 1;
+                        continue;
+                    }
+                    let mut e = k;
+                    while e < run && again[e] & 1 == 1 {
+                        e += 1;
+                    }
+                    // SAFETY: within our own mapping (i + k < n pages).
+                    let addr = unsafe { m.addr.cast::<u8>().add((i + k) * ps as usize) };
+                    // The code between the two fault counts (memlens's and libc's text) may
+                    // itself have been evicted (kdamond does): run it once with nothing to
+                    // populate first, so a major fault counted is the scanned file's.
+                    // SAFETY: an empty range of our own mapping.
+                    unsafe { populate(addr, 0, ps as usize) };
+                    let _ = thread_faults();
+                    let (mn0, mj0) = thread_faults();
+                    // SAFETY: a sub-range of our own mapping.
+                    unsafe { populate(addr, e - k, ps as usize) };
+                    let (mn1, mj1) = thread_faults();
+                    out.minor_faults += mn1.saturating_sub(mn0);
+                    out.major_faults += mj1.saturating_sub(mj0);
+                    k = e;
+                }
                 i = j;
             }
             let frames = kp.pfns(m.addr as usize, n)?;
