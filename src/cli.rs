@@ -489,6 +489,19 @@ enum Command {
         /// Log format on stderr (RUST_LOG sets the level; default info).
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
+        /// Tiered reads: a cgroup whose usage has not moved is read in full (memory.stat and
+        /// the rest) only every N collections; its series keep the last full read's values
+        /// and memlens_memory_read_timestamp_seconds (1: read everything every collection).
+        #[arg(long, default_value_t = 6, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        full_every: u32,
+        /// Tiered reads: a usage change of more than SIZE since a cgroup's last full read
+        /// reads it in full at once (0: any change).
+        #[arg(long, default_value = "0", value_name = "SIZE", value_parser = crate::units::parse_size)]
+        reread_above: u64,
+        /// At most N usage files kept open and re-read with pread (one per cgroup; beyond it
+        /// they are opened per read). Also at most half the open-file limit.
+        #[arg(long, default_value_t = crate::cgroup::tier::DEFAULT_FD_CAP, value_name = "N")]
+        max_fds: usize,
         /// Also run the flight recorder (`memlens record` with its defaults, into --store),
         /// and export memlens_oom_forecast_seconds from it.
         #[arg(long)]
@@ -1640,6 +1653,9 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             record_interval,
             retention,
             max_size,
+            full_every,
+            reread_above,
+            max_fds,
             ..
         }) => {
             if g.json {
@@ -1679,6 +1695,11 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     listen,
                     interval,
                     port_file,
+                    tiers: crate::cgroup::tier::TierOptions {
+                        full_every,
+                        threshold: reread_above,
+                        fd_cap: max_fds,
+                    },
                 },
             )
             .map_err(|e| Failure::new(exit::FAILURE, format!("serve on {listen}: {e}")))?;

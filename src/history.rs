@@ -163,9 +163,20 @@ fn staleness(r: &Reader) -> (i64, i64, i64) {
     )
 }
 
-/// Whether a file is read at every recorder tick (else only every full interval).
-fn every_tick(path: &str) -> bool {
+/// Whether a file is read at every recorder tick (else only every full interval). A store
+/// written with tiered reads (meta `tiered`) has, of an idle cgroup, only its usage file at
+/// every tick: its other files, cgroup.procs and its processes' status every full interval.
+fn every_tick(path: &str, tiered: bool) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
+    if tiered {
+        let usage = name == "memory.usage_in_bytes" || name == "memory.current";
+        let cgroup_file = name.starts_with("memory.") || name == "cgroup.procs";
+        let process = path
+            .strip_prefix("/proc/")
+            .and_then(|r| r.split('/').next())
+            .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        return usage || !(cgroup_file || process);
+    }
     !name.starts_with("memory.")
         || read::metrics_files(Version::V1).contains(&name)
         || read::metrics_files(Version::V2).contains(&name)
@@ -186,6 +197,7 @@ pub struct Moment {
 /// and cgroups removed in between. Errors name what the store holds when `t` is outside it.
 pub fn moment(r: &Reader, t: i64) -> Result<Moment, String> {
     let (stale, pss_stale, full_stale) = staleness(r);
+    let tiered = r.meta("tiered").is_some_and(|v| v == "1");
     let pss_stale = pss_stale.max(full_stale);
     let range = r.range().map_err(|e| e.to_string())?;
     let Some((lo, hi)) = range else {
@@ -217,7 +229,7 @@ pub fn moment(r: &Reader, t: i64) -> Result<Moment, String> {
     for (path, s) in latest {
         let limit = if path.ends_with("/smaps_rollup") {
             pss_stale
-        } else if every_tick(&path) {
+        } else if every_tick(&path, tiered) {
             stale
         } else {
             full_stale.max(stale)

@@ -8,6 +8,7 @@
 //! series at all (never a 0 that would look like a measurement).
 
 use crate::cgroup::read::{self, Level};
+use crate::cgroup::tier::Tiers;
 use crate::cgroup::walk::Tree;
 use crate::identity::Identity;
 use crate::model::{Cgroup, Hierarchy, Limit, Version};
@@ -28,6 +29,10 @@ pub enum Kind {
     /// ends in `_total` for every counter memlens defines; cAdvisor's `container_memory_failcnt`
     /// does not, and is exposed as `unknown` in OpenMetrics to keep its name.
     Counter,
+    /// A histogram: its samples are the cumulative bucket counts (label `le`, the bound as
+    /// text, `+Inf` last), then the sum (label `le` absent, `Value::Float`) and the count
+    /// (`Value::Int`), in that order (see [`DurationHistogram::family`]).
+    Histogram,
 }
 
 /// A sample value: integers stay exact (byte counts above 2^53 must not round).
@@ -242,6 +247,11 @@ const CGROUP_DEFS: &[Def] = &[
         Counter,
         "Pages written back from zswap to the swap device (v2 memory.stat zswpwb, 6.8+).",
     ),
+    Def(
+        "memlens_memory_read_timestamp_seconds",
+        Gauge,
+        "When this cgroup's files were read (unix seconds): every series of the cgroup is from that read. With tiered reads (serve --full-every, --reread-above) a cgroup whose usage has not moved is read in full only every --full-every collections; its values stay those of the last full read, exact for that moment.",
+    ),
 ];
 
 const M_WS: usize = 0;
@@ -278,7 +288,8 @@ const M_ZSWAP: usize = 30;
 const M_ZSWAPPED: usize = 31;
 const M_ZSWPOUT: usize = 32;
 const M_ZSWPWB: usize = 33;
-const N_CGROUP: usize = 34;
+const M_READ_AT: usize = 34;
+const N_CGROUP: usize = 35;
 
 /// The /proc/meminfo fields exported as `memlens_host_meminfo_bytes{field=...}`.
 pub const MEMINFO_FIELDS: &[&str] = &[
@@ -306,6 +317,7 @@ pub fn family_names() -> Vec<&'static str> {
     v.push(FAILURES);
     v.push(COLLECTED_AT);
     v.push(crate::trend::FORECAST_METRIC);
+    v.extend(OWN_NAMES);
     v
 }
 
@@ -385,6 +397,7 @@ fn cgroup_values(row: &Row, cg: &Cgroup, mem_total: Option<u64>) -> CgValues {
     v[M_SPEC_LIMIT] = int(cg.limits.max.and_then(Limit::bytes));
     v[M_MAX_USAGE] = int(cg.usage.peak);
     v[M_KERNEL_USAGE] = int(row.kernel_bytes);
+    v[M_READ_AT] = Some(Value::Float(crate::store::now_ms() as f64 / 1e3));
     if cg.version == Version::V2 {
         let stat = |k: &str| cg.stat.as_ref().and_then(|s| s.get(k));
         v[M_ZSWAP] = int(stat("zswap"));
@@ -495,19 +508,46 @@ pub fn collect(root: &Root, h: &Hierarchy) -> Snapshot {
 /// [`collect`] with a cgroup list kept between collections ([`Tree`] walks the hierarchy only
 /// after cgroups were created or removed): what `memlens serve` does every interval.
 pub fn collect_tree(root: &Root, h: &Hierarchy, tree: &mut Tree) -> Snapshot {
+    collect_tiered(root, h, tree, None)
+}
+
+/// What the tiers keep per cgroup for the exporter: its values and page-fault samples.
+#[derive(Debug, Clone)]
+pub struct CgExtra(CgValues, Vec<(&'static str, &'static str, u64)>);
+
+/// The exporter's tiers ([`crate::cgroup::tier`]).
+pub type MetricTiers = Tiers<overview::Kept<CgExtra>>;
+
+/// [`collect_tree`] with tiered reads: what `memlens serve` runs every interval. Every
+/// series of a cgroup comes from one read, whose time is its
+/// `memlens_memory_read_timestamp_seconds`.
+pub fn collect_tiered(
+    root: &Root,
+    h: &Hierarchy,
+    tree: &mut Tree,
+    mut tiers: Option<&mut MetricTiers>,
+) -> Snapshot {
     let t = Instant::now();
-    let paths = tree.paths(root, h);
+    let (paths, changed) = tree.paths_changed(root, h);
+    if changed && let Some(ti) = tiers.as_mut() {
+        ti.retain(paths);
+    }
     // Headroom is capped at the host's RAM (views::derived::Derived::cap_at_host).
     let mem_total = root
         .read(std::path::Path::new("/proc/meminfo"))
         .ok()
         .and_then(|m| crate::proc::meminfo(&m).get("MemTotal"));
-    let mut faults: Vec<Vec<(&'static str, &'static str, u64)>> = Vec::new();
-    let (overview, values) =
-        overview::collect_paths(root, h, paths, true, Level::Metrics, |row, cg| {
-            faults.push(failures(cg));
-            cgroup_values(row, cg, mem_total)
-        });
+    let (overview, extras) = overview::collect_tiered(
+        root,
+        h,
+        paths,
+        true,
+        Level::Metrics,
+        tiers,
+        |row, cg| CgExtra(cgroup_values(row, cg, mem_total), failures(cg)),
+    );
+    let (values, faults): (Vec<CgValues>, Vec<_>) =
+        extras.into_iter().map(|CgExtra(v, f)| (v, f)).unzip();
     let dying = read::dying_cgroups(root, h, overview.rows.len());
     let mut families: Vec<Family> = CGROUP_DEFS
         .iter()
@@ -637,6 +677,172 @@ pub fn collect_tree(root: &Root, h: &Hierarchy, tree: &mut Tree) -> Snapshot {
         families,
         duration,
     }
+}
+
+/// memlens's own cost (issue 20): the names [`own_families`] emits.
+pub const OWN_NAMES: [&str; 7] = [
+    "process_cpu_seconds_total",
+    "memlens_process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "process_open_fds",
+    "memlens_collection_seconds",
+    "memlens_collection_tier_cgroups",
+    "memlens_kept_open_fds",
+];
+
+/// Bounds (seconds) of [`DurationHistogram`]: 1 ms to 10 s (a collection of 100 idle
+/// cgroups takes ~2 ms, a full read of 10,000 ~0.4-1 s on a shared 2-core host).
+pub const DURATION_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// The collections' durations since the exporter started.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DurationHistogram {
+    /// Per bucket of [`DURATION_BUCKETS`] (not cumulative), then the overflow.
+    counts: [u64; DURATION_BUCKETS.len() + 1],
+    sum: f64,
+    count: u64,
+}
+
+impl DurationHistogram {
+    /// Counts one collection.
+    pub fn observe(&mut self, d: Duration) {
+        let s = d.as_secs_f64();
+        let i = DURATION_BUCKETS
+            .iter()
+            .position(|b| s <= *b)
+            .unwrap_or(DURATION_BUCKETS.len());
+        if let Some(c) = self.counts.get_mut(i) {
+            *c += 1;
+        }
+        self.sum += s;
+        self.count += 1;
+    }
+
+    /// Collections counted.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The family (see [`Kind::Histogram`] for the sample layout).
+    fn family(&self) -> Family {
+        let none: Labels = Arc::from(Vec::new());
+        let mut samples = Vec::new();
+        let mut cum = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            cum += c;
+            let le = DURATION_BUCKETS
+                .get(i)
+                .map_or("+Inf".to_string(), |b| b.to_string());
+            samples.push(Sample {
+                labels: Arc::from(vec![("le", le)]),
+                value: Value::Int(cum),
+            });
+        }
+        samples.push(Sample {
+            labels: none.clone(),
+            value: Value::Float(self.sum),
+        });
+        samples.push(Sample {
+            labels: none,
+            value: Value::Int(self.count),
+        });
+        Family {
+            name: OWN_NAMES[4],
+            help: "memlens's collections (reading the cgroups and /proc, building the families) by wall time, since the exporter started.",
+            kind: Kind::Histogram,
+            samples,
+        }
+    }
+}
+
+/// memlens's own cost as families: CPU (total and by mode, /proc/self/stat), RSS
+/// (/proc/self/status VmRSS), open descriptors (/proc/self/fd), the collections' duration
+/// histogram, the cgroups of the last collection per tier and the descriptors the tiers keep.
+pub fn own_families(
+    cost: &crate::proc::OwnCost,
+    hist: &DurationHistogram,
+    counts: Option<crate::cgroup::tier::TierCounts>,
+) -> Vec<Family> {
+    let none: Labels = Arc::from(Vec::new());
+    let one = |v: Option<Value>| -> Vec<Sample> {
+        v.map(|value| Sample {
+            labels: none.clone(),
+            value,
+        })
+        .into_iter()
+        .collect()
+    };
+    let by = |k: &'static str, pairs: Vec<(&str, Option<Value>)>| -> Vec<Sample> {
+        pairs
+            .into_iter()
+            .filter_map(|(l, v)| {
+                Some(Sample {
+                    labels: Arc::from(vec![(k, l.to_string())]),
+                    value: v?,
+                })
+            })
+            .collect()
+    };
+    let total = match (cost.user_seconds, cost.system_seconds) {
+        (Some(u), Some(s)) => Some(Value::Float(u + s)),
+        _ => None,
+    };
+    let mut v = vec![
+        Family {
+            name: OWN_NAMES[0],
+            help: "CPU time memlens used, user + system, in seconds (/proc/self/stat utime + stime).",
+            kind: Kind::Counter,
+            samples: one(total),
+        },
+        Family {
+            name: OWN_NAMES[1],
+            help: "CPU time memlens used by mode: user (memlens's own code) and system (the kernel, mostly formatting the cgroup files it reads), in seconds (/proc/self/stat utime, stime).",
+            kind: Kind::Counter,
+            samples: by(
+                "mode",
+                vec![
+                    ("user", cost.user_seconds.map(Value::Float)),
+                    ("system", cost.system_seconds.map(Value::Float)),
+                ],
+            ),
+        },
+        Family {
+            name: OWN_NAMES[2],
+            help: "memlens's resident memory in bytes (/proc/self/status VmRSS).",
+            kind: Kind::Gauge,
+            samples: one(cost.rss_bytes.map(Value::Int)),
+        },
+        Family {
+            name: OWN_NAMES[3],
+            help: "File descriptors memlens holds open (/proc/self/fd): kept-open cgroup files, connections, the inotify watch.",
+            kind: Kind::Gauge,
+            samples: one(cost.open_fds.map(Value::Int)),
+        },
+        hist.family(),
+    ];
+    if let Some(c) = counts {
+        v.push(Family {
+            name: OWN_NAMES[5],
+            help: "Cgroups of the last collection by tier: full (every file read) or unchanged (only the usage file read: it had not moved, so the last full read's values stand, with their memlens_memory_read_timestamp_seconds).",
+            kind: Kind::Gauge,
+            samples: by(
+                "tier",
+                vec![
+                    ("full", Some(Value::Int(c.full as u64))),
+                    ("unchanged", Some(Value::Int(c.unchanged as u64))),
+                ],
+            ),
+        });
+        v.push(Family {
+            name: OWN_NAMES[6],
+            help: "Usage files the tiered reads keep open and re-read with pread (one per cgroup, capped by serve --max-fds).",
+            kind: Kind::Gauge,
+            samples: one(Some(Value::Int(c.fds as u64))),
+        });
+    }
+    v
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! reading those files (see benches/overview.rs).
 
 use crate::cgroup::read::{self, Level};
+use crate::cgroup::tier::Tiers;
 use crate::cgroup::walk;
 use crate::identity::{Identity, NodeNames};
 use crate::model::{Cgroup, Hierarchy, Host, Limit, Version};
@@ -105,7 +106,7 @@ pub fn collect(root: &Root, h: &Hierarchy, all: bool) -> Overview {
 /// exporter) computes them in the same pass without keeping 1,000 `Cgroup`s alive. The
 /// second result holds `extra`'s values for the returned rows, in the same order. Identities
 /// carry the node's names ([`NodeNames`]); `extra` sees the rows before names are added.
-pub fn collect_with<T>(
+pub fn collect_with<T: Clone>(
     root: &Root,
     h: &Hierarchy,
     all: bool,
@@ -118,14 +119,43 @@ pub fn collect_with<T>(
 
 /// [`collect_with`] over a given list of cgroups (parents before children, as
 /// [`walk::all_paths`] and [`walk::Tree`] list them), for a caller that keeps the list.
-pub fn collect_paths<T>(
+pub fn collect_paths<T: Clone>(
     root: &Root,
     h: &Hierarchy,
     paths: &[String],
     all: bool,
     level: Level,
+    extra: impl FnMut(&Row, &Cgroup) -> T,
+) -> (Overview, Vec<T>) {
+    collect_tiered(root, h, paths, all, level, None, extra)
+}
+
+/// What the tiers keep of a cgroup's last full read: its row (before names), the front
+/// end's extra, and its own limit (so a changed parent limit re-reads it).
+#[derive(Debug, Clone)]
+pub struct Kept<T> {
+    row: Row,
+    extra: T,
+    own_limit: Option<u64>,
+}
+
+/// [`collect_paths`] with tiered reads ([`crate::cgroup::tier`]): a cgroup whose usage has not
+/// moved since its last full read, which is not due again, and whose effective limit is the
+/// same, is not read again: its last row and extra are reused as they were (exact for that
+/// moment; the extra can carry the read time). The root cgroup is always read (the node's
+/// memory.available comes from it).
+pub fn collect_tiered<T: Clone>(
+    root: &Root,
+    h: &Hierarchy,
+    paths: &[String],
+    all: bool,
+    level: Level,
+    mut tiers: Option<&mut Tiers<Kept<T>>>,
     mut extra: impl FnMut(&Row, &Cgroup) -> T,
 ) -> (Overview, Vec<T>) {
+    if let Some(t) = tiers.as_mut() {
+        t.begin();
+    }
     let mut extras = Vec::with_capacity(paths.len());
     let mut limits: HashMap<String, Option<u64>> = HashMap::new();
     let mut rows = Vec::new();
@@ -133,14 +163,27 @@ pub fn collect_paths<T>(
     let mut host = proc::read_host(root);
     host.container_scope = crate::cgroup::mount::container_scope(root, h);
     for p in paths {
+        let parent_limit = parent(p).and_then(|pp| limits.get(pp).copied().flatten());
+        if p != "/"
+            && let Some(t) = tiers.as_mut()
+            && let Some((k, _)) = t.unchanged(root, h, p)
+        {
+            let eff = [parent_limit, k.own_limit].into_iter().flatten().min();
+            if eff == k.row.limit_bytes {
+                limits.insert(p.clone(), eff);
+                rows.push(k.row);
+                extras.push(k.extra);
+                continue;
+            }
+        }
         let Ok(mut cg) = read::read_cgroup(root, h, p, level) else {
             continue;
         };
         read::drop_implausible(&mut cg, &host);
-        let parent_limit = parent(p).and_then(|pp| limits.get(pp).copied().flatten());
         let own = cg.limits.max.and_then(Limit::bytes);
         let hier = cg.limits.hierarchical.and_then(Limit::bytes);
-        let eff = [parent_limit, own, hier].into_iter().flatten().min();
+        let own_limit = [own, hier].into_iter().flatten().min();
+        let eff = [parent_limit, own_limit].into_iter().flatten().min();
         limits.insert(p.clone(), eff);
         // Six figures, not the full sourced breakdown (which formats a source string per
         // figure): the same keys as `Breakdown`, checked equal to the kernel's files by
@@ -212,7 +255,22 @@ pub fn collect_paths<T>(
             problems: cg.problems.clone(),
             identity,
         };
-        extras.push(extra(&row, &cg));
+        let x = extra(&row, &cg);
+        if let Some(t) = tiers.as_mut() {
+            t.store(
+                root,
+                h,
+                p,
+                cg.usage.current,
+                Kept {
+                    row: row.clone(),
+                    extra: x.clone(),
+                    own_limit,
+                },
+                crate::store::now_ms(),
+            );
+        }
+        extras.push(x);
         rows.push(row);
         if cg.is_root() {
             root_cg = Some(cg);
@@ -296,12 +354,16 @@ impl Overview {
 /// exporter's walk does not read it).
 pub fn count_pids(root: &Root, h: &Hierarchy, o: &mut Overview) {
     for r in &mut o.rows {
-        r.pids = root
-            .read(&read::fs_path(h, &r.path).join("cgroup.procs"))
-            .ok()
-            .and_then(|t| crate::cgroup::parse::pids(&t).ok())
-            .map(|v| v.len());
+        r.pids = pids_of(root, h, &r.path);
     }
+}
+
+/// The number of processes in cgroup `path` (its cgroup.procs).
+pub fn pids_of(root: &Root, h: &Hierarchy, path: &str) -> Option<usize> {
+    root.read(&read::fs_path(h, path).join("cgroup.procs"))
+        .ok()
+        .and_then(|t| crate::cgroup::parse::pids(&t).ok())
+        .map(|v| v.len())
 }
 
 /// Puts the rows in hierarchy order (each cgroup under its parent), for the `--all` tree.

@@ -11,6 +11,7 @@
 //! retention.
 
 use crate::cgroup::read::{self, Level};
+use crate::cgroup::tier::{TierOptions, Tiers};
 use crate::cgroup::walk::Tree;
 use crate::identity::{Identity, NodeNames};
 use crate::model::{Hierarchy, Limit, Version};
@@ -118,6 +119,12 @@ pub struct Recorder {
     opts: Options,
     writer: Writer,
     tree: Tree,
+    /// The cgroup list as of the last walk (cloned only when it changes).
+    paths: Vec<String>,
+    /// Tiered reads (issue 20): an idle cgroup whose usage has not moved since its last
+    /// read is not read again before its --full-interval; only its usage file is (and
+    /// recorded), through a kept-open descriptor.
+    tiers: Tiers<()>,
     state: HashMap<String, State>,
     known: HashSet<String>,
     identities: HashMap<String, serde_json::Value>,
@@ -151,6 +158,8 @@ impl Recorder {
                 "full_interval_ms",
                 opts.full_interval.as_millis().to_string(),
             ),
+            // Idle cgroups are read in full only every full interval (tiered reads).
+            ("tiered", "1".to_string()),
         ] {
             writer.set_meta(k, &v).map_err(|e| e.to_string())?;
         }
@@ -165,12 +174,19 @@ impl Recorder {
         } else {
             None
         };
+        let full_every = (opts.full_interval.as_millis() / opts.interval.as_millis().max(1))
+            .clamp(1, u128::from(u32::MAX)) as u32;
         Ok(Recorder {
             root: root.record(),
             h,
             opts,
             writer,
             tree: Tree::new(),
+            paths: Vec::new(),
+            tiers: Tiers::new(TierOptions {
+                full_every,
+                ..Default::default()
+            }),
             state: HashMap::new(),
             known: HashSet::new(),
             identities: HashMap::new(),
@@ -257,37 +273,70 @@ impl Recorder {
     }
 
     /// One tick: reads what is due and writes it in one transaction.
-    pub fn tick(&mut self, mut events: Vec<Event>) -> Result<(), String> {
+    pub fn tick(&mut self, events: Vec<Event>) -> Result<(), String> {
         let now = Instant::now();
         let t = store::now_ms();
-        let paths = self.tree.paths(&self.root, &self.h).to_vec();
+        let (ps, walked) = self.tree.paths_changed(&self.root, &self.h);
+        if walked || self.ticks == 0 {
+            self.paths = ps.to_vec();
+            self.tiers.retain(&self.paths);
+        }
+        // Nothing due (no hot cgroup, no cgroup come or gone, no OOM kill): no tick. The
+        // loop ticks at the fast interval; at 10,000 cgroups a tick reading and writing the
+        // host's files every second would cost more than the cgroups (issue 20).
+        if !walked
+            && self.ticks > 0
+            && events.is_empty()
+            && !self
+                .state
+                .values()
+                .any(|s| s.next_due.is_none_or(|d| d <= now))
+        {
+            return Ok(());
+        }
+        let paths = std::mem::take(&mut self.paths);
+        let r = self.tick_paths(&paths, walked, events, now, t);
+        self.paths = paths;
+        r
+    }
+
+    fn tick_paths(
+        &mut self,
+        paths: &[String],
+        walked: bool,
+        mut events: Vec<Event>,
+        now: Instant,
+        t: i64,
+    ) -> Result<(), String> {
         // Created and removed cgroups.
-        let current: HashSet<String> = paths.iter().cloned().collect();
         let mut changed = false;
-        for p in &paths {
-            if !self.known.contains(p) {
-                changed = true;
-                if self.ticks > 0 {
-                    events.push(Event {
-                        t,
-                        kind: "cgroup-created".into(),
-                        cgroup: Some(p.clone()),
-                        data: serde_json::json!({"dir": read::fs_path(&self.h, p)}),
-                    });
+        if walked || self.ticks == 0 {
+            let current: HashSet<String> = paths.iter().cloned().collect();
+            for p in paths {
+                if !self.known.contains(p) {
+                    changed = true;
+                    if self.ticks > 0 {
+                        events.push(Event {
+                            t,
+                            kind: "cgroup-created".into(),
+                            cgroup: Some(p.clone()),
+                            data: serde_json::json!({"dir": read::fs_path(&self.h, p)}),
+                        });
+                    }
                 }
             }
+            for p in self.known.difference(&current) {
+                changed = true;
+                events.push(Event {
+                    t,
+                    kind: "cgroup-removed".into(),
+                    cgroup: Some(p.clone()),
+                    data: serde_json::json!({"dir": read::fs_path(&self.h, p)}),
+                });
+                self.state.remove(p);
+            }
+            self.known = current;
         }
-        for p in self.known.difference(&current) {
-            changed = true;
-            events.push(Event {
-                t,
-                kind: "cgroup-removed".into(),
-                cgroup: Some(p.clone()),
-                data: serde_json::json!({"dir": read::fs_path(&self.h, p)}),
-            });
-            self.state.remove(p);
-        }
-        self.known = current;
         // The hierarchy and the host, every tick (unchanged files cost a byte).
         let _ = crate::report::hierarchy(&self.root);
         let host = crate::proc::read_host(&self.root);
@@ -300,7 +349,7 @@ impl Recorder {
         }
         let mut drop_status: Vec<PathBuf> = Vec::new();
         let mut ids: Vec<String> = Vec::new();
-        for p in &paths {
+        for p in paths {
             let parent_limit = parent_of(p).and_then(|pp| self.effective(pp));
             let st = self.state.entry(p.clone()).or_default();
             if st.next_due.is_some_and(|d| d > now) {
@@ -317,9 +366,21 @@ impl Recorder {
                     .last_full
                     .is_none_or(|l| now.duration_since(l) >= self.opts.full_interval);
             let level = if full { Level::Sample } else { Level::Metrics };
+            // Idle and unchanged: its usage file alone (read and recorded by `unchanged`).
+            if !full
+                && !st.hot
+                && p != "/"
+                && self.tiers.unchanged(&self.root, &self.h, p).is_some()
+            {
+                st.next_due =
+                    Some(now + self.opts.interval.saturating_sub(Duration::from_millis(50)));
+                continue;
+            }
             let Ok(mut cg) = read::read_cgroup(&self.root, &self.h, p, level) else {
                 continue;
             };
+            self.tiers
+                .store(&self.root, &self.h, p, cg.usage.current, (), t);
             if full {
                 st.last_full = Some(now);
             }
@@ -406,7 +467,7 @@ impl Recorder {
             let names = NodeNames::load(&self.root, ids.iter().map(String::as_str));
             // The identity (runtime, ID, pod, names) whenever it changes, so `history` finds a
             // container by name after it is gone.
-            for p in &paths {
+            for p in paths {
                 let id = Identity::named(p, &names);
                 if id.runtime.is_none() && id.pod_uid.is_none() && id.unit.is_none() {
                     continue;

@@ -66,9 +66,20 @@ pub fn text_004(families: &[Family]) -> String {
         out.push_str(match f.kind {
             Kind::Gauge => " gauge\n",
             Kind::Counter => " counter\n",
+            Kind::Histogram => " histogram\n",
         });
         for s in &f.samples {
             out.push_str(f.name);
+            if f.kind == Kind::Histogram {
+                // The model's layout (metrics::Kind::Histogram): buckets carry `le`.
+                out.push_str(if s.labels.iter().any(|(k, _)| *k == "le") {
+                    "_bucket"
+                } else if matches!(s.value, Value::Float(_)) {
+                    "_sum"
+                } else {
+                    "_count"
+                });
+            }
             let mut first = true;
             for (k, v) in s.labels.iter().filter(|(_, v)| !v.is_empty()) {
                 out.push(if first { '{' } else { ',' });
@@ -104,8 +115,32 @@ impl Collector for Model {
                     Some(n) => (n, MetricType::Counter),
                     None => (f.name, MetricType::Unknown),
                 },
+                Kind::Histogram => (f.name, MetricType::Histogram),
             };
             let mut me = encoder.encode_descriptor(name, f.help, None, ty)?;
+            if f.kind == Kind::Histogram {
+                // Cumulative buckets in the model, per bucket for the crate (it adds them up).
+                let (mut buckets, mut sum, mut count, mut prev) = (Vec::new(), 0.0, 0, 0);
+                for s in &f.samples {
+                    let le = s.labels.iter().find(|(k, _)| *k == "le").map(|(_, v)| v);
+                    match (le, s.value) {
+                        (Some(le), Value::Int(c)) => {
+                            let bound = if le == "+Inf" {
+                                f64::MAX
+                            } else {
+                                le.parse().unwrap_or(f64::MAX)
+                            };
+                            buckets.push((bound, c.saturating_sub(prev)));
+                            prev = c;
+                        }
+                        (None, Value::Float(x)) => sum = x,
+                        (None, Value::Int(c)) => count = c,
+                        _ => {}
+                    }
+                }
+                me.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+                continue;
+            }
             for s in &f.samples {
                 let labels: Vec<(&str, &str)> = s
                     .labels

@@ -171,8 +171,16 @@ fn live_collector(
     tx: Sender<Update>,
 ) {
     let mut focus: Option<String> = None;
+    let mut cache = snapshot::Cache::default();
     loop {
-        let s = snapshot::take(&root, &h, focus.as_deref(), crate::store::now_ms(), "live");
+        let s = snapshot::take_cached(
+            &root,
+            &h,
+            focus.as_deref(),
+            crate::store::now_ms(),
+            "live",
+            &mut cache,
+        );
         let up = Update {
             snapshot: Some(s),
             kills: vec![],

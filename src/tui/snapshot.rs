@@ -4,8 +4,10 @@
 //! renders from a [`Snapshot`] only; it never reads /sys or /proc itself.
 
 use crate::cgroup::read::Level;
+use crate::cgroup::tier::{TierOptions, Tiers};
+use crate::cgroup::walk::Tree;
 use crate::model::{Cgroup, Hierarchy, Version};
-use crate::overview::{self, Overview};
+use crate::overview::{self, Kept, Overview};
 use crate::report::{self, Options, Report};
 use crate::rules::Finding;
 use crate::sys::Root;
@@ -21,6 +23,8 @@ pub struct RowExtra {
     pub refaults: Option<u64>,
     /// v2 memory.high in bytes (`None`: v1 or `max`).
     pub high_bytes: Option<u64>,
+    /// Processes in the cgroup (cgroup.procs), read with the cgroup's other files.
+    pub pids: Option<usize>,
 }
 
 impl RowExtra {
@@ -37,6 +41,7 @@ impl RowExtra {
                 .stat_hier("workingset_refault_file")
                 .or_else(|| cg.stat_hier("workingset_refault")),
             high_bytes: cg.limits.high.and_then(crate::model::Limit::bytes),
+            pids: None,
         }
     }
 }
@@ -67,6 +72,60 @@ pub struct Snapshot {
     pub source: String,
 }
 
+/// What the live collector keeps between refreshes (issue 20): the cgroup list (inotify, no
+/// walk per refresh) and the tiered reads: a cgroup whose usage has not moved is read in full
+/// only every [`FULL_EVERY`] refreshes, its row kept as last read.
+pub struct Cache {
+    tree: Tree,
+    tiers: Tiers<Kept<RowExtra>>,
+}
+
+/// At the default 1 s refresh: memory.stat of an idle cgroup at most 10 s old.
+pub const FULL_EVERY: u32 = 10;
+
+impl Default for Cache {
+    fn default() -> Self {
+        Cache {
+            tree: Tree::new(),
+            tiers: Tiers::new(TierOptions {
+                full_every: FULL_EVERY,
+                ..Default::default()
+            }),
+        }
+    }
+}
+
+/// [`take`] with the [`Cache`]: what the live `top` runs every refresh.
+pub fn take_cached(
+    root: &Root,
+    h: &Hierarchy,
+    focus: Option<&str>,
+    taken_ms: i64,
+    source: &str,
+    cache: &mut Cache,
+) -> Snapshot {
+    let (paths, changed) = cache.tree.paths_changed(root, h);
+    if changed {
+        cache.tiers.retain(paths);
+    }
+    let (mut o, extras) = overview::collect_tiered(
+        root,
+        h,
+        paths,
+        true,
+        Level::Metrics,
+        Some(&mut cache.tiers),
+        |r, cg| RowExtra {
+            pids: overview::pids_of(root, h, &r.path),
+            ..RowExtra::of(cg)
+        },
+    );
+    for (r, x) in o.rows.iter_mut().zip(&extras) {
+        r.pids = x.pids;
+    }
+    finish(root, h, focus, taken_ms, source, o, extras)
+}
+
 /// Reads one snapshot from `root`. `focus`: the cgroup whose full report is read too.
 pub fn take(
     root: &Root,
@@ -78,6 +137,18 @@ pub fn take(
     let (mut o, extras) =
         overview::collect_with(root, h, true, Level::Metrics, |_, cg| RowExtra::of(cg));
     overview::count_pids(root, h, &mut o);
+    finish(root, h, focus, taken_ms, source, o, extras)
+}
+
+fn finish(
+    root: &Root,
+    h: &Hierarchy,
+    focus: Option<&str>,
+    taken_ms: i64,
+    source: &str,
+    o: Overview,
+    extras: Vec<RowExtra>,
+) -> Snapshot {
     let (detail, detail_error) = match focus {
         None => (None, None),
         Some(p) => match report::build(root, h, p, Options::default()) {

@@ -14,4 +14,5 @@ pub mod peak;
 pub mod read;
 pub mod reclaim;
 pub mod slabinfo;
+pub mod tier;
 pub mod walk;

@@ -52,6 +52,7 @@ pub struct Tree {
     paths: Vec<String>,
     inotify: Option<Inotify>,
     stale: bool,
+    generation: u64,
 }
 
 impl Default for Tree {
@@ -67,7 +68,14 @@ impl Tree {
             paths: Vec::new(),
             inotify: Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok(),
             stale: true,
+            generation: 0,
         }
+    }
+
+    /// Counts the walks: a caller keeping per-cgroup state drops removed cgroups' state
+    /// when it changes.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Whether the list is maintained by inotify (else every call walks).
@@ -95,6 +103,13 @@ impl Tree {
         &self.paths
     }
 
+    /// [`Tree::paths`], and whether the list was walked again by this call.
+    pub fn paths_changed(&mut self, root: &Root, h: &Hierarchy) -> (&[String], bool) {
+        let g = self.generation;
+        self.paths(root, h);
+        (&self.paths, self.generation != g)
+    }
+
     fn refresh(&mut self, root: &Root, h: &Hierarchy) {
         let mask = AddWatchFlags::IN_CREATE
             | AddWatchFlags::IN_DELETE
@@ -119,5 +134,6 @@ impl Tree {
             self.inotify = None;
         }
         self.stale = false;
+        self.generation += 1;
     }
 }

@@ -302,3 +302,57 @@ mod tests {
         assert!(smaps_rollup("garbage\n").is_err());
     }
 }
+
+/// memlens's own cost, for its `/metrics` (issue 20): from the live `/proc/self` (its own
+/// process, also under `--host-root`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct OwnCost {
+    /// utime of /proc/self/stat, in seconds.
+    pub user_seconds: Option<f64>,
+    /// stime of /proc/self/stat, in seconds.
+    pub system_seconds: Option<f64>,
+    /// VmRSS of /proc/self/status, in bytes.
+    pub rss_bytes: Option<u64>,
+    /// Entries of /proc/self/fd.
+    pub open_fds: Option<u64>,
+}
+
+/// Reads [`OwnCost`]. Fields 14 and 15 of proc(5) `stat` are in clock ticks (USER_HZ).
+pub fn own_cost() -> OwnCost {
+    let root = Root::live();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = if hz > 0 { hz as f64 } else { 100.0 };
+    let stat = root.read(Path::new("/proc/self/stat")).ok();
+    // After the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .as_deref()
+        .and_then(|s| s.rsplit_once(')'))
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|t| t as f64 / hz)
+    };
+    let rss_bytes = root
+        .read(Path::new("/proc/self/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024);
+    let open_fds = root
+        .entries(Path::new("/proc/self/fd"))
+        .ok()
+        .map(|e| e.len() as u64);
+    OwnCost {
+        user_seconds: ticks(11),
+        system_seconds: ticks(12),
+        rss_bytes,
+        open_fds,
+    }
+}
