@@ -3,8 +3,10 @@
 
 mod common;
 
-use common::{Workload, bin, cgroup, skip};
-use std::process::Command;
+use common::{MIB, Workload, bin, cgroup, limit, skip};
+use memlens::cgroup::owned::OwnedCgroup;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 struct Tmux(String);
@@ -43,6 +45,21 @@ impl Drop for Tmux {
     fn drop(&mut self) {
         self.cmd(&["kill-server"]);
     }
+}
+
+/// Runs `grow=512M` in `cg` until the kernel kills it; its PID and when it died.
+fn grow_until_killed(cg: &OwnedCgroup) -> (u32, Instant) {
+    let mut cmd = Command::new(bin());
+    cmd.args(["__workload", "grow=512M"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    cg.join_before_exec(&mut cmd).unwrap();
+    let mut child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let status = child.wait().unwrap();
+    let at = Instant::now();
+    assert_eq!(status.signal(), Some(9), "grow=512M must be OOM-killed");
+    (pid, at)
 }
 
 /// The USAGE cell of the row naming `name` (the 4th column at 160 columns: NAME IMAGE LIMIT
@@ -116,6 +133,22 @@ fn top_in_tmux_on_a_real_memcg() {
     assert!(s.contains("by pss"), "{s}");
     t.keys(&["Escape"]);
     std::thread::sleep(Duration::from_millis(300));
+    // A real OOM kill in the memcg reaches the screen within 2 s: banner, row marked.
+    limit(&cg, 96 * MIB);
+    let (victim, killed) = grow_until_killed(&cg);
+    let s = t.wait(Duration::from_secs(2), |s| s.contains("OOM KILL"));
+    let took = killed.elapsed();
+    assert!(
+        s.contains("OOM KILL") && took <= Duration::from_secs(2),
+        "no OOM banner {took:?} after the kill of {victim}:\n{s}"
+    );
+    assert!(
+        s.lines().any(|l| l.contains(&name) && l.contains('!')),
+        "row marked: {s}"
+    );
+    eprintln!("OOM kill of {victim} on screen {took:?} after it happened");
+    t.keys(&["Escape"]);
+    t.wait(Duration::from_secs(2), |s| !s.contains("OOM KILL"));
     t.keys(&["?"]);
     let s = t.wait(Duration::from_secs(2), |s| s.contains("NODE SCREEN"));
     assert!(s.contains("NODE SCREEN"), "help: {s}");
