@@ -322,7 +322,9 @@ fn replay_collector(
                 Err(_) => return,
             }
         };
-        let before = t;
+        let prev_t = t;
+        // Kills recorded in (before, t] are shown on arrival.
+        let mut before = t;
         let mut status = None;
         match req {
             Some(Request::Focus(f)) => focus = f,
@@ -352,7 +354,11 @@ fn replay_collector(
                     kills.iter().rev().find(|k| **k < t).copied()
                 };
                 match next {
-                    Some(k) => t = k,
+                    // Landing on a kill shows it (banner, post-mortem), backwards too.
+                    Some(k) => {
+                        t = k;
+                        before = k - 1;
+                    }
                     None => status = Some("no recorded OOM kill that way".into()),
                 }
             }
@@ -374,7 +380,7 @@ fn replay_collector(
                 u
             }
             Err(e) => {
-                t = before;
+                t = prev_t;
                 match replay_update(&r, t, focus.as_deref()) {
                     Ok(mut u) => {
                         u.status = Some(e);
