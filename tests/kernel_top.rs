@@ -246,7 +246,7 @@ fn top_sparkline_from_the_store_and_replay_of_a_real_recording() {
     let cg = cgroup("trp");
     let name = cg.path().trim_start_matches('/').to_string();
     let w1 = Workload::start(&cg, &["anon=8M"]);
-    let mut rec = Command::new(bin())
+    let rec = Command::new(bin())
         .args(["--store", &store_s, "record", "--interval", "250ms"])
         .args(["--fast-interval", "250ms", "--for", "9s"])
         .stdin(Stdio::null())
