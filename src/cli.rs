@@ -1162,6 +1162,8 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 pods,
                 kubepods,
                 sample,
+                forecast: g.from.is_none() && g.at.is_none(),
+                store: g.store.clone(),
             };
             let n = crate::node::collect(&root, &h, &opts)
                 .map_err(|e| Failure::new(exit::FAILURE, format!("root cgroup unreadable: {e}")))?;
@@ -1734,8 +1736,15 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 ColorMode::Never => false,
                 ColorMode::Auto => std::env::var_os("NO_COLOR").is_none(),
             };
-            crate::tui::run(source, crate::tui::Options { interval, color })
-                .map_err(|e| Failure::new(exit::FAILURE, e))?;
+            crate::tui::run(
+                source,
+                crate::tui::Options {
+                    interval,
+                    color,
+                    store: g.store.clone(),
+                },
+            )
+            .map_err(|e| Failure::new(exit::FAILURE, e))?;
         }
         Some(Command::Record(a)) => {
             refuse_json(&g, "record")?;

@@ -252,6 +252,11 @@ const CGROUP_DEFS: &[Def] = &[
         Gauge,
         "When this cgroup's files were read (unix seconds): every series of the cgroup is from that read. With tiered reads (serve --full-every, --reread-above) a cgroup whose usage has not moved is read in full only every --full-every collections; its values stay those of the last full read, exact for that moment.",
     ),
+    Def(
+        "memlens_memory_oom_limit_reached_total",
+        Counter,
+        "Times this cgroup's own limit was reached with an allocation about to fail: the level whose limit fired (v2 memory.events.local oom, 5.2+; its children count their own). Only for cgroups whose subtree counted an OOM (memory.events oom > 0), so the exporter reads the extra file only there; no series on v1.",
+    ),
 ];
 
 const M_WS: usize = 0;
@@ -289,7 +294,8 @@ const M_ZSWAPPED: usize = 31;
 const M_ZSWPOUT: usize = 32;
 const M_ZSWPWB: usize = 33;
 const M_READ_AT: usize = 34;
-const N_CGROUP: usize = 35;
+const M_OOM_LOCAL: usize = 35;
+const N_CGROUP: usize = 36;
 
 /// The /proc/meminfo fields exported as `memlens_host_meminfo_bytes{field=...}`.
 pub const MEMINFO_FIELDS: &[&str] = &[
@@ -404,6 +410,7 @@ fn cgroup_values(row: &Row, cg: &Cgroup, mem_total: Option<u64>) -> CgValues {
         v[M_ZSWAPPED] = int(stat("zswapped"));
         v[M_ZSWPOUT] = int(stat("zswpout"));
         v[M_ZSWPWB] = int(stat("zswpwb"));
+        v[M_OOM_LOCAL] = int(cg.events.events_local.as_ref().and_then(|e| e.get("oom")));
     }
     v
 }
@@ -478,6 +485,9 @@ pub fn oom_kills_family(pms: &[crate::oom::PostMortem]) -> Family {
                     ("container", s(id.and_then(|i| i.display_name()))),
                     ("image", s(id.and_then(|i| i.names.image.clone()))),
                     ("constraint", s(r.constraint.clone())),
+                    // The level whose limit fired (oom/level.rs): container, pod, qos-class,
+                    // kubepods, ancestor, own, global, unknown.
+                    ("limit", p.limit.level.to_string()),
                     ("verdict", p.verdict.id.to_string()),
                 ]),
                 value: Value::Int(1),
@@ -486,7 +496,7 @@ pub fn oom_kills_family(pms: &[crate::oom::PostMortem]) -> Family {
         .collect();
     Family {
         name: OOM_KILL_INFO,
-        help: "One series per OOM kill still in the kernel log (/dev/kmsg or syslog(2)), parsed: victim, container, constraint (CONSTRAINT_MEMCG, CONSTRAINT_NONE...), memlens's verdict (global, anon-growth, shmem, kernel-memory, dirty-cache, limit-too-small, unknown). The counters are container_oom_events_total.",
+        help: "One series per OOM kill still in the kernel log (/dev/kmsg or syslog(2)), parsed: victim, container, constraint (CONSTRAINT_MEMCG, CONSTRAINT_NONE...), the level whose limit fired (limit: container, pod, qos-class, kubepods, ancestor, own, global, unknown), memlens's verdict (global, anon-growth, shmem, kernel-memory, dirty-cache, limit-too-small, unknown). The counters are container_oom_events_total.",
         kind: Gauge,
         samples,
     }
@@ -858,6 +868,10 @@ mod tests {
         );
         assert_eq!(CGROUP_DEFS[M_OOM_EVENTS].0, "container_oom_events_total");
         assert_eq!(CGROUP_DEFS[M_LIMIT].0, "memlens_memory_limit_bytes");
+        assert_eq!(
+            CGROUP_DEFS[M_OOM_LOCAL].0,
+            "memlens_memory_oom_limit_reached_total"
+        );
         for d in CGROUP_DEFS {
             assert!(
                 d.1 == Gauge || d.0.ends_with("_total") || d.0 == "container_memory_failcnt",

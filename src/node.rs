@@ -31,6 +31,31 @@ pub struct Options {
     pub kubepods: Option<String>,
     /// Sample every cgroup twice this far apart, for noisy neighbours.
     pub sample: Option<std::time::Duration>,
+    /// Forecast the eviction from the flight recorder's store (not for a capture).
+    pub forecast: bool,
+    /// The store (`--store`; None: the default one).
+    pub store: Option<PathBuf>,
+}
+
+/// When `memory.available` crosses one of its eviction thresholds at the rate the flight
+/// recorder's store shows (`memlens record`): the root's working set fitted with the OOM
+/// forecast's criterion ([`crate::trend::rise_to`]) up to MemTotal − the threshold.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EvictionForecast {
+    /// `hard` or `soft` (a soft threshold evicts after its grace period).
+    pub kind: &'static str,
+    /// The threshold as configured.
+    pub threshold: String,
+    /// In bytes.
+    pub threshold_bytes: u64,
+    /// Seconds from the last recorded sample until memory.available reaches the threshold.
+    pub seconds: f64,
+    /// That moment (RFC 3339 UTC).
+    pub at: String,
+    /// Growth of the root's working set, bytes per second.
+    pub bytes_per_second: f64,
+    /// How it was computed.
+    pub method: String,
 }
 
 /// One other tool's (or signal's) figure for the whole node.
@@ -89,6 +114,10 @@ pub struct KubeletView {
     pub qos: Vec<kubelet::QosCheck>,
     /// Why `qos` is empty or partial.
     pub qos_note: Option<String>,
+    /// Per memory.available threshold, when the recorded trend crosses it.
+    pub forecast: Vec<EvictionForecast>,
+    /// Why there is no forecast (no store, no trusted rise, already crossed).
+    pub forecast_note: Option<String>,
 }
 
 /// Everything `memlens node` shows.
@@ -128,6 +157,109 @@ fn last(p: &str) -> &str {
 /// Collects the node view.
 pub fn collect(root: &Root, h: &Hierarchy, opts: &Options) -> Result<Node, ReadError> {
     let mut problems = Vec::new();
+    let host = proc::read_host(root);
+    let (root_cg, wf) = waterfall_of(root, h, &host, &mut problems)?;
+    let mut kubelet = kubelet_view(root, h, &root_cg, &host, opts, &mut problems);
+    if opts.forecast {
+        match eviction_forecast(opts.store.as_deref(), &kubelet, crate::store::now_ms()) {
+            Ok(f) => kubelet.forecast = f,
+            Err(why) => kubelet.forecast_note = Some(why),
+        }
+    }
+    let compare = compare(&root_cg, &host, &wf, &kubelet);
+    let (noisy, secs) = match opts.sample {
+        Some(d) => {
+            let (n, s) = neighbours(root, h, d);
+            (Some(n), Some(s))
+        }
+        None => (None, None),
+    };
+    Ok(Node {
+        hierarchy: h.clone(),
+        host,
+        waterfall: wf,
+        compare,
+        kubelet,
+        noisy_neighbours: noisy,
+        sample_seconds: secs,
+        problems,
+    })
+}
+
+/// The eviction forecast from the store at `dir` for the samples up to `at` (ms): one per
+/// memory.available threshold the recorded rise of the root's working set (the signal's
+/// only moving part: memory.available = capacity − working set) reaches; an error says why
+/// there is none.
+pub fn eviction_forecast(
+    dir: Option<&Path>,
+    k: &KubeletView,
+    at: i64,
+) -> Result<Vec<EvictionForecast>, String> {
+    let r = crate::history::open_store(dir)
+        .map_err(|e| format!("no forecast: {e} (run `memlens record` to keep a history)"))?;
+    let h = crate::history::recorded_hierarchy(&r)?;
+    let capacity = k
+        .capacity_bytes
+        .ok_or("no forecast: /proc/meminfo MemTotal unavailable")?;
+    let (pts, _) = crate::history::points(&r, &h, "/", at - 600_000, at)?;
+    let xy: Vec<(i64, f64)> = pts
+        .iter()
+        .filter_map(|p| Some((p.t, p.get("working_set")? as f64)))
+        .collect();
+    if xy.is_empty() {
+        return Err(
+            "no forecast: the store holds no sample of the root cgroup in the last 10 minutes"
+                .into(),
+        );
+    }
+    let mut out = Vec::new();
+    for t in k
+        .thresholds
+        .iter()
+        .filter(|t| t.signal == "memory.available")
+    {
+        let Some((secs, f)) = crate::trend::rise_to(&xy, capacity.saturating_sub(t.bytes)) else {
+            continue;
+        };
+        let last = xy.last().map_or(at, |p| p.0);
+        out.push(EvictionForecast {
+            kind: t.kind,
+            threshold: t.value.clone(),
+            threshold_bytes: t.bytes,
+            seconds: secs,
+            at: crate::history::format_time(last + (secs * 1000.0) as i64),
+            bytes_per_second: f.slope,
+            method: format!(
+                "{}, up to MemTotal − threshold ({})",
+                crate::trend::method(&f, "the root's working set (usage − inactive_file)"),
+                crate::render::bytes(Some(capacity.saturating_sub(t.bytes)))
+            ),
+        });
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "no forecast: the root's working set in the store ({} samples) shows no steady rise toward a threshold (a least-squares line with R² ≥ 0.9 over ≥ 16 s), or memory.available is already below it",
+            xy.len()
+        ));
+    }
+    Ok(out)
+}
+
+/// The waterfall alone (no kubelet, no comparison): what `top`'s header shows every
+/// interval. `host` is /proc/meminfo read by the caller at the same moment.
+pub fn waterfall(root: &Root, h: &Hierarchy, host: &Host) -> Result<Waterfall, ReadError> {
+    let mut problems = Vec::new();
+    waterfall_of(root, h, host, &mut problems).map(|(_, w)| w)
+}
+
+/// Reads the root and the top-level cgroups, zram and the per-CPU lists, and computes the
+/// waterfall; returns the root cgroup too (the kubelet's signals are computed from it).
+fn waterfall_of(
+    root: &Root,
+    h: &Hierarchy,
+    host: &Host,
+    problems: &mut Vec<String>,
+) -> Result<(Cgroup, Waterfall), ReadError> {
     let root_cg = read::read_cgroup(root, h, "/", Level::Overview)?;
     let names = root.subdirs(&read::fs_path(h, "/")).unwrap_or_default();
     let mut top = Vec::new();
@@ -141,7 +273,6 @@ pub fn collect(root: &Root, h: &Hierarchy, opts: &Options) -> Result<Node, ReadE
             Err(e) => problems.push(e.to_string()),
         }
     }
-    let host = proc::read_host(root);
     problems.extend(root_cg.problems.iter().cloned());
     problems.extend(host.problems.iter().cloned());
     let (zram, zp) = proc::node::zram(root);
@@ -163,25 +294,7 @@ pub fn collect(root: &Root, h: &Hierarchy, opts: &Options) -> Result<Node, ReadE
         zram: &zram,
         pcp_free_bytes: pcp,
     });
-    let kubelet = kubelet_view(root, h, &root_cg, &host, opts, &mut problems);
-    let compare = compare(&root_cg, &host, &wf, &kubelet);
-    let (noisy, secs) = match opts.sample {
-        Some(d) => {
-            let (n, s) = neighbours(root, h, d);
-            (Some(n), Some(s))
-        }
-        None => (None, None),
-    };
-    Ok(Node {
-        hierarchy: h.clone(),
-        host,
-        waterfall: wf,
-        compare,
-        kubelet,
-        noisy_neighbours: noisy,
-        sample_seconds: secs,
-        problems,
-    })
+    Ok((root_cg, wf))
 }
 
 /// Two samples of every cgroup, `d` apart, compared for noisy neighbours (16 MiB of cache
@@ -465,6 +578,8 @@ fn kubelet_view(
         missing,
         qos,
         qos_note,
+        forecast: Vec::new(),
+        forecast_note: None,
     }
 }
 

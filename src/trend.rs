@@ -47,44 +47,60 @@ pub fn forecast_from(pts: &[Point]) -> Option<Forecast> {
     let last = pts.last()?;
     let limit = last.get("limit")?;
     let nr = last.get("not_reclaimable")?;
-    if nr >= limit {
+    let xy: Vec<(i64, f64)> = pts
+        .iter()
+        .filter_map(|p| Some((p.t, p.get("not_reclaimable")? as f64)))
+        .collect();
+    let (secs, f) = rise_to(&xy, limit)?;
+    Some(Forecast {
+        seconds: secs,
+        at: format_time(last.t + (secs * 1000.0) as i64),
+        bytes_per_second: f.slope,
+        limit_bytes: limit,
+        not_reclaimable_bytes: nr,
+        window_seconds: f.seconds,
+        method: method(&f, "not-reclaimable memory"),
+        fit: f,
+    })
+}
+
+/// The forecast's criterion over a series of (ms, bytes), oldest first: the longest window
+/// of [`WINDOWS_S`] (covered for at least 80% of it) whose least-squares fit meets
+/// [`trusted`]; returns the seconds from the last point until the line reaches `ceiling`,
+/// and the fit. `None` when the last value is at or above `ceiling` or no window is trusted.
+/// The one forecast of memlens: the OOM forecast (not reclaimable → the limit) and the
+/// kubelet's eviction forecast (`node`: the root's working set → MemTotal − threshold).
+pub fn rise_to(xy: &[(i64, f64)], ceiling: u64) -> Option<(f64, Fit)> {
+    let &(last_t, last_v) = xy.last()?;
+    if last_v >= ceiling as f64 {
         return None;
     }
     for w in WINDOWS_S {
-        let from = last.t - w * 1000;
-        let xy: Vec<(i64, f64)> = pts
-            .iter()
-            .filter(|p| p.t >= from)
-            .filter_map(|p| Some((p.t, p.get("not_reclaimable")? as f64)))
-            .collect();
+        let from = last_t - w * 1000;
+        let win: Vec<(i64, f64)> = xy.iter().filter(|p| p.0 >= from).copied().collect();
         // The window must be covered (not only its last seconds): a few seconds of any
         // growth look linear, the first rise of a sawtooth too.
-        if xy.first().is_none_or(|f| last.t - f.0 < w * 1000 * 8 / 10) {
+        if win.first().is_none_or(|f| last_t - f.0 < w * 1000 * 8 / 10) {
             continue;
         }
-        let Some(f) = fit(&xy) else { continue };
+        let Some(f) = fit(&win) else { continue };
         if !trusted(&f) {
             continue;
         }
-        let secs = (limit - nr) as f64 / f.slope;
-        return Some(Forecast {
-            seconds: secs,
-            at: format_time(last.t + (secs * 1000.0) as i64),
-            bytes_per_second: f.slope,
-            limit_bytes: limit,
-            not_reclaimable_bytes: nr,
-            window_seconds: f.seconds,
-            method: format!(
-                "least-squares line through not-reclaimable memory over the last {:.0} s ({} samples, R² {:.3} ≥ 0.9, largest drop {:.0}% ≤ 10% of the rise)",
-                f.seconds,
-                f.n,
-                f.r2,
-                f.max_drop * 100.0
-            ),
-            fit: f,
-        });
+        return Some(((ceiling as f64 - last_v) / f.slope, f));
     }
     None
+}
+
+/// How a forecast was made, in words (`what`: the series fitted).
+pub fn method(f: &Fit, what: &str) -> String {
+    format!(
+        "least-squares line through {what} over the last {:.0} s ({} samples, R² {:.3} ≥ 0.9, largest drop {:.0}% ≤ 10% of the rise)",
+        f.seconds,
+        f.n,
+        f.r2,
+        f.max_drop * 100.0
+    )
 }
 
 /// The killed cgroup's last minutes, and what they say.

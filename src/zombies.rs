@@ -72,8 +72,16 @@ pub struct Zombies {
 
 /// Counts the dying memcgs of `h` and the number of live ones.
 pub fn count(root: &Root, h: &Hierarchy) -> (Option<u64>, String, usize, Vec<String>) {
-    let paths = walk::all_paths(root, h, "/");
-    let live = paths.len();
+    count_live(root, h, walk::all_paths(root, h, "/").len())
+}
+
+/// [`count`] for a caller that has just walked the hierarchy (`top`): `live` memory cgroup
+/// directories.
+pub fn count_live(
+    root: &Root,
+    h: &Hierarchy,
+    live: usize,
+) -> (Option<u64>, String, usize, Vec<String>) {
     let mut problems = Vec::new();
     match h.version {
         Version::V2 => {

@@ -73,6 +73,24 @@ fn pod_level_and_container_level_kills_are_told_apart() {
         assert!(at(pod.path())["oom_local"].as_u64().unwrap() >= 1);
         assert_eq!(at(ctr.path())["oom_local"].as_u64(), Some(0));
         assert!(at(ctr.path())["oom_kill_local"].as_u64().unwrap() >= 1);
+        // The exporter says the same: the pod's own limit fired, not the container's.
+        let snap = memlens::metrics::collect(&memlens::sys::Root::live(), &hier());
+        let fam = snap
+            .families
+            .iter()
+            .find(|f| f.name == "memlens_memory_oom_limit_reached_total")
+            .expect("the family");
+        let val = |p: &str| {
+            fam.samples
+                .iter()
+                .find(|s| s.labels.iter().any(|(k, v)| *k == "id" && v == p))
+                .map(|s| format!("{:?}", s.value))
+        };
+        let pod_v = val(pod.path()).unwrap_or_else(|| panic!("no series for the pod: {fam:?}"));
+        assert!(pod_v != "Int(0)", "{pod_v}");
+        // The container's subtree counted no OOM of its own limit: no series (or 0).
+        let c = val(ctr.path());
+        assert!(matches!(c.as_deref(), None | Some("Int(0)")), "{c:?}");
     } else {
         // v1: the pod's peak reached its limit (failcnt is not kept by 6.15+ kernels).
         let p = at(pod.path());

@@ -3,8 +3,10 @@
 
 mod common;
 
-use common::{Workload, bin, cgroup, skip};
-use std::process::Command;
+use common::{MIB, Workload, bin, cgroup, limit, skip};
+use memlens::cgroup::owned::OwnedCgroup;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 struct Tmux(String);
@@ -43,6 +45,21 @@ impl Drop for Tmux {
     fn drop(&mut self) {
         self.cmd(&["kill-server"]);
     }
+}
+
+/// Runs `grow=512M` in `cg` until the kernel kills it; its PID and when it died.
+fn grow_until_killed(cg: &OwnedCgroup) -> (u32, Instant) {
+    let mut cmd = Command::new(bin());
+    cmd.args(["__workload", "grow=512M"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    cg.join_before_exec(&mut cmd).unwrap();
+    let mut child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let status = child.wait().unwrap();
+    let at = Instant::now();
+    assert_eq!(status.signal(), Some(9), "grow=512M must be OOM-killed");
+    (pid, at)
 }
 
 /// The USAGE cell of the row naming `name` (the 4th column at 160 columns: NAME IMAGE LIMIT
@@ -116,6 +133,22 @@ fn top_in_tmux_on_a_real_memcg() {
     assert!(s.contains("by pss"), "{s}");
     t.keys(&["Escape"]);
     std::thread::sleep(Duration::from_millis(300));
+    // A real OOM kill in the memcg reaches the screen within 2 s: banner, row marked.
+    limit(&cg, 96 * MIB);
+    let (victim, killed) = grow_until_killed(&cg);
+    let s = t.wait(Duration::from_secs(2), |s| s.contains("OOM KILL"));
+    let took = killed.elapsed();
+    assert!(
+        s.contains("OOM KILL") && took <= Duration::from_secs(2),
+        "no OOM banner {took:?} after the kill of {victim}:\n{s}"
+    );
+    assert!(
+        s.lines().any(|l| l.contains(&name) && l.contains('!')),
+        "row marked: {s}"
+    );
+    eprintln!("OOM kill of {victim} on screen {took:?} after it happened");
+    t.keys(&["Escape"]);
+    t.wait(Duration::from_secs(2), |s| !s.contains("OOM KILL"));
     t.keys(&["?"]);
     let s = t.wait(Duration::from_secs(2), |s| s.contains("NODE SCREEN"));
     assert!(s.contains("NODE SCREEN"), "help: {s}");
@@ -143,4 +176,157 @@ fn top_in_tmux_on_a_real_memcg() {
     assert!(!s.contains("memlens top"), "{s}");
     drop(w2);
     drop(w1);
+}
+
+/// The USAGE cell of the row naming `name`, in MiB, found under the USAGE title (columns are
+/// fixed width), whatever the LIMIT says.
+fn usage_col(screen: &str, name: &str) -> Option<f64> {
+    let head = screen.lines().find(|l| l.contains("USAGE"))?;
+    let at = head.find("USAGE")?;
+    let line = screen.lines().find(|l| l.contains(name))?;
+    let cell: String = line
+        .chars()
+        .skip(head[..at].chars().count())
+        .take(10)
+        .collect();
+    let mut w = cell.split_whitespace();
+    let v: f64 = w.next()?.parse().ok()?;
+    Some(match w.next()? {
+        "KiB" => v / 1024.0,
+        "MiB" => v,
+        "GiB" => v * 1024.0,
+        _ => v / 1048576.0,
+    })
+}
+
+fn start_top(t: &Tmux, args: &str) {
+    let cmd = format!("{} {args} --color never", bin().display());
+    t.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "top",
+        "-x",
+        "160",
+        "-y",
+        "48",
+        &cmd,
+    ]);
+    t.cmd(&["set-option", "-t", "top", "remain-on-exit", "on"]);
+    let s = t.wait(Duration::from_secs(10), |s| s.contains("memlens top"));
+    assert!(s.contains("memlens top"), "{s}");
+}
+
+fn quit(t: &Tmux) {
+    t.keys(&["q"]);
+    t.wait(Duration::from_secs(5), |_| {
+        t.cmd(&["display", "-p", "-t", "top", "#{pane_dead}"])
+            .trim()
+            == "1"
+    });
+    t.cmd(&["kill-session", "-t", "top"]);
+}
+
+/// A real recording (`memlens record` on this machine while our memcg grows from 8 to 56 MiB
+/// and is OOM-killed): live `top` shows the store's samples in the drill-down's sparkline
+/// while the recorder runs; `top --replay` starts at the newest moment, `{` lands on the
+/// recorded kill (banner), `[` steps back to a moment before the memcg grew.
+#[test]
+fn top_sparkline_from_the_store_and_replay_of_a_real_recording() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        skip(
+            "top_sparkline_from_the_store_and_replay_of_a_real_recording",
+            "tmux is not installed",
+        );
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let store = d.path().join("store");
+    let store_s = store.to_str().unwrap().to_string();
+    let cg = cgroup("trp");
+    let name = cg.path().trim_start_matches('/').to_string();
+    let w1 = Workload::start(&cg, &["anon=8M"]);
+    let rec = Command::new(bin())
+        .args(["--store", &store_s, "record", "--interval", "250ms"])
+        .args(["--fast-interval", "250ms", "--for", "9s"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_millis(2500));
+    let w2 = Workload::start(&cg, &["anon=48M"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    limit(&cg, 96 * MIB);
+    let (victim, _) = grow_until_killed(&cg);
+    // Live, while recording: the drill-down's sparkline starts with the store's samples.
+    let t = Tmux(format!("memlens-test-topreplay-{}", std::process::id()));
+    start_top(&t, &format!("--store {store_s} top --interval 300ms"));
+    t.keys(&["t", "/"]);
+    t.keys(&["-l", &name]);
+    t.keys(&["Enter"]);
+    t.wait(Duration::from_secs(5), |s| usage_col(s, &name).is_some());
+    t.keys(&["Enter"]);
+    let s = t.wait(Duration::from_secs(5), |s| s.contains("from the store"));
+    assert!(
+        s.contains("from the store") && s.contains("PROCESSES"),
+        "sparkline from the store:\n{s}"
+    );
+    quit(&t);
+    let out = rec.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "record: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(t0.elapsed() < Duration::from_secs(30));
+    drop(w2);
+    drop(w1);
+    // Replay: the newest moment first (after the kills: w1's 8 MiB; the kernel may have
+    // chosen w2 as a victim too), then the last kill, then back to a moment before it,
+    // when w2's 48 MiB were charged.
+    start_top(&t, &format!("--store {store_s} top --replay"));
+    t.keys(&["t", "/"]);
+    t.keys(&["-l", &name]);
+    t.keys(&["Enter"]);
+    let s = t.wait(Duration::from_secs(5), |s| usage_col(s, &name).is_some());
+    assert!(s.contains("paused"), "{s}");
+    let newest = usage_col(&s, &name).unwrap_or_else(|| panic!("row of {name}: {s}"));
+    assert!(
+        newest < 30.0,
+        "newest moment, after the kill: {newest} MiB\n{s}"
+    );
+    let time = |s: &str| {
+        s.lines()
+            .next()
+            .and_then(|l| l.split(" · ").nth(1))
+            .map(str::to_string)
+    };
+    let t_newest = time(&s);
+    t.keys(&["{"]);
+    let s = t.wait(Duration::from_secs(5), |s| s.contains("OOM KILL"));
+    assert!(
+        s.contains("OOM KILL"),
+        "{{ lands on the recorded kill of {victim}:\n{s}"
+    );
+    assert_ne!(time(&s), t_newest, "{s}");
+    t.keys(&["Escape"]);
+    let mut big = None;
+    for _ in 0..30 {
+        t.keys(&["["]);
+        std::thread::sleep(Duration::from_millis(250));
+        if let Some(u) = usage_col(&t.screen(), &name)
+            && u >= 50.0
+        {
+            big = Some(u);
+            break;
+        }
+    }
+    let s = t.screen();
+    assert!(
+        big.is_some(),
+        "no step back to a moment with w2's 48 MiB charged:\n{s}"
+    );
+    quit(&t);
 }

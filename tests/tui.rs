@@ -134,3 +134,106 @@ fn oom_banner_and_post_mortem() {
     let out = screen(&app, Some(&s), 80, 24);
     assert!(out.contains("victim 42 (python3)"), "{out}");
 }
+
+/// The node header: the `memlens node` waterfall in four sums and the dying cgroups,
+/// computed from the same files (the capture's /proc/cgroups − its live directories).
+#[test]
+fn header_shows_the_node_waterfall_and_dying_cgroups() {
+    let s = snap(None);
+    let n = s.node.clone().expect("node figures");
+    let root = Root::from_capture(Path::new(CAPTURE)).unwrap();
+    let h = memlens::report::hierarchy(&root).unwrap();
+    let (dying, ..) = memlens::zombies::count(&root, &h);
+    assert_eq!(n.dying, dying);
+    assert!(n.dying.is_some());
+    let node = memlens::node::collect(&root, &h, &Default::default()).unwrap();
+    let line = |k: &str| node.waterfall.get(k).and_then(|l| l.bytes);
+    assert_eq!(n.in_cgroups, line("top_level_cgroups"));
+    assert_eq!(n.free, line("free"));
+    let mut app = App::new(false, false);
+    app.ingest(&s);
+    let out = screen(&app, Some(&s), 80, 24);
+    let third = out.lines().nth(2).unwrap_or_default().to_string();
+    assert!(
+        third.contains("cgroups") && third.contains(&format!("dying {}", dying.unwrap())),
+        "{out}"
+    );
+}
+
+/// The wheel moves the selection, a click selects a row, a click on the selected row opens
+/// it, a click closes help.
+#[test]
+fn mouse_selects_scrolls_and_opens() {
+    use crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+    let s = snap(None);
+    let mut app = App::new(false, false);
+    app.ingest(&s);
+    screen(&app, Some(&s), 80, 24);
+    let (y0, first, drawn) = app.table.get();
+    assert_eq!((first, drawn), (0, 2), "two rows drawn from the first");
+    let ev = |kind, row| MouseEvent {
+        kind,
+        column: 3,
+        row,
+        modifiers: KeyModifiers::NONE,
+    };
+    let left = MouseEventKind::Down(MouseButton::Left);
+    assert_eq!(app.mouse(ev(left, y0 + 1), Some(&s)), Action::None);
+    assert_eq!(app.selected, 1);
+    // Below the last row: nothing.
+    assert_eq!(app.mouse(ev(left, y0 + 5), Some(&s)), Action::None);
+    assert_eq!(app.selected, 1);
+    app.mouse(ev(MouseEventKind::ScrollUp, y0), Some(&s));
+    assert_eq!(app.selected, 0);
+    app.mouse(ev(MouseEventKind::ScrollDown, y0), Some(&s));
+    assert_eq!(app.selected, 1, "stops at the last row");
+    assert_eq!(
+        app.mouse(ev(left, y0 + 1), Some(&s)),
+        Action::Focus(Some("/memlens-test-v1capture".into()))
+    );
+    key(&mut app, &s, KeyCode::Char('?'));
+    assert!(app.help);
+    app.mouse(ev(left, 0), Some(&s));
+    assert!(!app.help);
+}
+
+/// The same screens on a cgroup v2 capture (Debian 6.1 in the VM, tests/vm/vm-capture.sh).
+#[test]
+fn v2_screens() {
+    let root = Root::from_capture(Path::new(
+        "tests/fixtures/captures/v2-debian-6.1/v2-capture.tar.gz",
+    ))
+    .expect("v2 fixture capture");
+    let h = memlens::report::hierarchy(&root).expect("hierarchy");
+    let t = root
+        .capture()
+        .and_then(|c| c.captured_at_unix)
+        .map_or(0, |s| s as i64 * 1000);
+    let s = snapshot::take(&root, &h, None, t, "capture fixture");
+    let mut app = App::new(false, false);
+    app.ingest(&s);
+    let out = screen(&app, Some(&s), 80, 24);
+    assert!(out.contains("cgroup v2"), "{out}");
+    insta::assert_snapshot!("v2_node_80x24", out);
+    insta::assert_snapshot!("v2_node_160x48", screen(&app, Some(&s), 160, 48));
+    let i = app
+        .visible(&s)
+        .iter()
+        .position(|(i, _)| s.overview.rows[*i].path == "/memlens-test-capture")
+        .expect("the captured cgroup is a row");
+    app.selected = i;
+    let a = key(&mut app, &s, KeyCode::Enter);
+    assert_eq!(a, Action::Focus(Some("/memlens-test-capture".into())));
+    let s = snapshot::take(
+        &root,
+        &h,
+        Some("/memlens-test-capture"),
+        t,
+        "capture fixture",
+    );
+    app.ingest(&s);
+    let big = screen(&app, Some(&s), 160, 48);
+    assert!(big.contains("WHAT OTHER TOOLS SHOW"), "{big}");
+    insta::assert_snapshot!("v2_cgroup_160x48", big);
+    insta::assert_snapshot!("v2_cgroup_80x24", screen(&app, Some(&s), 80, 24));
+}

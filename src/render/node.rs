@@ -185,6 +185,22 @@ pub fn human(n: &Node, s: Style) -> String {
             }
         );
     }
+    for f in &k.forecast {
+        let _ = writeln!(
+            out,
+            "forecast: memory.available reaches the {} threshold {} ({}) in {} (at {}): the working set grows {}/s; {}",
+            f.kind,
+            f.threshold,
+            bytes(Some(f.threshold_bytes)),
+            crate::rules::forecast::human_duration(f.seconds),
+            f.at,
+            bytes(Some(f.bytes_per_second.max(0.0) as u64)),
+            s.dim(&f.method)
+        );
+    }
+    if let Some(why) = &k.forecast_note {
+        let _ = writeln!(out, "forecast: {}", s.dim(why));
+    }
     if !k.ranking.is_empty() {
         let _ = writeln!(out, "\nEviction order (first evicted first):");
         let rows: Vec<Vec<String>> = k

@@ -163,6 +163,7 @@ const RULES: &[Rule] = &[
     runtimes::runtime_heap,
     qos::high_livelock,
     qos::protection_breached,
+    qos::high_old_kernel,
 ];
 
 /// The ids of every rule (stable).
@@ -190,6 +191,7 @@ pub const IDS: &[&str] = &[
     "runtime-heap",
     "memory-high-livelock",
     "protection-breached",
+    "memory-high-old-kernel",
 ];
 
 /// Runs every rule on `r`; most severe first. `sample` enables the rate rules (thrashing).

@@ -164,3 +164,76 @@ pub fn protection_breached(r: &Report, _: Option<Sample<'_>>) -> Option<Finding>
         advice: "Check that the memory.low of the siblings fit within the parent's memory.low (Kubernetes KEP-2570 sets memory.min from requests: requests above allocatable overcommit it), or use memory.min for what must not be reclaimed.".into(),
     })
 }
+
+/// `memory-high-old-kernel`: memory.high set on a kernel before 5.9. Until Chris Down's
+/// "mm, memcg: reclaim more aggressively before high allocator throttling" (5.9, b3ff92916af3)
+/// a task over memory.high reclaimed only the pages of its own charge batch before it was
+/// put to sleep, so a cgroup with plenty of clean page cache was throttled anyway: the
+/// livelock KEP-2570 met, and why its beta gates on the kernel version (field §4 item 7).
+pub fn high_old_kernel(r: &Report, _: Option<Sample<'_>>) -> Option<Finding> {
+    let cg = &r.cgroup;
+    if cg.version != Version::V2 {
+        return None;
+    }
+    let Some(Limit::Bytes(high)) = cg.limits.high else {
+        return None;
+    };
+    let release = r.host.kernel.as_deref()?;
+    let k = crate::kernel::Release::parse(release)?;
+    if k.at_least(5, 9) {
+        return None;
+    }
+    Some(Finding {
+        id: "memory-high-old-kernel",
+        severity: Severity::Warn,
+        title: format!(
+            "memory.high ({}) is set on kernel {release}, older than 5.9: throttling there can stall tasks even with reclaimable cache",
+            bytes(Some(high))
+        ),
+        evidence: vec![
+            Evidence::size("memory.high", Some(high), "memory.high"),
+            Evidence::value("kernel", release, "/proc/sys/kernel/osrelease"),
+            Evidence::fig("reclaimable", &r.derived.reclaimable),
+        ],
+        meaning: "Before 5.9 a task above memory.high reclaimed only its own charge batch before the kernel made it sleep (mm/memcontrol.c mem_cgroup_handle_over_high), so reclaim fell behind and tasks were throttled for long stretches although page cache could have been dropped. 5.9's \"mm, memcg: reclaim more aggressively before high allocator throttling\" fixed it; Kubernetes Memory QoS (KEP-2570) requires a newer kernel for this reason.".into(),
+        advice: "Upgrade the kernel to 5.9 or later before relying on memory.high, or set memory.high to max and limit with memory.max only.".into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::Root;
+
+    fn report(kernel: &str, high: Option<Limit>) -> Report {
+        let root = Root::from_capture(std::path::Path::new(
+            "tests/fixtures/captures/v2-debian-6.1/v2-capture.tar.gz",
+        ))
+        .expect("v2 fixture capture");
+        let h = crate::report::hierarchy(&root).expect("hierarchy");
+        let mut r = crate::report::build(
+            &root,
+            &h,
+            "/memlens-test-capture",
+            crate::report::Options::default(),
+        )
+        .expect("report");
+        r.host.kernel = Some(kernel.into());
+        r.cgroup.limits.high = high;
+        r
+    }
+
+    #[test]
+    fn memory_high_before_5_9_is_flagged() {
+        let f = high_old_kernel(&report("5.8.18", Some(Limit::Bytes(64 << 20))), None)
+            .expect("flagged on 5.8");
+        assert_eq!(f.id, "memory-high-old-kernel");
+        assert!(f.title.contains("5.8.18"), "{}", f.title);
+        assert!(high_old_kernel(&report("5.9.0", Some(Limit::Bytes(64 << 20))), None).is_none());
+        assert!(high_old_kernel(&report("5.4.0-150", Some(Limit::Unlimited)), None).is_none());
+        assert!(high_old_kernel(&report("5.4.0-150", None), None).is_none());
+        // Through evaluate, as explain runs it.
+        let all = crate::rules::evaluate(&report("5.4.0", Some(Limit::Bytes(64 << 20))), None);
+        assert!(all.iter().any(|f| f.id == "memory-high-old-kernel"));
+    }
+}

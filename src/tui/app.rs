@@ -4,7 +4,8 @@
 
 use super::snapshot::Snapshot;
 use crate::overview::Row;
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 
 /// Samples kept per cgroup for sparklines: 10 minutes at the default 1 s interval.
@@ -130,6 +131,9 @@ pub struct App {
     pub playing: bool,
     /// A one-line status (replay errors, collector problems).
     pub status: Option<String>,
+    /// Where the last frame drew the node table: (screen row of its first data row, index
+    /// of the visible row drawn there, rows drawn). Set by `draw`, read by [`App::mouse`].
+    pub table: Cell<(u16, usize, usize)>,
 }
 
 impl App {
@@ -155,6 +159,7 @@ impl App {
             replay,
             playing: false,
             status: None,
+            table: Cell::new((0, 0, 0)),
         }
     }
 
@@ -412,6 +417,46 @@ impl App {
             }
             _ => Action::None,
         }
+    }
+
+    /// A mouse event: the wheel moves the selection on the node screen (3 rows a notch), a
+    /// left click selects a row and a click on the selected row opens it (as Enter); any
+    /// click closes help or a post-mortem.
+    pub fn mouse(&mut self, m: MouseEvent, s: Option<&Snapshot>) -> Action {
+        let click = matches!(m.kind, MouseEventKind::Down(MouseButton::Left));
+        if self.help || self.post_mortem.is_some() {
+            if click {
+                self.help = false;
+                self.post_mortem = None;
+            }
+            return Action::None;
+        }
+        if self.screen != Screen::Node || self.prompt.is_some() {
+            return Action::None;
+        }
+        let n = s.map_or(0, |s| self.visible(s).len());
+        match m.kind {
+            MouseEventKind::ScrollDown => {
+                self.selected = (self.selected + 3).min(n.saturating_sub(1));
+            }
+            MouseEventKind::ScrollUp => self.selected = self.selected.saturating_sub(3),
+            MouseEventKind::Down(MouseButton::Left) => {
+                let (y0, first, drawn) = self.table.get();
+                if m.row < y0 || usize::from(m.row - y0) >= drawn {
+                    return Action::None;
+                }
+                let i = first + usize::from(m.row - y0);
+                if i >= n {
+                    return Action::None;
+                }
+                if i == self.selected {
+                    return self.node_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE), s);
+                }
+                self.selected = i;
+            }
+            _ => {}
+        }
+        Action::None
     }
 
     /// Records an OOM kill seen live: banner shown, row marked.

@@ -107,7 +107,22 @@ fn header(app: &App, s: &Snapshot) -> Vec<Line<'static>> {
         Span::raw("PSI "),
         Span::styled(psi, psi_style),
     ];
-    vec![Line::from(l1), Line::from(l2)]
+    let sb = |v: Option<i64>| match v {
+        Some(b) if b < 0 => format!("−{}", bytes(Some(b.unsigned_abs()))),
+        b => bytes(b.map(|b| b as u64)),
+    };
+    let l3 = match &s.node {
+        Some(n) => format!(
+            "cgroups {}  outside {}  free {}  unattributed {}  dying {}",
+            sb(n.in_cgroups),
+            sb(n.outside_cgroups),
+            sb(n.free),
+            sb(n.unattributed),
+            n.dying.map_or("n/a".into(), |d| d.to_string())
+        ),
+        None => "node waterfall n/a (root cgroup unreadable)".into(),
+    };
+    vec![Line::from(l1), Line::from(l2), Line::from(l3)]
 }
 
 /// One column of the node table.
@@ -364,7 +379,7 @@ fn cell(app: &App, r: &Row, e: &RowExtra, col: &str, depth: usize) -> (String, S
 fn node(f: &mut Frame, area: Rect, app: &App, s: &Snapshot) {
     let banner = app.banner && !app.kills.is_empty();
     let [head, ban, body, foot] = Layout::vertical([
-        Constraint::Length(2),
+        Constraint::Length(3),
         Constraint::Length(if banner { 1 } else { 0 }),
         Constraint::Min(1),
         Constraint::Length(1),
@@ -420,6 +435,12 @@ fn node(f: &mut Frame, area: Rect, app: &App, s: &Snapshot) {
     let height = body.height.saturating_sub(1) as usize;
     let sel = app.selected.min(vis.len().saturating_sub(1));
     let first = sel.saturating_sub(height.saturating_sub(1));
+    // For the mouse: the first data row is below the column titles.
+    app.table.set((
+        body.y + 1,
+        first,
+        height.min(vis.len().saturating_sub(first)),
+    ));
     let rows = vis
         .iter()
         .enumerate()
@@ -634,11 +655,18 @@ fn cgroup(f: &mut Frame, area: Rect, app: &App, s: &Snapshot, path: &str) {
         ])),
         summ,
     );
-    let data: Vec<u64> = app
-        .ring
-        .get(path)
-        .map(|v| v.iter().map(|(_, u)| *u).collect())
-        .unwrap_or_default();
+    // The recorded past (the store, while `memlens record` writes it) before the ring's
+    // first sample, then the ring.
+    let ring = app.ring.get(path);
+    let ring_t0 = ring.and_then(|v| v.front()).map_or(i64::MAX, |(t, _)| *t);
+    let mut data: Vec<u64> = d
+        .recorded
+        .iter()
+        .filter(|(t, _)| *t < ring_t0)
+        .map(|(_, u)| *u)
+        .collect();
+    let from_store = data.len();
+    data.extend(ring.into_iter().flatten().map(|(_, u)| *u));
     let shown = &data[data
         .len()
         .saturating_sub(spark.width.saturating_sub(2) as usize)..];
@@ -653,8 +681,12 @@ fn cgroup(f: &mut Frame, area: Rect, app: &App, s: &Snapshot, path: &str) {
             .block(
                 Block::default()
                     .title(format!(
-                        " usage, last {} samples: {} .. {} ",
+                        " usage, last {} samples{}: {} .. {} ",
                         shown.len(),
+                        match from_store.saturating_sub(data.len() - shown.len()) {
+                            0 => String::new(),
+                            n => format!(" ({n} from the store)"),
+                        },
                         bytes(Some(lo)),
                         bytes(Some(hi))
                     ))

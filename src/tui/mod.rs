@@ -43,6 +43,9 @@ pub struct Options {
     pub interval: Duration,
     /// Colour allowed (NO_COLOR and `--color never` turn it off).
     pub color: bool,
+    /// The flight recorder's store (`--store`; None: the default): replay reads it, and
+    /// live sparklines start with its samples while `memlens record` writes it.
+    pub store: Option<PathBuf>,
 }
 
 /// What the collector sends the UI.
@@ -110,7 +113,8 @@ pub fn run(source: Source, opts: Options) -> Result<(), String> {
             let oom_tx = up_tx.clone();
             // The follower's own thread: it blocks in poll(2) on the kernel log.
             std::thread::spawn(move || oom_thread(*oom_root, oom_tx));
-            std::thread::spawn(move || live_collector(*root, h, opts.interval, req_rx, up_tx));
+            let (every, store) = (opts.interval, opts.store.clone());
+            std::thread::spawn(move || live_collector(*root, h, every, store, req_rx, up_tx));
         }
         Source::Capture(root, label) => {
             let h = crate::report::hierarchy(&root).map_err(|e| e.to_string())?;
@@ -167,20 +171,29 @@ fn live_collector(
     root: Root,
     h: Hierarchy,
     every: Duration,
+    store: Option<PathBuf>,
     rx: Receiver<Request>,
     tx: Sender<Update>,
 ) {
     let mut focus: Option<String> = None;
     let mut cache = snapshot::Cache::default();
+    // The focused cgroup's recorded past, read once when it is opened (the ring covers the
+    // rest): (cgroup, samples).
+    let mut recorded: Option<(String, Vec<(i64, u64)>)> = None;
     loop {
-        let s = snapshot::take_cached(
-            &root,
-            &h,
-            focus.as_deref(),
-            crate::store::now_ms(),
-            "live",
-            &mut cache,
-        );
+        let now = crate::store::now_ms();
+        let mut s = snapshot::take_cached(&root, &h, focus.as_deref(), now, "live", &mut cache);
+        if let Some(f) = &focus
+            && recorded.as_ref().is_none_or(|(p, _)| p != f)
+        {
+            recorded = Some((
+                f.clone(),
+                snapshot::recorded_usage(store.as_deref(), f, now),
+            ));
+        }
+        if let (Some(d), Some((_, v))) = (s.detail.as_mut(), &recorded) {
+            d.recorded = v.clone();
+        }
         let up = Update {
             snapshot: Some(s),
             kills: vec![],
@@ -310,7 +323,9 @@ fn replay_collector(
                 Err(_) => return,
             }
         };
-        let before = t;
+        let prev_t = t;
+        // Kills recorded in (before, t] are shown on arrival.
+        let mut before = t;
         let mut status = None;
         match req {
             Some(Request::Focus(f)) => focus = f,
@@ -340,7 +355,11 @@ fn replay_collector(
                     kills.iter().rev().find(|k| **k < t).copied()
                 };
                 match next {
-                    Some(k) => t = k,
+                    // Landing on a kill shows it (banner, post-mortem), backwards too.
+                    Some(k) => {
+                        t = k;
+                        before = k - 1;
+                    }
                     None => status = Some("no recorded OOM kill that way".into()),
                 }
             }
@@ -362,7 +381,7 @@ fn replay_collector(
                 u
             }
             Err(e) => {
-                t = before;
+                t = prev_t;
                 match replay_update(&r, t, focus.as_deref()) {
                     Ok(mut u) => {
                         u.status = Some(e);
@@ -383,6 +402,17 @@ fn ui(app: &mut App, req: Sender<Request>, up: Receiver<Update>) -> Result<(), S
     // ratatui::init installs a panic hook that restores the terminal before the panic
     // message prints (raw mode off, main screen back), so a bug never leaves a broken tty.
     let mut term = ratatui::init();
+    // Mouse reports on (wheel, clicks); turned off again on exit and before a panic message
+    // (ratatui's hook restores raw mode and the screen, not mouse reporting).
+    let mouse =
+        crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture).is_ok();
+    if mouse {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+            prev(info);
+        }));
+    }
     let mut latest: Option<Snapshot> = None;
     let mut dirty = true;
     let result = loop {
@@ -421,6 +451,16 @@ fn ui(app: &mut App, req: Sender<Request>, up: Receiver<Update>) -> Result<(), S
                         }
                     }
                 }
+                Ok(Event::Mouse(m)) => {
+                    let before = (app.selected, app.help, app.post_mortem.is_some());
+                    match app.mouse(m, latest.as_ref()) {
+                        Action::Focus(f) => {
+                            dirty = true;
+                            let _ = req.send(Request::Focus(f));
+                        }
+                        _ => dirty |= before != (app.selected, app.help, app.post_mortem.is_some()),
+                    }
+                }
                 Ok(Event::Resize(..)) => dirty = true,
                 Ok(_) => {}
                 Err(e) => break Err(e.to_string()),
@@ -429,6 +469,9 @@ fn ui(app: &mut App, req: Sender<Request>, up: Receiver<Update>) -> Result<(), S
             Err(e) => break Err(e.to_string()),
         }
     };
+    if mouse {
+        let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+    }
     ratatui::restore();
     result
 }

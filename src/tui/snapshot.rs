@@ -53,6 +53,53 @@ pub struct Detail {
     pub report: Report,
     /// As `memlens explain` evaluates them (without a second sample).
     pub findings: Vec<Finding>,
+    /// Usage (ms, bytes) from the flight recorder's store for the minutes before `top`
+    /// started, while `memlens record` is writing it (empty otherwise): the sparkline's
+    /// past beyond the in-memory ring.
+    pub recorded: Vec<(i64, u64)>,
+}
+
+/// The node-wide figures of the header: `memlens node`'s waterfall in four sums, and the
+/// dying memory cgroups (`memlens zombies`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeFigures {
+    /// Σ top-level cgroups (waterfall `top_level_cgroups`).
+    pub in_cgroups: Option<i64>,
+    /// Every waterfall line between the cgroups and free: the root's own pages, dying
+    /// cgroups, memory charged to no cgroup (kernel, page cache, hugetlb, zram...).
+    pub outside_cgroups: Option<i64>,
+    /// MemFree + the per-CPU free lists (MemFree alone when zoneinfo is unknown).
+    pub free: Option<i64>,
+    /// The signed remainder nothing explains.
+    pub unattributed: Option<i64>,
+    /// Dying memory cgroups (v2 cgroup.stat, v1 /proc/cgroups − live directories).
+    pub dying: Option<u64>,
+}
+
+impl NodeFigures {
+    /// Sums the waterfall's lines (a line whose counter is unavailable makes its sum n/a).
+    pub fn of(w: &crate::views::waterfall::Waterfall, dying: Option<u64>) -> Self {
+        let mut f = NodeFigures {
+            dying,
+            outside_cgroups: Some(0),
+            free: Some(0),
+            ..Default::default()
+        };
+        for l in &w.lines {
+            match l.key {
+                "top_level_cgroups" => f.in_cgroups = l.bytes,
+                "unattributed" => f.unattributed = l.bytes,
+                "free" => f.free = f.free.zip(l.bytes).map(|(a, b)| a + b),
+                // Free pages too; unknown without /proc/zoneinfo (a capture), then free is
+                // MemFree alone.
+                "pcp_free" => f.free = f.free.map(|a| a + l.bytes.unwrap_or(0)),
+                _ => {
+                    f.outside_cgroups = f.outside_cgroups.zip(l.bytes).map(|(a, b)| a + b);
+                }
+            }
+        }
+        f
+    }
 }
 
 /// One moment of the node.
@@ -70,6 +117,8 @@ pub struct Snapshot {
     pub detail_error: Option<String>,
     /// What the figures come from: `live`, `capture PATH`, `replay`.
     pub source: String,
+    /// The node's waterfall sums and dying cgroups (None: the root is unreadable).
+    pub node: Option<NodeFigures>,
 }
 
 /// What the live collector keeps between refreshes (issue 20): the cgroup list (inotify, no
@@ -105,6 +154,7 @@ pub fn take_cached(
     cache: &mut Cache,
 ) -> Snapshot {
     let (paths, changed) = cache.tree.paths_changed(root, h);
+    let live = paths.len();
     if changed {
         cache.tiers.retain(paths);
     }
@@ -123,7 +173,7 @@ pub fn take_cached(
     for (r, x) in o.rows.iter_mut().zip(&extras) {
         r.pids = x.pids;
     }
-    finish(root, h, focus, taken_ms, source, o, extras)
+    finish(root, h, focus, taken_ms, source, o, extras, live)
 }
 
 /// Reads one snapshot from `root`. `focus`: the cgroup whose full report is read too.
@@ -134,12 +184,19 @@ pub fn take(
     taken_ms: i64,
     source: &str,
 ) -> Snapshot {
+    let paths = crate::cgroup::walk::all_paths(root, h, "/");
     let (mut o, extras) =
-        overview::collect_with(root, h, true, Level::Metrics, |_, cg| RowExtra::of(cg));
+        overview::collect_paths(root, h, &paths, true, Level::Metrics, |_, cg| {
+            RowExtra::of(cg)
+        });
     overview::count_pids(root, h, &mut o);
-    finish(root, h, focus, taken_ms, source, o, extras)
+    let live = paths.len();
+    finish(root, h, focus, taken_ms, source, o, extras, live)
 }
 
+/// The rest of a snapshot from the overview: the node's figures and the focused cgroup.
+/// `live`: how many cgroup directories the walk saw (the dying count is /proc/cgroups − live).
+#[allow(clippy::too_many_arguments)]
 fn finish(
     root: &Root,
     h: &Hierarchy,
@@ -148,7 +205,12 @@ fn finish(
     source: &str,
     o: Overview,
     extras: Vec<RowExtra>,
+    live: usize,
 ) -> Snapshot {
+    let (dying, ..) = crate::zombies::count_live(root, h, live);
+    let node = crate::node::waterfall(root, h, &o.host.host)
+        .ok()
+        .map(|w| NodeFigures::of(&w, dying));
     let (detail, detail_error) = match focus {
         None => (None, None),
         Some(p) => match report::build(root, h, p, Options::default()) {
@@ -158,6 +220,7 @@ fn finish(
                     Some(Detail {
                         report: r,
                         findings,
+                        recorded: Vec::new(),
                     }),
                     None,
                 )
@@ -172,5 +235,37 @@ fn finish(
         detail,
         detail_error,
         source: source.to_string(),
+        node,
     }
+}
+
+/// The usage of `path` over the last 10 minutes from the store at `dir` (None: the default
+/// one), when a recorder is writing it: its newest sample is at most 3 recording intervals
+/// (and at least 5 s) old at `now`. Empty when there is no such store or no sample.
+pub fn recorded_usage(dir: Option<&std::path::Path>, path: &str, now: i64) -> Vec<(i64, u64)> {
+    let Ok(r) = crate::history::open_store(dir) else {
+        return Vec::new();
+    };
+    let every = r
+        .meta("interval_ms")
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(10_000);
+    let recording = r
+        .range()
+        .ok()
+        .flatten()
+        .is_some_and(|(_, hi)| now - hi <= (3 * every).max(5_000));
+    if !recording {
+        return Vec::new();
+    }
+    let Ok(h) = crate::history::recorded_hierarchy(&r) else {
+        return Vec::new();
+    };
+    crate::history::points(&r, &h, path, now - 600_000, now)
+        .map(|(pts, _)| {
+            pts.iter()
+                .filter_map(|p| Some((p.t, p.get("usage")?)))
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -240,6 +240,17 @@ pub fn read_cgroup(
                 cgroup_stat = r.keyed("cgroup.stat");
             } else if metrics {
                 pressure = r.parsed("memory.pressure", parse::pressure);
+                // The level whose limit fired (the exporter's memlens_memory_oom_limit_reached_total):
+                // memory.events.local oom ≤ memory.events oom, so it is read only where the
+                // subtree counted an OOM, and the floor stays the files listed above.
+                if events
+                    .events
+                    .as_ref()
+                    .and_then(|e| e.get("oom"))
+                    .is_some_and(|n| n > 0)
+                {
+                    events.events_local = r.keyed("memory.events.local");
+                }
                 // cAdvisor's container_memory_max_usage_bytes (5.19+).
                 usage.peak = r.number("memory.peak");
             }
