@@ -28,6 +28,7 @@ pub mod node;
 pub mod oom;
 pub mod overview;
 pub mod pagecache;
+pub mod probe;
 pub mod proc;
 pub mod recommend;
 pub mod record;
