@@ -415,7 +415,7 @@ enum Command {
         #[arg(long, conflicts_with = "find_limit")]
         probe: bool,
         #[command(flatten)]
-        probe_args: ProbeArgs,
+        probe_args: Box<ProbeArgs>,
         // `run` works on the live system only: the global --from/--host-root are shadowed
         // by hidden local ones, so its --help does not offer them (still refused at run time).
         #[arg(id = "from", long = "from", hide = true)]
@@ -578,7 +578,7 @@ enum Command {
         #[arg(add = clap_complete::ArgValueCandidates::new(crate::completions::targets))]
         target: String,
         #[command(flatten)]
-        probe: ProbeArgs,
+        probe: Box<ProbeArgs>,
     },
     /// A memory request and limit per container from the recorded history (the store of
     /// `memlens record`): from the peak and p50/p95/p99 of what cannot be reclaimed (anon +
@@ -705,8 +705,8 @@ struct ProbeArgs {
     #[arg(long, default_value_t = 60)]
     max_steps: u32,
     /// Wait this long before the first step (`run --probe`: let the command start up).
-    #[arg(long = "probe-after", default_value = "0s", value_name = "DURATION", value_parser = crate::units::parse_duration)]
-    probe_after: std::time::Duration,
+    #[arg(long = "probe-after", value_name = "DURATION", value_parser = crate::units::parse_duration)]
+    probe_after: Option<std::time::Duration>,
     /// v2: pass `swappiness=N` (0-200, or max) with each memory.reclaim write (the kernel is
     /// asked first whether it accepts it). Default: none, or swappiness=0 without swap.
     #[arg(long, value_name = "N|max")]
@@ -728,7 +728,7 @@ impl ProbeArgs {
             max_refault: self.max_refault / 100.0,
             settle: self.settle,
             max_steps: self.max_steps.max(1),
-            after: self.probe_after,
+            after: self.probe_after.unwrap_or_default(),
             swappiness: self.swappiness.clone(),
             dry_run: self.dry_run,
             margin: self.probe_margin / 100.0,

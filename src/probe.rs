@@ -314,6 +314,10 @@ pub fn swap_possible(root: &Root, h: &Hierarchy, path: &str) -> bool {
     }
 }
 
+/// The forms of the memory.reclaim write asked about, and the kernel's answers (None: not
+/// asked, under --dry-run).
+pub type Forms = Vec<(String, Option<bool>)>;
+
 /// Asks the kernel which forms of memory.reclaim it takes (0-byte requests: nothing is
 /// reclaimed), and picks the arguments: the user's `--swappiness`, else `swappiness=0` when
 /// anon has nowhere to go (reclaim then scans page cache only), else none.
@@ -321,7 +325,7 @@ pub fn choose_args(
     file: &mut crate::cgroup::reclaim::ReclaimFile,
     wanted: Option<&str>,
     swap: bool,
-) -> Result<(String, Vec<(String, Option<bool>)>), String> {
+) -> Result<(String, Forms), String> {
     let mut forms = Vec::new();
     let want = match wanted {
         Some(w) => Some(format!("swappiness={w}")),
@@ -342,7 +346,13 @@ pub fn choose_args(
     }
     forms.insert(0, ("N".to_string(), Some(true)));
     let args = match want {
-        Some(w) if forms.iter().any(|(f, ok)| *f == format!("N {w}") && *ok == Some(true)) => w,
+        Some(w)
+            if forms
+                .iter()
+                .any(|(f, ok)| *f == format!("N {w}") && *ok == Some(true)) =>
+        {
+            w
+        }
         Some(w) if wanted.is_some() => {
             return Err(format!(
                 "this kernel does not accept `{w}` in memory.reclaim (EINVAL; the argument is in Linux 6.13+ and `max` later): nothing was reclaimed"
@@ -534,8 +544,8 @@ pub fn probe(
             }
             Version::V1 => psi > o.max_psi && refaults.is_some_and(|r| r > 0),
         };
-        let over_refault =
-            version == Version::V1 && refaults.is_some_and(|r| r as f64 > o.max_refault * amount as f64);
+        let over_refault = version == Version::V1
+            && refaults.is_some_and(|r| r as f64 > o.max_refault * amount as f64);
         let took = match (step.stolen, prev.usage, now.usage) {
             (Some(s), _, _) => s,
             (None, Some(a), Some(b)) => a.saturating_sub(b),
@@ -618,8 +628,9 @@ pub fn probe(
         (h, n) => h.or(n),
     };
     rep.recommended = need.map(|n| {
-        ((n as f64 * (1.0 + o.margin)).ceil() as u64).div_ceil(MIB) * MIB
-    }.max(crate::units::MIN_LIMIT));
+        { ((n as f64 * (1.0 + o.margin)).ceil() as u64).div_ceil(MIB) * MIB }
+            .max(crate::units::MIN_LIMIT)
+    });
     rep.formula = format!(
         "hot set (the lowest memory.current kept within the budget){} × {:.2}, rounded up to MiB",
         if swap {
@@ -651,7 +662,10 @@ pub fn probe_target(
         ));
     }
     if path.trim_matches('/').is_empty() {
-        return Err((2, "refusing to probe the root cgroup: name one cgroup".into()));
+        return Err((
+            2,
+            "refusing to probe the root cgroup: name one cgroup".into(),
+        ));
     }
     let swap = swap_possible(root, h, path);
     let mut file =

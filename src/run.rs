@@ -632,10 +632,10 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, SetupError> {
     }
     let rx = wait_thread(pid);
     let probe_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let prober = match &opts.probe {
-        Some(po) => Some(start_probe(&root, &h, &cg, opts.limit, po, probe_done.clone())),
-        None => None,
-    };
+    let prober = opts
+        .probe
+        .as_ref()
+        .map(|po| start_probe(&root, &h, &cg, opts.limit, po, probe_done.clone()));
 
     let mut tr = Tracker::new(opts.timeline.is_some());
     let mut problems: Vec<String> = Vec::new();
@@ -685,7 +685,9 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, SetupError> {
     probe_done.store(true, Ordering::SeqCst);
     // The probe ends before the memcg is removed (it holds its files open).
     let probe = prober.map(|t| match t {
-        Ok(t) => t.join().unwrap_or_else(|_| probe_failed("the probe thread panicked")),
+        Ok(t) => t
+            .join()
+            .unwrap_or_else(|_| probe_failed("the probe thread panicked")),
         Err(e) => probe_failed(&e),
     });
     let ended = ended.map_err(|e| SetupError::new(exit::SETUP, e))?;

@@ -223,10 +223,9 @@ impl OwnedCgroup {
             Version::V2 => "memory.max",
         };
         let path = self.dir.join(name);
-        let file = OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display())))?;
+        let file = OpenOptions::new().write(true).open(&path).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display()))
+        })?;
         Ok(LimitFile {
             file,
             version: self.version,
