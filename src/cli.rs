@@ -602,6 +602,10 @@ enum Command {
         /// non-reclaimable peak and the figures now). Needs a TARGET.
         #[arg(long, value_name = "SIZE", value_parser = crate::units::parse_size, requires = "target")]
         check_limit: Option<u64>,
+        /// Read the figures from Prometheus's HTTP API (the series `memlens serve` exports,
+        /// and cAdvisor's) instead of the store: every node it scrapes. --since defaults to 24h.
+        #[arg(long, value_name = "URL")]
+        prometheus: Option<String>,
     },
     /// Write recorded history for Prometheus: OpenMetrics text on stdout, for
     /// `promtool tsdb create-blocks-from openmetrics FILE DIR` (the same metric names as
@@ -1875,6 +1879,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             since,
             margin,
             check_limit,
+            prometheus,
         }) => {
             let m = margin.trim().trim_end_matches('%').trim().parse::<f64>();
             let margin = match m {
@@ -1892,8 +1897,11 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 margin,
                 check_limit,
             };
-            let rep = crate::recommend::recommend(g.store.as_deref(), &q)
-                .map_err(|e| Failure::new(e.0, e.1))?;
+            let rep = match &prometheus {
+                Some(url) => crate::prom::recommend(url, &q),
+                None => crate::recommend::recommend(g.store.as_deref(), &q),
+            }
+            .map_err(|e| Failure::new(e.0, e.1))?;
             output(
                 g.json,
                 || serde_json::json!(rep),

@@ -30,6 +30,7 @@ pub mod overview;
 pub mod pagecache;
 pub mod probe;
 pub mod proc;
+pub mod prom;
 pub mod recommend;
 pub mod record;
 pub mod render;

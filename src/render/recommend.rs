@@ -60,10 +60,13 @@ pub fn snippets(r: &Recommendation) -> String {
 }
 
 fn one(r: &Recommendation, st: Style, out: &mut String) {
-    let title = match &r.name {
+    let mut title = match &r.name {
         Some(n) => format!("{} ({n})", r.cgroup),
         None => r.cgroup.clone(),
     };
+    if let Some(i) = &r.instance {
+        title.push_str(&format!(" on {i}"));
+    }
     let _ = writeln!(out, "{}", st.head(&term(&title)));
     let _ = writeln!(
         out,
