@@ -410,6 +410,13 @@ enum Command {
             requires = "find_limit"
         )]
         slowdown: String,
+        /// While the command runs, probe its true working set (as `memlens probe`): v2
+        /// memory.reclaim steps; v1 memory.limit_in_bytes lowered step by step and put back
+        /// (v1 has no per-cgroup PSI: the cgroup's refaults and the host's PSI are the budget).
+        #[arg(long, conflicts_with = "find_limit")]
+        probe: bool,
+        #[command(flatten)]
+        probe_args: Box<ProbeArgs>,
         // `run` works on the live system only: the global --from/--host-root are shadowed
         // by hidden local ones, so its --help does not offer them (still refused at run time).
         #[arg(id = "from", long = "from", hide = true)]
@@ -582,6 +589,21 @@ enum Command {
         #[arg(id = "json", long = "json", hide = true)]
         _json: bool,
     },
+    /// The true working set of one cgroup (cgroup v2): reclaim it in small steps through
+    /// memory.reclaim and watch its pressure, refaults and pgscan/pgsteal; stop at the
+    /// pressure budget or when reclaim takes nothing; report what was cold, what is hot, and
+    /// a limit from the hot set. It WRITES, to the named cgroup only (never its limits);
+    /// --dry-run says what it would write. On cgroup v1 use `memlens run --probe`.
+    ///
+    /// Examples: `memlens probe /system.slice/web.service --dry-run`,
+    /// `memlens probe web --max-psi 0.5% --swappiness 0`.
+    Probe {
+        /// The cgroup to probe: cgroup path, container name or ID prefix, pod name.
+        #[arg(add = clap_complete::ArgValueCandidates::new(crate::completions::targets))]
+        target: String,
+        #[command(flatten)]
+        probe: Box<ProbeArgs>,
+    },
     /// A memory request and limit per container from the recorded history (the store of
     /// `memlens record`): from the peak and p50/p95/p99 of what cannot be reclaimed (anon +
     /// shmem + unreclaimable kernel + swap), not the sampled working set krr and the kubelet
@@ -604,6 +626,10 @@ enum Command {
         /// non-reclaimable peak and the figures now). Needs a TARGET.
         #[arg(long, value_name = "SIZE", value_parser = crate::units::parse_size, requires = "target")]
         check_limit: Option<u64>,
+        /// Read the figures from Prometheus's HTTP API (the series `memlens serve` exports,
+        /// and cAdvisor's) instead of the store: every node it scrapes. --since defaults to 24h.
+        #[arg(long, value_name = "URL")]
+        prometheus: Option<String>,
     },
     /// Write recorded history for Prometheus: OpenMetrics text on stdout, for
     /// `promtool tsdb create-blocks-from openmetrics FILE DIR` (the same metric names as
@@ -693,6 +719,68 @@ fn run_interval(s: &str) -> Result<std::time::Duration, String> {
         std::time::Duration::from_millis(1),
         std::time::Duration::from_secs(60),
     )
+}
+
+/// The flags of `memlens probe` (also taken by `run --probe`).
+#[derive(Debug, Args, Clone)]
+struct ProbeArgs {
+    /// Each step reclaims this share of memory.current.
+    #[arg(long, default_value = "10%", value_name = "PERCENT", value_parser = percent)]
+    step: f64,
+    /// The smallest step (a step that takes less than half of it ends the probe).
+    #[arg(long, default_value = "1M", value_name = "SIZE", value_parser = crate::units::parse_size)]
+    min_step: u64,
+    /// Pressure budget: some stall, percent of each step's window (v2 the cgroup's
+    /// memory.pressure; v1 the host's rise over before the probe).
+    #[arg(long, default_value = "0.1%", value_name = "PERCENT", value_parser = percent)]
+    max_psi: f64,
+    /// v1 only (no per-cgroup PSI): refaults allowed per step, as a share of the step.
+    #[arg(long, default_value = "10%", value_name = "PERCENT", value_parser = percent)]
+    max_refault: f64,
+    /// Time between a step and its readings.
+    #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = parse_interval)]
+    settle: std::time::Duration,
+    /// At most this many steps.
+    #[arg(long, default_value_t = 60)]
+    max_steps: u32,
+    /// Wait this long before the first step (`run --probe`: let the command start up).
+    #[arg(long = "probe-after", value_name = "DURATION", value_parser = crate::units::parse_duration)]
+    probe_after: Option<std::time::Duration>,
+    /// v2: pass `swappiness=N` (0-200, or max) with each memory.reclaim write (the kernel is
+    /// asked first whether it accepts it). Default: none, or swappiness=0 without swap.
+    #[arg(long, value_name = "N|max")]
+    swappiness: Option<String>,
+    /// Say exactly what would be written, write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Margin on the hot set for the recommended limit.
+    #[arg(long = "probe-margin", default_value = "15%", value_name = "PERCENT", value_parser = percent)]
+    probe_margin: f64,
+}
+
+impl ProbeArgs {
+    fn options(&self) -> crate::probe::ProbeOptions {
+        crate::probe::ProbeOptions {
+            step: self.step / 100.0,
+            min_step: self.min_step.max(4096),
+            max_psi: self.max_psi,
+            max_refault: self.max_refault / 100.0,
+            settle: self.settle,
+            max_steps: self.max_steps.max(1),
+            after: self.probe_after.unwrap_or_default(),
+            swappiness: self.swappiness.clone(),
+            dry_run: self.dry_run,
+            margin: self.probe_margin / 100.0,
+        }
+    }
+}
+
+/// A percentage such as `10%` or `0.1%` (the % is optional), as a number of percent.
+fn percent(s: &str) -> Result<f64, String> {
+    match s.trim().trim_end_matches('%').trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=1000.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?}: give a percentage such as 10%")),
+    }
 }
 
 /// The flags of `memlens record` (also taken by `serve --record`).
@@ -1815,11 +1903,55 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 pts.len()
             ));
         }
+        Some(Command::Probe { target, probe }) => {
+            let root = open_root(&g)?;
+            if !root.is_live() {
+                return Err(Failure::new(
+                    exit::BAD_TARGET,
+                    "probe acts on the live system, not on --from",
+                ));
+            }
+            let h = hierarchy(&root)?;
+            let path = resolve_target(&root, &h, &target)?;
+            set_json_kind("probe");
+            let o = probe.options();
+            let rep = crate::probe::probe_target(
+                &root,
+                &h,
+                &path,
+                &o,
+                // Said before the first write (stderr: stdout is the report).
+                |plan| {
+                    eprintln!(
+                        "memlens: probe {path}: {}{plan}",
+                        if o.dry_run { "dry run, would " } else { "" }
+                    )
+                },
+                |t| {
+                    eprintln!(
+                        "memlens: step {}: wrote {:?}: {} -> {}, some {}",
+                        t.n,
+                        t.wrote,
+                        render::bytes(t.usage_before),
+                        render::bytes(t.usage_after),
+                        t.psi_some_percent
+                            .map_or("n/a".into(), |p| format!("{p:.2}%"))
+                    )
+                },
+            )
+            .map_err(|(c, m)| Failure::new(c, m))?;
+            output(
+                g.json,
+                || serde_json::json!(rep),
+                || render::recommend::probe(&rep, st),
+            );
+        }
         Some(Command::Recommend {
             target,
             since,
             margin,
             check_limit,
+            prometheus,
         }) => {
             let m = margin.trim().trim_end_matches('%').trim().parse::<f64>();
             let margin = match m {
@@ -1837,8 +1969,11 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 margin,
                 check_limit,
             };
-            let rep = crate::recommend::recommend(g.store.as_deref(), &q)
-                .map_err(|e| Failure::new(e.0, e.1))?;
+            let rep = match &prometheus {
+                Some(url) => crate::prom::recommend(url, &q),
+                None => crate::recommend::recommend(g.store.as_deref(), &q),
+            }
+            .map_err(|e| Failure::new(e.0, e.1))?;
             output(
                 g.json,
                 || serde_json::json!(rep),
@@ -1888,6 +2023,8 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             command,
             find_limit,
             slowdown,
+            probe,
+            probe_args,
             ..
         }) => {
             if g.from.is_some() {
@@ -1915,6 +2052,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     timeline: None,
                     reclaim_before_exit: false,
                     parent,
+                    probe: None,
                 };
                 let f = crate::findlimit::find_limit(&opts, sd, |t| {
                     eprintln!(
@@ -1964,6 +2102,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 timeline,
                 reclaim_before_exit,
                 parent,
+                probe: probe.then(|| probe_args.options()),
             };
             let r = crate::run::run(&opts).map_err(|e| Failure::new(e.code, e.message))?;
             let text = if g.json {

@@ -135,6 +135,9 @@ pub struct Recommendation {
     #[serde(rename = "not_reclaimable_now_bytes")]
     pub not_reclaimable_now: Option<u64>,
     pub check: Option<Check>,
+    /// `--prometheus`: the `instance` label the series came from (which node).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 /// The result of `memlens recommend`.
@@ -364,6 +367,7 @@ pub fn from_points(
         usage_now: last.get("usage"),
         not_reclaimable_now: nr_now,
         check: check_limit.map(|s| check(s, nr_peak_of(pts), nr_now, last.get("usage"))),
+        instance: None,
     })
 }
 

@@ -61,6 +61,8 @@ pub struct RunOptions {
     pub reclaim_before_exit: bool,
     /// Parent cgroup of the new memcg (within the memory hierarchy); default: see [`default_parent`].
     pub parent: Option<String>,
+    /// `run --probe`: probe the command's working set while it runs (crate::probe).
+    pub probe: Option<crate::probe::ProbeOptions>,
 }
 
 /// Why `memlens run` could not run the command at all.
@@ -282,6 +284,8 @@ pub struct RunResult {
     pub cleanup: Cleanup,
     /// Files that could not be read during the run.
     pub problems: Vec<String>,
+    /// `run --probe`: what the probe found.
+    pub probe: Option<crate::probe::ProbeReport>,
 }
 
 impl RunResult {
@@ -627,6 +631,11 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, SetupError> {
         unsafe { libc::kill(pid, early) };
     }
     let rx = wait_thread(pid);
+    let probe_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let prober = opts
+        .probe
+        .as_ref()
+        .map(|po| start_probe(&root, &h, &cg, opts.limit, po, probe_done.clone()));
 
     let mut tr = Tracker::new(opts.timeline.is_some());
     let mut problems: Vec<String> = Vec::new();
@@ -673,6 +682,14 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, SetupError> {
         }
     };
     CHILD.store(0, Ordering::SeqCst);
+    probe_done.store(true, Ordering::SeqCst);
+    // The probe ends before the memcg is removed (it holds its files open).
+    let probe = prober.map(|t| match t {
+        Ok(t) => t
+            .join()
+            .unwrap_or_else(|_| probe_failed("the probe thread panicked")),
+        Err(e) => probe_failed(&e),
+    });
     let ended = ended.map_err(|e| SetupError::new(exit::SETUP, e))?;
     let wall = ended.at.duration_since(start).as_secs_f64();
     // One last sample: the event counters and the kernel's own high-water marks.
@@ -804,7 +821,77 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, SetupError> {
         oom_report,
         cleanup,
         problems,
+        probe,
     })
+}
+
+type ProbeThread = std::thread::JoinHandle<crate::probe::ProbeReport>;
+
+/// Starts `run --probe`'s probe on memlens's own memcg, in its own thread (the sampling loop
+/// keeps its pace). v1: memory.limit_in_bytes lowered step by step and put back to `limit`
+/// at the end; v2: memory.reclaim, the limits untouched.
+fn start_probe(
+    root: &Root,
+    h: &Hierarchy,
+    cg: &OwnedCgroup,
+    limit: Option<u64>,
+    po: &crate::probe::ProbeOptions,
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<ProbeThread, String> {
+    use crate::probe::{Lever, choose_args};
+    let swap = crate::probe::swap_possible(root, h, cg.path());
+    let (lever, forms) = match h.version {
+        Version::V1 => (
+            Lever::Limit {
+                file: cg.limit_file().map_err(|e| e.to_string())?,
+                restore: limit,
+            },
+            vec![("LIMIT".to_string(), None)],
+        ),
+        Version::V2 => {
+            let mut file = crate::cgroup::reclaim::ReclaimFile::open(root, h, cg.path())
+                .map_err(|e| e.to_string())?;
+            let (args, forms) = if po.dry_run {
+                (String::new(), vec![("N".to_string(), None)])
+            } else {
+                choose_args(&mut file, po.swappiness.as_deref(), swap)?
+            };
+            (Lever::Reclaim { file, args }, forms)
+        }
+    };
+    let (h, path, po, version) = (h.clone(), cg.path().to_string(), po.clone(), h.version);
+    Ok(std::thread::spawn(move || {
+        let root = Root::live();
+        crate::probe::probe(
+            &path,
+            version,
+            lever,
+            forms,
+            swap,
+            &po,
+            || crate::probe::reading(&root, &h, &path),
+            || done.load(Ordering::SeqCst),
+            |plan| eprintln!("memlens: probe {path}: {plan}"),
+            |s| {
+                eprintln!(
+                    "memlens: probe step {}: wrote {:?}: {} -> {}, refaults {}, some {}",
+                    s.n,
+                    s.wrote,
+                    render::bytes(s.usage_before),
+                    render::bytes(s.usage_after),
+                    render::bytes(s.refaults),
+                    s.psi_some_percent
+                        .map_or("n/a".into(), |p| format!("{p:.2}%"))
+                )
+            },
+        )
+    }))
+}
+
+fn probe_failed(why: &str) -> crate::probe::ProbeReport {
+    let mut r = crate::probe::ProbeReport::empty();
+    r.stopped = format!("the probe did not run: {why}");
+    r
 }
 
 impl Tracker {
@@ -968,7 +1055,7 @@ pub fn json(r: &RunResult) -> serde_json::Value {
         peak_at.insert(n.clone(), serde_json::json!(p.at_seconds));
         peak_src.insert(n.clone(), serde_json::json!(p.source));
     }
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "command": r.command,
         "cgroup": r.cgroup,
         "cgroup_version": r.version.number(),
@@ -1005,7 +1092,11 @@ pub fn json(r: &RunResult) -> serde_json::Value {
         "oom_report": r.oom_report,
         "cleanup": r.cleanup,
         "problems": r.problems,
-    })
+    });
+    if let (Some(p), Some(o)) = (&r.probe, v.as_object_mut()) {
+        o.insert("probe".into(), serde_json::json!(p));
+    }
+    v
 }
 
 /// The human report of a run.
@@ -1136,6 +1227,10 @@ pub fn human(r: &RunResult, s: Style) -> String {
     }
     for p in &r.problems {
         o.push_str(&s.warn(&format!("problem: {p}\n")));
+    }
+    if let Some(p) = &r.probe {
+        o.push('\n');
+        o.push_str(&render::recommend::probe(p, s));
     }
     o
 }

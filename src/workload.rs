@@ -14,7 +14,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// The steps a workload can take.
-pub const STEPS: &str = "anon=SIZE (malloc and touch) | reserve=SIZE (mmap, never touched) | write=PATH:SIZE (page cache via write) | read=PATH:N (read a file N times) | open=PATH (hold the file open read-only) | unlink=PATH (remove the name, keep it open) | files=DIR:N:SIZE (N files of SIZE in DIR) | lookup=DIR:N (look up N names that do not exist: negative dentries) | drop=PATH (fsync and drop its page cache) | mmap=PATH:SIZE (MAP_SHARED file, memset) | shm=SIZE (SysV shmget+shmat, memset) | hugetlb=SIZE (MAP_HUGETLB anonymous, touched; needs reserved huge pages) | grow=SIZE (touch SIZE of anon, 1 MiB at a time, never stop: for OOM tests) | pshm=NAME:SIZE (POSIX shm_open in /dev/shm, mmap, memset; unlinked at exit) | rate=SIZE:RATE (touch SIZE of anon at RATE bytes/s) | saw=SIZE:MS:N (N times, 0 forever: grow to SIZE over MS, free it) | writerate=PATH:SIZE:RATE (write a file at RATE bytes/s) | sleep=MS (hold what is touched so far) | cpu=MS (busy loop over the anon touched so far) | work=N (a fixed N million rounds of that loop, for benchmarks) | exit (end now instead of waiting for stdin to close)";
+pub const STEPS: &str = "anon=SIZE (malloc and touch) | reserve=SIZE (mmap, never touched) | write=PATH:SIZE (page cache via write) | read=PATH:N (read a file N times) | open=PATH (hold the file open read-only) | unlink=PATH (remove the name, keep it open) | files=DIR:N:SIZE (N files of SIZE in DIR) | lookup=DIR:N (look up N names that do not exist: negative dentries) | drop=PATH (fsync and drop its page cache) | mmap=PATH:SIZE (MAP_SHARED file, memset) | shm=SIZE (SysV shmget+shmat, memset) | hugetlb=SIZE (MAP_HUGETLB anonymous, touched; needs reserved huge pages) | grow=SIZE (touch SIZE of anon, 1 MiB at a time, never stop: for OOM tests) | pshm=NAME:SIZE (POSIX shm_open in /dev/shm, mmap, memset; unlinked at exit) | rate=SIZE:RATE (touch SIZE of anon at RATE bytes/s) | saw=SIZE:MS:N (N times, 0 forever: grow to SIZE over MS, free it) | writerate=PATH:SIZE:RATE (write a file at RATE bytes/s) | sleep=MS (hold what is touched so far) | cpu=MS (busy loop over the anon touched so far) | touch=MS (write every page of the last anon= in turn, for MS ms: a hot set) | work=N (a fixed N million rounds of that loop, for benchmarks) | exit (end now instead of waiting for stdin to close)";
 
 /// Calls `step` with 1 MiB pieces of `total`, paced so `rate` bytes a second are done
 /// (by the wall clock, so a slow step does not lower the average).
@@ -95,6 +95,16 @@ pub fn run(steps: &[String]) -> Result<(), String> {
             "sleep" => {
                 let ms: u64 = arg.parse().map_err(|_| format!("bad sleep {arg:?} (ms)"))?;
                 std::thread::sleep(std::time::Duration::from_millis(ms));
+            }
+            "touch" => {
+                // A hot set: every page of the last `anon=` written in turn, for MS ms.
+                let ms: u64 = arg.parse().map_err(|_| format!("bad touch {arg:?} (ms)"))?;
+                let (p, n) = last_anon.ok_or("touch= needs an anon= step before it")?;
+                let end = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+                while std::time::Instant::now() < end {
+                    page_touch(p, n);
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
             }
             "cpu" => {
                 let ms: u64 = arg.parse().map_err(|_| format!("bad cpu {arg:?} (ms)"))?;

@@ -60,10 +60,13 @@ pub fn snippets(r: &Recommendation) -> String {
 }
 
 fn one(r: &Recommendation, st: Style, out: &mut String) {
-    let title = match &r.name {
+    let mut title = match &r.name {
         Some(n) => format!("{} ({n})", r.cgroup),
         None => r.cgroup.clone(),
     };
+    if let Some(i) = &r.instance {
+        title.push_str(&format!(" on {i}"));
+    }
     let _ = writeln!(out, "{}", st.head(&term(&title)));
     let _ = writeln!(
         out,
@@ -218,4 +221,87 @@ pub fn find_limit(f: &crate::findlimit::FindLimit, st: Style) -> String {
         f.method
     );
     out
+}
+
+/// `memlens probe` / `run --probe`: the plan, each step, why it stopped, hot and cold.
+pub fn probe(p: &crate::probe::ProbeReport, style: Style) -> String {
+    let mut s = String::new();
+    s.push_str(&style.head(&format!(
+        "memlens probe: {} (cgroup v{}){}\n",
+        term(&p.cgroup),
+        p.version.number(),
+        if p.dry_run { ", dry run" } else { "" }
+    )));
+    let _ = writeln!(s, "  plan:      {}", p.plan);
+    if !p.forms.is_empty() {
+        let f: Vec<String> = p
+            .forms
+            .iter()
+            .map(|(f, ok)| {
+                format!(
+                    "`{f}` {}",
+                    match ok {
+                        Some(true) => "accepted",
+                        Some(false) => "refused (EINVAL)",
+                        None => "not asked",
+                    }
+                )
+            })
+            .collect();
+        let _ = writeln!(s, "  forms:     {}", f.join(", "));
+    }
+    let _ = writeln!(s, "  pressure:  {}", p.pressure_source);
+    if !p.steps.is_empty() {
+        let rows: Vec<Vec<String>> = p
+            .steps
+            .iter()
+            .map(|t| {
+                vec![
+                    t.n.to_string(),
+                    t.wrote.clone(),
+                    t.result.clone(),
+                    bytes(t.usage_before),
+                    bytes(t.usage_after),
+                    bytes(t.stolen),
+                    bytes(t.refaults),
+                    t.psi_some_percent
+                        .map_or("n/a".into(), |v| format!("{v:.2}%")),
+                ]
+            })
+            .collect();
+        s.push_str(&super::table(
+            &[
+                "STEP", "WROTE", "RESULT", "BEFORE", "AFTER", "PGSTEAL", "REFAULTS", "SOME",
+            ],
+            &rows,
+            &[1, 2],
+            style,
+        ));
+    }
+    let _ = writeln!(s, "  stopped:   {}", p.stopped);
+    if let Some(r) = &p.restored {
+        let _ = writeln!(s, "  restored:  {r}");
+    }
+    if !p.dry_run {
+        let _ = writeln!(
+            s,
+            "  start {}, hot set {}, cold (taken without pressure) {}, not reclaimable {}",
+            bytes(p.start),
+            bytes(p.hot),
+            bytes(p.cold),
+            bytes(p.not_reclaimable)
+        );
+        let _ = writeln!(
+            s,
+            "  refaults:  {}/s over the probe",
+            bytes(p.refault_bytes_per_second.map(|v| v as u64))
+        );
+        if let Some(r) = p.recommended {
+            let _ = writeln!(s, "  limit:     {} = {}", bytes(Some(r)), p.formula);
+        }
+    }
+    for pr in &p.problems {
+        s.push_str(&style.warn(&format!("problem: {pr}\n")));
+    }
+    s
 }

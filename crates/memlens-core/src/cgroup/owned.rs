@@ -187,6 +187,53 @@ impl OwnedCgroup {
     }
 }
 
+/// The limit file of a cgroup memlens created (v1 memory.limit_in_bytes, v2 memory.max), held
+/// open so `run --probe` can lower it step by step from its own thread while the command runs.
+/// v1: the kernel reclaims down to the new limit before the write returns, and refuses it
+/// with EBUSY when it cannot (memory.rst 2.5, mem_cgroup_resize_max).
+#[derive(Debug)]
+pub struct LimitFile {
+    file: File,
+    version: Version,
+    path: PathBuf,
+}
+
+impl LimitFile {
+    /// Sets the limit (`None`: unlimited).
+    pub fn set(&mut self, bytes: Option<u64>) -> io::Result<()> {
+        let v = match (self.version, bytes) {
+            (_, Some(b)) => b.to_string(),
+            (Version::V1, None) => "-1".into(),
+            (Version::V2, None) => "max".into(),
+        };
+        self.file.write_all(v.as_bytes())
+    }
+
+    /// The file's path, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl OwnedCgroup {
+    /// Opens its limit file for [`LimitFile`]'s repeated writes.
+    pub fn limit_file(&self) -> io::Result<LimitFile> {
+        let name = match self.version {
+            Version::V1 => "memory.limit_in_bytes",
+            Version::V2 => "memory.max",
+        };
+        let path = self.dir.join(name);
+        let file = OpenOptions::new().write(true).open(&path).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display()))
+        })?;
+        Ok(LimitFile {
+            file,
+            version: self.version,
+            path,
+        })
+    }
+}
+
 fn remove_dir(dir: &Path) -> io::Result<()> {
     let mut last = None;
     for attempt in 0..100 {

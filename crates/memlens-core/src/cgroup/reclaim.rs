@@ -117,6 +117,85 @@ pub fn reclaim(
     }
 }
 
+/// An open memory.reclaim (v2) of a cgroup the user named (`memlens probe TARGET`) or memlens
+/// created (`run --probe`), for the probe's repeated small writes. Opened like [`reclaim`]:
+/// relative to the verified directory handle, write-only, never `O_CREAT`.
+#[derive(Debug)]
+pub struct ReclaimFile {
+    file: std::fs::File,
+    path: std::path::PathBuf,
+}
+
+impl ReclaimFile {
+    /// Opens `path`'s memory.reclaim, or says why not (v1, a kernel before 5.19, the root).
+    pub fn open(root: &Root, h: &Hierarchy, path: &str) -> io::Result<ReclaimFile> {
+        if h.version != Version::V2 {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "cgroup v1 has no memory.reclaim",
+            ));
+        }
+        if path.trim_matches('/').is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "refusing to probe the root cgroup: name one cgroup",
+            ));
+        }
+        let p = fs_path(h, path).join("memory.reclaim");
+        let fd = handle::open(root, h, path)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let f = nix::fcntl::openat(
+            &fd,
+            "memory.reclaim",
+            OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            Mode::empty(),
+        )
+        .map_err(|e| {
+            if e == nix::errno::Errno::ENOENT {
+                io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!(
+                        "{} is missing: memory.reclaim arrived in Linux 5.19; nothing was written",
+                        p.display()
+                    ),
+                )
+            } else {
+                io::Error::new(
+                    io::Error::from(e).kind(),
+                    format!("cannot open {}: {e}", p.display()),
+                )
+            }
+        })?;
+        Ok(ReclaimFile {
+            file: std::fs::File::from(f),
+            path: p,
+        })
+    }
+
+    /// The file's path, for messages.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Writes one request (`"16777216"`, `"16777216 swappiness=0"`). EAGAIN: the kernel
+    /// reclaimed less than asked; EINVAL: it does not accept this form.
+    pub fn write(&mut self, value: &str) -> io::Result<()> {
+        self.file.write_all(value.as_bytes())
+    }
+
+    /// Whether the kernel accepts `0 ARGS` (e.g. `0 swappiness=60`): it parses the whole
+    /// request before reclaiming, and a request of 0 bytes then reclaims nothing
+    /// (mm/vmscan.c user_proactive_reclaim, memcontrol.c memory_reclaim before 6.15), so the
+    /// answer costs no page. EINVAL: not accepted.
+    pub fn accepts(&mut self, args: &str) -> io::Result<bool> {
+        match self.write(&format!("0 {args}")) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

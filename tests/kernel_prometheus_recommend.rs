@@ -1,0 +1,215 @@
+//! `memlens recommend --prometheus URL` against a real Prometheus (Debian's package, as
+//! kernel_serve.rs starts it) scraping `memlens serve` every second, while `memlens record`
+//! records the same memcg: both give the same recommendation for a workload of known shape
+//! (60 MiB of anon, 200 MiB of page cache read twice).
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn have_prometheus() -> bool {
+    let ok = Command::new("prometheus")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        skip(
+            "kernel_prometheus_recommend",
+            "prometheus is not installed (apt-get install -y prometheus; .ci/run does)",
+        );
+    }
+    ok
+}
+
+fn start_recorder(store: &Path) -> (Proc, Arc<Mutex<usize>>) {
+    let mut child = Command::new(bin())
+        .args(["--store", store.to_str().unwrap(), "record"])
+        .args(["--interval", "1s", "--fast-interval", "1s", "--no-oom"])
+        .env("MEMLENS_RECORD_TRACE", "1")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start memlens record");
+    let err = child.stderr.take().unwrap();
+    let n = Arc::new(Mutex::new(0usize));
+    let c = n.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if line.starts_with("memlens-record: committed ") {
+                *c.lock().unwrap() += 1;
+            }
+        }
+    });
+    (Proc(child), n)
+}
+
+/// Prometheus on a free port scraping `target` every second (kernel_serve.rs's way).
+fn start_prometheus(dir: &Path, target: u16) -> (Proc, u16) {
+    let cfg = dir.join("prometheus.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: memlens\n    static_configs:\n      - targets: ['127.0.0.1:{target}']\n"
+        ),
+    )
+    .expect("config");
+    let data: PathBuf = dir.join("data");
+    for _ in 0..5 {
+        let pport = free_port();
+        let mut prom = Proc(
+            Command::new("prometheus")
+                .arg(format!("--config.file={}", cfg.display()))
+                .arg(format!("--storage.tsdb.path={}", data.display()))
+                .arg(format!("--web.listen-address=127.0.0.1:{pport}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start prometheus"),
+        );
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(60) {
+            if let Ok(Some(_)) = prom.0.try_wait() {
+                break;
+            }
+            if matches!(http_get(pport, "/-/ready", None), Ok((200, _))) {
+                return (prom, pport);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    panic!("prometheus did not start on any of 5 free ports");
+}
+
+fn samples_in_prometheus(pport: u16, id: &str) -> u64 {
+    let q = format!("count_over_time(memlens_memory_not_reclaimable_bytes{{id=\"{id}\"}}[10m])");
+    let enc: String = q
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let Ok((200, body)) = http_get(pport, &format!("/api/v1/query?query={enc}"), None) else {
+        return 0;
+    };
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    v["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|s| s.parse::<f64>().ok())
+        .unwrap_or(0.0) as u64
+}
+
+#[test]
+fn prometheus_gives_the_same_recommendation_as_the_store() {
+    if !have_prometheus() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let st = d.path().join("store");
+    let cg = cgroup("promrec");
+    limit(&cg, 1024 * MIB);
+    let file = disk_dir().join(format!("memlens-test-promrec-{}", std::process::id()));
+    let f = file.to_str().unwrap().to_string();
+    let (_rec, ticks) = start_recorder(&st);
+    let (_serve, mport) = start_serve("1s", &[]);
+    let (prom, pport) = start_prometheus(d.path(), mport);
+    let w = Workload::start(
+        &cg,
+        &[
+            "anon=60M",
+            &format!("write={f}:200M"),
+            &format!("read={f}:2"),
+        ],
+    );
+    let id = cg.path().to_string();
+    let t = Instant::now();
+    while samples_in_prometheus(pport, &id) < 15 || *ticks.lock().unwrap() < 15 {
+        assert!(
+            t.elapsed() < Duration::from_secs(90),
+            "prometheus has {} samples, the store {} ticks",
+            samples_in_prometheus(pport, &id),
+            ticks.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let url = format!("http://127.0.0.1:{pport}");
+    let p = common::json(&["recommend", "--prometheus", &url, &id, "--since", "10m"]);
+    let s = common::json(&["--store", st.to_str().unwrap(), "recommend", &id]);
+    let _ = std::fs::remove_file(&file);
+    let (pr, sr) = (&p["recommendations"][0], &s["recommendations"][0]);
+    eprintln!(
+        "prometheus: {}\nstore: {}",
+        serde_json::to_string_pretty(pr).unwrap(),
+        serde_json::to_string_pretty(sr).unwrap()
+    );
+    let g = |r: &serde_json::Value, k: &str| {
+        r.pointer(k)
+            .and_then(|v| v.as_u64())
+            .unwrap_or_else(|| panic!("{k} in {r}"))
+    };
+    let nr = g(pr, "/not_reclaimable/peak_bytes");
+    assert!(
+        (58 * MIB..=80 * MIB).contains(&nr),
+        "not reclaimable peak {} MiB",
+        nr / MIB
+    );
+    assert!(g(pr, "/working_set/peak_bytes") > 200 * MIB);
+    assert!(g(pr, "/not_reclaimable/samples") >= 15);
+    // The same recommendation: both sample the same steady memcg (a scrape and a tick see
+    // it within a few pages of each other).
+    for k in [
+        "/request_bytes",
+        "/recommended_limit_bytes",
+        "/krr_style_limit_bytes",
+    ] {
+        let (a, b) = (g(pr, k), g(sr, k));
+        assert!(
+            a.abs_diff(b) <= 4 * MIB,
+            "{k}: prometheus {} MiB, store {} MiB",
+            a / MIB,
+            b / MIB
+        );
+    }
+    assert_eq!(g(pr, "/limit_bytes"), 1024 * MIB);
+    assert_eq!(pr["limit_hits"], sr["limit_hits"]);
+    assert!(pr["peak_note"].as_str().unwrap().contains("Prometheus"));
+    assert!(
+        pr["instance"]
+            .as_str()
+            .unwrap()
+            .contains(&mport.to_string())
+    );
+    // Without a TARGET: this memcg is among the leaves.
+    let all = common::json(&["recommend", "--prometheus", &url, "--since", "10m"]);
+    assert!(
+        all["recommendations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["cgroup"] == id.as_str())
+    );
+    // Bad addresses: exit 1 or 2 with the reason, no crash.
+    let (code, _, err) = run(&["recommend", "--prometheus", "https://127.0.0.1:1"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("https is not supported"), "{err}");
+    let (code, _, err) = run(&[
+        "recommend",
+        "--prometheus",
+        &format!("http://127.0.0.1:{}", free_port()),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot connect"), "{err}");
+    let (code, _, err) = run(&["recommend", "--prometheus", &url, "/no/such/cgroup"]);
+    assert_eq!(code, 2, "{err}");
+    w.finish();
+    drop(prom);
+}
