@@ -145,7 +145,7 @@ mod tests {
     #[test]
     fn v1_memcg_slabinfo_before_5_9() {
         let t = include_str!(
-            "../../tests/fixtures/kernel/slabinfo/memory.kmem.slabinfo-2017-slab-linux-mm"
+            "../../../../tests/fixtures/kernel/slabinfo/memory.kmem.slabinfo-2017-slab-linux-mm"
         );
         let (c, bad) = parse(t, 4096);
         assert!(bad.is_empty(), "{bad:?}");
@@ -163,13 +163,13 @@ mod tests {
         );
         // The mail's wrapped lines, rejoined with the kernel's field widths, are the fixture.
         let mail = include_str!(
-            "../../tests/fixtures/kernel/slabinfo/memory.kmem.slabinfo-2017-slab-linux-mm.mail-verbatim"
+            "../../../../tests/fixtures/kernel/slabinfo/memory.kmem.slabinfo-2017-slab-linux-mm.mail-verbatim"
         );
         let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
         assert_eq!(squash(mail), squash(t));
         // 3.10 SLUB (tunables 0): a docker container's, cut by its poster after 5 caches.
         let t = include_str!(
-            "../../tests/fixtures/kernel/slabinfo/memory.kmem.slabinfo-3.10-slub-docker"
+            "../../../../tests/fixtures/kernel/slabinfo/memory.kmem.slabinfo-3.10-slub-docker"
         );
         let (c, bad) = parse(t, 4096);
         assert!(bad.is_empty(), "{bad:?}");
@@ -179,7 +179,7 @@ mod tests {
         assert_eq!(c[3].bytes, 9 * 8 * 4096);
         // The header alone (3.10 kubepods: no cache of its own yet).
         let t = include_str!(
-            "../../tests/fixtures/kernel/slabinfo/memory.kmem.slabinfo-kubepods-header-only"
+            "../../../../tests/fixtures/kernel/slabinfo/memory.kmem.slabinfo-kubepods-header-only"
         );
         let (c, bad) = parse(t, 4096);
         assert!(c.is_empty() && bad.is_empty());
