@@ -285,12 +285,39 @@ impl CaptureMeta {
         })
     }
 
+    /// Whether `sys` is a file of a /proc/PID the capture found gone: the process exited while
+    /// it was captured (another of its files read as missing), so its files not read after
+    /// that are missing as they would be live, not "not in this capture".
+    fn process_gone(&self, sys: &Path) -> bool {
+        let mut c = sys.components();
+        let (Some(std::path::Component::RootDir), Some(proc_), Some(pid)) =
+            (c.next(), c.next(), c.next())
+        else {
+            return false;
+        };
+        if proc_.as_os_str() != "proc"
+            || !pid
+                .as_os_str()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        {
+            return false;
+        }
+        let dir = Path::new("/proc").join(pid.as_os_str());
+        self.unreadable
+            .range(dir.clone()..)
+            .take_while(|(k, _)| k.starts_with(&dir))
+            .any(|(_, r)| r.contains("not provided by this kernel"))
+    }
+
     /// The error a file absent from the capture stands for: the one recorded when the capture
     /// read it, or "not in this capture".
     fn absent(&self, sys: &Path) -> ReadError {
         let path = sys.display().to_string();
         match self.unreadable.get(sys) {
             Some(r) if r.contains("not provided by this kernel") => ReadError::Missing { path },
+            None if self.process_gone(sys) => ReadError::Missing { path },
             Some(r) => ReadError::Io {
                 path,
                 reason: format!(
