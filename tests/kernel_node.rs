@@ -289,6 +289,9 @@ fn check_layout(driver: &str) {
         let c = cgs.0.iter().find(|c| c.path().contains(&web)).unwrap();
         c.write("memory.min", &(16 * MIB).to_string()).unwrap();
         c.write("memory.high", &(208 * MIB).to_string()).unwrap();
+        // Its limit (256Mi in the pods file), as the kubelet sets it: the OOM headroom is then
+        // a figure, with and without swap.
+        c.write("memory.max", &(256 * MIB).to_string()).unwrap();
     }
     let args = [
         "node",
