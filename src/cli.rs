@@ -2110,7 +2110,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     "{}\n",
                     serde_json::to_string_pretty(&render::json::envelope(
                         "run",
-                        crate::run::json(&r),
+                        crate::render::run::json(&r),
                         None
                     ))
                     .unwrap_or_default()
@@ -2124,7 +2124,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                             && std::env::var_os("NO_COLOR").is_none()
                             && !matches!(g.color, ColorMode::Never)),
                 };
-                crate::run::human(&r, s)
+                crate::render::run::human(&r, s)
             };
             match &output {
                 Some(p) => {
@@ -2147,7 +2147,11 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         }) => {
             if list {
                 set_json_kind("lab-list");
-                output(g.json, crate::lab::list_json, crate::lab::list);
+                output(
+                    g.json,
+                    crate::render::lab::list_json,
+                    crate::render::lab::list,
+                );
                 return Ok(exit::OK);
             }
             if let Some(files) = compare {
@@ -2215,8 +2219,8 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             results.extend(left_out.iter().map(|n| crate::lab::skipped_by_flag(n)));
             output(
                 g.json,
-                || crate::lab::json(&results, &lab.about()),
-                || crate::lab::human(&results, st),
+                || crate::render::lab::json(&results, &lab.about()),
+                || crate::render::lab::human(&results, st),
             );
             if !crate::lab::all_held(&results) {
                 return Ok(exit::FAILURE);

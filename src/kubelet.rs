@@ -596,6 +596,15 @@ pub struct QosCheck {
     pub expected_swap_max_bytes: Option<u64>,
     /// memory.swap.max as set (`None` = max).
     pub set_swap_max_bytes: Option<u64>,
+    /// Headroom to the OOM killer without swap: effective limit − not reclaimable
+    /// (views::derived).
+    pub oom_headroom_bytes: Option<u64>,
+    /// With swap as set: + what swapping can still free (views::offload: min(memory.swap.max
+    /// − memory.swap.current, SwapFree), less zswap's compressed copy).
+    pub oom_headroom_with_swap_bytes: Option<u64>,
+    /// With the swap KEP-2400 would give: OOM headroom + min(expected swap.max −
+    /// memory.swap.current, SwapFree).
+    pub expected_oom_headroom_with_swap_bytes: Option<u64>,
     /// Where set and expected differ, in words.
     pub differences: Vec<String>,
 }

@@ -654,6 +654,20 @@ fn qos_checks(
         );
         let set_high = cg.limits.high.and_then(crate::model::Limit::bytes);
         let set_swap = cg.limits.swap_max.and_then(crate::model::Limit::bytes);
+        // Swap in the headroom (KEP-2400): as set, and as LimitedSwap would set it.
+        let bd = crate::views::breakdown::Breakdown::of(&cg);
+        let mut dv = crate::views::derived::Derived::of(&cg, &bd, &read::ancestors(root, h, path));
+        dv.cap_at_host(host.mem("MemTotal"));
+        let headroom = dv.oom_headroom.bytes;
+        let with_swap = crate::views::offload::Offload::of(&cg, host, headroom)
+            .oom_headroom_with_swap
+            .bytes;
+        let exp_with_swap = match (headroom, cg.usage.swap, host.mem("SwapFree")) {
+            (Some(hr), Some(used), Some(free)) => {
+                Some(hr + exp_swap.saturating_sub(used).min(free))
+            }
+            _ => None,
+        };
         let mut diff = Vec::new();
         let b = |v: Option<u64>| v.map_or("max".to_string(), |x| crate::render::bytes(Some(x)));
         if config.memory_qos == Some(true) {
@@ -691,6 +705,9 @@ fn qos_checks(
             set_high_bytes: set_high,
             expected_swap_max_bytes: Some(exp_swap),
             set_swap_max_bytes: set_swap,
+            oom_headroom_bytes: headroom,
+            oom_headroom_with_swap_bytes: with_swap,
+            expected_oom_headroom_with_swap_bytes: exp_with_swap,
             differences: diff,
         });
     }

@@ -289,6 +289,9 @@ fn check_layout(driver: &str) {
         let c = cgs.0.iter().find(|c| c.path().contains(&web)).unwrap();
         c.write("memory.min", &(16 * MIB).to_string()).unwrap();
         c.write("memory.high", &(208 * MIB).to_string()).unwrap();
+        // Its limit (256Mi in the pods file), as the kubelet sets it: the OOM headroom is then
+        // a figure, with and without swap.
+        c.write("memory.max", &(256 * MIB).to_string()).unwrap();
     }
     let args = [
         "node",
@@ -421,6 +424,31 @@ fn check_layout(driver: &str) {
             Some(exp),
             "LimitedSwap"
         );
+        // Swap in the headroom: + min(swap.max − swap.current, SwapFree) (no zswap pool in
+        // these workloads), as set and as LimitedSwap would set it; db-1 (Guaranteed) gets
+        // no swap.
+        let hr = w["oom_headroom_bytes"].as_u64().expect("headroom");
+        let free = meminfo("SwapFree");
+        let wq = w["cgroup"].as_str().unwrap();
+        let used: u64 = std::fs::read_to_string(
+            memlens::cgroup::read::fs_path(&hier(), wq).join("memory.swap.current"),
+        )
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+        let expect = hr + exp.saturating_sub(used).min(free);
+        let got = w["expected_oom_headroom_with_swap_bytes"].as_u64().unwrap();
+        assert!(
+            got.abs_diff(expect) <= 2 * MIB,
+            "LimitedSwap headroom {got} vs {expect}: {w:#}"
+        );
+        assert!(
+            w["oom_headroom_with_swap_bytes"].as_u64().unwrap() >= hr,
+            "{w:#}"
+        );
+        let dh = d["oom_headroom_bytes"].as_u64();
+        assert_eq!(d["expected_oom_headroom_with_swap_bytes"].as_u64(), dh);
     }
     // Without --pods: QoS class, then working set, and it says what is missing.
     let n = json(&["node", "--kubepods", &kp]);

@@ -237,3 +237,23 @@ fn v2_screens() {
     insta::assert_snapshot!("v2_cgroup_160x48", big);
     insta::assert_snapshot!("v2_cgroup_80x24", screen(&app, Some(&s), 80, 24));
 }
+
+/// A replay step back in time shows no trend for that frame (the delta against the later
+/// sample would show growth as shrinking); forward steps do.
+#[test]
+fn a_step_back_in_replay_shows_no_reversed_trend() {
+    let mut s = snap(None);
+    let mut app = App::new(false, true);
+    let p = s.overview.rows[1].path.clone();
+    let u = s.overview.rows[1].usage_bytes.unwrap();
+    s.taken_ms = 2_000;
+    app.ingest(&s);
+    let mut later = s.clone();
+    later.taken_ms = 3_000;
+    later.overview.rows[1].usage_bytes = Some(u + (64 << 20));
+    app.ingest(&later);
+    assert_eq!(app.trend(&p, Some(u + (64 << 20))), 1, "grew going forward");
+    // Back to t = 2 s: smaller, but that is not the cgroup shrinking.
+    app.ingest(&s);
+    assert_eq!(app.trend(&p, Some(u)), 0);
+}

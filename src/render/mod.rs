@@ -7,10 +7,12 @@ pub mod history;
 pub mod human;
 pub mod json;
 pub mod kernel;
+pub mod lab;
 pub mod node;
 pub mod plot;
 pub mod prometheus;
 pub mod recommend;
+pub mod run;
 
 /// Formats bytes with IEC units (`1.5 GiB`); `n/a` when unavailable.
 pub fn bytes(b: Option<u64>) -> String {

@@ -253,6 +253,12 @@ pub fn human(n: &Node, s: Style) -> String {
                         b(q.expected_swap_max_bytes),
                         b(q.set_swap_max_bytes)
                     ),
+                    format!(
+                        "{} / {} / {}",
+                        bytes(q.oom_headroom_bytes),
+                        bytes(q.expected_oom_headroom_with_swap_bytes),
+                        bytes(q.oom_headroom_with_swap_bytes)
+                    ),
                     if q.differences.is_empty() {
                         "as expected".into()
                     } else {
@@ -268,12 +274,18 @@ pub fn human(n: &Node, s: Style) -> String {
                 "MIN exp/set",
                 "HIGH exp/set",
                 "SWAP.MAX exp/set",
+                "OOM HEADROOM -swap/+exp/+set",
                 "",
             ],
             &rows,
-            &[0, 1, 5],
+            &[0, 1, 6],
             s,
         ));
+        let _ = writeln!(
+            out,
+            "{}",
+            s.dim("OOM headroom: effective limit − not reclaimable without swap; + what swapping can still free with the swap KEP-2400 expects, and with memory.swap.max as set (≤ SwapFree; zswap keeps a compressed copy)")
+        );
     }
     if let Some(n) = &k.qos_note {
         let _ = writeln!(out, "{}", s.dim(&format!("memory QoS: {n}")));

@@ -168,6 +168,16 @@ impl App {
     pub fn ingest(&mut self, s: &Snapshot) {
         let mut seen = std::collections::HashSet::new();
         let mut delta = HashMap::new();
+        // A step back in time (replay): no delta against the later sample, whose sign
+        // would be the trend reversed.
+        let backwards = self
+            .ring
+            .values()
+            .filter_map(|r| r.back())
+            .any(|(t, _)| *t >= s.taken_ms);
+        if backwards {
+            self.prev.clear();
+        }
         for (r, e) in s.overview.rows.iter().zip(&s.extras) {
             seen.insert(r.path.clone());
             let ring = self.ring.entry(r.path.clone()).or_default();
