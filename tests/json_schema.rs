@@ -228,6 +228,33 @@ fn every_commands_json_matches_the_schema() {
         }
         docs.push(d);
     }
+    // The capture fixtures from real kernels (v2 6.1, v1 6.18): the v2 shapes on this v1 host.
+    for (file, target) in [
+        (
+            "tests/fixtures/captures/v2-debian-6.1/v2-capture.tar.gz",
+            "/memlens-test-capture",
+        ),
+        (
+            "tests/fixtures/captures/v1-host-6.18/v1-capture.tar.gz",
+            "/memlens-test-v1capture",
+        ),
+    ] {
+        let f = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        let f = f.display().to_string();
+        for args in [
+            vec!["show", target],
+            vec!["ps", target],
+            vec!["explain", target],
+            vec!["kernel", target],
+            vec!["--all"],
+            vec!["zombies"],
+            vec!["node"],
+        ] {
+            let mut a = args.clone();
+            a.extend(["--from", &f]);
+            docs.push(j(&a));
+        }
+    }
     // `run` prints its report on stderr; so does --find-limit, after its trial lines.
     let (code, _, err) = run(&["run", "--json", "--limit", "64M", "--", "true"]);
     assert_eq!(code, 0);
