@@ -6,16 +6,7 @@ use crate::sys::Root;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// An RFC 3339 UTC time for `ms` since the epoch (millisecond precision).
-pub fn format_time(ms: i64) -> String {
-    let us = (ms.max(0) as u64).saturating_mul(1000);
-    let s = crate::kmsg::log::wall_time(us, 0);
-    // "…:SS.uuuuuuZ" → "…:SS.mmmZ"
-    match s.len().checked_sub(4) {
-        Some(cut) => format!("{}Z", &s[..cut]),
-        None => s,
-    }
-}
+pub use crate::units::format_time;
 
 /// Parses a span: `90s`, `10m`, `2h`, `7d`, `1w`, `500ms` (a bare number is seconds), in ms.
 pub fn parse_span(s: &str) -> Result<i64, String> {

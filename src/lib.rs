@@ -8,27 +8,26 @@
 //! [`report`] / [`overview`] (assembled results) → `render` and `cli` (front ends; they never
 //! touch /sys or /proc).
 
+// The kernel sources and the model (crates/memlens-core) and the store (crates/memlens-store)
+// are their own crates; re-exported so every path stays `memlens::cgroup`, `crate::model`, ….
+pub use memlens_core::{cgroup, identity, kmsg, model, pagecache, proc, sys, units};
+pub use memlens_store as store;
+
 pub mod cache;
 pub mod capture;
-pub mod cgroup;
 pub mod cli;
 pub mod completions;
 pub mod dying;
 pub mod findlimit;
 pub mod history;
-pub mod identity;
 pub mod kernel;
 pub mod kmem;
-pub mod kmsg;
 pub mod kubelet;
 pub mod lab;
 pub mod metrics;
-pub mod model;
 pub mod node;
 pub mod oom;
 pub mod overview;
-pub mod pagecache;
-pub mod proc;
 pub mod progress;
 pub mod recommend;
 pub mod record;
@@ -37,12 +36,9 @@ pub mod report;
 pub mod rules;
 pub mod run;
 pub mod serve;
-pub mod store;
-pub mod sys;
 pub mod target;
 pub mod trend;
 pub mod tui;
-pub mod units;
 pub mod views;
 pub mod workload;
 pub mod zombies;

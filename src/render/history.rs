@@ -32,18 +32,13 @@ pub fn human(h: &History, st: Style) -> String {
             None => String::new(),
         }
     );
-    let cols = [
-        "usage",
-        "working_set",
-        "anon",
-        "active_file",
-        "inactive_file",
-        "shmem",
-        "kernel",
-        "swap",
-        "not_reclaimable",
-        "limit",
-    ];
+    // history's figures in its order; memory.high is left to the JSON (it rarely moves, and
+    // the table already needs 160 columns).
+    let cols: Vec<&str> = crate::history::COLUMNS
+        .iter()
+        .copied()
+        .filter(|c| *c != "high")
+        .collect();
     let mut header = vec!["step (UTC)", "usage min–max"];
     header.extend(cols.iter().copied());
     header.push("events");

@@ -132,6 +132,18 @@ pub fn parse_limit(s: &str) -> Result<u64, String> {
     Ok(v)
 }
 
+/// An RFC 3339 UTC time for `ms` since the epoch (millisecond precision): how `history`, the
+/// store's messages and the TUI print a recorded moment.
+pub fn format_time(ms: i64) -> String {
+    let us = (ms.max(0) as u64).saturating_mul(1000);
+    let s = crate::kmsg::log::wall_time(us, 0);
+    // "…:SS.uuuuuuZ" → "…:SS.mmmZ"
+    match s.len().checked_sub(4) {
+        Some(cut) => format!("{}Z", &s[..cut]),
+        None => s,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

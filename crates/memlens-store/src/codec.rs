@@ -5,7 +5,7 @@
 //! Why text templates rather than a schema of known keys: a sample must regenerate the exact
 //! bytes the kernel printed (memory.stat with its unknown keys in their order, `max`, PSI's
 //! `avg10=0.00`), so that `--at` feeds every command the same file it would read live
-//! ([`crate::sys::Root::from_files`]), and a key the kernel adds tomorrow is recorded today.
+//! ([`memlens_core::sys::Root::from_files`]), and a key the kernel adds tomorrow is recorded today.
 //! A template changes only when the file's words change (a limit set from `max` to a number,
 //! a new key), so it is stored once and named by an id in each row.
 //!

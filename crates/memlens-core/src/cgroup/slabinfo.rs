@@ -111,8 +111,10 @@ pub fn dentry_state(text: &str) -> Result<DentryState, String> {
 mod tests {
     use super::*;
 
-    const HOST: &str = include_str!("../../tests/fixtures/kernel/slabinfo/proc-slabinfo-6.18");
-    const XSOS: &str = include_str!("../../tests/fixtures/kernel/slabinfo/proc-slabinfo-xsos-194");
+    const HOST: &str =
+        include_str!("../../../../tests/fixtures/kernel/slabinfo/proc-slabinfo-6.18");
+    const XSOS: &str =
+        include_str!("../../../../tests/fixtures/kernel/slabinfo/proc-slabinfo-xsos-194");
 
     #[test]
     fn host_6_18() {
@@ -143,7 +145,7 @@ mod tests {
     #[test]
     fn v1_memcg_slabinfo_before_5_9() {
         let t = include_str!(
-            "../../tests/fixtures/kernel/slabinfo/memory.kmem.slabinfo-2017-slab-linux-mm"
+            "../../../../tests/fixtures/kernel/slabinfo/memory.kmem.slabinfo-2017-slab-linux-mm"
         );
         let (c, bad) = parse(t, 4096);
         assert!(bad.is_empty(), "{bad:?}");
@@ -161,13 +163,13 @@ mod tests {
         );
         // The mail's wrapped lines, rejoined with the kernel's field widths, are the fixture.
         let mail = include_str!(
-            "../../tests/fixtures/kernel/slabinfo/memory.kmem.slabinfo-2017-slab-linux-mm.mail-verbatim"
+            "../../../../tests/fixtures/kernel/slabinfo/memory.kmem.slabinfo-2017-slab-linux-mm.mail-verbatim"
         );
         let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
         assert_eq!(squash(mail), squash(t));
         // 3.10 SLUB (tunables 0): a docker container's, cut by its poster after 5 caches.
         let t = include_str!(
-            "../../tests/fixtures/kernel/slabinfo/memory.kmem.slabinfo-3.10-slub-docker"
+            "../../../../tests/fixtures/kernel/slabinfo/memory.kmem.slabinfo-3.10-slub-docker"
         );
         let (c, bad) = parse(t, 4096);
         assert!(bad.is_empty(), "{bad:?}");
@@ -177,7 +179,7 @@ mod tests {
         assert_eq!(c[3].bytes, 9 * 8 * 4096);
         // The header alone (3.10 kubepods: no cache of its own yet).
         let t = include_str!(
-            "../../tests/fixtures/kernel/slabinfo/memory.kmem.slabinfo-kubepods-header-only"
+            "../../../../tests/fixtures/kernel/slabinfo/memory.kmem.slabinfo-kubepods-header-only"
         );
         let (c, bad) = parse(t, 4096);
         assert!(c.is_empty() && bad.is_empty());
@@ -194,7 +196,7 @@ mod tests {
 
     #[test]
     fn dentry_state_6_18() {
-        let t = include_str!("../../tests/fixtures/kernel/slabinfo/dentry-state-6.18");
+        let t = include_str!("../../../../tests/fixtures/kernel/slabinfo/dentry-state-6.18");
         let d = dentry_state(t).unwrap();
         assert_eq!(d.nr_negative, Some(132124));
         assert!(d.nr_unused <= d.nr_dentry);

@@ -837,8 +837,8 @@ impl Reader {
             format!(
                 "store chunk {id} of {} from {} to {} is damaged ({reason}); skipped",
                 self.groups.get(&grp).map_or("?", String::as_str),
-                crate::history::format_time(t0),
-                crate::history::format_time(t1)
+                memlens_core::units::format_time(t0),
+                memlens_core::units::format_time(t1)
             )
         };
         let raw = decompress(z).map_err(|e| name(&e.to_string()))?;
