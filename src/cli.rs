@@ -291,6 +291,9 @@ enum Command {
     /// them (/proc/kpagecgroup; the first cgroup to touch a page pays). Candidates: files
     /// the processes have open or mapped (deleted ones too), files under their tmpfs mounts
     /// (and a container's volumes and writable layer), and --path.
+    #[command(
+        after_help = "EXAMPLES\n  memlens cache 3f2a9c                 which files fill a container's page cache\n  memlens cache nginx.service --path /srv/www\n  memlens cache --drop /var/log/big.log  drop one file's clean pages"
+    )]
     Cache {
         /// cgroup path, PID, container ID (prefix), pod UID, pod name, or cgroup name.
         #[arg(required_unless_present = "drop")]
@@ -315,6 +318,9 @@ enum Command {
     /// Kernel memory by part, for a cgroup and the node: reclaimable slab (dentries,
     /// inodes) versus what reclaim cannot free (other slab, sockets, page tables, stacks,
     /// per-CPU, vmalloc), the largest slab caches, negative dentries, and a verdict.
+    #[command(
+        after_help = "EXAMPLES\n  memlens kernel                       the node: slab, sockets, page tables, stacks...\n  memlens kernel 3f2a9c --sample 10s   is a container's unreclaimable part growing?"
+    )]
     Kernel {
         /// cgroup path, PID, container ID (prefix), pod UID, pod name, or cgroup name (omit:
         /// the node only).
@@ -533,6 +539,9 @@ enum Command {
     /// memory file, the host's meminfo/PSI, the top processes, OOM kills. Hot cgroups (near
     /// their limit, recent limit or memory.high events) are read every --fast-interval.
     /// Until SIGINT/SIGTERM. Read it with `history`, `--at`, `oom show`, `plot`, `export`.
+    #[command(
+        after_help = "EXAMPLES\n  memlens record                       into /var/lib/memlens (root)\n  memlens record --store /srv/memlens --interval 10s\n  memlens history web --since 2h       read it back"
+    )]
     Record(RecordArgs),
     /// A live, interactive view of every container's memory (q quits, ? lists the keys);
     /// `--from CAPTURE` shows a capture, `--replay` walks the flight recorder's store.
@@ -554,6 +563,9 @@ enum Command {
     /// The breakdown of one cgroup over time from the store: min/max/last per step, events
     /// (OOM kills, limit hits, memory.high events, limit changes, processes started/gone),
     /// and the growth rate of what cannot be reclaimed. Works for cgroups that are gone.
+    #[command(
+        after_help = "EXAMPLES\n  memlens history web --since 2h\n  memlens history /docker/ID --since 03:00 --until 03:30 --step 1m\n  memlens history web --csv > web.csv"
+    )]
     History {
         /// cgroup path, container name or ID prefix, pod name (as recorded).
         target: String,
@@ -573,6 +585,9 @@ enum Command {
     /// Plot one cgroup's recorded breakdown: a stacked area (anon, shmem, kernel, active
     /// and inactive file, swap) with usage, the limit and memory.high as lines and OOM kills
     /// marked.
+    #[command(
+        after_help = "EXAMPLES\n  memlens plot web --since 6h -o web.png\n  memlens plot /docker/ID --since '30m ago' -o oom.svg"
+    )]
     Plot {
         /// cgroup path, container name or ID prefix, pod name (as recorded).
         target: String,
@@ -612,6 +627,9 @@ enum Command {
     ///
     /// Examples: `memlens recommend`, `memlens recommend web --since 24h`,
     /// `memlens recommend web --check-limit 256M`.
+    #[command(
+        after_help = "EXAMPLES\n  memlens recommend\n  memlens recommend web --since 24h\n  memlens recommend web --check-limit 256M"
+    )]
     Recommend {
         /// cgroup path, container name or ID prefix, pod name (as recorded); default every
         /// recorded cgroup that held processes.
@@ -634,6 +652,9 @@ enum Command {
     /// Write recorded history for Prometheus: OpenMetrics text on stdout, for
     /// `promtool tsdb create-blocks-from openmetrics FILE DIR` (the same metric names as
     /// `serve`, one sample per recorded moment).
+    #[command(
+        after_help = "EXAMPLES\n  memlens export --since 24h > m.om && promtool tsdb create-blocks-from openmetrics m.om data/\n  memlens export web db --since 2h"
+    )]
     Export {
         /// Cgroups to export (as for `history`); default every recorded cgroup.
         targets: Vec<String>,
@@ -653,6 +674,9 @@ enum Command {
     /// Where the node's RAM went: a waterfall from MemTotal (top-level cgroups, memory charged
     /// to no cgroup, free, the unattributed rest), what free, MemAvailable, the kubelet and
     /// systemd-cgtop say, and the kubelet's eviction: thresholds, signals, who goes first.
+    #[command(
+        after_help = "EXAMPLES\n  memlens node                         where the RAM went, and the kubelet's view\n  kubectl get pods -A -o json | memlens node --pods -\n  memlens node --sample 10s            noisy neighbours"
+    )]
     Node {
         /// The kubelet's configuration file, read under --host-root (default
         /// /var/lib/kubelet/config.yaml; its absence means the kubelet's defaults).

@@ -264,7 +264,26 @@ fn help_offers_only_what_applies_and_version_has_the_commit() {
 #[test]
 fn every_subcommand_has_examples() {
     for sub in [
-        "show", "explain", "ps", "oom", "zombies", "capture", "run", "lab", "serve",
+        "show",
+        "explain",
+        "ps",
+        "oom",
+        "zombies",
+        "cache",
+        "kernel",
+        "capture",
+        "run",
+        "lab",
+        "serve",
+        "record",
+        "top",
+        "history",
+        "plot",
+        "recommend",
+        "export",
+        "node",
+        "completions",
+        "man",
     ] {
         let (code, out, _) = run(&[sub, "--help"]);
         assert_eq!(code, 0);

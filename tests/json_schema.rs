@@ -240,6 +240,33 @@ fn every_commands_json_matches_the_schema() {
         }
         docs.push(d);
     }
+    // The capture fixtures from real kernels (v2 6.1, v1 6.18): the v2 shapes on this v1 host.
+    for (file, target) in [
+        (
+            "tests/fixtures/captures/v2-debian-6.1/v2-capture.tar.gz",
+            "/memlens-test-capture",
+        ),
+        (
+            "tests/fixtures/captures/v1-host-6.18/v1-capture.tar.gz",
+            "/memlens-test-v1capture",
+        ),
+    ] {
+        let f = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        let f = f.display().to_string();
+        for args in [
+            vec!["show", target],
+            vec!["ps", target],
+            vec!["explain", target],
+            vec!["kernel", target],
+            vec!["--all"],
+            vec!["zombies"],
+            vec!["node"],
+        ] {
+            let mut a = args.clone();
+            a.extend(["--from", &f]);
+            docs.push(j(&a));
+        }
+    }
     // `run` prints its report on stderr; so does --find-limit, after its trial lines.
     let (code, _, err) = run(&["run", "--json", "--limit", "64M", "--", "true"]);
     assert_eq!(code, 0);
@@ -257,6 +284,8 @@ fn every_commands_json_matches_the_schema() {
     if code == 0 {
         docs.push(("oom".into(), out));
     }
+    // `oom --follow --json`: the line of a real OOM kill in a 32 MiB memcg of ours.
+    docs.push(("oom --follow".into(), follow_one_kill()));
     // The serve API: the same objects as the commands.
     let (_serve, port) = start_serve("1s", &[]);
     for p in [
@@ -313,4 +342,39 @@ fn record_briefly(store: &str, cap: &str) {
     }
     let st = child.wait().expect("wait record");
     assert!(ticks >= 5 && st.success(), "record: {st}, {ticks} ticks");
+}
+
+/// `memlens oom --follow --json --count 1` while a workload in a 32 MiB memcg of ours grows
+/// until the kernel kills it: the one line printed.
+fn follow_one_kill() -> String {
+    use std::io::{BufRead, Read};
+    let mut f = Command::new(bin())
+        .args(["oom", "--follow", "--json", "--count", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start oom --follow");
+    let mut err = std::io::BufReader::new(f.stderr.take().expect("stderr"));
+    let mut banner = String::new();
+    err.read_line(&mut banner).expect("banner");
+    assert!(banner.contains("following OOM kills"), "{banner}");
+    let cg = cgroup("schema-oom");
+    limit(&cg, 32 << 20);
+    let mut cmd = Command::new(bin());
+    cmd.args(["__workload", "grow=128M"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    cg.join_before_exec(&mut cmd).expect("join");
+    let mut w = cmd.spawn().expect("spawn workload");
+    let _ = w.wait();
+    let mut out = String::new();
+    f.stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("read");
+    let st = f.wait().expect("wait follow");
+    assert!(st.success(), "oom --follow: {st}: {out}");
+    out
 }

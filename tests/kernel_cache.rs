@@ -403,11 +403,20 @@ fn captures_refuse_residency_but_give_the_kernel_split() {
 
     // v1 memory.kmem.slabinfo from real kernels: before 5.9 a cgroup's own caches (largest
     // first), or the header alone (no cache of its own yet); since 5.9 0 bytes.
-    let fx = "tests/fixtures/kernel/slabinfo";
-    for (cg, file) in [
-        ("qemu", "memory.kmem.slabinfo-2017-slab-linux-mm"),
-        ("kubepods", "memory.kmem.slabinfo-kubepods-header-only"),
-        ("new", "memory.kmem.slabinfo-6.18"),
+    // (Compiled in: the VM has the test binaries, not the source tree.)
+    for (cg, text) in [
+        (
+            "qemu",
+            include_str!("fixtures/kernel/slabinfo/memory.kmem.slabinfo-2017-slab-linux-mm"),
+        ),
+        (
+            "kubepods",
+            include_str!("fixtures/kernel/slabinfo/memory.kmem.slabinfo-kubepods-header-only"),
+        ),
+        (
+            "new",
+            include_str!("fixtures/kernel/slabinfo/memory.kmem.slabinfo-6.18"),
+        ),
     ] {
         w(
             &format!("sys/fs/cgroup/memory/{cg}/memory.usage_in_bytes"),
@@ -415,7 +424,7 @@ fn captures_refuse_residency_but_give_the_kernel_split() {
         );
         w(
             &format!("sys/fs/cgroup/memory/{cg}/memory.kmem.slabinfo"),
-            &std::fs::read_to_string(format!("{fx}/{file}")).unwrap(),
+            text,
         );
     }
     let k = json(&["kernel", "/qemu", "--from", &from]);

@@ -538,7 +538,7 @@ fn a_noisy_neighbour_is_found() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|g| g[0] == b.path()),
+            .any(|g| g["path"] == b.path()),
         "{hit:#}"
     );
 }

@@ -281,7 +281,7 @@ fn offload(r: &Report) -> Value {
                 .hugetlb
                 .iter()
                 .map(|h| {
-                    json!({"size": h.size, "current_bytes": h.current, "max": lim(h.max), "events_max": h.events_max})
+                    json!({"size": h.size, "current_bytes": h.current, "max_bytes": lim(h.max), "events_max": h.events_max})
                 })
                 .collect(),
         ),

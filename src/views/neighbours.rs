@@ -19,8 +19,19 @@ pub struct Noisy {
     pub refaults: Option<u64>,
     /// v2 Δ pgsteal (pages).
     pub pgsteal: Option<u64>,
-    /// Who grew meanwhile, largest first: (path, bytes).
+    /// Who grew meanwhile, largest first: (path, bytes); in JSON objects
+    /// `{path, growth_bytes}` (one type per field, not a tuple).
+    #[serde(serialize_with = "growers_json")]
     pub growers: Vec<(String, u64)>,
+}
+
+fn growers_json<S: serde::Serializer>(g: &[(String, u64)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(g.len()))?;
+    for (path, bytes) in g {
+        seq.serialize_element(&serde_json::json!({"path": path, "growth_bytes": bytes}))?;
+    }
+    seq.end()
 }
 
 fn related(a: &str, b: &str) -> bool {
