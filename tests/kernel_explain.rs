@@ -84,9 +84,14 @@ fn reclaimable_near_limit_fires_on_cache_not_on_anon() {
         return;
     };
     let cg = cgroup("nearlim");
-    limit(&cg, 64 * MIB);
-    let _w = Workload::start(&cg, &[&format!("write={}:60M", f.s())]);
+    limit(&cg, 256 * MIB);
+    let _w = Workload::start(&cg, &[&format!("write={}:48M", f.s())]);
     f.sync();
+    // Then the limit just above the usage (95% full), so the kernel never reclaimed: hitting
+    // the limit instead lets reclaim take more than it must (MGLRU on 6.12 evicts a
+    // generation: 60 MiB written under 64 MiB left 51 MB, 76%).
+    let cur: u64 = kfile(&cg, usage_file()).trim().parse().unwrap();
+    limit(&cg, (cur * 100 / 95).div_ceil(4096) * 4096);
     let e = explain(&cg);
     let x = has(&e, "reclaimable-near-limit");
     assert_eq!(x["severity"], "info");
