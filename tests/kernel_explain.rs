@@ -84,9 +84,15 @@ fn reclaimable_near_limit_fires_on_cache_not_on_anon() {
         return;
     };
     let cg = cgroup("nearlim");
-    limit(&cg, 64 * MIB);
-    let _w = Workload::start(&cg, &[&format!("write={}:60M", f.s())]);
+    limit(&cg, 256 * MIB);
+    let _w = Workload::start(&cg, &[&format!("write={}:48M", f.s())]);
     f.sync();
+    // Then the limit just above the usage (95% full), so the kernel never reclaimed: hitting
+    // the limit instead lets reclaim take more than it must (MGLRU on 6.12 evicts a
+    // generation: 60 MiB written under 64 MiB left 51 MB, 76%).
+    let cur: u64 = kfile(&cg, usage_file()).trim().parse().unwrap();
+    let lim = (cur * 100 / 95).div_ceil(4096) * 4096;
+    limit(&cg, lim);
     // kdamond's pageout scheme evicts cold cache below the limit on this host: when the
     // usage has fallen under 90% of the limit by the time explain reads it (the rule's
     // threshold), the cgroup reads the file back in and explain is asked again.
@@ -97,7 +103,7 @@ fn reclaimable_near_limit_fires_on_cache_not_on_anon() {
         }
         let usage: u64 = kfile(&cg, usage_file()).trim().parse().unwrap_or(0);
         assert!(
-            usage < 64 * MIB * 9 / 10,
+            usage < lim * 9 / 10,
             "usage {usage} is near the limit, yet no finding: {e:#}"
         );
         Workload::start(&cg, &[&format!("read={}:1", f.s())]).finish();
