@@ -1,5 +1,6 @@
 //! Benchmark (issue 20): memlens at 100, 1,000 and 10,000 real memcgs, idle plus 5% running a
-//! workload (`memlens __workload saw=...`: anon growing and freed, so its counters move).
+//! workload (`memlens __workload saw=4M:13700:0`: anon growing and freed, so its usage moves
+//! at every 10 s sample).
 //!
 //! For each size it prints, against the tight read floor measured in the same run (the
 //! machine is shared: ratios, medians of MEMLENS_BENCH_REPEATS, default 3):
@@ -395,12 +396,13 @@ fn main() {
             );
         }
         let created = t.elapsed();
-        // 5% run a workload: 2 MiB of anon grown over 10 s and freed, forever.
+        // 5% run a workload: 4 MiB of anon grown over 13.7 s and freed, forever (a period
+        // prime to the 10 s interval: a sample never sees the same phase twice running).
         let busy = n / 20;
         let mut workers = Vec::new();
         for k in kids.iter().step_by(20).take(busy) {
             let mut cmd = Command::new(&bin);
-            cmd.args(["__workload", "saw=2M:10000:0"])
+            cmd.args(["__workload", "saw=4M:13700:0"])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());

@@ -537,15 +537,10 @@ pub fn collect_tiered(
         .read(std::path::Path::new("/proc/meminfo"))
         .ok()
         .and_then(|m| crate::proc::meminfo(&m).get("MemTotal"));
-    let (overview, extras) = overview::collect_tiered(
-        root,
-        h,
-        paths,
-        true,
-        Level::Metrics,
-        tiers,
-        |row, cg| CgExtra(cgroup_values(row, cg, mem_total), failures(cg)),
-    );
+    let (overview, extras) =
+        overview::collect_tiered(root, h, paths, true, Level::Metrics, tiers, |row, cg| {
+            CgExtra(cgroup_values(row, cg, mem_total), failures(cg))
+        });
     let (values, faults): (Vec<CgValues>, Vec<_>) =
         extras.into_iter().map(|CgExtra(v, f)| (v, f)).unzip();
     let dying = read::dying_cgroups(root, h, overview.rows.len());
