@@ -1,5 +1,6 @@
 //! Benchmark (issue 20): memlens at 100, 1,000 and 10,000 real memcgs, idle plus 5% running a
-//! workload (`memlens __workload saw=...`: anon growing and freed, so its counters move).
+//! workload (`memlens __workload saw=4M:13700:0`: anon growing and freed, so its usage moves
+//! at every 10 s sample).
 //!
 //! For each size it prints, against the tight read floor measured in the same run (the
 //! machine is shared: ratios, medians of MEMLENS_BENCH_REPEATS, default 3):
@@ -395,12 +396,13 @@ fn main() {
             );
         }
         let created = t.elapsed();
-        // 5% run a workload: 2 MiB of anon grown over 10 s and freed, forever.
+        // 5% run a workload: 4 MiB of anon grown over 13.7 s and freed, forever (a period
+        // prime to the 10 s interval: a sample never sees the same phase twice running).
         let busy = n / 20;
         let mut workers = Vec::new();
         for k in kids.iter().step_by(20).take(busy) {
             let mut cmd = Command::new(&bin);
-            cmd.args(["__workload", "saw=2M:10000:0"])
+            cmd.args(["__workload", "saw=4M:13700:0"])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
@@ -431,8 +433,11 @@ fn main() {
             vec![],
             vec![],
         );
+        let mut flc = vec![];
         for _ in 0..repeats {
-            fl.push(timed(|| floor_tight(&dirs, ofiles, true)).0);
+            let (w, u, s) = timed(|| floor_tight(&dirs, ofiles, true));
+            fl.push(w);
+            flc.push(u + s);
             let (w, u, s) = timed(|| {
                 std::hint::black_box(memlens::overview::collect(&root, &h, true).rows.len());
             });
@@ -457,6 +462,18 @@ fn main() {
             prss.push(ru.ru_maxrss as f64 / 1024.0);
         }
         let (fl, ov, pr) = (median(fl), median(ov), median(pr));
+        // CPU time (user + system), which a loaded machine distorts less than wall time.
+        let flc = median(flc);
+        let ovc = median(ovu.iter().zip(&ovs).map(|(u, s)| u + s).collect());
+        let prc = median(pu.iter().zip(&ps).map(|(u, s)| u + s).collect());
+        println!(
+            "  one-shot CPU: floor {:.1} ms, overview::collect {:.1} ms = {:.2}x, `--all --json` process {:.1} ms = {:.2}x",
+            flc * 1e3,
+            ovc * 1e3,
+            ovc / flc,
+            prc * 1e3,
+            prc / flc
+        );
         println!(
             "  one-shot: tight floor {:.1} ms ({:.1} µs/cgroup); overview::collect {:.1} ms = {:.2}x (user {:.1} ms, sys {:.1} ms); `--all --json` process {:.1} ms = {:.2}x (user {:.1}, sys {:.1} ms, peak RSS {:.1} MB)",
             fl * 1e3,
@@ -481,13 +498,17 @@ fn main() {
         }
         // The periodic floor: the exporter's files, no walk (the tree is kept by inotify).
         let mfiles = metrics_files(h.version);
+        // The periodic floor in CPU time (user + system): what a collector must spend.
         let pf = median(
             (0..repeats)
-                .map(|_| timed(|| floor_tight(&dirs, mfiles, false)).0)
+                .map(|_| {
+                    let (_, u, s) = timed(|| floor_tight(&dirs, mfiles, false));
+                    u + s
+                })
                 .collect(),
         );
         println!(
-            "  periodic floor (metrics files, no walk): {:.1} ms a collection = {:.3}% of a core at 10 s",
+            "  periodic floor (metrics files, no walk): {:.1} ms of CPU a collection = {:.3}% of a core at 10 s",
             pf * 1e3,
             pf / 10.0 * 100.0
         );
@@ -594,7 +615,17 @@ fn main() {
             serve = Some(s);
             record = Some(r);
         }
-        table.push((n, fl, ov, pr, median(prss), pf, tu + ts, serve, record));
+        table.push((
+            n,
+            fl,
+            ov,
+            pr,
+            median(prss),
+            prc / flc,
+            tu + ts,
+            serve,
+            record,
+        ));
 
         let t = Instant::now();
         drop(workers);
@@ -612,16 +643,17 @@ fn main() {
         "\n| memcgs | floor (one-shot) | `--all --json` | ratio | µs/cgroup | top refresh (1 s) | serve 10 s CPU | serve RSS | serve fds | record 10 s CPU | record RSS | record fds |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (n, fl, ov, pr, rss, _pf, top, s, r) in &table {
+    for (n, fl, ov, pr, rss, cpu_ratio, top, s, r) in &table {
         let a =
             |x: &Option<Agent>, f: &dyn Fn(&Agent) -> String| x.as_ref().map_or("-".to_string(), f);
         println!(
-            "| {n} | {:.1} ms | {:.1} ms ({:.1} MB) | {:.2}x (in-process {:.2}x) | {:.1} | {:.1}% | {} | {} | {} | {} | {} | {} |",
+            "| {n} | {:.1} ms | {:.1} ms ({:.1} MB) | {:.2}x (in-process {:.2}x; CPU {:.2}x) | {:.1} | {:.1}% | {} | {} | {} | {} | {} | {} |",
             fl * 1e3,
             pr * 1e3,
             rss,
             pr / fl,
             ov / fl,
+            cpu_ratio,
             pr * 1e6 / *n as f64,
             top * 100.0,
             a(s, &|a| format!("{:.2}%", a.cpu)),

@@ -361,21 +361,25 @@ impl Recorder {
             // each read; every memory file (settings such as soft limits, swappiness,
             // oom.group rarely change) every --full-interval, and at every read of a hot
             // cgroup, so the minute before an OOM kill has everything at 1 s.
-            let full = st.hot
-                || st
-                    .last_full
-                    .is_none_or(|l| now.duration_since(l) >= self.opts.full_interval);
-            let level = if full { Level::Sample } else { Level::Metrics };
-            // Idle and unchanged: its usage file alone (read and recorded by `unchanged`).
-            if !full
-                && !st.hot
+            // Idle and unchanged (tiered reads, issue 20): its usage file alone, read and
+            // recorded by `unchanged`. The tiers read it again after full_interval /
+            // interval rounds, staggered, and that read is the full one: the full reads of
+            // 10,000 cgroups are spread over the full interval, not one burst.
+            if !st.hot
                 && p != "/"
+                && st.last_full.is_some()
                 && self.tiers.unchanged(&self.root, &self.h, p).is_some()
             {
                 st.next_due =
                     Some(now + self.opts.interval.saturating_sub(Duration::from_millis(50)));
                 continue;
             }
+            // Within half an interval of the full interval counts (the reads fall on ticks).
+            let full = st.hot
+                || st.last_full.is_none_or(|l| {
+                    now.duration_since(l) + self.opts.interval / 2 >= self.opts.full_interval
+                });
+            let level = if full { Level::Sample } else { Level::Metrics };
             let Ok(mut cg) = read::read_cgroup(&self.root, &self.h, p, level) else {
                 continue;
             };

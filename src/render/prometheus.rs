@@ -125,11 +125,8 @@ impl Collector for Model {
                     let le = s.labels.iter().find(|(k, _)| *k == "le").map(|(_, v)| v);
                     match (le, s.value) {
                         (Some(le), Value::Int(c)) => {
-                            let bound = if le == "+Inf" {
-                                f64::MAX
-                            } else {
-                                le.parse().unwrap_or(f64::MAX)
-                            };
+                            // "+Inf" parses as infinity, which the crate writes as `+Inf`.
+                            let bound = le.parse().unwrap_or(f64::INFINITY);
                             buckets.push((bound, c.saturating_sub(prev)));
                             prev = c;
                         }
