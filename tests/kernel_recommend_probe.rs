@@ -171,19 +171,37 @@ fn probe_finds_the_hot_set_on_v2() {
     let f = file.to_str().unwrap().to_string();
     cg.set_limit(Some(900 * MIB)).unwrap();
     let cold_anon = if swap { "anon=200M" } else { "anon=1M" };
-    let w = common::Workload::start(
-        &cg,
-        &[
+    // Not common::Workload: READY comes after the last step, and the last step is the hot
+    // loop that runs while the probe does. Wait for the memory instead.
+    let mut cmd = std::process::Command::new(common::bin());
+    cmd.arg("__workload")
+        .args([
             &format!("drop={f}"),
             &format!("read={f}:1"),
             cold_anon,
             "anon=50M",
-            "touch=600000",
-        ],
-    );
+            "touch=300000",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+    cg.join_before_exec(&mut cmd).unwrap();
+    let w = common::Proc(cmd.spawn().unwrap());
+    let want = if swap { 500 * MIB } else { 300 * MIB };
+    let t = std::time::Instant::now();
+    loop {
+        let cur: u64 = common::kfile(&cg, "memory.current").trim().parse().unwrap();
+        if cur >= want {
+            break;
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(180),
+            "the workload holds {cur} of {want} bytes"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
     std::thread::sleep(std::time::Duration::from_secs(2));
     let path = cg.path().to_string();
-    let (code, out, err) = common::run(&["--json", "probe", &path]);
+    let (code, out, err) = common::run(&["--json", "probe", &path, "--max-steps", "40"]);
     let _ = std::fs::remove_file(&file);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -1,0 +1,139 @@
+//! Benchmark (issue 17): `memlens recommend` over a day-sized store of 1,000 containers.
+//! The store is generated through the store's writer (as benches/record.rs does): each
+//! container is a real memcg's file set of this host (every memory.* file, its every key)
+//! plus a cgroup.procs holding one PID, 10% of them with moving counters, for a day at
+//! MEMLENS_BENCH_INTERVAL_S (default 5 s, the recorder's default: 17,280 samples each).
+//! MEMLENS_BENCH_CGROUPS (default 1000), MEMLENS_BENCH_TICKS (default a day's worth).
+//!
+//! Run: `cargo bench --bench recommend` (root; creates and removes `memlens-test-bench-*`).
+//! Target: under 2 s.
+
+use memlens::cgroup::owned::OwnedCgroup;
+use memlens::store::{Limits, Writer, codec};
+use memlens::sys::Root;
+use std::time::Instant;
+
+fn env(k: &str, d: u64) -> u64 {
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn main() {
+    let n = env("MEMLENS_BENCH_CGROUPS", 1000) as usize;
+    let every = env("MEMLENS_BENCH_INTERVAL_S", 5) as i64;
+    let ticks = env("MEMLENS_BENCH_TICKS", (86_400 / every) as u64) as i64;
+    let root = Root::live();
+    let h = memlens::report::hierarchy(&root).expect("memory controller");
+    let tplcg = OwnedCgroup::create(
+        &h,
+        "/",
+        &format!("memlens-test-bench-recommend-{}", std::process::id()),
+    )
+    .expect("create template memcg");
+    let mut tpl: Vec<(String, Vec<u8>, Vec<u64>)> = Vec::new();
+    for e in std::fs::read_dir(tplcg.dir()).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("memory.") || name.contains("force_empty") {
+            continue;
+        }
+        if let Ok(t) = std::fs::read_to_string(e.path()) {
+            let (tt, v) = codec::tokenize(t.as_bytes());
+            tpl.push((name, tt, v));
+        }
+    }
+    drop(tplcg);
+    tpl.sort();
+    let mp = h.mount_point.to_string_lossy().to_string();
+    let d = tempfile::tempdir().unwrap();
+    let mut w = Writer::open(
+        d.path(),
+        Limits {
+            retention_ms: i64::MAX / 4,
+            max_bytes: u64::MAX,
+            chunk_ms: 600_000,
+        },
+    )
+    .unwrap();
+    let mut cgs: Vec<(String, Vec<Vec<u64>>)> = (0..n)
+        .map(|i| {
+            (
+                format!("{mp}/kubepods/pod{i}/c{i}"),
+                tpl.iter().map(|(_, _, v)| v.clone()).collect(),
+            )
+        })
+        .collect();
+    let mut rng = Rng(0x9e3779b97f4a7c15);
+    let t0 = memlens::store::now_ms() - ticks * every * 1000;
+    let started = Instant::now();
+    for s in 0..ticks {
+        let mut files = Vec::with_capacity(n * (tpl.len() + 1));
+        for (i, (dir, vals)) in cgs.iter_mut().enumerate() {
+            if i % 10 == 0 {
+                for vs in vals.iter_mut() {
+                    for v in vs.iter_mut() {
+                        let r = rng.next();
+                        if r.is_multiple_of(4) && *v < u64::MAX / 4 {
+                            *v += (r >> 8) % 256 * 4096;
+                        }
+                    }
+                }
+            }
+            for ((name, tt, _), vs) in tpl.iter().zip(vals.iter()) {
+                files.push((
+                    format!("{dir}/{name}"),
+                    codec::render(tt, vs).unwrap_or_default(),
+                ));
+            }
+            files.push((
+                format!("{dir}/cgroup.procs"),
+                format!("{}\n", 1000 + i).into_bytes(),
+            ));
+        }
+        w.write(t0 + s * every * 1000, &files, &[], &[]).unwrap();
+    }
+    w.flush().unwrap();
+    for (k, v) in [
+        ("mount_point", mp.clone()),
+        ("cgroup_version", h.version.number().to_string()),
+        ("interval_ms", (every * 1000).to_string()),
+    ] {
+        w.set_meta(k, &v).unwrap();
+    }
+    println!(
+        "store: {n} containers x {ticks} samples at {every} s, {} bytes, written in {:.1} s",
+        w.used_bytes().unwrap(),
+        started.elapsed().as_secs_f64()
+    );
+    drop(w);
+    let q = memlens::recommend::Query {
+        target: None,
+        since: None,
+        margin: 0.15,
+        check_limit: None,
+    };
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let rep = memlens::recommend::recommend(Some(d.path()), &q).expect("recommend");
+        times.push(t.elapsed());
+        assert_eq!(rep.recommendations.len(), n, "one per container");
+    }
+    times.sort();
+    println!(
+        "recommend over {n} containers x {ticks} samples: median {:.2} s (min {:.2} s)",
+        times[1].as_secs_f64(),
+        times[0].as_secs_f64()
+    );
+}
