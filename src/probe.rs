@@ -220,7 +220,9 @@ pub struct ProbeReport {
     pub dry_run: bool,
     /// What it writes, in words (printed before the first write).
     pub plan: String,
-    /// The forms of the write the kernel was asked about, and its answers (v2).
+    /// The forms of the write the kernel was asked about, and its answers (v2). In JSON
+    /// objects `{"form", "accepted"}` (one type per field, docs/schema).
+    #[serde(serialize_with = "forms_as_objects")]
     pub forms: Vec<(String, Option<bool>)>,
     /// Where pressure comes from, and the budget.
     pub pressure_source: String,
@@ -250,6 +252,18 @@ pub struct ProbeReport {
     /// Put back at the end (v1 limit).
     pub restored: Option<String>,
     pub problems: Vec<String>,
+}
+
+fn forms_as_objects<S: serde::Serializer>(
+    forms: &[(String, Option<bool>)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(forms.len()))?;
+    for (form, accepted) in forms {
+        seq.serialize_element(&serde_json::json!({"form": form, "accepted": accepted}))?;
+    }
+    seq.end()
 }
 
 impl ProbeReport {

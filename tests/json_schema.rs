@@ -271,6 +271,18 @@ fn every_commands_json_matches_the_schema() {
     let (code, _, err) = run(&["run", "--json", "--limit", "64M", "--", "true"]);
     assert_eq!(code, 0);
     docs.push(("run (stderr)".into(), err));
+    // run --probe: the report with its probe (v1 here: its own memcg's limit, put back).
+    let (code, _, err) = run(&[
+        "run", "--probe", "--json", "--limit", "64M", "--", "sleep", "1",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let report: String = err
+        .lines()
+        .skip_while(|l| !l.starts_with('{'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(report.contains("\"probe\""), "{err}");
+    docs.push(("run --probe (stderr)".into(), report));
     let (code, _, err) = run(&["run", "--find-limit", "--json", "--", "true"]);
     assert_eq!(code, 0, "{err}");
     let report: String = err
