@@ -174,6 +174,13 @@ fn newer_format_is_refused_with_a_clear_message() {
 ///   file with its error, the store records a file it could not read as absent, without the
 ///   reason (here the statfs answers `show` asks for tmpfs, which the store does not keep, and
 ///   PID 1's smaps_rollup, which the ptrace check refuses even to root in this sandbox).
+fn strip_unkept(v: &mut serde_json::Value) {
+    if let serde_json::Value::Object(m) = v {
+        m.remove("capture");
+    }
+    strip_nested(v);
+}
+
 /// A finding drawn from lookups the kernel refused (statfs of PID 1's mounts is denied to
 /// root on this host; which processes are looked up depends on what else runs) is left out
 /// of both: the recorder keeps neither the refusals nor the tmpfs lookups of `show`, so
@@ -197,13 +204,6 @@ fn drop_denied_lookups(a: &mut serde_json::Value, b: &mut serde_json::Value) {
             fs.retain(|f| !denied.contains(&f["id"]));
         }
     }
-}
-
-fn strip_unkept(v: &mut serde_json::Value) {
-    if let serde_json::Value::Object(m) = v {
-        m.remove("capture");
-    }
-    strip_nested(v);
 }
 
 fn strip_nested(v: &mut serde_json::Value) {
