@@ -525,6 +525,57 @@ fn ps_of_many_processes_fits_the_terminal() {
     assert!(!out.contains("Not shown"), "{out}");
 }
 
+/// The overview (`memlens --all`) fits the terminal as `ps` does: every line within COLUMNS,
+/// the columns that say least left out and named, NAME cut (its start kept in the tree);
+/// piped, every column.
+#[test]
+fn overview_fits_the_terminal() {
+    let cg = cgroup("ovwide");
+    let _w = Workload::start(&cg, &["anon=2M"]);
+    let base = cg.path().rsplit('/').next().unwrap_or_default().to_string();
+    for cols in [80usize, 100, 60] {
+        let out = Command::new(bin())
+            .args(["--all", "--color", "never"])
+            .env("COLUMNS", cols.to_string())
+            .output()
+            .expect("run");
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        for l in text.lines() {
+            assert!(
+                l.chars().count() <= cols,
+                "wider than {cols}: {l:?}\n{text}"
+            );
+        }
+        let head = text.lines().find(|l| l.starts_with("NAME")).unwrap_or("");
+        for c in ["NAME", "LIMIT", "USAGE", "NOT RECLAIMABLE"] {
+            assert!(head.contains(c), "{cols}: {c} missing: {head}");
+        }
+        assert!(cols < 80 || head.contains("OOM KILLS"), "{head}");
+        assert!(
+            text.lines().any(|l| l.contains(&base[..14])),
+            "{cols}: {base} not listed:\n{text}"
+        );
+        let flat = text.replace('\n', " ");
+        if cols == 80 {
+            assert!(
+                flat.contains("Not shown, to fit 80 columns: SWAP, KERNEL"),
+                "{text}"
+            );
+            // The legend of a column left out goes with it.
+            assert!(!text.contains("KERNEL SWAP  "), "{text}");
+        }
+    }
+    let (code, out, err) = run(&["--all", "--color", "never"]);
+    assert_eq!(code, 0, "{err}");
+    let head = out.lines().find(|l| l.starts_with("NAME")).unwrap_or("");
+    for c in ["WORKING SET", "HEADROOM", "ANON", "SWAP", "% LIMIT", "PIDS"] {
+        assert!(head.contains(c), "{c} missing when piped: {head}");
+    }
+    assert!(out.contains(&base), "{out}");
+    assert!(!out.contains("Not shown"), "{out}");
+}
+
 /// Piped `--sample` output streams what is ready: the first count (zombies) or the first
 /// sample's figures (explain) arrive before the wait ends, the rest after it.
 #[test]

@@ -23,6 +23,85 @@ fn name_of(path: &str, id: &crate::identity::Identity) -> String {
     }
 }
 
+/// The overview's columns fitted to a terminal width.
+struct OverviewFit {
+    /// Indices into the header of the columns shown, in order.
+    keep: Vec<usize>,
+    /// The rows with only those columns (NAME cut to the room left).
+    rows: Vec<Vec<String>>,
+    /// Titles of the columns left out.
+    hidden: Vec<&'static str>,
+}
+
+/// Fits the overview to `width` columns as `ps` does: the columns that say least go first
+/// (SWAP, KERNEL, SHMEM, FILE, ANON, PIDS, % LIMIT, HEADROOM, WORKING SET, and below 66
+/// columns OOM KILLS), named under the table; NAME, LIMIT, USAGE and NOT RECLAIMABLE stay, and
+/// NAME is cut to the room left (at least 16; a path keeps its end, where the container's ID or name is).
+fn fit_overview(
+    header: &[&'static str],
+    rows: Vec<Vec<String>>,
+    width: Option<usize>,
+) -> OverviewFit {
+    const NAME: usize = 0;
+    const MIN_NAME: usize = 16;
+    // Indices into the overview's header, in the order they are dropped.
+    const DROP: [usize; 10] = [10, 9, 8, 7, 6, 12, 11, 5, 3, 13];
+    let mut keep: Vec<usize> = (0..header.len()).collect();
+    let mut hidden = Vec::new();
+    let Some(tw) = width else {
+        return OverviewFit { keep, rows, hidden };
+    };
+    let col_w = |i: usize| -> usize {
+        rows.iter()
+            .map(|r| r.get(i).map_or(0, |c| term(c).chars().count()))
+            .chain(std::iter::once(header[i].chars().count()))
+            .max()
+            .unwrap_or(0)
+    };
+    let widths: Vec<usize> = (0..header.len()).map(col_w).collect();
+    // Every kept column but NAME, each with its two-space gap.
+    let others = |keep: &[usize]| -> usize {
+        keep.iter()
+            .filter(|i| **i != NAME)
+            .map(|i| widths[*i] + 2)
+            .sum()
+    };
+    let name_w = widths[NAME].min(MIN_NAME);
+    for d in DROP {
+        if others(&keep) + name_w <= tw {
+            break;
+        }
+        keep.retain(|i| *i != d);
+        hidden.push(header[d]);
+    }
+    let room = tw.saturating_sub(others(&keep)).max(MIN_NAME);
+    let rows = rows
+        .into_iter()
+        .map(|r| {
+            keep.iter()
+                .map(|i| {
+                    let c = r.get(*i).cloned().unwrap_or_default();
+                    if *i == NAME { cut_name(&c, room) } else { c }
+                })
+                .collect()
+        })
+        .collect();
+    OverviewFit { keep, rows, hidden }
+}
+
+/// A NAME cell cut to `max` characters: a path keeps its end (`…/docker/3f2a…`), a name or a
+/// tree-indented label its start.
+fn cut_name(name: &str, max: usize) -> String {
+    let n = name.chars().count();
+    if n <= max {
+        name.to_string()
+    } else if name.starts_with('/') {
+        format!("…{}", name.chars().skip(n + 1 - max).collect::<String>())
+    } else {
+        cut(name, max)
+    }
+}
+
 /// How `memlens` (the overview) prints: `--all` as a tree, `--no-headers`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OverviewStyle {
@@ -44,7 +123,7 @@ pub fn overview_with(o: &Overview, s: Style, os: OverviewStyle) -> String {
         let _ = writeln!(
             out,
             "{}",
-            s.dim("No container-like cgroups (docker, containerd, CRI-O, podman, kubepods) here: showing every memory cgroup.")
+            s.dim(&super::wrapped("", 0, "No container-like cgroups (docker, containerd, CRI-O, podman, kubepods) here: showing every memory cgroup.", 0))
         );
     }
     let header = [
@@ -111,7 +190,9 @@ pub fn overview_with(o: &Overview, s: Style, os: OverviewStyle) -> String {
     // Colour by threshold, as htop and below do: red when what cannot be reclaimed is at 90%
     // of the limit or an OOM kill happened, yellow from 75%. Whole rows are coloured after
     // layout so the widths stay right.
-    let t = table(&header, &rows, &[], Style { color: false });
+    let fit = fit_overview(&header, rows, super::width());
+    let head: Vec<&str> = fit.keep.iter().map(|i| header[*i]).collect();
+    let t = table(&head, &fit.rows, &[], Style { color: false });
     let mut lines = t.lines();
     if let Some(h) = lines.next()
         && !os.no_headers
@@ -149,10 +230,9 @@ pub fn overview_with(o: &Overview, s: Style, os: OverviewStyle) -> String {
         _ => None,
     };
     // Each line fits 100 columns whatever the figures (units roll over at 1000).
-    let _ = writeln!(
-        out,
-        "\n{} {} total, {} available, {} free, {} page cache ({} shmem)",
-        s.head("host"),
+    // At a narrower terminal they wrap, continuation lines under the text.
+    let host_line = format!(
+        "{} total, {} available, {} free, {} page cache ({} shmem)",
         bytes(h.mem("MemTotal")),
         bytes(h.mem("MemAvailable")),
         bytes(h.mem("MemFree")),
@@ -161,38 +241,99 @@ pub fn overview_with(o: &Overview, s: Style, os: OverviewStyle) -> String {
     );
     let _ = writeln!(
         out,
-        "     swap {} of {} used; kubelet memory.available {}",
+        "\n{}",
+        super::wrapped(&format!("{} ", s.head("host")), 5, &host_line, 5)
+    );
+    let swap_line = format!(
+        "swap {} of {} used; kubelet memory.available {}",
         bytes(swap_used),
         bytes(h.mem("SwapTotal")),
         bytes(o.host.node_memory_available.bytes),
     );
+    let _ = writeln!(out, "{}", super::wrapped("     ", 5, &swap_line, 5));
     if let Some(p) = &h.pressure {
-        let _ = writeln!(
-            out,
-            "     memory pressure: some {:.2}% full {:.2}% (avg10, /proc/pressure/memory)",
+        let psi = format!(
+            "memory pressure: some {:.2}% full {:.2}% (avg10, /proc/pressure/memory)",
             p.some.avg10, p.full.avg10
         );
+        let _ = writeln!(out, "{}", super::wrapped("     ", 5, &psi, 5));
     }
-    let footer = [
-        format!(
-            "cgroup v{} at {}. `memlens show NAME` explains one.",
-            o.hierarchy.version.number(),
-            o.hierarchy.mount_point.display()
-        ),
-        "LIMIT            the smallest memory limit on the path to the root (effective limit)".into(),
-        "USAGE            everything charged, page cache included (usage_in_bytes / memory.current)".into(),
-        "WORKING SET      usage − inactive_file: what kubectl top and docker stats show".into(),
-        "NOT RECLAIMABLE  anon + shmem + unreclaimable kernel memory, and its share of LIMIT:".into(),
-        "                 what an OOM kill is about (red from 90%, yellow from 75%)".into(),
-        "HEADROOM         LIMIT − NOT RECLAIMABLE: what can still be pinned before an OOM kill".into(),
-        "ANON FILE SHMEM  anonymous memory; page cache (shmem included); tmpfs, /dev/shm, SysV shm".into(),
-        "KERNEL SWAP      kernel memory charged to the cgroup; swap used (not in usage)".into(),
-        "% LIMIT          USAGE / LIMIT, page cache included: not by itself a sign of trouble".into(),
-        "PIDS, OOM KILLS  processes in the cgroup itself; OOM kills the kernel counted (red if > 0)".into(),
-    ];
     let _ = writeln!(out);
-    for l in footer {
-        let _ = writeln!(out, "{}", s.dim(&l));
+    let _ = writeln!(
+        out,
+        "{}",
+        s.dim(&super::wrapped(
+            "",
+            0,
+            &format!(
+                "cgroup v{} at {}. `memlens show NAME` explains one.",
+                o.hierarchy.version.number(),
+                o.hierarchy.mount_point.display()
+            ),
+            0
+        ))
+    );
+    // Each column's legend (the header indices it defines), printed while any of them is
+    // shown; at a narrower terminal the text wraps under itself.
+    let legend: [(&[usize], &str); 10] = [
+        (
+            &[1],
+            "LIMIT            the smallest memory limit on the path to the root (effective limit)",
+        ),
+        (
+            &[2],
+            "USAGE            everything charged, page cache included (usage_in_bytes / memory.current)",
+        ),
+        (
+            &[3],
+            "WORKING SET      usage − inactive_file: what kubectl top and docker stats show",
+        ),
+        (
+            &[4],
+            "NOT RECLAIMABLE  anon + shmem + unreclaimable kernel memory, and its share of LIMIT:",
+        ),
+        (
+            &[4],
+            "                 what an OOM kill is about (red from 90%, yellow from 75%)",
+        ),
+        (
+            &[5],
+            "HEADROOM         LIMIT − NOT RECLAIMABLE: what can still be pinned before an OOM kill",
+        ),
+        (
+            &[6, 7, 8],
+            "ANON FILE SHMEM  anonymous memory; page cache (shmem included); tmpfs, /dev/shm, SysV shm",
+        ),
+        (
+            &[9, 10],
+            "KERNEL SWAP      kernel memory charged to the cgroup; swap used (not in usage)",
+        ),
+        (
+            &[11],
+            "% LIMIT          USAGE / LIMIT, page cache included: not by itself a sign of trouble",
+        ),
+        (
+            &[12, 13],
+            "PIDS, OOM KILLS  processes in the cgroup itself; OOM kills the kernel counted (red if > 0)",
+        ),
+    ];
+    for (cols, l) in legend {
+        if !cols.iter().any(|i| fit.keep.contains(i)) {
+            continue;
+        }
+        let line = match l.char_indices().nth(17) {
+            Some((at, _)) => super::wrapped(&l[..at], 17, &l[at..], 17),
+            None => l.to_string(),
+        };
+        let _ = writeln!(out, "{}", s.dim(&line));
+    }
+    if !fit.hidden.is_empty() {
+        let l = format!(
+            "Not shown, to fit {} columns: {} (a wider terminal or COLUMNS=N shows them; --json has every figure)",
+            super::width().unwrap_or(0),
+            fit.hidden.join(", ")
+        );
+        let _ = writeln!(out, "{}", s.dim(&super::wrapped("", 0, &l, 0)));
     }
     let probs: Vec<String> = o
         .rows
