@@ -81,6 +81,14 @@ pub struct Cli {
     global: Global,
 }
 
+/// For commands with no JSON report: shadows the global --json with a hidden local one, so
+/// their --help does not offer it (still refused at run time by [`refuse_json`]).
+#[derive(Debug, Args, Clone)]
+struct NoJson {
+    #[arg(id = "json", long = "json", hide = true)]
+    _json: bool,
+}
+
 #[derive(Debug, Args, Clone)]
 struct Global {
     /// Print JSON instead of tables (every size in bytes, null when unavailable).
@@ -555,10 +563,9 @@ enum Command {
         /// Walk the recorded history (`memlens record`'s store; --at to start there, --store
         /// for another store) instead of the live system.
         #[arg(long, conflicts_with_all = ["from", "host_root"])]
-        replay: bool, // No JSON report: the global --json is shadowed by a hidden local one, so its --help
-        // does not offer it (still refused at run time).
-        #[arg(id = "json", long = "json", hide = true)]
-        _json: bool,
+        replay: bool,
+        #[command(flatten)]
+        _json: NoJson,
     },
     /// The breakdown of one cgroup over time from the store: min/max/last per step, events
     /// (OOM kills, limit hits, memory.high events, limit changes, processes started/gone),
@@ -599,10 +606,9 @@ enum Command {
         until: Option<String>,
         /// Output file: .png or .svg.
         #[arg(short, long, value_name = "FILE.png|FILE.svg")]
-        output: PathBuf, // No JSON report: the global --json is shadowed by a hidden local one, so its --help
-        // does not offer it (still refused at run time).
-        #[arg(id = "json", long = "json", hide = true)]
-        _json: bool,
+        output: PathBuf,
+        #[command(flatten)]
+        _json: NoJson,
     },
     /// The true working set of one cgroup (cgroup v2): reclaim it in small steps through
     /// memory.reclaim and watch its pressure, refaults and pgscan/pgsteal; stop at the
@@ -666,10 +672,9 @@ enum Command {
         until: Option<String>,
         /// Output format.
         #[arg(long, default_value = "openmetrics", value_parser = ["openmetrics"])]
-        format: String, // No JSON report: the global --json is shadowed by a hidden local one, so its --help
-        // does not offer it (still refused at run time).
-        #[arg(id = "json", long = "json", hide = true)]
-        _json: bool,
+        format: String,
+        #[command(flatten)]
+        _json: NoJson,
     },
     /// Where the node's RAM went: a waterfall from MemTotal (top-level cgroups, memory charged
     /// to no cgroup, free, the unattributed rest), what free, MemAvailable, the kubelet and
@@ -704,20 +709,17 @@ enum Command {
     Completions {
         /// The shell.
         #[arg(value_enum)]
-        shell: crate::completions::Shell, // No JSON report: the global --json is shadowed by a hidden local one, so its --help
-        // does not offer it (still refused at run time).
-        #[arg(id = "json", long = "json", hide = true)]
-        _json: bool,
+        shell: crate::completions::Shell,
+        #[command(flatten)]
+        _json: NoJson,
     },
     /// Print the man page (roff). Install: `memlens man > /usr/local/share/man/man1/memlens.1`.
     #[command(
         after_help = "EXAMPLES\n  memlens man > /usr/local/share/man/man1/memlens.1 && man memlens"
     )]
     Man {
-        // No JSON report: the global --json is shadowed by a hidden local one, so its --help
-        // does not offer it (still refused at run time).
-        #[arg(id = "json", long = "json", hide = true)]
-        _json: bool,
+        #[command(flatten)]
+        _json: NoJson,
     },
     /// Internal: run a memory workload (used by the tests and `memlens lab`).
     #[command(name = "__workload", hide = true)]
@@ -847,9 +849,8 @@ struct RecordArgs {
     /// Do not follow OOM kills (the benchmark).
     #[arg(long, hide = true)]
     no_oom: bool,
-    // No JSON report: see `Command::Top`.
-    #[arg(id = "json", long = "json", hide = true)]
-    _json: bool,
+    #[command(flatten)]
+    _json: NoJson,
 }
 
 impl RecordArgs {
