@@ -9,7 +9,7 @@ mod engine;
 
 use engine::Engine;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The static memlens: MEMLENS_STATIC_BIN, else the musl or static-glibc release build.
@@ -175,42 +175,10 @@ fn image_from_scratch_runs_as_the_daemonset_and_prometheus_scrapes_it() {
     });
 
     let dir = tempfile::tempdir().unwrap();
-    let pport = common::free_port();
-    let cfg = dir.path().join("prometheus.yml");
-    std::fs::write(&cfg, format!("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: memlens\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n")).unwrap();
-    let prom = common::Proc(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{pport}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for("prometheus ready", 60, || {
-        matches!(common::http_get(pport, "/-/ready", None), Ok((200, _))).then_some(())
-    });
+    let (prom, pport) = common::prometheus::start(dir.path(), port);
     let q = format!("container_memory_working_set_bytes{{name=\"{work}\"}}");
-    let enc: String = q
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
     let ws = wait_for("the workload's working set in prometheus", 60, || {
-        let (code, body) =
-            common::http_get(pport, &format!("/api/v1/query?query={enc}"), None).ok()?;
-        (code == 200).then_some(())?;
-        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-        v["data"]["result"][0]["value"][1]
-            .as_str()?
-            .parse::<f64>()
-            .ok()
+        common::prometheus::value(pport, &q)
     });
     assert!(
         ws >= (24 << 20) as f64 && ws <= (64 << 20) as f64,

@@ -7,26 +7,10 @@ mod common;
 
 use common::*;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn have_prometheus() -> bool {
-    let ok = Command::new("prometheus")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        skip(
-            "kernel_prometheus_recommend",
-            "prometheus is not installed (apt-get install -y prometheus; .ci/run does)",
-        );
-    }
-    ok
-}
 
 fn start_recorder(store: &Path) -> (Proc, Arc<Mutex<usize>>) {
     let mut child = Command::new(bin())
@@ -50,54 +34,9 @@ fn start_recorder(store: &Path) -> (Proc, Arc<Mutex<usize>>) {
     (Proc(child), n)
 }
 
-/// Prometheus on a free port scraping `target` every second (kernel_serve.rs's way).
-fn start_prometheus(dir: &Path, target: u16) -> (Proc, u16) {
-    let cfg = dir.join("prometheus.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: memlens\n    static_configs:\n      - targets: ['127.0.0.1:{target}']\n"
-        ),
-    )
-    .expect("config");
-    let data: PathBuf = dir.join("data");
-    for _ in 0..5 {
-        let pport = free_port();
-        let mut prom = Proc(
-            Command::new("prometheus")
-                .arg(format!("--config.file={}", cfg.display()))
-                .arg(format!("--storage.tsdb.path={}", data.display()))
-                .arg(format!("--web.listen-address=127.0.0.1:{pport}"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start prometheus"),
-        );
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(60) {
-            if let Ok(Some(_)) = prom.0.try_wait() {
-                break;
-            }
-            if matches!(http_get(pport, "/-/ready", None), Ok((200, _))) {
-                return (prom, pport);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    panic!("prometheus did not start on any of 5 free ports");
-}
-
 fn samples_in_prometheus(pport: u16, id: &str) -> u64 {
     let q = format!("count_over_time(memlens_memory_not_reclaimable_bytes{{id=\"{id}\"}}[10m])");
-    let enc: String = q
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
+    let enc = common::prometheus::encode(&q);
     let Ok((200, body)) = http_get(pport, &format!("/api/v1/query?query={enc}"), None) else {
         return 0;
     };
@@ -110,7 +49,7 @@ fn samples_in_prometheus(pport: u16, id: &str) -> u64 {
 
 #[test]
 fn prometheus_gives_the_same_recommendation_as_the_store() {
-    if !have_prometheus() {
+    if !common::prometheus::available("kernel_prometheus_recommend") {
         return;
     }
     let d = tempfile::tempdir().unwrap();
@@ -121,7 +60,7 @@ fn prometheus_gives_the_same_recommendation_as_the_store() {
     let f = file.to_str().unwrap().to_string();
     let (_rec, ticks) = start_recorder(&st);
     let (_serve, mport) = start_serve("1s", &[]);
-    let (prom, pport) = start_prometheus(d.path(), mport);
+    let (prom, pport) = common::prometheus::start(d.path(), mport);
     let w = Workload::start(
         &cg,
         &[

@@ -4,20 +4,10 @@
 mod common;
 use common::*;
 use std::io::{Read, Write};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+use common::prometheus::encode as enc;
 
 /// Instant query; the result vector.
 fn query(port: u16, q: &str) -> Vec<serde_json::Value> {
@@ -49,25 +39,11 @@ fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-fn have_prometheus() -> bool {
-    let ok = Command::new("prometheus")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        skip(
-            "kernel_serve::prometheus_scrapes_kernel_values_and_series_go_stale",
-            "prometheus is not installed (apt-get install -y prometheus; .ci/run does)",
-        );
-    }
-    ok
-}
-
 #[test]
 fn prometheus_scrapes_kernel_values_and_series_go_stale() {
-    if !have_prometheus() {
+    if !common::prometheus::available(
+        "kernel_serve::prometheus_scrapes_kernel_values_and_series_go_stale",
+    ) {
         return;
     }
     let cg = cgroup("serve");
@@ -103,46 +79,7 @@ fn prometheus_scrapes_kernel_values_and_series_go_stale() {
     }
 
     let dir = tempfile::tempdir().expect("tmp");
-    let cfg = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: memlens\n    static_configs:\n      - targets: ['127.0.0.1:{mport}']\n"
-        ),
-    )
-    .expect("config");
-    let data: PathBuf = dir.path().join("data");
-    // Prometheus cannot report a port it chose, so it gets a free one; another process may
-    // take it between the check and the bind, and then Prometheus exits: try another.
-    let mut started = None;
-    for _ in 0..5 {
-        let pport = free_port();
-        let mut prom = Proc(
-            Command::new("prometheus")
-                .arg(format!("--config.file={}", cfg.display()))
-                .arg(format!("--storage.tsdb.path={}", data.display()))
-                .arg(format!("--web.listen-address=127.0.0.1:{pport}"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start prometheus"),
-        );
-        let t = std::time::Instant::now();
-        while t.elapsed() < std::time::Duration::from_secs(60) {
-            if let Ok(Some(_)) = prom.0.try_wait() {
-                break;
-            }
-            if matches!(http_get(pport, "/-/ready", None), Ok((200, _))) {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        if matches!(prom.0.try_wait(), Ok(None)) {
-            started = Some((prom, pport));
-            break;
-        }
-    }
-    let (prom, pport) = started.expect("prometheus did not start on any of 5 free ports");
+    let (prom, pport) = common::prometheus::start(dir.path(), mport);
     wait_for("prometheus ready", 60, || {
         matches!(http_get(pport, "/-/ready", None), Ok((200, _))).then_some(())
     });

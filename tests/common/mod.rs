@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+pub mod prometheus;
+
 /// The memlens binary under test (MEMLENS_BIN overrides, for the VM).
 pub fn bin() -> PathBuf {
     std::env::var_os("MEMLENS_BIN")
