@@ -6,32 +6,12 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn start_recorder(store: &Path) -> (Proc, Arc<Mutex<usize>>) {
-    let mut child = Command::new(bin())
-        .args(["--store", store.to_str().unwrap(), "record"])
-        .args(["--interval", "1s", "--fast-interval", "1s", "--no-oom"])
-        .env("MEMLENS_RECORD_TRACE", "1")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start memlens record");
-    let err = child.stderr.take().unwrap();
-    let n = Arc::new(Mutex::new(0usize));
-    let c = n.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            if line.starts_with("memlens-record: committed ") {
-                *c.lock().unwrap() += 1;
-            }
-        }
-    });
-    (Proc(child), n)
+    common::start_recorder_counting(store, "1s")
 }
 
 fn samples_in_prometheus(pport: u16, id: &str) -> u64 {

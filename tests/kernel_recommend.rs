@@ -5,39 +5,12 @@
 mod common;
 
 use common::{MIB, Proc};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// `memlens record` at 200 ms into `store`; returns the process and its committed ticks.
 fn start_recorder(store: &Path) -> (Proc, Arc<Mutex<usize>>) {
-    let mut child = Command::new(common::bin())
-        .args(["--store", store.to_str().unwrap(), "record"])
-        .args([
-            "--interval",
-            "200ms",
-            "--fast-interval",
-            "200ms",
-            "--no-oom",
-        ])
-        .env("MEMLENS_RECORD_TRACE", "1")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start memlens record");
-    let err = child.stderr.take().unwrap();
-    let n = Arc::new(Mutex::new(0usize));
-    let c = n.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            if line.starts_with("memlens-record: committed ") {
-                *c.lock().unwrap() += 1;
-            }
-        }
-    });
-    (Proc(child), n)
+    common::start_recorder_counting(store, "200ms")
 }
 
 fn wait_ticks(n: &Arc<Mutex<usize>>, more: usize) {

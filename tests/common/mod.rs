@@ -351,3 +351,36 @@ pub fn stat_slack() -> u64 {
 pub fn mglru() -> bool {
     memlens::kernel::mglru_enabled(&Root::live())
 }
+
+/// `memlens record` into `store` at `interval` (fast interval too, no OOM follower), its
+/// trace on: the process and the number of ticks it has committed so far.
+pub fn start_recorder_counting(
+    store: &Path,
+    interval: &str,
+) -> (Proc, std::sync::Arc<std::sync::Mutex<usize>>) {
+    let mut child = Command::new(bin())
+        .args(["--store", store.to_str().expect("utf-8 path"), "record"])
+        .args([
+            "--interval",
+            interval,
+            "--fast-interval",
+            interval,
+            "--no-oom",
+        ])
+        .env("MEMLENS_RECORD_TRACE", "1")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start memlens record");
+    let err = child.stderr.take().expect("stderr");
+    let n = std::sync::Arc::new(std::sync::Mutex::new(0usize));
+    let c = n.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if line.starts_with("memlens-record: committed ") {
+                *c.lock().expect("counter") += 1;
+            }
+        }
+    });
+    (Proc(child), n)
+}
