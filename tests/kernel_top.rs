@@ -93,25 +93,9 @@ fn top_in_tmux_on_a_real_memcg() {
     let name = cg.path().trim_start_matches('/').to_string();
     let w1 = Workload::start(&cg, &["anon=8M"]);
     let t = Tmux(format!("memlens-test-top-{}", std::process::id()));
-    let cmd = format!("{} top --interval 300ms --color never", bin().display());
-    t.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "top",
-        "-x",
-        "160",
-        "-y",
-        "48",
-        &cmd,
-    ]);
-    t.cmd(&["set-option", "-t", "top", "remain-on-exit", "on"]);
     // Not a container: every cgroup is shown only in the tree, or by falling back when the
     // node has no container. The filter finds ours either way after `t`.
-    // The first snapshot drawn (not the "reading the first snapshot" line): the table's
-    // titles. A loaded machine (several builds at once) takes seconds for the first walk.
-    let s = t.wait(Duration::from_secs(20), |s| s.contains("NAME"));
-    assert!(s.contains("NAME"), "{s}");
+    start_top(&t, "top --interval 300ms");
     t.keys(&["t"]);
     t.keys(&["/"]);
     t.keys(&["-l", &name]);
@@ -209,6 +193,8 @@ fn usage_col(screen: &str, name: &str) -> Option<f64> {
     })
 }
 
+/// A 160×48 tmux session "top" running `memlens ARGS`, kept when it exits (so its exit status
+/// can be read), once the first table is drawn (a loaded machine takes seconds for the walk).
 fn start_top(t: &Tmux, args: &str) {
     let cmd = format!("{} {args} --color never", bin().display());
     t.cmd(&[
