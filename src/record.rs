@@ -164,8 +164,13 @@ impl Recorder {
             writer.set_meta(k, &v).map_err(|e| e.to_string())?;
         }
         let follower = if opts.oom {
-            match crate::oom::follow::Follower::start(Root::live()) {
-                Ok(f) => Some(f),
+            // The recorder's own root: under --host-root the host's /dev/kmsg and cgroups.
+            let at = root.reopen().unwrap_or_else(Root::live);
+            match crate::oom::follow::Follower::start(at) {
+                Ok(f) => {
+                    tracing::info!("OOM kills recorded from {}", f.describe());
+                    Some(f)
+                }
                 Err(e) => {
                     tracing::warn!("OOM kills will not be recorded: {e}");
                     None

@@ -462,3 +462,32 @@ fn serve_record_exports_the_forecast() {
         "{line} at {at:.1} s"
     );
 }
+
+/// Under `--host-root` the recorder follows the host's kernel log (HOST/dev/kmsg), as
+/// `oom --follow --host-root` does, not the log of the container it runs in.
+#[test]
+fn record_under_host_root_follows_the_hosts_kernel_log() {
+    let hr = tempfile::tempdir().expect("tmp");
+    std::os::unix::fs::symlink("/sys", hr.path().join("sys")).unwrap();
+    std::os::unix::fs::symlink("/proc", hr.path().join("proc")).unwrap();
+    std::fs::create_dir(hr.path().join("dev")).unwrap();
+    // Not a kmsg device: the follower names it (and why it cannot read it) either way.
+    std::fs::write(hr.path().join("dev/kmsg"), b"").unwrap();
+    let store = tempfile::tempdir().expect("tmp");
+    let out = Command::new(common::bin())
+        .args(["--host-root", hr.path().to_str().unwrap()])
+        .args(["--store", store.path().to_str().unwrap(), "record"])
+        .args(["--interval", "200ms", "--for", "1s"])
+        .env_remove("MEMLENS_KMSG")
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("record");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let want = format!("{}/dev/kmsg", hr.path().display());
+    let line = err
+        .lines()
+        .find(|l| l.contains("OOM kills recorded from"))
+        .unwrap_or_else(|| panic!("no OOM source in the log:\n{err}"));
+    assert!(line.contains(&want), "{want} not followed: {line}");
+}

@@ -489,6 +489,21 @@ impl Root {
         r
     }
 
+    /// A second root reading the same place as this one (the live system, `--host-root` or a
+    /// capture directory), for a reader with its own state: the recorder's OOM follower must
+    /// read the host's log and cgroups under `--host-root`, not memlens's own. `None` for an
+    /// archive (held in memory, nothing to follow).
+    pub fn reopen(&self) -> Option<Root> {
+        match &self.backing {
+            Backing::Dir(p) => {
+                let mut r = Self::dir(p.clone());
+                r.mountinfo = self.mountinfo;
+                Some(r)
+            }
+            Backing::Archive(_) => None,
+        }
+    }
+
     /// The mountinfo file that lists the cgroup mounts (see [`Root::host`]).
     pub fn mountinfo_path(&self) -> &'static Path {
         Path::new(self.mountinfo)
