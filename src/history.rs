@@ -438,13 +438,13 @@ pub fn resolve(r: &Reader, h: &Hierarchy, target: &str) -> Result<String, (i32, 
 fn files_at(
     r: &Reader,
     series: &BTreeMap<String, Vec<crate::store::codec::Sample>>,
-    cursors: &mut BTreeMap<String, (usize, Option<usize>)>,
+    cursors: &mut [(usize, Option<usize>)],
     t: i64,
     out: &mut BTreeMap<PathBuf, Vec<u8>>,
 ) -> bool {
     let mut changed = false;
-    for (path, ss) in series {
-        let (c, taken) = cursors.entry(path.clone()).or_insert((0, None));
+    // One cursor per series, in the map's (fixed) order: no key lookup per series and sample.
+    for ((path, ss), (c, taken)) in series.iter().zip(cursors.iter_mut()) {
         while *c + 1 < ss.len() && ss[*c + 1].t <= t {
             *c += 1;
         }
@@ -497,29 +497,50 @@ pub fn points(
     let (own, anc): (BTreeMap<_, _>, BTreeMap<_, _>) = series
         .into_iter()
         .partition(|(p, _)| crate::store::group_of(p) == dir_s);
-    let limit_file = match h.version {
+    let limit_file = limit_file(h.version);
+    let anc: Vec<&[crate::store::codec::Sample]> = anc
+        .iter()
+        .filter(|(p, _)| p.ends_with(limit_file))
+        .map(|(_, v)| v.as_slice())
+        .collect();
+    Ok((points_of(r, h, path, &own, &anc), problems))
+}
+
+/// The file of a cgroup's own limit (the ancestors' limits [`points_of`] takes).
+pub fn limit_file(v: Version) -> &'static str {
+    match v {
         Version::V1 => "memory.limit_in_bytes",
         Version::V2 => "memory.max",
-    };
-    let anc: BTreeMap<String, Vec<crate::store::codec::Sample>> = anc
-        .into_iter()
-        .filter(|(p, _)| p.ends_with(limit_file))
-        .collect();
+    }
+}
+
+/// [`points`] from samples already read: `own` the cgroup's series (by path), `anc` its
+/// recorded ancestors' limit series ([`limit_file`]), in any order. `recommend` reads
+/// every cgroup in one pass ([`Reader::each_group`]) and calls this per cgroup.
+pub fn points_of(
+    r: &Reader,
+    h: &Hierarchy,
+    path: &str,
+    own: &BTreeMap<String, Vec<crate::store::codec::Sample>>,
+    anc: &[&[crate::store::codec::Sample]],
+) -> Vec<Point> {
+    let dir = read::fs_path(h, path);
+    let dir_s = dir.to_string_lossy().to_string();
     let mut times: Vec<i64> = own
         .get(&format!("{dir_s}/memory.stat"))
         .map(|v| v.iter().filter(|s| s.tpl != 0).map(|s| s.t).collect())
         .unwrap_or_default();
     times.dedup();
-    let mut cur_own = BTreeMap::new();
+    let mut cur_own = vec![(0, None); own.len()];
     let mut files: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
     let mut out = Vec::with_capacity(times.len());
     let mut anc_cur: Vec<usize> = vec![0; anc.len()];
     let mut prev_anc: Option<Option<u64>> = None;
     for t in times {
-        let changed = files_at(r, &own, &mut cur_own, t, &mut files);
+        let changed = files_at(r, own, &mut cur_own, t, &mut files);
         // Ancestors' limits: their latest values at or before t.
         let mut anc_limit: Option<u64> = None;
-        for (k, ss) in anc.values().enumerate() {
+        for (k, ss) in anc.iter().enumerate() {
             let c = &mut anc_cur[k];
             while *c + 1 < ss.len() && ss[*c + 1].t <= t {
                 *c += 1;
@@ -601,7 +622,7 @@ pub fn points(
             pids,
         });
     }
-    Ok((out, problems))
+    out
 }
 
 /// A least-squares line through (seconds, bytes).

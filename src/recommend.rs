@@ -236,35 +236,36 @@ pub fn check(
 type Pressure = (Option<u64>, Option<u64>, Option<f32>);
 
 /// Pressure over the range (memory.pressure) and the kernel's usage high-water mark at the
-/// last sample (v1 memory.max_usage_in_bytes, v2 memory.peak), from one read of the group.
+/// last sample (v1 memory.max_usage_in_bytes, v2 memory.peak), from the group's samples.
 fn pressure_and_peak(
     r: &Reader,
+    series: &std::collections::BTreeMap<String, Vec<crate::store::codec::Sample>>,
     dir: &str,
     v: Version,
-    since: i64,
-    until: i64,
 ) -> (Pressure, Option<u64>) {
-    let Ok((series, _)) = r.group_samples(&[dir], since, until) else {
-        return ((None, None, None), None);
-    };
-    let peak_file = match v {
-        Version::V1 => "memory.max_usage_in_bytes",
-        Version::V2 => "memory.peak",
-    };
     let peak = series
-        .get(&format!("{dir}/{peak_file}"))
+        .get(&format!("{dir}/{}", peak_file(v)))
         .and_then(|ss| ss.last())
         .and_then(|s| r.text(s))
         .and_then(|b| crate::cgroup::parse::number(&String::from_utf8_lossy(&b)).ok());
-    let ps: Vec<crate::model::Pressure> = series
+    // An unchanged sample is not rendered and parsed again (most are, in an idle cgroup).
+    let mut ps: Vec<crate::model::Pressure> = Vec::new();
+    let mut prev: Option<&crate::store::codec::Sample> = None;
+    for s in series
         .get(&format!("{dir}/memory.pressure"))
-        .map(|ss| {
-            ss.iter()
-                .filter_map(|s| r.text(s))
-                .filter_map(|b| crate::cgroup::parse::pressure(&String::from_utf8_lossy(&b)).ok())
-                .collect()
-        })
-        .unwrap_or_default();
+        .map_or(&[][..], Vec::as_slice)
+    {
+        if prev.is_some_and(|p| p.tpl == s.tpl && p.vals == s.vals) {
+            continue;
+        }
+        prev = Some(s);
+        if let Some(p) = r
+            .text(s)
+            .and_then(|b| crate::cgroup::parse::pressure(&String::from_utf8_lossy(&b)).ok())
+        {
+            ps.push(p);
+        }
+    }
     let (Some(a), Some(b)) = (ps.first(), ps.last()) else {
         return ((None, None, None), peak);
     };
@@ -277,6 +278,29 @@ fn pressure_and_peak(
         ),
         peak,
     )
+}
+
+fn peak_file(v: Version) -> &'static str {
+    match v {
+        Version::V1 => "memory.max_usage_in_bytes",
+        Version::V2 => "memory.peak",
+    }
+}
+
+/// The files a recommendation reads of each cgroup: what [`history::points_of`] needs
+/// (the metrics files, memory.high, cgroup.procs), memory.pressure and the kernel peak. The
+/// others (numa_stat, slabinfo, settings) are neither decoded nor kept.
+fn wanted_file(v: Version, path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or("");
+    crate::cgroup::read::metrics_files(v).contains(&name)
+        || [
+            "memory.high",
+            "memory.pressure",
+            "cgroup.procs",
+            peak_file(v),
+            history::limit_file(v),
+        ]
+        .contains(&name)
 }
 
 /// The latest recorded name of each cgroup (identity events), read once for all cgroups.
@@ -402,39 +426,101 @@ pub fn recommend(dir: Option<&Path>, q: &Query) -> Result<Report, (i32, String)>
     let names = names(&r);
     let mut problems = Vec::new();
     let mut out = Vec::new();
-    for path in targets {
-        let (pts, p) = history::points(&r, &h, &path, since, until).map_err(fail)?;
-        problems.extend(p);
-        // Without a TARGET, only cgroups that held processes (containers, services), not
-        // the empty parents (kubepods.slice, ...).
-        if q.target.is_none()
-            && !pts
-                .iter()
-                .any(|p| p.pids.as_ref().is_some_and(|v| !v.is_empty()))
-        {
-            continue;
-        }
-        let dir = crate::cgroup::read::fs_path(&h, &path)
-            .to_string_lossy()
-            .to_string();
-        let (psi, kpeak) = pressure_and_peak(&r, &dir, h.version, since, until);
-        let rec = from_points(
-            &path,
-            names.get(&path).cloned(),
-            &pts,
-            interval,
-            q.margin,
-            kpeak,
-            psi,
-            q.check_limit,
-        );
-        match rec {
-            Some(x) => out.push(x),
-            None if q.target.is_some() => {
-                return Err(fail(format!("{path}: no samples in the range")));
+    // One pass over the store (issue 17's benchmark: 1,000 containers): every recorded
+    // ancestor's limit series read once, then each cgroup's own series, the frames not yet
+    // compacted decoded once for all (`Reader::each_group`), not twice per cgroup.
+    let v = h.version;
+    let dirs: Vec<String> = targets
+        .iter()
+        .map(|p| {
+            crate::cgroup::read::fs_path(&h, p)
+                .to_string_lossy()
+                .to_string()
+        })
+        .collect();
+    let ancestors_of = |dir: &str| -> Vec<String> {
+        let mut v = Vec::new();
+        let mut cur = Path::new(dir).parent();
+        while let Some(a) = cur {
+            if !a.starts_with(&h.mount_point) {
+                break;
             }
-            None => {}
+            v.push(a.to_string_lossy().to_string());
+            cur = a.parent();
         }
+        v
+    };
+    let all_anc: std::collections::BTreeSet<String> =
+        dirs.iter().flat_map(|d| ancestors_of(d)).collect();
+    let anc_names: Vec<&str> = all_anc.iter().map(String::as_str).collect();
+    let limit_file = history::limit_file(v);
+    let mut anc_limits: std::collections::HashMap<String, Vec<crate::store::codec::Sample>> =
+        Default::default();
+    r.each_group(
+        &anc_names,
+        since,
+        until,
+        &|p| p.ends_with(limit_file),
+        |name, (mut ss, p)| {
+            problems.extend(p);
+            if let Some(l) = ss.remove(&format!("{name}/{limit_file}")) {
+                anc_limits.insert(name.to_string(), l);
+            }
+        },
+    )
+    .map_err(|e| fail(e.to_string()))?;
+    let dir_names: Vec<&str> = dirs.iter().map(String::as_str).collect();
+    let by_dir: std::collections::HashMap<&str, &str> = dir_names
+        .iter()
+        .copied()
+        .zip(targets.iter().map(String::as_str))
+        .collect();
+    let mut missing: Option<String> = None;
+    r.each_group(
+        &dir_names,
+        since,
+        until,
+        &|p| wanted_file(v, p),
+        |dir, (own, p)| {
+            problems.extend(p);
+            let Some(path) = by_dir.get(dir).copied() else {
+                return;
+            };
+            let anc_dirs = ancestors_of(dir);
+            let anc: Vec<&[crate::store::codec::Sample]> = anc_dirs
+                .iter()
+                .filter_map(|a| anc_limits.get(a).map(Vec::as_slice))
+                .collect();
+            let pts = history::points_of(&r, &h, path, &own, &anc);
+            // Without a TARGET, only cgroups that held processes (containers, services),
+            // not the empty parents (kubepods.slice, ...).
+            if q.target.is_none()
+                && !pts
+                    .iter()
+                    .any(|p| p.pids.as_ref().is_some_and(|v| !v.is_empty()))
+            {
+                return;
+            }
+            let (psi, kpeak) = pressure_and_peak(&r, &own, dir, v);
+            match from_points(
+                path,
+                names.get(path).cloned(),
+                &pts,
+                interval,
+                q.margin,
+                kpeak,
+                psi,
+                q.check_limit,
+            ) {
+                Some(x) => out.push(x),
+                None if q.target.is_some() => missing = Some(path.to_string()),
+                None => {}
+            }
+        },
+    )
+    .map_err(|e| fail(e.to_string()))?;
+    if let Some(path) = missing {
+        return Err(fail(format!("{path}: no samples in the range")));
     }
     problems.sort();
     problems.dedup();
@@ -496,5 +582,176 @@ mod tests {
         };
         assert_eq!(rise(&[p(3), p(5), p(1), p(2)], |p| p.limit_hits), Some(4));
         assert_eq!(rise(&[], |p| p.limit_hits), None);
+    }
+}
+
+/// The one-pass read (`Reader::each_group`, ancestors' limits read once) against the
+/// per-cgroup read it replaced (`history::points` and a `group_samples` per cgroup), on a
+/// store with compacted chunks and frames not yet compacted, a limiting parent, moving
+/// counters and a file recommend does not read.
+#[cfg(test)]
+mod one_pass {
+    use super::*;
+    use crate::store::{Limits, Writer};
+
+    const FX: &str = "../tests/fixtures/kernel/v2-6.x-fedora-session";
+
+    fn fixture(name: &str) -> String {
+        match name {
+            "memory.stat" => {
+                include_str!("../tests/fixtures/kernel/v2-6.x-fedora-session/memory.stat")
+            }
+            "memory.events" => {
+                include_str!("../tests/fixtures/kernel/v2-6.x-fedora-session/memory.events")
+            }
+            "memory.pressure" => {
+                include_str!("../tests/fixtures/kernel/v2-6.x-fedora-session/memory.pressure")
+            }
+            "memory.numa_stat" => {
+                include_str!("../tests/fixtures/kernel/v2-6.x-fedora-session/memory.numa_stat")
+            }
+            _ => unreachable!("{FX}/{name}"),
+        }
+        .to_string()
+    }
+
+    /// The fixture's text with the first number after `key ` (or `key=`) replaced.
+    fn set(text: &str, key: &str, v: u64) -> String {
+        text.lines()
+            .map(|l| match l.split_once(' ') {
+                Some((k, _)) if k == key => format!("{k} {v}"),
+                _ => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+    }
+
+    fn files(mp: &str, tick: u64) -> Vec<(String, Vec<u8>)> {
+        let mib = 1 << 20;
+        let mut v = vec![
+            (format!("{mp}/kp/memory.max"), b"104857600\n".to_vec()),
+            (
+                format!("{mp}/kp/memory.stat"),
+                fixture("memory.stat").into_bytes(),
+            ),
+        ];
+        for (i, c) in ["a", "b", "idle"].iter().enumerate() {
+            let moving = *c != "idle";
+            let anon = (20 + i as u64 * 10 + if moving { tick * 3 % 17 } else { 0 }) * mib;
+            let file = (5 + if moving { tick % 7 } else { 0 }) * mib;
+            let stat = set(&set(&fixture("memory.stat"), "anon", anon), "file", file);
+            let stat = set(&stat, "inactive_file", file / 2);
+            let d = format!("{mp}/kp/{c}");
+            let ev = set(
+                &fixture("memory.events"),
+                "max",
+                if moving { tick / 4 } else { 0 },
+            );
+            let psi = fixture("memory.pressure").replace(
+                "total=1736583",
+                &format!("total={}", 1_736_583 + if moving { tick * 1000 } else { 0 }),
+            );
+            v.extend([
+                (
+                    format!("{d}/memory.current"),
+                    format!("{}\n", anon + file).into_bytes(),
+                ),
+                (format!("{d}/memory.max"), b"max\n".to_vec()),
+                (format!("{d}/memory.high"), b"max\n".to_vec()),
+                (format!("{d}/memory.stat"), stat.into_bytes()),
+                (format!("{d}/memory.events"), ev.into_bytes()),
+                (format!("{d}/memory.pressure"), psi.into_bytes()),
+                (
+                    format!("{d}/memory.peak"),
+                    format!("{}\n", 90 * mib + tick).into_bytes(),
+                ),
+                (
+                    format!("{d}/memory.numa_stat"),
+                    fixture("memory.numa_stat").into_bytes(),
+                ),
+                (
+                    format!("{d}/cgroup.procs"),
+                    format!("{}\n", 100 + i).into_bytes(),
+                ),
+            ]);
+        }
+        v
+    }
+
+    #[test]
+    fn equals_the_per_cgroup_read() {
+        let d = tempfile::tempdir().unwrap();
+        let mp = "/sys/fs/cgroup";
+        let mut w = Writer::open(
+            d.path(),
+            Limits {
+                retention_ms: i64::MAX / 4,
+                max_bytes: u64::MAX,
+                chunk_ms: 10_000,
+            },
+        )
+        .unwrap();
+        // 10 s chunks, a sample a second: 4 chunks compacted, 5 samples left in frames.
+        let t0 = (crate::store::now_ms() / 10_000 - 10) * 10_000;
+        for s in 0..45 {
+            w.write(t0 + s * 1000, &files(mp, s as u64), &[], &[])
+                .unwrap();
+        }
+        for (k, v) in [
+            ("mount_point", mp),
+            ("cgroup_version", "2"),
+            ("interval_ms", "1000"),
+        ] {
+            w.set_meta(k, v).unwrap();
+        }
+        drop(w);
+        let q = Query {
+            target: None,
+            since: None,
+            margin: 0.15,
+            check_limit: None,
+        };
+        let got = recommend(Some(d.path()), &q).unwrap();
+        assert_eq!(
+            got.recommendations
+                .iter()
+                .map(|r| r.cgroup.as_str())
+                .collect::<Vec<_>>(),
+            ["/kp/a", "/kp/b", "/kp/idle"]
+        );
+        // The per-cgroup read, as recommend did it before.
+        let r = history::open_store(Some(d.path())).unwrap();
+        let h = history::recorded_hierarchy(&r).unwrap();
+        let (lo, hi) = r.range().unwrap().unwrap();
+        for rec in &got.recommendations {
+            let (pts, _) = history::points(&r, &h, &rec.cgroup, lo, hi).unwrap();
+            assert_eq!(pts.len(), 45, "{}", rec.cgroup);
+            let dir = format!("{mp}{}", rec.cgroup);
+            let (all, _) = r.group_samples(&[&dir], lo, hi).unwrap();
+            let want = from_points(
+                &rec.cgroup,
+                None,
+                &pts,
+                Some(1000),
+                0.15,
+                pressure_and_peak(&r, &all, &dir, Version::V2).1,
+                pressure_and_peak(&r, &all, &dir, Version::V2).0,
+                None,
+            )
+            .unwrap();
+            assert_eq!(
+                serde_json::to_value(rec).unwrap(),
+                serde_json::to_value(&want).unwrap(),
+                "{}",
+                rec.cgroup
+            );
+            // The parent's 100 MiB limit is the effective one.
+            assert_eq!(rec.limit, Some(100 << 20), "{}", rec.cgroup);
+        }
+        let a = &got.recommendations[0];
+        assert!(a.pressure_some_usec.is_some_and(|p| p > 0));
+        assert!(a.limit_hits.is_some_and(|h| h > 0));
+        assert_eq!(a.kernel_usage_peak, Some((90 << 20) + 44));
     }
 }

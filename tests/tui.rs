@@ -257,3 +257,72 @@ fn a_step_back_in_replay_shows_no_reversed_trend() {
     app.ingest(&s);
     assert_eq!(app.trend(&p, Some(u)), 0);
 }
+
+/// The v2 drill-down shows what `free` prints inside the container, plain (the host's
+/// /proc/meminfo, per free variant) and under lxcfs (the container's own figures, lxcfs
+/// proc_meminfo_read): checked against the capture's files read here.
+#[test]
+fn v2_drill_down_shows_free_plain_and_under_lxcfs() {
+    let root = Root::from_capture(Path::new(
+        "tests/fixtures/captures/v2-debian-6.1/v2-capture.tar.gz",
+    ))
+    .expect("v2 fixture capture");
+    let h = memlens::report::hierarchy(&root).expect("hierarchy");
+    let cg = "/memlens-test-capture";
+    let s = snapshot::take(&root, &h, Some(cg), 0, "capture fixture");
+    let mut app = App::new(false, false);
+    app.ingest(&s);
+    let i = app
+        .visible(&s)
+        .iter()
+        .position(|(i, _)| s.overview.rows[*i].path == cg)
+        .expect("the captured cgroup is a row");
+    app.selected = i;
+    assert_eq!(
+        key(&mut app, &s, KeyCode::Enter),
+        Action::Focus(Some(cg.into()))
+    );
+    let file = |p: &str| root.read(Path::new(p)).expect(p);
+    let num = |p: &str| file(p).trim().parse::<u64>().expect(p);
+    let dir = format!("/sys/fs/cgroup{cg}");
+    let usage = num(&format!("{dir}/memory.current"));
+    let cache: u64 = file(&format!("{dir}/memory.stat"))
+        .lines()
+        .find_map(|l| l.strip_prefix("file ")?.parse().ok())
+        .expect("memory.stat file");
+    let max = file(&format!("{dir}/memory.max"));
+    let host_kib: u64 = file("/proc/meminfo")
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("MemTotal:")?
+                .trim()
+                .strip_suffix(" kB")?
+                .parse()
+                .ok()
+        })
+        .expect("MemTotal");
+    let total = max
+        .trim()
+        .parse::<u64>()
+        .map_or(host_kib * 1024, |m| m.min(host_kib * 1024));
+    let lx = &s.detail.as_ref().expect("detail").report.tools.free.lxcfs;
+    assert_eq!(lx.total_bytes, Some(total));
+    assert_eq!(lx.free_bytes, Some(total - usage));
+    assert_eq!(lx.buff_cache_bytes, Some(cache));
+    assert_eq!(lx.available_bytes, Some(total - usage + cache));
+    assert_eq!(lx.used_bytes, Some(usage - cache));
+    let out = screen(&app, Some(&s), 160, 48);
+    let line = out
+        .lines()
+        .find(|l| l.contains("free used under lxcfs"))
+        .unwrap_or_else(|| panic!("no lxcfs free line:\n{out}"));
+    assert!(
+        line.contains(&memlens::render::bytes(Some(usage - cache))),
+        "{line}"
+    );
+    assert!(out.contains("free used, plain (procps-ng 4.0.1+)"), "{out}");
+    assert!(
+        out.contains("free used, plain (procps-ng 3.3.10–4.0.0 free, BusyBox)"),
+        "{out}"
+    );
+}

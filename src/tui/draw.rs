@@ -603,12 +603,16 @@ fn cgroup(f: &mut Frame, area: Rect, app: &App, s: &Snapshot, path: &str) {
     };
     let r = &d.report;
     let wide = area.width >= 120;
+    // The tools list (every figure, the free lines) gets the rows it needs on a tall
+    // terminal, the processes keeping at least 8; at 80×24 it stays 6 (it scrolls off).
+    let tool_lines = (r.tools.figures.len() + r.tools.free.used_variants.len() + 2) as u16;
+    let mid_h = (if wide { 9 } else { 6 }).max(tool_lines.min(area.height.saturating_sub(10 + 8)));
     let [head, barea, summ, spark, mid, procs, foot] = Layout::vertical([
         Constraint::Length(2),
         Constraint::Length(3),
         Constraint::Length(1),
         Constraint::Length(3),
-        Constraint::Length(if wide { 9 } else { 6 }),
+        Constraint::Length(mid_h),
         Constraint::Min(3),
         Constraint::Length(1),
     ])
@@ -696,12 +700,29 @@ fn cgroup(f: &mut Frame, area: Rect, app: &App, s: &Snapshot, path: &str) {
             .style(st(app, Color::Cyan)),
         spark,
     );
-    let tools: Vec<Line> = r
+    let mut tools: Vec<Line> = r
         .tools
         .figures
         .iter()
         .map(|t| Line::from(format!("{:>9}  {}", bytes(t.figure.bytes), t.tool)))
         .collect();
+    // `free` inside the container: plain (the host's /proc/meminfo, per free variant) and
+    // where lxcfs serves /proc/meminfo (the container's own figures).
+    let fr = &r.tools.free;
+    for v in &fr.used_variants {
+        tools.push(Line::from(format!(
+            "{:>9}  free used, plain ({})",
+            bytes(v.used_bytes),
+            v.tool.trim_end_matches(" free")
+        )));
+    }
+    let lx = &fr.lxcfs;
+    tools.push(Line::from(format!(
+        "{:>9}  free used under lxcfs (total {}, available {})",
+        bytes(lx.used_bytes),
+        bytes(lx.total_bytes),
+        bytes(lx.available_bytes)
+    )));
     let findings: Vec<Line> = if d.findings.is_empty() {
         vec![Line::from("none")]
     } else {

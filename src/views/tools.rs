@@ -81,6 +81,69 @@ pub struct Free {
     /// `used` as each common `free` computes it (they differ by the whole page cache minus
     /// what MemAvailable counts reclaimable: hundreds of MiB on a busy host).
     pub used_variants: Vec<FreeUsed>,
+    /// What `free` prints where lxcfs serves the container's /proc/meminfo (LXD, and
+    /// Kubernetes/docker with lxcfs mounted): the figures above are the plain case.
+    pub lxcfs: FreeLxcfs,
+}
+
+/// `free` over the /proc/meminfo lxcfs synthesises from the container's own cgroup files
+/// (lxcfs src/proc_fuse.c `proc_meminfo_read`, v1 and v2 alike): MemTotal = the smallest
+/// limit up the tree capped at the host's MemTotal; MemFree = MemTotal − usage; MemAvailable
+/// = MemFree + page cache; Cached = page cache (v2 memory.stat `file`, v1 `total_cache`);
+/// Buffers and SReclaimable 0; Shmem = the cgroup's shmem. With Buffers and SReclaimable 0,
+/// every common `free` prints the same `used`: usage − page cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FreeLxcfs {
+    /// `total` = min(effective limit, host MemTotal).
+    pub total_bytes: Option<u64>,
+    /// `used` = total − available = usage − page cache (procps-ng 4 and 3.3, BusyBox).
+    pub used_bytes: Option<u64>,
+    /// `free` = total − usage.
+    pub free_bytes: Option<u64>,
+    /// `shared` = the cgroup's shmem.
+    pub shared_bytes: Option<u64>,
+    /// `buff/cache` = the cgroup's page cache.
+    pub buff_cache_bytes: Option<u64>,
+    /// `available` = total − usage + page cache.
+    pub available_bytes: Option<u64>,
+    /// The formulas, with the files they come from.
+    pub formula: String,
+}
+
+impl FreeLxcfs {
+    /// From the cgroup's usage and memory.stat, its effective limit and the host's MemTotal.
+    pub fn of(cg: &Cgroup, limit: Option<u64>, host_total: Option<u64>) -> Self {
+        let stat = |k: &str| cg.stat.as_ref().and_then(|s| s.get(k));
+        let (cache, shmem, usage_file, cache_key) = match cg.version {
+            Version::V1 => (
+                stat("total_cache"),
+                stat("total_shmem"),
+                "memory.usage_in_bytes",
+                "total_cache",
+            ),
+            Version::V2 => (stat("file"), stat("shmem"), "memory.current", "file"),
+        };
+        let usage = cg.usage.current;
+        // lxcfs: no limit (or an unlimited one) means the host's total.
+        let total = match (limit, host_total) {
+            (Some(l), Some(h)) => Some(l.min(h)),
+            (None, h) => h,
+            (Some(l), None) => Some(l),
+        };
+        let free = total.zip(usage).map(|(t, u)| t.saturating_sub(u));
+        let available = free.zip(cache).map(|(f, c)| f + c);
+        FreeLxcfs {
+            total_bytes: total,
+            used_bytes: total.zip(available).map(|(t, a)| t.saturating_sub(a)),
+            free_bytes: free,
+            shared_bytes: shmem,
+            buff_cache_bytes: cache,
+            available_bytes: available,
+            formula: format!(
+                "total = min(smallest limit up the tree, host MemTotal); free = total − {usage_file}; buff/cache = memory.stat {cache_key}; available = free + buff/cache; used = total − available (lxcfs proc_meminfo_read)"
+            ),
+        }
+    }
 }
 
 /// One `free` implementation's `used`.
@@ -433,6 +496,7 @@ impl Tools {
                 "the HOST's /proc/meminfo: /proc is not namespaced for memory, so free and top inside the container show the node, not the container (unless lxcfs is mounted)".into()
             },
             used_variants: free_used_variants(host),
+            lxcfs: FreeLxcfs::of(cg, limit.bytes, host_total),
         };
         Tools {
             figures,
