@@ -124,6 +124,39 @@ struct Open {
     series: BTreeMap<i64, SeriesBuf>,
 }
 
+/// Each template's value count, by template id (ids are SQLite rowids: dense from 1). A
+/// vector, not a map: a reader looks one up for every row it decodes or skips (millions
+/// for a day of a store being written at 1,000 cgroups), and hashing was a fifth of that.
+/// Ids beyond [`Counts::DENSE`] (a damaged or very old store) go to a map.
+#[derive(Debug, Default)]
+struct Counts(Vec<Option<u32>>, HashMap<u64, usize>);
+
+impl Counts {
+    const DENSE: usize = 1 << 22;
+
+    fn insert(&mut self, id: i64, n: usize) {
+        let Ok(id) = u64::try_from(id) else { return };
+        match (usize::try_from(id), u32::try_from(n)) {
+            (Ok(i), Ok(n32)) if i < Self::DENSE => {
+                if self.0.len() <= i {
+                    self.0.resize(i + 1, None);
+                }
+                self.0[i] = Some(n32);
+            }
+            _ => {
+                self.1.insert(id, n);
+            }
+        }
+    }
+
+    fn get(&self, id: u64) -> Option<usize> {
+        match usize::try_from(id) {
+            Ok(i) if i < Self::DENSE => self.0.get(i).copied().flatten().map(|n| n as usize),
+            _ => self.1.get(&id).copied(),
+        }
+    }
+}
+
 /// The writer (one per store: `memlens record`).
 pub struct Writer {
     dir: PathBuf,
@@ -132,7 +165,7 @@ pub struct Writer {
     /// path → (series id, group id).
     series: HashMap<String, (i64, i64)>,
     templates: HashMap<Vec<u8>, i64>,
-    counts: HashMap<i64, usize>,
+    counts: Counts,
     open: HashMap<i64, Open>,
     /// Each series' last file bytes, template and values (see `write_tx`).
     last: HashMap<i64, (Vec<u8>, i64, Vec<u64>)>,
@@ -140,15 +173,25 @@ pub struct Writer {
     limits: Limits,
 }
 
+/// One zstd frame (level 3) with its content checksum and its content size (a one-shot
+/// compression writes it), so a reader allocates the output once. Frames written by the
+/// streaming encoder before lack the size and are decoded as a stream: the same format.
 fn compress(raw: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut enc = zstd::Encoder::new(Vec::new(), 3)?;
-    enc.include_checksum(true)?;
-    std::io::Write::write_all(&mut enc, raw)?;
-    enc.finish()
+    let mut c = zstd::bulk::Compressor::new(3)?;
+    c.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))?;
+    c.compress(raw)
 }
 
+/// Largest content size a frame may claim for a one-shot decompression; a larger (damaged)
+/// claim is decoded as a stream, which fails where the data ends.
+const MAX_CLAIMED: u64 = 256 << 20;
+
 fn decompress(z: &[u8]) -> std::io::Result<Vec<u8>> {
-    zstd::decode_all(z)
+    match zstd::zstd_safe::get_frame_content_size(z) {
+        Ok(Some(n)) if n <= MAX_CLAIMED => zstd::bulk::decompress(z, n as usize),
+        // Format 1 frames (streamed, no content size).
+        _ => zstd::decode_all(z),
+    }
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -203,7 +246,7 @@ impl Writer {
             groups: HashMap::new(),
             series: HashMap::new(),
             templates: HashMap::new(),
-            counts: HashMap::new(),
+            counts: Counts::default(),
             open: HashMap::new(),
             last: HashMap::new(),
             span_start: 0,
@@ -263,7 +306,8 @@ impl Writer {
 
     /// Frames left by a killed recorder: decoded and written as chunks.
     fn recover(&mut self) -> Result<(), StoreError> {
-        let frames = read_frames(&self.conn, &self.counts, i64::MAX).map_err(db_err(&self.dir))?;
+        let frames =
+            read_frames(&self.conn, &self.counts, i64::MAX, None).map_err(db_err(&self.dir))?;
         let Some(first) = frames.first() else {
             return Ok(());
         };
@@ -644,11 +688,14 @@ pub fn group_of(path: &str) -> &str {
 type FrameRows = Vec<(i64, Sample)>;
 
 /// Decodes the frames up to `until` (ms), in order, each row against the series' previous
-/// row (as the writer encoded them).
+/// row (as the writer encoded them). With `want` (indexed by series id), only those series'
+/// rows are decoded and returned; the others are skipped without decoding their values (a
+/// reader of one cgroup does not pay for the 1,000 others of the open span).
 fn read_frames(
     conn: &Connection,
-    counts: &HashMap<i64, usize>,
+    counts: &Counts,
     until: i64,
+    want: Option<&[bool]>,
 ) -> rusqlite::Result<Vec<(i64, FrameRows)>> {
     let mut st = conn.prepare("SELECT t, data FROM frames WHERE t <= ?1 ORDER BY t")?;
     let rows = st.query_map(params![until], |r| {
@@ -660,7 +707,7 @@ fn read_frames(
         let (t, z) = r?;
         // A frame that does not decode ends the sequence: later ones are deltas from it.
         let Ok(raw) = decompress(&z) else { break };
-        let Some(rows) = decode_frame(&raw, t, counts, &mut last) else {
+        let Some(rows) = decode_frame(&raw, t, counts, &mut last, want) else {
             break;
         };
         out.push((t, rows));
@@ -671,20 +718,27 @@ fn read_frames(
 fn decode_frame(
     raw: &[u8],
     t: i64,
-    counts: &HashMap<i64, usize>,
+    counts: &Counts,
     last: &mut HashMap<i64, (u64, Vec<u64>)>,
+    want: Option<&[bool]>,
 ) -> Option<FrameRows> {
     let mut pos = 0;
     let n = codec::get_varint(raw, &mut pos)?;
-    let mut out = Vec::with_capacity(n as usize);
+    let mut out = Vec::with_capacity(if want.is_some() { 0 } else { n as usize });
     for _ in 0..n {
         let sid = i64::try_from(codec::get_varint(raw, &mut pos)?).ok()?;
         let tpl = codec::get_varint(raw, &mut pos)?;
-        let cnt = if tpl == 0 {
-            0
-        } else {
-            *counts.get(&i64::try_from(tpl).ok()?)?
-        };
+        let cnt = if tpl == 0 { 0 } else { counts.get(tpl)? };
+        if let Some(w) = want
+            && !usize::try_from(sid)
+                .ok()
+                .and_then(|i| w.get(i))
+                .copied()
+                .unwrap_or(false)
+        {
+            codec::skip_row(raw, &mut pos, cnt)?;
+            continue;
+        }
         let prev = match last.get(&sid) {
             Some((pt, pv)) if *pt == tpl => pv.as_slice(),
             _ => &[],
@@ -701,11 +755,10 @@ pub struct Reader {
     dir: PathBuf,
     conn: Connection,
     templates: HashMap<i64, Vec<u8>>,
-    counts: HashMap<i64, usize>,
+    counts: Counts,
     /// series id → (path, group id).
     series: HashMap<i64, (String, i64)>,
     groups: HashMap<i64, String>,
-    paths: std::collections::HashSet<String>,
     meta: HashMap<String, String>,
 }
 
@@ -732,10 +785,9 @@ impl Reader {
             dir: dir.to_path_buf(),
             conn,
             templates: HashMap::new(),
-            counts: HashMap::new(),
+            counts: Counts::default(),
             series: HashMap::new(),
             groups: HashMap::new(),
-            paths: Default::default(),
             meta: HashMap::new(),
         };
         r.reload()?;
@@ -783,7 +835,6 @@ impl Reader {
             .map_err(&e)?
             .flatten()
             .collect();
-        self.paths = self.series.values().map(|(p, _)| p.clone()).collect();
         Ok(())
     }
 
@@ -798,6 +849,13 @@ impl Reader {
             return None;
         }
         codec::render(self.templates.get(&i64::try_from(s.tpl).ok()?)?, &s.vals)
+    }
+
+    /// The template `id` (see [`codec`]), when the store has it.
+    pub fn template(&self, id: u64) -> Option<&[u8]> {
+        self.templates
+            .get(&i64::try_from(id).ok()?)
+            .map(Vec::as_slice)
     }
 
     /// The first and last recorded times (ms), when anything is recorded.
@@ -832,6 +890,7 @@ impl Reader {
         t0: i64,
         t1: i64,
         z: &[u8],
+        want: Option<&[bool]>,
     ) -> Result<Vec<(i64, Vec<Sample>)>, String> {
         let name = |reason: &str| {
             format!(
@@ -854,10 +913,18 @@ impl Reader {
                 .checked_add(len)
                 .filter(|e| *e <= raw.len())
                 .ok_or_else(bad)?;
-            let samples = codec::decode_series(&raw[pos..end], rows as u32, |t| {
-                self.counts.get(&i64::try_from(t).ok()?).copied()
-            })
-            .ok_or_else(bad)?;
+            if let Some(w) = want
+                && !usize::try_from(sid)
+                    .ok()
+                    .and_then(|i| w.get(i))
+                    .copied()
+                    .unwrap_or(false)
+            {
+                pos = end;
+                continue;
+            }
+            let samples = codec::decode_series(&raw[pos..end], rows as u32, |t| self.counts.get(t))
+                .ok_or_else(bad)?;
             pos = end;
             out.push((sid, samples));
         }
@@ -871,6 +938,20 @@ impl Reader {
         since: i64,
         until: i64,
     ) -> Result<GroupSamples, StoreError> {
+        self.group_samples_where(names, since, until, |_| true)
+    }
+
+    /// [`Reader::group_samples`] of the series whose path passes `want` only: the others
+    /// are skipped in the chunks (by their length) and in the frames (without decoding
+    /// their values), so a reader pays for what it reads (`history` of one cgroup over a
+    /// day: issue 13).
+    pub fn group_samples_where(
+        &self,
+        names: &[&str],
+        since: i64,
+        until: i64,
+        want: impl Fn(&str) -> bool,
+    ) -> Result<GroupSamples, StoreError> {
         let e = db_err(&self.dir);
         let gids: Vec<i64> = self
             .groups
@@ -878,6 +959,19 @@ impl Reader {
             .filter(|(_, n)| names.contains(&n.as_str()))
             .map(|(id, _)| *id)
             .collect();
+        // Series wanted, by id (ids are dense from 1).
+        let mut wanted = Vec::new();
+        for (sid, (p, g)) in &self.series {
+            if gids.contains(g)
+                && want(p)
+                && let Ok(i) = usize::try_from(*sid)
+            {
+                if wanted.len() <= i {
+                    wanted.resize(i + 1, false);
+                }
+                wanted[i] = true;
+            }
+        }
         let mut out: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
         let mut problems = Vec::new();
         self.conn.execute_batch("BEGIN").map_err(&e)?;
@@ -897,11 +991,15 @@ impl Reader {
                 })?;
                 for r in rows {
                     let (id, grp, t0, t1, z) = r?;
-                    match self.decode_chunk(id, grp, t0, t1, &z) {
+                    match self.decode_chunk(id, grp, t0, t1, &z, Some(&wanted)) {
                         Ok(ss) => {
                             for (sid, samples) in ss {
                                 if let Some((p, _)) = self.series.get(&sid) {
-                                    out.entry(p.clone()).or_default().extend(
+                                    let v = match out.get_mut(p) {
+                                        Some(v) => v,
+                                        None => out.entry(p.clone()).or_default(),
+                                    };
+                                    v.extend(
                                         samples
                                             .into_iter()
                                             .filter(|s| s.t >= since && s.t <= until),
@@ -913,11 +1011,10 @@ impl Reader {
                     }
                 }
             }
-            for (_, rows) in read_frames(&self.conn, &self.counts, until)? {
+            for (_, rows) in read_frames(&self.conn, &self.counts, until, Some(&wanted))? {
                 for (sid, s) in rows {
-                    if let Some((p, g)) = self.series.get(&sid)
-                        && gids.contains(g)
-                        && s.t >= since
+                    if s.t >= since
+                        && let Some((p, _)) = self.series.get(&sid)
                     {
                         out.entry(p.clone()).or_default().push(s);
                     }
@@ -971,7 +1068,7 @@ impl Reader {
             })?;
             for r in rows {
                 let (id, grp, t0, t1, z) = r?;
-                match self.decode_chunk(id, grp, t0, t1, &z) {
+                match self.decode_chunk(id, grp, t0, t1, &z, None) {
                     Ok(ss) => {
                         for (sid, samples) in ss {
                             if let Some((p, _)) = self.series.get(&sid)
@@ -984,7 +1081,7 @@ impl Reader {
                     Err(p) => problems.push(p),
                 }
             }
-            for (_, rows) in read_frames(&self.conn, &self.counts, t)? {
+            for (_, rows) in read_frames(&self.conn, &self.counts, t, None)? {
                 for (sid, s) in rows {
                     if let Some((p, _)) = self.series.get(&sid) {
                         keep(p, s);
@@ -1023,7 +1120,12 @@ impl Reader {
 
     /// Whether a file was ever recorded.
     pub fn has_series(&self, path: &str) -> bool {
-        self.paths.contains(path)
+        // The table's unique index, not a set of every path in memory: a reader of one
+        // cgroup asks this for each cgroup, not for each of its 25 files.
+        self.conn
+            .prepare_cached("SELECT 1 FROM series WHERE path=?1")
+            .and_then(|mut st| st.exists(params![path]))
+            .unwrap_or(false)
     }
 
     /// Every group name recorded (cgroup directories, /proc/PID, /proc).
