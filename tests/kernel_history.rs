@@ -38,11 +38,7 @@ fn files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
 type Figures = (Vec<Option<u64>>, Option<u64>, Option<u64>, Option<Vec<i32>>);
 
 /// The figures of one sample read the usual way (the reference).
-fn reference(
-    h: &memlens::model::Hierarchy,
-    path: &str,
-    sample: &[(String, Vec<u8>)],
-) -> Figures {
+fn reference(h: &memlens::model::Hierarchy, path: &str, sample: &[(String, Vec<u8>)]) -> Figures {
     let map: BTreeMap<PathBuf, Vec<u8>> = sample
         .iter()
         .map(|(p, b)| (PathBuf::from(p), b.clone()))

@@ -90,6 +90,7 @@ CREATE INDEX IF NOT EXISTS chunks_t ON chunks(t1);
 CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY, t INTEGER NOT NULL, kind TEXT NOT NULL,
   cgroup TEXT, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_t ON events(t);
+CREATE INDEX IF NOT EXISTS events_kind_cgroup ON events(kind, cgroup, id);
 CREATE TABLE IF NOT EXISTS keep(grp TEXT NOT NULL, t0 INTEGER NOT NULL, t1 INTEGER NOT NULL);
 ";
 
@@ -606,12 +607,20 @@ impl Writer {
         self.conn
             .execute("DELETE FROM chunks WHERE t1 < ?1 AND keep=0", params![cut])
             .map_err(&e)?;
+        // Events go with retention, except OOM kills and, while any sample of its cgroup
+        // remains (a kept window), the cgroup's last identity: `history` still finds a gone
+        // container by name.
         self.conn
             .execute(
-                "DELETE FROM events WHERE t < ?1 AND kind <> 'oom-kill'",
+                "DELETE FROM events WHERE t < ?1 AND kind <> 'oom-kill' AND NOT (kind = 'identity'
+                   AND id = (SELECT max(e.id) FROM events e WHERE e.kind = 'identity' AND e.cgroup = events.cgroup)
+                   AND EXISTS (SELECT 1 FROM chunks c JOIN groups g ON g.id = c.grp
+                     WHERE g.name = (SELECT value FROM meta WHERE key = 'mount_point')
+                       || CASE WHEN events.cgroup = '/' THEN '' ELSE events.cgroup END))",
                 params![cut],
             )
             .map_err(&e)?;
+        self.prune_gone().map_err(&e)?;
         for _ in 0..1000 {
             let used = self.used_bytes().map_err(&e)?;
             if used <= self.limits.max_bytes {
@@ -642,6 +651,53 @@ impl Writer {
             .execute_batch("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);")
             .map_err(&e)?;
         Ok(())
+    }
+
+    /// The index rows of groups with no sample left (a cgroup or process gone for longer
+    /// than retention): their series and group rows, so a node's churn does not grow the
+    /// store (or each reader's start-up, which loads the index) without bound. Series the
+    /// writer still writes are kept, and so is the row with the largest id of each table
+    /// (SQLite gives a new row the largest id + 1: ids are never reused, so a reader's older
+    /// index cannot name a new series with an old id). Templates are shared between series
+    /// and stay.
+    fn prune_gone(&self) -> rusqlite::Result<()> {
+        let live: std::collections::HashSet<i64> =
+            self.series.values().map(|(sid, _)| *sid).collect();
+        let gone: Vec<i64> = {
+            let mut st = self.conn.prepare(
+                "SELECT s.id FROM series s WHERE s.id < (SELECT max(id) FROM series)
+                   AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.grp = s.grp)",
+            )?;
+            st.query_map([], |r| r.get::<_, i64>(0))?
+                .flatten()
+                .filter(|id| !live.contains(id))
+                .collect()
+        };
+        if gone.is_empty() {
+            return Ok(());
+        }
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let res = (|| {
+            let mut del = self
+                .conn
+                .prepare_cached("DELETE FROM series WHERE id = ?1")?;
+            for id in &gone {
+                del.execute(params![id])?;
+            }
+            self.conn.execute(
+                "DELETE FROM groups WHERE id < (SELECT max(id) FROM groups)
+                   AND NOT EXISTS (SELECT 1 FROM series s WHERE s.grp = groups.id)",
+                [],
+            )?;
+            Ok(())
+        })();
+        match res {
+            Ok(()) => self.conn.execute_batch("COMMIT"),
+            Err(x) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(x)
+            }
+        }
     }
 
     /// Bytes in use: the database's pages less its free ones, plus the WAL.
@@ -748,6 +804,68 @@ fn decode_frame(
         out.push((sid, Sample { t, tpl, vals }));
     }
     Some(out)
+}
+
+/// A window kept past retention (around an OOM kill): its number (the `keep` row), the
+/// group (cgroup directory) and its time range (ms).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KeptWindow {
+    /// The number `memlens oom forget N` takes.
+    pub n: i64,
+    /// The cgroup directory.
+    pub group: String,
+    /// From (ms).
+    pub t0: i64,
+    /// To (ms).
+    pub t1: i64,
+}
+
+/// Releases kept window `n` (see [`Reader::kept_windows`]): its `keep` row is deleted and
+/// the chunks it held get `keep=0` unless another window still holds them, so retention
+/// removes them at the recorder's next compaction. Only the store's own rows are touched,
+/// in one short transaction beside a running recorder (SQLite WAL); nothing else in the
+/// store changes. `Ok(None)` when there is no window `n`.
+pub fn forget_kept(dir: &Path, n: i64) -> Result<Option<KeptWindow>, StoreError> {
+    let db = dir.join(DB_FILE);
+    if !db.exists() {
+        return Err(StoreError::Absent {
+            path: dir.display().to_string(),
+        });
+    }
+    let e = db_err(dir);
+    let mut conn =
+        Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_WRITE).map_err(&e)?;
+    configure(&conn).map_err(&e)?;
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(&e)?;
+    let w: Option<KeptWindow> = tx
+        .query_row(
+            "SELECT rowid, grp, t0, t1 FROM keep WHERE rowid=?1",
+            params![n],
+            |r| {
+                Ok(KeptWindow {
+                    n: r.get(0)?,
+                    group: r.get(1)?,
+                    t0: r.get(2)?,
+                    t1: r.get(3)?,
+                })
+            },
+        )
+        .optional()
+        .map_err(&e)?;
+    if w.is_some() {
+        tx.execute("DELETE FROM keep WHERE rowid=?1", params![n])
+            .map_err(&e)?;
+        tx.execute(
+            "UPDATE chunks SET keep=0 WHERE keep=1 AND NOT EXISTS (SELECT 1 FROM keep k JOIN groups g
+               ON g.name=k.grp WHERE g.id=chunks.grp AND chunks.t0<=k.t1 AND chunks.t1>=k.t0)",
+            [],
+        )
+        .map_err(&e)?;
+    }
+    tx.commit().map_err(&e)?;
+    Ok(w)
 }
 
 /// A reader of a store (any number, also while the recorder writes).
@@ -1112,6 +1230,26 @@ impl Reader {
                     cgroup: r.get(2)?,
                     data: serde_json::from_str(&r.get::<_, String>(3)?)
                         .unwrap_or(serde_json::Value::Null),
+                })
+            })
+            .map_err(&e)?;
+        Ok(rows.flatten().collect())
+    }
+
+    /// The windows kept past retention, oldest first.
+    pub fn kept_windows(&self) -> Result<Vec<KeptWindow>, StoreError> {
+        let e = db_err(&self.dir);
+        let mut st = self
+            .conn
+            .prepare("SELECT rowid, grp, t0, t1 FROM keep ORDER BY t0, rowid")
+            .map_err(&e)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(KeptWindow {
+                    n: r.get(0)?,
+                    group: r.get(1)?,
+                    t0: r.get(2)?,
+                    t1: r.get(3)?,
                 })
             })
             .map_err(&e)?;
