@@ -1260,8 +1260,95 @@ pub fn write_capture(
 pub struct Export {
     /// (cgroup path, identity, points), by path.
     pub series: Vec<(String, crate::identity::Identity, Vec<Point>)>,
+    /// The host's recorded series.
+    pub host: HostSeries,
     /// Damaged chunks skipped.
     pub problems: Vec<String>,
+}
+
+/// The host's files the recorder stores, as series of (ms, value): /proc/meminfo (the
+/// fields serve exports, kB → bytes), /proc/pressure/memory totals (µs), and the dying
+/// memory cgroups (v2: the root's cgroup.stat nr_dying_descendants) or, on v1, the kernel's
+/// count of memory cgroups live and dying (/proc/cgroups num_cgroups: the live count the
+/// recorder subtracts is not stored).
+#[derive(Debug, Default)]
+pub struct HostSeries {
+    /// meminfo field → samples (bytes).
+    pub meminfo: BTreeMap<String, Vec<(i64, u64)>>,
+    /// Host PSI memory `some` total (µs).
+    pub psi_some_usec: Vec<(i64, u64)>,
+    /// Host PSI memory `full` total (µs).
+    pub psi_full_usec: Vec<(i64, u64)>,
+    /// v2: dying memory cgroups.
+    pub dying: Vec<(i64, u64)>,
+    /// v1: memory cgroups the kernel holds, live and dying.
+    pub memory_cgroups: Vec<(i64, u64)>,
+}
+
+fn host_series(
+    r: &Reader,
+    h: &Hierarchy,
+    since: i64,
+    until: i64,
+) -> Result<(HostSeries, Vec<String>), String> {
+    let root_stat = read::fs_path(h, "/")
+        .join("cgroup.stat")
+        .to_string_lossy()
+        .into_owned();
+    let mp = h.mount_point.to_string_lossy().into_owned();
+    let (series, problems) = r
+        .group_samples_where(
+            &["/proc", "/proc/pressure", mp.as_str()],
+            since,
+            until,
+            |p| {
+                matches!(
+                    p,
+                    "/proc/meminfo" | "/proc/pressure/memory" | "/proc/cgroups"
+                ) || p == root_stat
+            },
+        )
+        .map_err(|e| e.to_string())?;
+    let mut out = HostSeries::default();
+    for (path, samples) in series {
+        for s in &samples {
+            let Some(text) = r.text(s).map(|b| String::from_utf8_lossy(&b).into_owned()) else {
+                continue;
+            };
+            match path.as_str() {
+                "/proc/meminfo" => {
+                    let kv = crate::proc::meminfo(&text);
+                    for f in crate::metrics::MEMINFO_FIELDS {
+                        if let Some(v) = kv.get(f) {
+                            out.meminfo.entry(f.to_string()).or_default().push((s.t, v));
+                        }
+                    }
+                }
+                "/proc/pressure/memory" => {
+                    if let Ok(p) = crate::cgroup::parse::pressure(&text) {
+                        out.psi_some_usec.push((s.t, p.some.total_usec));
+                        out.psi_full_usec.push((s.t, p.full.total_usec));
+                    }
+                }
+                "/proc/cgroups" => {
+                    if let Ok(n) = crate::cgroup::parse::proc_cgroups_memory(&text) {
+                        out.memory_cgroups.push((s.t, n));
+                    }
+                }
+                _ => {
+                    if let Some((n, _)) = crate::cgroup::parse::dying_memory(
+                        &crate::cgroup::parse::flat_keyed(&text).0,
+                    ) {
+                        out.dying.push((s.t, n));
+                    }
+                }
+            }
+        }
+    }
+    if h.version == Version::V2 {
+        out.memory_cgroups.clear();
+    }
+    Ok((out, problems))
 }
 
 /// Reads every recorded cgroup (or those matching `targets`) for `memlens export`.
@@ -1317,7 +1404,19 @@ pub fn export(
         }
         series.push((p, id, pts));
     }
-    Ok(Export { series, problems })
+    // The host's series with the whole node's export (not when only some cgroups are asked).
+    let host = if targets.is_empty() {
+        let (host, pr) = host_series(&r, &h, since, until).map_err(fail)?;
+        problems.extend(pr);
+        host
+    } else {
+        HostSeries::default()
+    };
+    Ok(Export {
+        series,
+        host,
+        problems,
+    })
 }
 
 /// What `memlens plot` draws: the cgroup, its points, the OOM-kill times (ms).

@@ -291,6 +291,20 @@ fn at_renders_the_recorded_moment_like_the_live_command() {
     assert!(om.ends_with("# EOF\n"));
     let samples = om.lines().filter(|l| !l.starts_with('#')).count();
     assert!(samples > 0);
+    // The host's series the recorder stores: meminfo, host PSI, the dying/memory cgroups.
+    assert!(
+        om.contains("memlens_host_meminfo_bytes{field=\"MemTotal\"} "),
+        "no meminfo in the export"
+    );
+    if Path::new("/proc/pressure/memory").exists() {
+        assert!(om.contains("\nmemlens_host_memory_pressure_some_seconds_total "));
+        assert!(om.contains("# TYPE memlens_host_memory_pressure_full_seconds counter\n"));
+    }
+    let cgroups = match common::hier().version {
+        memlens::model::Version::V1 => "\nmemlens_host_memory_cgroups ",
+        memlens::model::Version::V2 => "\nmemlens_dying_cgroups ",
+    };
+    assert!(om.contains(cgroups), "no {cgroups:?} in the export");
     let omf = d.path().join("h.om");
     std::fs::write(&omf, &om).unwrap();
     match std::process::Command::new("promtool")
