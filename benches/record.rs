@@ -54,6 +54,17 @@ fn status_kb(pid: u32, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// This thread's CPU time (user + system), in seconds.
+fn thread_cpu() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid pointer to a timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
 /// One memcg's files as (name, text) from a real memcg of this host.
 fn template_files(dir: &std::path::Path) -> Vec<(String, String)> {
     let mut v = Vec::new();
@@ -216,49 +227,89 @@ fn main() {
             .collect()
     };
     let secs = minutes * 60;
-    bytes_per_value("(a) 1000 idle", &mut mk(0), secs);
-    bytes_per_value("(b) 100 busy + 900 idle", &mut mk(100), secs);
+    if part("bytes") {
+        bytes_per_value("(a) 1000 idle", &mut mk(0), secs);
+        bytes_per_value("(b) 100 busy + 900 idle", &mut mk(100), secs);
+    }
+    if part("history") {
+        history_day(&h, &tpl);
+    }
+    if part("recorder") {
+        recorder(&h, &parent, n, cpu_secs);
+    }
+}
 
-    // history --since 24h of one cgroup over a day-sized store.
-    let d = tempfile::tempdir().unwrap();
-    {
-        let mut w = Writer::open(
-            d.path(),
-            Limits {
-                retention_ms: i64::MAX / 4,
-                max_bytes: u64::MAX,
-                chunk_ms: 600_000,
-            },
-        )
-        .unwrap();
-        let mp = h.mount_point.to_string_lossy().to_string();
-        let mut cgs: Vec<Cg> = (0..11)
-            .map(|i| Cg::new(format!("{mp}/day{i}"), &tpl, i == 0))
-            .collect();
-        let mut rng = Rng(7);
-        let t0 = memlens::store::now_ms() - 86_400_000;
-        let started = Instant::now();
-        for s in 0..17_280i64 {
-            let mut files = Vec::new();
-            for c in cgs.iter_mut() {
-                c.step(&mut rng);
-                files.extend(c.texts().0);
-            }
-            w.write(t0 + s * 5000, &files, &[], &[]).unwrap();
+/// Whether MEMLENS_BENCH_PARTS (comma-separated: bytes, history, recorder; default all)
+/// names `p`: the parts run alone keep a run short on a shared machine.
+fn part(p: &str) -> bool {
+    std::env::var("MEMLENS_BENCH_PARTS").map_or(true, |v| v.split(',').any(|x| x.trim() == p))
+}
+
+/// A day at 5 s of the root cgroup, 1 busy and 10 idle cgroups, as the recorder writes it;
+/// its last 10 minutes (the span the recorder has not compacted yet, left in frames) also
+/// hold 989 more idle cgroups: a reader of a store being written at 1,000 cgroups decodes
+/// those frames too.
+fn write_day_store(h: &memlens::model::Hierarchy, tpl: &[(String, String)], d: &std::path::Path) {
+    let mut w = Writer::open(
+        d,
+        Limits {
+            retention_ms: i64::MAX / 4,
+            max_bytes: u64::MAX,
+            chunk_ms: 600_000,
+        },
+    )
+    .unwrap();
+    let mp = h.mount_point.to_string_lossy().to_string();
+    let mut cgs: Vec<Cg> = vec![Cg::new(mp.clone(), tpl, false)];
+    cgs.extend((0..11).map(|i| Cg::new(format!("{mp}/day{i}"), tpl, i == 0)));
+    let mut rng = Rng(7);
+    let ticks = 17_280i64;
+    // The span boundary (chunk_ms) the last 120 ticks start at.
+    let t0 = {
+        let t = memlens::store::now_ms() - 86_400_000;
+        t - t.rem_euclid(600_000)
+    };
+    let started = Instant::now();
+    for (k, v) in [
+        ("mount_point", mp.clone()),
+        ("cgroup_version", h.version.number().to_string()),
+        ("interval_ms", "5000".into()),
+    ] {
+        w.set_meta(k, &v).unwrap();
+    }
+    for s in 0..ticks {
+        if s == ticks - 120 {
+            cgs.extend((11..1000).map(|i| Cg::new(format!("{mp}/day{i}"), tpl, false)));
         }
-        w.flush().unwrap();
-        for (k, v) in [
-            ("mount_point", mp.clone()),
-            ("cgroup_version", h.version.number().to_string()),
-            ("interval_ms", "5000".into()),
-        ] {
-            w.set_meta(k, &v).unwrap();
+        let mut files = Vec::new();
+        for c in cgs.iter_mut() {
+            c.step(&mut rng);
+            files.extend(c.texts().0);
         }
-        println!(
-            "day store: 11 cgroups (1 busy) x 17280 samples, {} bytes, written in {:.1} s",
-            w.used_bytes().unwrap(),
-            started.elapsed().as_secs_f64()
-        );
+        w.write(t0 + s * 5000, &files, &[], &[]).unwrap();
+    }
+    // No flush: the last span stays in frames, as while the recorder runs.
+    println!(
+        "day store: root + 11 cgroups (1 busy) x {ticks} samples, + 989 idle in the open span, {} bytes, written in {:.1} s",
+        w.used_bytes().unwrap(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// `history --since 24h` of one cgroup over a day-sized store.
+fn history_day(h: &memlens::model::Hierarchy, tpl: &[(String, String)]) {
+    // MEMLENS_BENCH_DAY_STORE=DIR keeps the store (writing it takes a minute or two) and
+    // reuses it while it covers the last 25 h.
+    let tmp = tempfile::tempdir().unwrap();
+    let keep = std::env::var_os("MEMLENS_BENCH_DAY_STORE").map(std::path::PathBuf::from);
+    let d = keep.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    let fresh = memlens::store::Reader::open(&d)
+        .ok()
+        .and_then(|r| r.range().ok().flatten())
+        .is_some_and(|(lo, _)| lo > memlens::store::now_ms() - 25 * 3_600_000);
+    if !fresh {
+        let _ = std::fs::remove_dir_all(&d);
+        write_day_store(h, tpl, &d);
     }
     for (target, what) in [("/day0", "busy"), ("/day1", "idle")] {
         let q = memlens::history::Query {
@@ -267,26 +318,33 @@ fn main() {
             until: None,
             step: None,
         };
-        let mut times = Vec::new();
+        let (mut times, mut cpu) = (Vec::new(), Vec::new());
         for _ in 0..5 {
-            let t = Instant::now();
-            let hist = memlens::history::history(Some(d.path()), &q).expect("history");
+            let (t, c) = (Instant::now(), thread_cpu());
+            let hist = memlens::history::history(Some(&d), &q).expect("history");
             times.push(t.elapsed());
+            cpu.push(thread_cpu() - c);
             assert!(hist.samples >= 17_000, "{}", hist.samples);
         }
         times.sort();
+        cpu.sort_by(f64::total_cmp);
+        // CPU time beside wall time: on a shared machine the wall time is mostly waiting.
         println!(
-            "history --since 24h of one {what} cgroup (17280 samples): median {:.0} ms (min {:.0} ms)",
+            "history --since 24h of one {what} cgroup (17280 samples): median {:.0} ms (min {:.0} ms), CPU median {:.0} ms (min {:.0} ms)",
             times[2].as_secs_f64() * 1e3,
-            times[0].as_secs_f64() * 1e3
+            times[0].as_secs_f64() * 1e3,
+            cpu[2] * 1e3,
+            cpu[0] * 1e3
         );
     }
+}
 
-    // The real recorder on n real memcgs at 10 s.
+/// The real recorder on `n` real memcgs at 10 s.
+fn recorder(h: &memlens::model::Hierarchy, parent: &OwnedCgroup, n: usize, cpu_secs: u64) {
     let mut kids = Vec::with_capacity(n);
     for i in 0..n {
         kids.push(
-            OwnedCgroup::create(&h, parent.path(), &format!("memlens-c{i}")).expect("create child"),
+            OwnedCgroup::create(h, parent.path(), &format!("memlens-c{i}")).expect("create child"),
         );
     }
     let st = tempfile::tempdir().unwrap();

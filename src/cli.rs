@@ -195,6 +195,13 @@ enum OomAction {
         #[arg(long, value_name = "FILE.tar.gz")]
         capture: Option<PathBuf>,
     },
+    /// The windows the recorder keeps past retention around each OOM kill (10 min before,
+    /// 1 min after), numbered; with N, releases window N: the store's own rows only (its
+    /// samples then go with retention at the recorder's next compaction).
+    Forget {
+        /// The window's number (as listed without N).
+        n: Option<i64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -235,7 +242,7 @@ enum Command {
     /// OOM kills the kernel still has in its log, as post-mortems: when, victim, trigger,
     /// memcg and container, usage and limit, and what filled the memory.
     #[command(
-        after_help = "EXAMPLES\n  memlens oom                          the kills still in the kernel log\n  memlens oom show 3                   one kill in full\n  memlens oom --follow --json          each new kill as one JSON line\n  journalctl -k | memlens oom --file -"
+        after_help = "EXAMPLES\n  memlens oom                          the kills still in the kernel log\n  memlens oom show 3                   one kill in full\n  memlens oom forget                   the windows kept past retention; `forget N` releases one\n  memlens oom --follow --json          each new kill as one JSON line\n  journalctl -k | memlens oom --file -"
     )]
     Oom {
         /// `show N`: the full post-mortem of kill N of the list.
@@ -1364,6 +1371,14 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             follow,
             count,
         }) => {
+            if let Some(OomAction::Forget { n }) = action {
+                return crate::trend::forget(g.store.as_deref(), n)
+                    .map(|text| {
+                        emit_human(&text);
+                        exit::OK
+                    })
+                    .map_err(|(code, e)| Failure::new(code, e));
+            }
             let root = open_root(&g)?;
             if follow {
                 if file.is_some() {
@@ -1469,6 +1484,8 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                         },
                     );
                 }
+                // Handled above, before the kernel log is read.
+                Some(OomAction::Forget { .. }) => {}
                 Some(OomAction::Show { n, capture }) => {
                     let Some(pm) = all.iter().find(|p| p.number == n) else {
                         return Err(Failure::new(

@@ -432,45 +432,188 @@ pub fn resolve(r: &Reader, h: &Hierarchy, target: &str) -> Result<String, (i32, 
     }
 }
 
-/// The files of one sample of a group's series at time `t`: each series' latest sample at
-/// or before `t`, taken only when it is from the same tick as the group's (files read
-/// together). Returns whether any file changed; an unchanged one is not rendered again.
-fn files_at(
-    r: &Reader,
-    series: &BTreeMap<String, Vec<crate::store::codec::Sample>>,
-    cursors: &mut [(usize, Option<usize>)],
-    t: i64,
-    out: &mut BTreeMap<PathBuf, Vec<u8>>,
-) -> bool {
-    let mut changed = false;
-    // One cursor per series, in the map's (fixed) order: no key lookup per series and sample.
-    for ((path, ss), (c, taken)) in series.iter().zip(cursors.iter_mut()) {
-        while *c + 1 < ss.len() && ss[*c + 1].t <= t {
-            *c += 1;
-        }
-        let Some(s) = ss.get(*c).filter(|s| s.t == t) else {
-            continue;
-        };
-        let same = taken.is_some_and(|i| ss[i].tpl == s.tpl && ss[i].vals == s.vals);
-        *taken = Some(*c);
-        if same {
-            continue;
-        }
-        changed = true;
-        match r.text(s) {
-            Some(b) => {
-                out.insert(PathBuf::from(path), b);
-            }
-            None => {
-                out.remove(Path::new(path));
-            }
+/// The files of a cgroup a [`Point`] is computed from: those `read_cgroup` reads at
+/// [`Level::Metrics`] for the figures here (usage, memory.stat, kernel, swap, the limit,
+/// the limit hits and OOM counters), memory.high, and cgroup.procs. The other recorded
+/// files (peaks, soft limits, PSI...) are not decoded: a day of one cgroup reads a third of
+/// the series (issue 13: history of a busy cgroup over a day in 1.3 s before).
+fn point_files(v: Version) -> &'static [&'static str] {
+    match v {
+        Version::V1 => &[
+            "memory.usage_in_bytes",
+            "memory.limit_in_bytes",
+            "memory.stat",
+            "memory.kmem.usage_in_bytes",
+            "memory.oom_control",
+            "memory.failcnt",
+            "cgroup.procs",
+        ],
+        Version::V2 => &[
+            "memory.current",
+            "memory.max",
+            "memory.high",
+            "memory.stat",
+            "memory.swap.current",
+            "memory.events",
+            "cgroup.procs",
+        ],
+    }
+}
+
+/// What a file of a [`Point`] is in the [`Cgroup`](crate::model::Cgroup) it is computed
+/// from, for [`Own::apply`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Stat,
+    Events,
+    OomControl,
+    Usage,
+    Kmem,
+    Swap,
+    Failcnt,
+    High,
+    Procs,
+    Other,
+}
+
+impl Slot {
+    fn of(name: &str) -> Slot {
+        match name {
+            "memory.stat" => Slot::Stat,
+            "memory.events" => Slot::Events,
+            "memory.oom_control" => Slot::OomControl,
+            "memory.usage_in_bytes" | "memory.current" => Slot::Usage,
+            "memory.kmem.usage_in_bytes" => Slot::Kmem,
+            "memory.swap.current" => Slot::Swap,
+            "memory.failcnt" => Slot::Failcnt,
+            "memory.high" => Slot::High,
+            "cgroup.procs" => Slot::Procs,
+            _ => Slot::Other,
         }
     }
-    changed
+}
+
+/// For a keyed file's template (memory.stat, memory.events, memory.oom_control): the index
+/// among the template's numbers of each key [`crate::cgroup::parse::flat_keyed`] keeps, in
+/// its order. Found by parsing the template filled with distinct markers: the parse depends
+/// on the values only through [`crate::cgroup::parse::IMPLAUSIBLE`] (values at or above it
+/// are dropped), so for any values below it the parse of the filled text is the keys here
+/// with those values. `None` when a kept value is not one of the numbers.
+fn keyed_slots(tpl: &[u8]) -> Option<Vec<usize>> {
+    const MARK: u64 = 1 << 62;
+    let n = crate::store::codec::value_count(tpl)?;
+    let marks: Vec<u64> = (0..n as u64).map(|i| MARK + i).collect();
+    let text = crate::store::codec::render(tpl, &marks)?;
+    let (kv, _) = crate::cgroup::parse::flat_keyed(&String::from_utf8_lossy(&text));
+    kv.0.iter()
+        .map(|(_, v)| {
+            v.checked_sub(MARK)
+                .and_then(|i| usize::try_from(i).ok())
+                .filter(|i| *i < n)
+        })
+        .collect()
+}
+
+/// The one-number template (`123\n`: usage, kernel memory, swap, failcnt).
+const ONE_NUMBER: &[u8] = b"T\x00\n";
+
+/// One recorded file of the cgroup `points` reads.
+struct Own<'a> {
+    path: PathBuf,
+    slot: Slot,
+    samples: &'a [crate::store::codec::Sample],
+    /// The latest sample at or before the point's time.
+    cur: usize,
+    /// The sample the point's figures hold (from the same tick as the point's).
+    taken: Option<usize>,
+    /// The sample written into the `Root` (rendered only when a full read needs it).
+    in_root: Option<usize>,
+}
+
+impl Own<'_> {
+    /// Puts `s` (this file's new sample) into `cg` without parsing text: the numbers of a
+    /// one-number file, or a keyed file's numbers by [`keyed_slots`] when its template is
+    /// the one `cg` was read with. The result is what `read_cgroup` would give for the
+    /// new text (same parse, see `keyed_slots`); `false` when that cannot be shown (another
+    /// template, a value at or above IMPLAUSIBLE, another file): then everything is read
+    /// again from the text.
+    fn apply(
+        &self,
+        s: &crate::store::codec::Sample,
+        r: &Reader,
+        cg: &mut crate::model::Cgroup,
+        cg_tpl: Option<u64>,
+        slots: &mut std::collections::HashMap<u64, Option<Vec<usize>>>,
+    ) -> bool {
+        use crate::cgroup::parse::IMPLAUSIBLE;
+        let one = || {
+            (s.vals.len() == 1 && s.vals[0] < IMPLAUSIBLE && r.template(s.tpl) == Some(ONE_NUMBER))
+                .then(|| s.vals[0])
+        };
+        let set = |field: &mut Option<u64>| match one() {
+            Some(v) => {
+                *field = Some(v);
+                true
+            }
+            None => false,
+        };
+        match self.slot {
+            Slot::Usage => set(&mut cg.usage.current),
+            Slot::Kmem if cg.version == Version::V1 => set(&mut cg.usage.kmem),
+            Slot::Swap if cg.version == Version::V2 => set(&mut cg.usage.swap),
+            Slot::Failcnt if cg.version == Version::V1 => set(&mut cg.events.failcnt),
+            Slot::Stat | Slot::Events | Slot::OomControl if cg_tpl == Some(s.tpl) => {
+                let Some(map) = slots
+                    .entry(s.tpl)
+                    .or_insert_with(|| r.template(s.tpl).and_then(keyed_slots))
+                    .as_ref()
+                else {
+                    return false;
+                };
+                let kv = match self.slot {
+                    Slot::Stat => cg.stat.as_mut(),
+                    Slot::Events if cg.version == Version::V2 => cg.events.events.as_mut(),
+                    Slot::OomControl if cg.version == Version::V1 => cg.events.oom_control.as_mut(),
+                    _ => None,
+                };
+                let Some(kv) = kv else { return false };
+                if kv.0.len() != map.len()
+                    || map
+                        .iter()
+                        .any(|&i| s.vals.get(i).is_none_or(|v| *v >= IMPLAUSIBLE))
+                {
+                    return false;
+                }
+                // v1 reads its hierarchical limits from memory.stat: a change there is read
+                // the usual way.
+                let moved = |k: &str| {
+                    kv.0.iter()
+                        .zip(map)
+                        .any(|((key, old), &i)| key == k && *old != s.vals[i])
+                };
+                if self.slot == Slot::Stat
+                    && (moved("hierarchical_memory_limit") || moved("hierarchical_memsw_limit"))
+                {
+                    return false;
+                }
+                for ((_, v), &i) in kv.0.iter_mut().zip(map) {
+                    *v = s.vals[i];
+                }
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// One cgroup's points in `[since, until]` (and the damaged chunks skipped). The effective
 /// limit is the smallest of the cgroup's and its recorded ancestors' limits at each sample.
+///
+/// The figures are those of [`Breakdown`] and [`Derived`] over the cgroup as
+/// `read_cgroup` reads the recorded files. A day of a busy cgroup is 17,280 samples at 5 s:
+/// rendering and parsing every file of each (about 50 µs) took a second, so a sample whose
+/// changed files are numbers in the same template as before updates the figures' input in
+/// place ([`Own::apply`]); anything else is rendered and read again.
 pub fn points(
     r: &Reader,
     h: &Hierarchy,
@@ -491,18 +634,23 @@ pub fn points(
     }
     let mut names: Vec<&str> = vec![dir_s.as_str()];
     names.extend(ancestors.iter().map(String::as_str));
+    let limit_file = limit_file(h.version);
+    let wanted = point_files(h.version);
     let (series, problems) = r
-        .group_samples(&names, since, until)
+        .group_samples_where(&names, since, until, |p| {
+            let (g, name) = p.rsplit_once('/').unwrap_or(("", p));
+            let g = if g.is_empty() { "/" } else { g };
+            if g == dir_s {
+                wanted.contains(&name)
+            } else {
+                name == limit_file
+            }
+        })
         .map_err(|e| e.to_string())?;
     let (own, anc): (BTreeMap<_, _>, BTreeMap<_, _>) = series
         .into_iter()
         .partition(|(p, _)| crate::store::group_of(p) == dir_s);
-    let limit_file = limit_file(h.version);
-    let anc: Vec<&[crate::store::codec::Sample]> = anc
-        .iter()
-        .filter(|(p, _)| p.ends_with(limit_file))
-        .map(|(_, v)| v.as_slice())
-        .collect();
+    let anc: Vec<&[crate::store::codec::Sample]> = anc.values().map(Vec::as_slice).collect();
     Ok((points_of(r, h, path, &own, &anc), problems))
 }
 
@@ -514,9 +662,10 @@ pub fn limit_file(v: Version) -> &'static str {
     }
 }
 
-/// [`points`] from samples already read: `own` the cgroup's series (by path), `anc` its
-/// recorded ancestors' limit series ([`limit_file`]), in any order. `recommend` reads
-/// every cgroup in one pass ([`Reader::each_group`]) and calls this per cgroup.
+/// [`points`] from samples already read: `own` the cgroup's series (by path; files other
+/// than [`point_files`] are ignored), `anc` its recorded ancestors' limit series
+/// ([`limit_file`]), in any order. `recommend` reads every cgroup in one pass
+/// ([`Reader::each_group`]) and calls this per cgroup.
 pub fn points_of(
     r: &Reader,
     h: &Hierarchy,
@@ -524,37 +673,89 @@ pub fn points_of(
     own: &BTreeMap<String, Vec<crate::store::codec::Sample>>,
     anc: &[&[crate::store::codec::Sample]],
 ) -> Vec<Point> {
-    let dir = read::fs_path(h, path);
-    let dir_s = dir.to_string_lossy().to_string();
+    let wanted = point_files(h.version);
+    let mut own: Vec<Own> = own
+        .iter()
+        .filter(|(p, _)| wanted.contains(&p.rsplit('/').next().unwrap_or("")))
+        .map(|(p, samples)| Own {
+            slot: Slot::of(p.rsplit('/').next().unwrap_or("")),
+            path: PathBuf::from(p),
+            samples: samples.as_slice(),
+            cur: 0,
+            taken: None,
+            in_root: None,
+        })
+        .collect();
     let mut times: Vec<i64> = own
-        .get(&format!("{dir_s}/memory.stat"))
-        .map(|v| v.iter().filter(|s| s.tpl != 0).map(|s| s.t).collect())
+        .iter()
+        .find(|f| f.slot == Slot::Stat)
+        .map(|f| {
+            f.samples
+                .iter()
+                .filter(|s| s.tpl != 0)
+                .map(|s| s.t)
+                .collect()
+        })
         .unwrap_or_default();
     times.dedup();
-    let mut cur_own = vec![(0, None); own.len()];
-    let mut files: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
+    let mut root = Root::from_files(BTreeMap::new());
+    // The cgroup the figures are computed from, with the template each file had then.
+    let mut cg: Option<crate::model::Cgroup> = None;
+    let mut cg_tpl: Vec<Option<u64>> = vec![None; own.len()];
+    let mut slots = std::collections::HashMap::new();
+    let mut high: Option<Limit> = None;
+    let mut pids: Option<Vec<i32>> = None;
     let mut out = Vec::with_capacity(times.len());
-    let mut anc_cur: Vec<usize> = vec![0; anc.len()];
+    // Per ancestor: its cursor and the limit of the sample under it (parsed once).
+    let mut anc_cur: Vec<(usize, Option<Option<u64>>)> = vec![(0, None); anc.len()];
     let mut prev_anc: Option<Option<u64>> = None;
+    let text = |f: &Own, i: usize| {
+        r.text(&f.samples[i])
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    };
     for t in times {
-        let changed = files_at(r, own, &mut cur_own, t, &mut files);
+        // The files of this tick whose content changed.
+        let mut changed: Vec<usize> = Vec::new();
+        for (k, f) in own.iter_mut().enumerate() {
+            while f.cur + 1 < f.samples.len() && f.samples[f.cur + 1].t <= t {
+                f.cur += 1;
+            }
+            let c = f.cur;
+            if f.samples.get(c).is_none_or(|s| s.t != t) {
+                continue;
+            }
+            let same = f.taken.is_some_and(|i| {
+                f.samples[i].tpl == f.samples[c].tpl && f.samples[i].vals == f.samples[c].vals
+            });
+            f.taken = Some(c);
+            if !same {
+                changed.push(k);
+            }
+        }
         // Ancestors' limits: their latest values at or before t.
         let mut anc_limit: Option<u64> = None;
-        for (k, ss) in anc.iter().enumerate() {
-            let c = &mut anc_cur[k];
+        for (ss, (c, parsed)) in anc.iter().zip(anc_cur.iter_mut()) {
+            let before = *c;
             while *c + 1 < ss.len() && ss[*c + 1].t <= t {
                 *c += 1;
             }
-            if let Some(s) = ss.get(*c).filter(|s| s.t <= t)
-                && let Some(b) = r.text(s)
-                && let Ok(l) = crate::cgroup::parse::limit(&String::from_utf8_lossy(&b))
-                && let Some(v) = l.bytes()
-            {
+            if *c != before {
+                *parsed = None;
+            }
+            let Some(s) = ss.get(*c).filter(|s| s.t <= t) else {
+                continue;
+            };
+            let v = *parsed.get_or_insert_with(|| {
+                r.text(s)
+                    .and_then(|b| crate::cgroup::parse::limit(&String::from_utf8_lossy(&b)).ok())
+                    .and_then(|l| l.bytes())
+            });
+            if let Some(v) = v {
                 anc_limit = Some(anc_limit.map_or(v, |a| a.min(v)));
             }
         }
         // Nothing changed since the last point (an idle cgroup): the same figures.
-        if !changed
+        if changed.is_empty()
             && prev_anc == Some(anc_limit)
             && let Some(last) = out.last()
         {
@@ -564,15 +765,54 @@ pub fn points_of(
             continue;
         }
         prev_anc = Some(anc_limit);
-        let root = Root::from_files(files.clone());
-        let Ok(cg) = read::read_cgroup(&root, h, path, Level::Sample) else {
+        // memory.high and cgroup.procs are not in the Cgroup read below.
+        for &k in &changed {
+            let f = &own[k];
+            let Some(i) = f.taken else { continue };
+            match f.slot {
+                Slot::High => {
+                    high = text(f, i).and_then(|t| crate::cgroup::parse::limit(&t).ok());
+                }
+                Slot::Procs => {
+                    pids = text(f, i).and_then(|t| crate::cgroup::parse::pids(&t).ok());
+                }
+                _ => {}
+            }
+        }
+        let mut full = cg.is_none();
+        if let Some(c) = cg.as_mut() {
+            for &k in &changed {
+                let f = &own[k];
+                if matches!(f.slot, Slot::High | Slot::Procs) {
+                    continue;
+                }
+                let Some(i) = f.taken else { continue };
+                let s = &f.samples[i];
+                if !f.apply(s, r, c, cg_tpl[k], &mut slots) {
+                    full = true;
+                    break;
+                }
+                cg_tpl[k] = Some(s.tpl);
+            }
+        }
+        if full {
+            for f in own.iter_mut() {
+                if f.taken != f.in_root
+                    && let Some(i) = f.taken
+                {
+                    root.set_file(&f.path, r.text(&f.samples[i]));
+                    f.in_root = Some(i);
+                }
+            }
+            cg = read::read_cgroup(&root, h, path, Level::Metrics).ok();
+            for (k, f) in own.iter().enumerate() {
+                cg_tpl[k] = f.taken.map(|i| f.samples[i].tpl);
+            }
+        }
+        let Some(cg) = cg.as_ref() else {
             continue;
         };
-        let pids = root
-            .read(&dir.join("cgroup.procs"))
-            .ok()
-            .and_then(|t| crate::cgroup::parse::pids(&t).ok());
-        let b = Breakdown::of(&cg);
+        let b = Breakdown::of(cg);
         let own_l = [
             cg.limits.max.and_then(Limit::bytes),
             cg.limits.hierarchical.and_then(Limit::bytes),
@@ -582,7 +822,7 @@ pub fn points_of(
         .min();
         let eff = [own_l, anc_limit].into_iter().flatten().min();
         let d = Derived::with_limit(
-            &cg,
+            cg,
             &b,
             EffectiveLimit {
                 bytes: eff,
@@ -594,7 +834,7 @@ pub fn points_of(
             (Some(u), Some(i)) => Some(u.saturating_sub(i)),
             _ => None,
         };
-        let (hits, high) = match h.version {
+        let (hits, high_events) = match h.version {
             Version::V1 => (cg.events.failcnt, None),
             Version::V2 => (
                 cg.events.events.as_ref().and_then(|e| e.get("max")),
@@ -614,12 +854,12 @@ pub fn points_of(
                 b.swap.bytes,
                 d.not_reclaimable.bytes,
                 eff,
-                cg.limits.high.and_then(Limit::bytes),
+                high.and_then(Limit::bytes),
             ],
             limit_hits: hits,
-            high_events: high,
+            high_events,
             oom_kills: cg.events.oom_kills(),
-            pids,
+            pids: pids.clone(),
         });
     }
     out
@@ -1042,8 +1282,95 @@ pub fn write_capture(
 pub struct Export {
     /// (cgroup path, identity, points), by path.
     pub series: Vec<(String, crate::identity::Identity, Vec<Point>)>,
+    /// The host's recorded series.
+    pub host: HostSeries,
     /// Damaged chunks skipped.
     pub problems: Vec<String>,
+}
+
+/// The host's files the recorder stores, as series of (ms, value): /proc/meminfo (the
+/// fields serve exports, kB → bytes), /proc/pressure/memory totals (µs), and the dying
+/// memory cgroups (v2: the root's cgroup.stat nr_dying_descendants) or, on v1, the kernel's
+/// count of memory cgroups live and dying (/proc/cgroups num_cgroups: the live count the
+/// recorder subtracts is not stored).
+#[derive(Debug, Default)]
+pub struct HostSeries {
+    /// meminfo field → samples (bytes).
+    pub meminfo: BTreeMap<String, Vec<(i64, u64)>>,
+    /// Host PSI memory `some` total (µs).
+    pub psi_some_usec: Vec<(i64, u64)>,
+    /// Host PSI memory `full` total (µs).
+    pub psi_full_usec: Vec<(i64, u64)>,
+    /// v2: dying memory cgroups.
+    pub dying: Vec<(i64, u64)>,
+    /// v1: memory cgroups the kernel holds, live and dying.
+    pub memory_cgroups: Vec<(i64, u64)>,
+}
+
+fn host_series(
+    r: &Reader,
+    h: &Hierarchy,
+    since: i64,
+    until: i64,
+) -> Result<(HostSeries, Vec<String>), String> {
+    let root_stat = read::fs_path(h, "/")
+        .join("cgroup.stat")
+        .to_string_lossy()
+        .into_owned();
+    let mp = h.mount_point.to_string_lossy().into_owned();
+    let (series, problems) = r
+        .group_samples_where(
+            &["/proc", "/proc/pressure", mp.as_str()],
+            since,
+            until,
+            |p| {
+                matches!(
+                    p,
+                    "/proc/meminfo" | "/proc/pressure/memory" | "/proc/cgroups"
+                ) || p == root_stat
+            },
+        )
+        .map_err(|e| e.to_string())?;
+    let mut out = HostSeries::default();
+    for (path, samples) in series {
+        for s in &samples {
+            let Some(text) = r.text(s).map(|b| String::from_utf8_lossy(&b).into_owned()) else {
+                continue;
+            };
+            match path.as_str() {
+                "/proc/meminfo" => {
+                    let kv = crate::proc::meminfo(&text);
+                    for f in crate::metrics::MEMINFO_FIELDS {
+                        if let Some(v) = kv.get(f) {
+                            out.meminfo.entry(f.to_string()).or_default().push((s.t, v));
+                        }
+                    }
+                }
+                "/proc/pressure/memory" => {
+                    if let Ok(p) = crate::cgroup::parse::pressure(&text) {
+                        out.psi_some_usec.push((s.t, p.some.total_usec));
+                        out.psi_full_usec.push((s.t, p.full.total_usec));
+                    }
+                }
+                "/proc/cgroups" => {
+                    if let Ok(n) = crate::cgroup::parse::proc_cgroups_memory(&text) {
+                        out.memory_cgroups.push((s.t, n));
+                    }
+                }
+                _ => {
+                    if let Some((n, _)) = crate::cgroup::parse::dying_memory(
+                        &crate::cgroup::parse::flat_keyed(&text).0,
+                    ) {
+                        out.dying.push((s.t, n));
+                    }
+                }
+            }
+        }
+    }
+    if h.version == Version::V2 {
+        out.memory_cgroups.clear();
+    }
+    Ok((out, problems))
 }
 
 /// Reads every recorded cgroup (or those matching `targets`) for `memlens export`.
@@ -1099,7 +1426,19 @@ pub fn export(
         }
         series.push((p, id, pts));
     }
-    Ok(Export { series, problems })
+    // The host's series with the whole node's export (not when only some cgroups are asked).
+    let host = if targets.is_empty() {
+        let (host, pr) = host_series(&r, &h, since, until).map_err(fail)?;
+        problems.extend(pr);
+        host
+    } else {
+        HostSeries::default()
+    };
+    Ok(Export {
+        series,
+        host,
+        problems,
+    })
 }
 
 /// What `memlens plot` draws: the cgroup, its points, the OOM-kill times (ms).

@@ -403,19 +403,23 @@ impl Recorder {
             let hier = cg.limits.hierarchical.and_then(Limit::bytes);
             st.own_limit = [own, hier].into_iter().flatten().min();
             let eff = [parent_limit, st.own_limit].into_iter().flatten().min();
-            let b = Breakdown::of(&cg);
-            let d = Derived::with_limit(
-                &cg,
-                &b,
-                EffectiveLimit {
-                    bytes: eff,
-                    set_by: None,
-                    source: String::new(),
-                },
-            );
-            let near = match (d.not_reclaimable.bytes, eff) {
-                (Some(n), Some(l)) if l > 0 => {
-                    (n as f64) >= (1.0 - self.opts.hot_headroom) * l as f64
+            // Near the limit needs a limit: without one (most cgroups of a node) the
+            // breakdown, whose figures each format their source, is not computed at all.
+            let near = match eff {
+                Some(l) if l > 0 => {
+                    let b = Breakdown::of(&cg);
+                    let d = Derived::with_limit(
+                        &cg,
+                        &b,
+                        EffectiveLimit {
+                            bytes: eff,
+                            set_by: None,
+                            source: String::new(),
+                        },
+                    );
+                    d.not_reclaimable
+                        .bytes
+                        .is_some_and(|n| (n as f64) >= (1.0 - self.opts.hot_headroom) * l as f64)
                 }
                 _ => false,
             };

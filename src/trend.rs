@@ -480,3 +480,57 @@ pub fn add_forecast_family(snap: &mut crate::metrics::Snapshot, h: &Hierarchy) {
         samples,
     });
 }
+
+/// `memlens oom forget [N]`: without N, the windows kept past retention (numbered); with
+/// N, releases that window ([`crate::store::forget_kept`]). Errors: (exit code, message).
+pub fn forget(dir: Option<&std::path::Path>, n: Option<i64>) -> Result<String, (i32, String)> {
+    let fail = |e: String| (crate::cli::exit::FAILURE, e);
+    let r = crate::history::open_store(dir).map_err(|e| fail(e.to_string()))?;
+    let list = |ws: &[crate::store::KeptWindow]| -> String {
+        ws.iter()
+            .map(|w| {
+                format!(
+                    "  {:>4}  {}  {} to {}\n",
+                    w.n,
+                    w.group,
+                    crate::units::format_time(w.t0),
+                    crate::units::format_time(w.t1)
+                )
+            })
+            .collect()
+    };
+    let ws = r.kept_windows().map_err(|e| fail(e.to_string()))?;
+    let Some(n) = n else {
+        if ws.is_empty() {
+            return Ok(format!(
+                "The store {} keeps no window past retention.\n",
+                r.dir().display()
+            ));
+        }
+        return Ok(format!(
+            "Windows kept past retention in {} (release one with `memlens oom forget N`):\n{}",
+            r.dir().display(),
+            list(&ws)
+        ));
+    };
+    match crate::store::forget_kept(r.dir(), n).map_err(|e| fail(e.to_string()))? {
+        Some(w) => Ok(format!(
+            "Released window {} ({} {} to {}): its samples go with retention.\n",
+            w.n,
+            w.group,
+            crate::units::format_time(w.t0),
+            crate::units::format_time(w.t1)
+        )),
+        None => Err((
+            crate::cli::exit::BAD_TARGET,
+            if ws.is_empty() {
+                format!(
+                    "no kept window {n}: the store {} keeps none",
+                    r.dir().display()
+                )
+            } else {
+                format!("no kept window {n}; the store keeps:\n{}", list(&ws))
+            },
+        )),
+    }
+}

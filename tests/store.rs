@@ -291,6 +291,20 @@ fn at_renders_the_recorded_moment_like_the_live_command() {
     assert!(om.ends_with("# EOF\n"));
     let samples = om.lines().filter(|l| !l.starts_with('#')).count();
     assert!(samples > 0);
+    // The host's series the recorder stores: meminfo, host PSI, the dying/memory cgroups.
+    assert!(
+        om.contains("memlens_host_meminfo_bytes{field=\"MemTotal\"} "),
+        "no meminfo in the export"
+    );
+    if Path::new("/proc/pressure/memory").exists() {
+        assert!(om.contains("\nmemlens_host_memory_pressure_some_seconds_total "));
+        assert!(om.contains("# TYPE memlens_host_memory_pressure_full_seconds counter\n"));
+    }
+    let cgroups = match common::hier().version {
+        memlens::model::Version::V1 => "\nmemlens_host_memory_cgroups ",
+        memlens::model::Version::V2 => "\nmemlens_dying_cgroups ",
+    };
+    assert!(om.contains(cgroups), "no {cgroups:?} in the export");
     let omf = d.path().join("h.om");
     std::fs::write(&omf, &om).unwrap();
     match std::process::Command::new("promtool")
@@ -323,4 +337,104 @@ fn at_renders_the_recorded_moment_like_the_live_command() {
     let (code, _, err) = common::run(&["--store", st_s, "--at", "2001-01-01T00:00:00Z", "--all"]);
     assert_eq!(code, 1);
     assert!(err.contains("was not recorded"), "{err}");
+}
+
+/// Rows of the store's `table` whose `col` contains `needle` (events: equals it).
+fn rows(d: &Path, table: &str, col: &str, needle: &str) -> i64 {
+    let c = rusqlite::Connection::open(d.join("memlens.db")).unwrap();
+    c.query_row(
+        &format!("SELECT count(*) FROM {table} WHERE {col} LIKE ?1"),
+        [if table == "events" {
+            needle.to_string()
+        } else {
+            format!("%{needle}%")
+        }],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[test]
+fn gone_cgroups_are_pruned_and_kept_windows_released_by_oom_forget() {
+    let d = tempfile::tempdir().unwrap();
+    let now = memlens::store::now_ms();
+    let mp = "/sys/fs/cgroup/memory";
+    let ident = |t: i64, cg: &str| memlens::store::Event {
+        t,
+        kind: "identity".into(),
+        cgroup: Some(cg.into()),
+        data: serde_json::json!({"names": {"container": format!("ctr{cg}")}}),
+    };
+    {
+        let mut w = Writer::open(d.path(), limits(5_000, u64::MAX, 1000)).unwrap();
+        w.set_meta("mount_point", mp).unwrap();
+        // a (killed: its window kept) and c (gone) for the first 20 s, b all along.
+        for i in 0..300 {
+            let t = now - 60_000 + i * 200;
+            let mut files = Vec::new();
+            if i < 100 {
+                files.push((format!("{mp}/a/memory.stat"), file(i as u64)));
+                files.push((format!("{mp}/c/memory.stat"), file(i as u64)));
+            }
+            // b last: the series with the largest id is never pruned (ids are not reused).
+            files.push((format!("{mp}/b/memory.stat"), file(i as u64)));
+            let ev = if i == 0 {
+                vec![ident(t, "/a"), ident(t, "/c")]
+            } else {
+                vec![]
+            };
+            w.write(t, &files, &[], &ev).unwrap();
+            if i == 90 {
+                w.keep(&format!("{mp}/a"), t - 10_000, t + 1_000).unwrap();
+            }
+        }
+        w.flush().unwrap();
+    }
+    // c is gone longer than retention: no chunk, no index row, no identity left.
+    assert_eq!(rows(d.path(), "series", "path", "/memory/c/"), 0);
+    assert_eq!(rows(d.path(), "groups", "name", "/memory/c"), 0);
+    assert_eq!(rows(d.path(), "events", "cgroup", "/c"), 0);
+    // a's kept window holds its samples, its index rows and its identity.
+    assert_eq!(rows(d.path(), "series", "path", "/memory/a/"), 1);
+    assert_eq!(rows(d.path(), "events", "cgroup", "/a"), 1);
+    let r = Reader::open(d.path()).unwrap();
+    let (s, _) = r
+        .group_samples(&["/sys/fs/cgroup/memory/a"], 0, now)
+        .unwrap();
+    assert!(!s.is_empty());
+    assert!(
+        r.group_samples(&["/sys/fs/cgroup/memory/c"], 0, now)
+            .unwrap()
+            .0
+            .is_empty()
+    );
+    drop(r);
+    // `oom forget` lists the window; `oom forget 1` releases it; 2 does not exist.
+    let store = d.path().to_str().unwrap();
+    let (code, out, _) = common::run(&["--store", store, "oom", "forget"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("/sys/fs/cgroup/memory/a"), "{out}");
+    let (code, _, err) = common::run(&["--store", store, "oom", "forget", "2"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no kept window 2"), "{err}");
+    let (code, out, err) = common::run(&["--store", store, "oom", "forget", "1"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Released window 1"), "{out}");
+    let (_, out, _) = common::run(&["--store", store, "oom", "forget"]);
+    assert!(out.contains("keeps no window"), "{out}");
+    // The recorder's next compaction removes a like any gone cgroup.
+    {
+        let mut w = Writer::open(d.path(), limits(5_000, u64::MAX, 1000)).unwrap();
+        w.write(
+            memlens::store::now_ms(),
+            &[(format!("{mp}/b/memory.stat"), file(1))],
+            &[],
+            &[],
+        )
+        .unwrap();
+        w.flush().unwrap();
+    }
+    assert_eq!(rows(d.path(), "series", "path", "/memory/a/"), 0);
+    assert_eq!(rows(d.path(), "events", "cgroup", "/a"), 0);
+    assert_eq!(rows(d.path(), "series", "path", "/memory/b/"), 1);
 }

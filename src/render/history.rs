@@ -254,6 +254,61 @@ pub fn openmetrics(e: &crate::history::Export) -> String {
             }
         }
     }
+    // The host (same names as serve's /metrics).
+    let ts = |t: i64| format!("{}.{:03}", t.div_euclid(1000), t.rem_euclid(1000));
+    let host = &e.host;
+    if !host.meminfo.is_empty() {
+        let name = "memlens_host_meminfo_bytes";
+        out.push_str(&format!(
+            "# TYPE {name} gauge\n# UNIT {name} bytes\n# HELP {name} Host memory from /proc/meminfo (kB converted to bytes), one series per field.\n"
+        ));
+        for (field, v) in &host.meminfo {
+            for (t, x) in v {
+                out.push_str(&format!(
+                    "{name}{{field=\"{}\"}} {x} {}\n",
+                    om_escape(field),
+                    ts(*t)
+                ));
+            }
+        }
+    }
+    for (kind, v) in [("some", &host.psi_some_usec), ("full", &host.psi_full_usec)] {
+        if v.is_empty() {
+            continue;
+        }
+        let name = format!("memlens_host_memory_pressure_{kind}_seconds");
+        out.push_str(&format!(
+            "# TYPE {name} counter\n# UNIT {name} seconds\n# HELP {name} Host memory pressure ({kind}) stall time from /proc/pressure/memory total.\n"
+        ));
+        for (t, us) in v {
+            out.push_str(&format!(
+                "{name}_total {}.{:06} {}\n",
+                us / 1_000_000,
+                us % 1_000_000,
+                ts(*t)
+            ));
+        }
+    }
+    for (name, help, v) in [
+        (
+            "memlens_dying_cgroups",
+            "Dying memory cgroups (v2: the root's cgroup.stat nr_dying_descendants).",
+            &host.dying,
+        ),
+        (
+            "memlens_host_memory_cgroups",
+            "Memory cgroups the kernel holds, live and dying (v1: /proc/cgroups num_cgroups).",
+            &host.memory_cgroups,
+        ),
+    ] {
+        if v.is_empty() {
+            continue;
+        }
+        out.push_str(&format!("# TYPE {name} gauge\n# HELP {name} {help}\n"));
+        for (t, n) in v {
+            out.push_str(&format!("{name} {n} {}\n", ts(*t)));
+        }
+    }
     out.push_str("# EOF\n");
     out
 }

@@ -666,6 +666,22 @@ impl Root {
         }
     }
 
+    /// Replaces one file of a root made by [`Root::from_files`] (`None` removes it; no
+    /// effect on another root): the store's readers step through a day of samples, a file
+    /// or two changing at each, without building the map again.
+    pub fn set_file(&mut self, path: &Path, bytes: Option<Vec<u8>>) {
+        if let Backing::Archive(files) = &mut self.backing {
+            match bytes {
+                Some(b) => {
+                    files.insert(path.to_path_buf(), b);
+                }
+                None => {
+                    files.remove(path);
+                }
+            }
+        }
+    }
+
     /// Opens `--from` input: a capture directory or a `.tar.gz` archive, with its
     /// `memlens-capture.json` (anything else is refused, naming what it is not), within the
     /// default [`LoadLimits`].

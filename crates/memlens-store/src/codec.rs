@@ -137,21 +137,38 @@ pub fn render(tpl: &[u8], vals: &[u64]) -> Option<Vec<u8>> {
     let mut i = 1;
     while i < tpl.len() {
         match tpl[i] {
-            INT => out.extend_from_slice(it.next()?.to_string().as_bytes()),
+            INT => push_decimal(&mut out, *it.next()?, 0),
             DEC => {
                 i += 1;
                 let w = u32::from(*tpl.get(i)?);
                 let v = *it.next()?;
                 let p = 10u64.checked_pow(w)?;
-                out.extend_from_slice(
-                    format!("{}.{:0w$}", v / p, v % p, w = w as usize).as_bytes(),
-                );
+                push_decimal(&mut out, v / p, 0);
+                out.push(b'.');
+                push_decimal(&mut out, v % p, w as usize);
             }
             b => out.push(b),
         }
         i += 1;
     }
     it.next().is_none().then_some(out)
+}
+
+/// Appends `v` in decimal, zero-padded to `width` digits (no allocation: `render` runs for
+/// every file of every sample a reader of the store turns back into text).
+fn push_decimal(out: &mut Vec<u8>, mut v: u64, width: usize) {
+    let mut buf = [0u8; 20];
+    let mut n = 0;
+    loop {
+        buf[n] = b'0' + (v % 10) as u8;
+        n += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend(std::iter::repeat_n(b'0', width.saturating_sub(n)));
+    out.extend(buf[..n].iter().rev());
 }
 
 /// Appends `v` as an LEB128 varint.
@@ -228,6 +245,29 @@ pub fn get_row(buf: &[u8], pos: &mut usize, n: usize, prev: &[u64]) -> Option<Ve
         j += 1;
     }
     Some(out)
+}
+
+/// Skips a row of `n` values written by [`put_row`] (no delta base needed: the row's shape
+/// is its own).
+pub fn skip_row(buf: &[u8], pos: &mut usize, n: usize) -> Option<()> {
+    if n == 0 {
+        get_varint(buf, pos)?;
+        return Some(());
+    }
+    let mut j = 0usize;
+    while j < n {
+        let z = usize::try_from(get_varint(buf, pos)?).ok()?;
+        j = j.checked_add(z)?;
+        if j > n {
+            return None;
+        }
+        if j == n {
+            break;
+        }
+        get_varint(buf, pos)?;
+        j += 1;
+    }
+    Some(())
 }
 
 /// One series' rows in a chunk being built: times as delta-of-delta, then per row the
@@ -351,6 +391,15 @@ mod tests {
         assert_eq!(b.len(), 1);
         let mut p = 0;
         assert_eq!(get_row(&b, &mut p, 3, &[5, 6, 7]).unwrap(), vec![5, 6, 7]);
+        // Skipping a row reads exactly its bytes.
+        let mut b = Vec::new();
+        put_row(&mut b, &[5, 0, 7, 9], &[5, 6, 1, 9]);
+        put_row(&mut b, &[], &[]);
+        b.push(0x2a);
+        let mut p = 0;
+        skip_row(&b, &mut p, 4).unwrap();
+        skip_row(&b, &mut p, 0).unwrap();
+        assert_eq!(b[p], 0x2a);
         let mut s = SeriesBuf::default();
         s.push(1000, 1, &[1, 2, 3]);
         s.push(2000, 1, &[1, 2, 4]);

@@ -90,6 +90,7 @@ CREATE INDEX IF NOT EXISTS chunks_t ON chunks(t1);
 CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY, t INTEGER NOT NULL, kind TEXT NOT NULL,
   cgroup TEXT, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_t ON events(t);
+CREATE INDEX IF NOT EXISTS events_kind_cgroup ON events(kind, cgroup, id);
 CREATE TABLE IF NOT EXISTS keep(grp TEXT NOT NULL, t0 INTEGER NOT NULL, t1 INTEGER NOT NULL);
 ";
 
@@ -124,6 +125,39 @@ struct Open {
     series: BTreeMap<i64, SeriesBuf>,
 }
 
+/// Each template's value count, by template id (ids are SQLite rowids: dense from 1). A
+/// vector, not a map: a reader looks one up for every row it decodes or skips (millions
+/// for a day of a store being written at 1,000 cgroups), and hashing was a fifth of that.
+/// Ids beyond [`Counts::DENSE`] (a damaged or very old store) go to a map.
+#[derive(Debug, Default)]
+struct Counts(Vec<Option<u32>>, HashMap<u64, usize>);
+
+impl Counts {
+    const DENSE: usize = 1 << 22;
+
+    fn insert(&mut self, id: i64, n: usize) {
+        let Ok(id) = u64::try_from(id) else { return };
+        match (usize::try_from(id), u32::try_from(n)) {
+            (Ok(i), Ok(n32)) if i < Self::DENSE => {
+                if self.0.len() <= i {
+                    self.0.resize(i + 1, None);
+                }
+                self.0[i] = Some(n32);
+            }
+            _ => {
+                self.1.insert(id, n);
+            }
+        }
+    }
+
+    fn get(&self, id: u64) -> Option<usize> {
+        match usize::try_from(id) {
+            Ok(i) if i < Self::DENSE => self.0.get(i).copied().flatten().map(|n| n as usize),
+            _ => self.1.get(&id).copied(),
+        }
+    }
+}
+
 /// The writer (one per store: `memlens record`).
 pub struct Writer {
     dir: PathBuf,
@@ -132,7 +166,7 @@ pub struct Writer {
     /// path → (series id, group id).
     series: HashMap<String, (i64, i64)>,
     templates: HashMap<Vec<u8>, i64>,
-    counts: HashMap<i64, usize>,
+    counts: Counts,
     open: HashMap<i64, Open>,
     /// Each series' last file bytes, template and values (see `write_tx`).
     last: HashMap<i64, (Vec<u8>, i64, Vec<u64>)>,
@@ -140,37 +174,42 @@ pub struct Writer {
     limits: Limits,
 }
 
+/// One zstd frame (level 3) with its content checksum and its content size (a one-shot
+/// compression writes it), so a reader allocates the output once. Frames written by the
+/// streaming encoder before lack the size and are decoded as a stream: the same format.
 fn compress(raw: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut enc = zstd::Encoder::new(Vec::new(), 3)?;
-    enc.include_checksum(true)?;
-    std::io::Write::write_all(&mut enc, raw)?;
-    enc.finish()
+    let mut c = zstd::bulk::Compressor::new(3)?;
+    c.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))?;
+    c.compress(raw)
 }
 
+/// Largest content size a frame may claim for a one-shot decompression; a larger (damaged)
+/// claim is decoded as a stream, which fails where the data ends.
+const MAX_CLAIMED: u64 = 256 << 20;
+
 thread_local! {
-    /// One decompression context per thread, reused: `zstd::decode_all` creates (and zeroes)
-    /// a fresh one per call, which was the largest single cost of reading a day's chunks of
-    /// 1,000 cgroups (ZSTD_createDCtx, 9% of `recommend`).
-    static DCTX: std::cell::RefCell<Option<zstd::zstd_safe::DCtx<'static>>> =
+    /// One decompression context per thread, reused: a fresh one per call (what
+    /// `zstd::decode_all` and `zstd::bulk::decompress` create and zero) was the largest single
+    /// cost of reading a day's chunks of 1,000 cgroups (ZSTD_createDCtx, 9% of `recommend`).
+    static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
         const { std::cell::RefCell::new(None) };
 }
 
 fn decompress(z: &[u8]) -> std::io::Result<Vec<u8>> {
-    DCTX.with(|c| {
-        let Ok(mut slot) = c.try_borrow_mut() else {
-            return zstd::decode_all(z);
-        };
-        let ctx = slot.get_or_insert_with(zstd::zstd_safe::DCtx::create);
-        // A frame that failed half-way leaves the context mid-frame.
-        ctx.reset(zstd::zstd_safe::ResetDirective::SessionOnly)
-            .map_err(|c| std::io::Error::other(zstd::zstd_safe::get_error_name(c)))?;
-        let mut out = Vec::new();
-        std::io::Read::read_to_end(
-            &mut zstd::stream::read::Decoder::with_context(z, ctx),
-            &mut out,
-        )?;
-        Ok(out)
-    })
+    match zstd::zstd_safe::get_frame_content_size(z) {
+        Ok(Some(n)) if n <= MAX_CLAIMED => DCTX.with(|c| {
+            let Ok(mut slot) = c.try_borrow_mut() else {
+                return zstd::bulk::decompress(z, n as usize);
+            };
+            let d = match slot.as_mut() {
+                Some(d) => d,
+                None => slot.insert(zstd::bulk::Decompressor::new()?),
+            };
+            d.decompress(z, n as usize)
+        }),
+        // Format 1 frames (streamed, no content size).
+        _ => zstd::decode_all(z),
+    }
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -225,7 +264,7 @@ impl Writer {
             groups: HashMap::new(),
             series: HashMap::new(),
             templates: HashMap::new(),
-            counts: HashMap::new(),
+            counts: Counts::default(),
             open: HashMap::new(),
             last: HashMap::new(),
             span_start: 0,
@@ -285,7 +324,8 @@ impl Writer {
 
     /// Frames left by a killed recorder: decoded and written as chunks.
     fn recover(&mut self) -> Result<(), StoreError> {
-        let frames = read_frames(&self.conn, &self.counts, i64::MAX).map_err(db_err(&self.dir))?;
+        let frames =
+            read_frames(&self.conn, &self.counts, i64::MAX, None).map_err(db_err(&self.dir))?;
         let Some(first) = frames.first() else {
             return Ok(());
         };
@@ -584,12 +624,20 @@ impl Writer {
         self.conn
             .execute("DELETE FROM chunks WHERE t1 < ?1 AND keep=0", params![cut])
             .map_err(&e)?;
+        // Events go with retention, except OOM kills and, while any sample of its cgroup
+        // remains (a kept window), the cgroup's last identity: `history` still finds a gone
+        // container by name.
         self.conn
             .execute(
-                "DELETE FROM events WHERE t < ?1 AND kind <> 'oom-kill'",
+                "DELETE FROM events WHERE t < ?1 AND kind <> 'oom-kill' AND NOT (kind = 'identity'
+                   AND id = (SELECT max(e.id) FROM events e WHERE e.kind = 'identity' AND e.cgroup = events.cgroup)
+                   AND EXISTS (SELECT 1 FROM chunks c JOIN groups g ON g.id = c.grp
+                     WHERE g.name = (SELECT value FROM meta WHERE key = 'mount_point')
+                       || CASE WHEN events.cgroup = '/' THEN '' ELSE events.cgroup END))",
                 params![cut],
             )
             .map_err(&e)?;
+        self.prune_gone().map_err(&e)?;
         for _ in 0..1000 {
             let used = self.used_bytes().map_err(&e)?;
             if used <= self.limits.max_bytes {
@@ -620,6 +668,53 @@ impl Writer {
             .execute_batch("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);")
             .map_err(&e)?;
         Ok(())
+    }
+
+    /// The index rows of groups with no sample left (a cgroup or process gone for longer
+    /// than retention): their series and group rows, so a node's churn does not grow the
+    /// store (or each reader's start-up, which loads the index) without bound. Series the
+    /// writer still writes are kept, and so is the row with the largest id of each table
+    /// (SQLite gives a new row the largest id + 1: ids are never reused, so a reader's older
+    /// index cannot name a new series with an old id). Templates are shared between series
+    /// and stay.
+    fn prune_gone(&self) -> rusqlite::Result<()> {
+        let live: std::collections::HashSet<i64> =
+            self.series.values().map(|(sid, _)| *sid).collect();
+        let gone: Vec<i64> = {
+            let mut st = self.conn.prepare(
+                "SELECT s.id FROM series s WHERE s.id < (SELECT max(id) FROM series)
+                   AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.grp = s.grp)",
+            )?;
+            st.query_map([], |r| r.get::<_, i64>(0))?
+                .flatten()
+                .filter(|id| !live.contains(id))
+                .collect()
+        };
+        if gone.is_empty() {
+            return Ok(());
+        }
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let res = (|| {
+            let mut del = self
+                .conn
+                .prepare_cached("DELETE FROM series WHERE id = ?1")?;
+            for id in &gone {
+                del.execute(params![id])?;
+            }
+            self.conn.execute(
+                "DELETE FROM groups WHERE id < (SELECT max(id) FROM groups)
+                   AND NOT EXISTS (SELECT 1 FROM series s WHERE s.grp = groups.id)",
+                [],
+            )?;
+            Ok(())
+        })();
+        match res {
+            Ok(()) => self.conn.execute_batch("COMMIT"),
+            Err(x) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(x)
+            }
+        }
     }
 
     /// Bytes in use: the database's pages less its free ones, plus the WAL.
@@ -666,11 +761,14 @@ pub fn group_of(path: &str) -> &str {
 type FrameRows = Vec<(i64, Sample)>;
 
 /// Decodes the frames up to `until` (ms), in order, each row against the series' previous
-/// row (as the writer encoded them).
+/// row (as the writer encoded them). With `want` (indexed by series id), only those series'
+/// rows are decoded and returned; the others are skipped without decoding their values (a
+/// reader of one cgroup does not pay for the 1,000 others of the open span).
 fn read_frames(
     conn: &Connection,
-    counts: &HashMap<i64, usize>,
+    counts: &Counts,
     until: i64,
+    want: Option<&[bool]>,
 ) -> rusqlite::Result<Vec<(i64, FrameRows)>> {
     let mut st = conn.prepare("SELECT t, data FROM frames WHERE t <= ?1 ORDER BY t")?;
     let rows = st.query_map(params![until], |r| {
@@ -682,7 +780,7 @@ fn read_frames(
         let (t, z) = r?;
         // A frame that does not decode ends the sequence: later ones are deltas from it.
         let Ok(raw) = decompress(&z) else { break };
-        let Some(rows) = decode_frame(&raw, t, counts, &mut last) else {
+        let Some(rows) = decode_frame(&raw, t, counts, &mut last, want) else {
             break;
         };
         out.push((t, rows));
@@ -693,20 +791,27 @@ fn read_frames(
 fn decode_frame(
     raw: &[u8],
     t: i64,
-    counts: &HashMap<i64, usize>,
+    counts: &Counts,
     last: &mut HashMap<i64, (u64, Vec<u64>)>,
+    want: Option<&[bool]>,
 ) -> Option<FrameRows> {
     let mut pos = 0;
     let n = codec::get_varint(raw, &mut pos)?;
-    let mut out = Vec::with_capacity(n as usize);
+    let mut out = Vec::with_capacity(if want.is_some() { 0 } else { n as usize });
     for _ in 0..n {
         let sid = i64::try_from(codec::get_varint(raw, &mut pos)?).ok()?;
         let tpl = codec::get_varint(raw, &mut pos)?;
-        let cnt = if tpl == 0 {
-            0
-        } else {
-            *counts.get(&i64::try_from(tpl).ok()?)?
-        };
+        let cnt = if tpl == 0 { 0 } else { counts.get(tpl)? };
+        if let Some(w) = want
+            && !usize::try_from(sid)
+                .ok()
+                .and_then(|i| w.get(i))
+                .copied()
+                .unwrap_or(false)
+        {
+            codec::skip_row(raw, &mut pos, cnt)?;
+            continue;
+        }
         let prev = match last.get(&sid) {
             Some((pt, pv)) if *pt == tpl => pv.as_slice(),
             _ => &[],
@@ -718,16 +823,77 @@ fn decode_frame(
     Some(out)
 }
 
+/// A window kept past retention (around an OOM kill): its number (the `keep` row), the
+/// group (cgroup directory) and its time range (ms).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KeptWindow {
+    /// The number `memlens oom forget N` takes.
+    pub n: i64,
+    /// The cgroup directory.
+    pub group: String,
+    /// From (ms).
+    pub t0: i64,
+    /// To (ms).
+    pub t1: i64,
+}
+
+/// Releases kept window `n` (see [`Reader::kept_windows`]): its `keep` row is deleted and
+/// the chunks it held get `keep=0` unless another window still holds them, so retention
+/// removes them at the recorder's next compaction. Only the store's own rows are touched,
+/// in one short transaction beside a running recorder (SQLite WAL); nothing else in the
+/// store changes. `Ok(None)` when there is no window `n`.
+pub fn forget_kept(dir: &Path, n: i64) -> Result<Option<KeptWindow>, StoreError> {
+    let db = dir.join(DB_FILE);
+    if !db.exists() {
+        return Err(StoreError::Absent {
+            path: dir.display().to_string(),
+        });
+    }
+    let e = db_err(dir);
+    let mut conn =
+        Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_WRITE).map_err(&e)?;
+    configure(&conn).map_err(&e)?;
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(&e)?;
+    let w: Option<KeptWindow> = tx
+        .query_row(
+            "SELECT rowid, grp, t0, t1 FROM keep WHERE rowid=?1",
+            params![n],
+            |r| {
+                Ok(KeptWindow {
+                    n: r.get(0)?,
+                    group: r.get(1)?,
+                    t0: r.get(2)?,
+                    t1: r.get(3)?,
+                })
+            },
+        )
+        .optional()
+        .map_err(&e)?;
+    if w.is_some() {
+        tx.execute("DELETE FROM keep WHERE rowid=?1", params![n])
+            .map_err(&e)?;
+        tx.execute(
+            "UPDATE chunks SET keep=0 WHERE keep=1 AND NOT EXISTS (SELECT 1 FROM keep k JOIN groups g
+               ON g.name=k.grp WHERE g.id=chunks.grp AND chunks.t0<=k.t1 AND chunks.t1>=k.t0)",
+            [],
+        )
+        .map_err(&e)?;
+    }
+    tx.commit().map_err(&e)?;
+    Ok(w)
+}
+
 /// A reader of a store (any number, also while the recorder writes).
 pub struct Reader {
     dir: PathBuf,
     conn: Connection,
     templates: HashMap<i64, Vec<u8>>,
-    counts: HashMap<i64, usize>,
+    counts: Counts,
     /// series id → (path, group id).
     series: HashMap<i64, (String, i64)>,
     groups: HashMap<i64, String>,
-    paths: std::collections::HashSet<String>,
     meta: HashMap<String, String>,
 }
 
@@ -754,10 +920,9 @@ impl Reader {
             dir: dir.to_path_buf(),
             conn,
             templates: HashMap::new(),
-            counts: HashMap::new(),
+            counts: Counts::default(),
             series: HashMap::new(),
             groups: HashMap::new(),
-            paths: Default::default(),
             meta: HashMap::new(),
         };
         r.reload()?;
@@ -805,7 +970,6 @@ impl Reader {
             .map_err(&e)?
             .flatten()
             .collect();
-        self.paths = self.series.values().map(|(p, _)| p.clone()).collect();
         Ok(())
     }
 
@@ -820,6 +984,13 @@ impl Reader {
             return None;
         }
         codec::render(self.templates.get(&i64::try_from(s.tpl).ok()?)?, &s.vals)
+    }
+
+    /// The template `id` (see [`codec`]), when the store has it.
+    pub fn template(&self, id: u64) -> Option<&[u8]> {
+        self.templates
+            .get(&i64::try_from(id).ok()?)
+            .map(Vec::as_slice)
     }
 
     /// The first and last recorded times (ms), when anything is recorded.
@@ -854,20 +1025,7 @@ impl Reader {
         t0: i64,
         t1: i64,
         z: &[u8],
-    ) -> Result<Vec<(i64, Vec<Sample>)>, String> {
-        self.decode_chunk_of(id, grp, t0, t1, z, &|_| true)
-    }
-
-    /// [`Self::decode_chunk`] of the series whose path `keep` takes (the others skipped by
-    /// their length, not decoded).
-    fn decode_chunk_of(
-        &self,
-        id: i64,
-        grp: i64,
-        t0: i64,
-        t1: i64,
-        z: &[u8],
-        keep: &dyn Fn(&str) -> bool,
+        want: Option<&[bool]>,
     ) -> Result<Vec<(i64, Vec<Sample>)>, String> {
         let name = |reason: &str| {
             format!(
@@ -890,14 +1048,18 @@ impl Reader {
                 .checked_add(len)
                 .filter(|e| *e <= raw.len())
                 .ok_or_else(bad)?;
-            if !self.series.get(&sid).is_some_and(|(p, _)| keep(p)) {
+            if let Some(w) = want
+                && !usize::try_from(sid)
+                    .ok()
+                    .and_then(|i| w.get(i))
+                    .copied()
+                    .unwrap_or(false)
+            {
                 pos = end;
                 continue;
             }
-            let samples = codec::decode_series(&raw[pos..end], rows as u32, |t| {
-                self.counts.get(&i64::try_from(t).ok()?).copied()
-            })
-            .ok_or_else(bad)?;
+            let samples = codec::decode_series(&raw[pos..end], rows as u32, |t| self.counts.get(t))
+                .ok_or_else(bad)?;
             pos = end;
             out.push((sid, samples));
         }
@@ -911,6 +1073,20 @@ impl Reader {
         since: i64,
         until: i64,
     ) -> Result<GroupSamples, StoreError> {
+        self.group_samples_where(names, since, until, |_| true)
+    }
+
+    /// [`Reader::group_samples`] of the series whose path passes `want` only: the others
+    /// are skipped in the chunks (by their length) and in the frames (without decoding
+    /// their values), so a reader pays for what it reads (`history` of one cgroup over a
+    /// day: issue 13).
+    pub fn group_samples_where(
+        &self,
+        names: &[&str],
+        since: i64,
+        until: i64,
+        want: impl Fn(&str) -> bool,
+    ) -> Result<GroupSamples, StoreError> {
         let e = db_err(&self.dir);
         let gids: Vec<i64> = self
             .groups
@@ -918,6 +1094,19 @@ impl Reader {
             .filter(|(_, n)| names.contains(&n.as_str()))
             .map(|(id, _)| *id)
             .collect();
+        // Series wanted, by id (ids are dense from 1).
+        let mut wanted = Vec::new();
+        for (sid, (p, g)) in &self.series {
+            if gids.contains(g)
+                && want(p)
+                && let Ok(i) = usize::try_from(*sid)
+            {
+                if wanted.len() <= i {
+                    wanted.resize(i + 1, false);
+                }
+                wanted[i] = true;
+            }
+        }
         let mut out: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
         let mut problems = Vec::new();
         self.conn.execute_batch("BEGIN").map_err(&e)?;
@@ -937,11 +1126,15 @@ impl Reader {
                 })?;
                 for r in rows {
                     let (id, grp, t0, t1, z) = r?;
-                    match self.decode_chunk(id, grp, t0, t1, &z) {
+                    match self.decode_chunk(id, grp, t0, t1, &z, Some(&wanted)) {
                         Ok(ss) => {
                             for (sid, samples) in ss {
                                 if let Some((p, _)) = self.series.get(&sid) {
-                                    out.entry(p.clone()).or_default().extend(
+                                    let v = match out.get_mut(p) {
+                                        Some(v) => v,
+                                        None => out.entry(p.clone()).or_default(),
+                                    };
+                                    v.extend(
                                         samples
                                             .into_iter()
                                             .filter(|s| s.t >= since && s.t <= until),
@@ -953,11 +1146,10 @@ impl Reader {
                     }
                 }
             }
-            for (_, rows) in read_frames(&self.conn, &self.counts, until)? {
+            for (_, rows) in read_frames(&self.conn, &self.counts, until, Some(&wanted))? {
                 for (sid, s) in rows {
-                    if let Some((p, g)) = self.series.get(&sid)
-                        && gids.contains(g)
-                        && s.t >= since
+                    if s.t >= since
+                        && let Some((p, _)) = self.series.get(&sid)
                     {
                         out.entry(p.clone()).or_default().push(s);
                     }
@@ -998,8 +1190,21 @@ impl Reader {
                 .iter()
                 .filter_map(|n| by_name.get(n).copied())
                 .collect();
+            // Series kept, by id (ids are dense from 1): the others are skipped undecoded.
+            let mut want_v = Vec::new();
+            for (sid, (p, g)) in &self.series {
+                if wanted.contains(g)
+                    && keep(p)
+                    && let Ok(i) = usize::try_from(*sid)
+                {
+                    if want_v.len() <= i {
+                        want_v.resize(i + 1, false);
+                    }
+                    want_v[i] = true;
+                }
+            }
             let mut framed: HashMap<i64, BTreeMap<String, Vec<Sample>>> = HashMap::new();
-            for (_, rows) in read_frames(&self.conn, &self.counts, until)? {
+            for (_, rows) in read_frames(&self.conn, &self.counts, until, Some(&want_v))? {
                 for (sid, s) in rows {
                     if let Some((p, g)) = self.series.get(&sid)
                         && s.t >= since
@@ -1036,7 +1241,7 @@ impl Reader {
                 })?;
                 for r in rows {
                     let (id, grp, t0, t1, z) = r?;
-                    match self.decode_chunk_of(id, grp, t0, t1, &z, keep) {
+                    match self.decode_chunk(id, grp, t0, t1, &z, Some(&want_v)) {
                         Ok(ss) => {
                             for (sid, samples) in ss {
                                 if let Some((p, _)) = self.series.get(&sid) {
@@ -1103,7 +1308,7 @@ impl Reader {
             })?;
             for r in rows {
                 let (id, grp, t0, t1, z) = r?;
-                match self.decode_chunk(id, grp, t0, t1, &z) {
+                match self.decode_chunk(id, grp, t0, t1, &z, None) {
                     Ok(ss) => {
                         for (sid, samples) in ss {
                             if let Some((p, _)) = self.series.get(&sid)
@@ -1116,7 +1321,7 @@ impl Reader {
                     Err(p) => problems.push(p),
                 }
             }
-            for (_, rows) in read_frames(&self.conn, &self.counts, t)? {
+            for (_, rows) in read_frames(&self.conn, &self.counts, t, None)? {
                 for (sid, s) in rows {
                     if let Some((p, _)) = self.series.get(&sid) {
                         keep(p, s);
@@ -1153,9 +1358,34 @@ impl Reader {
         Ok(rows.flatten().collect())
     }
 
+    /// The windows kept past retention, oldest first.
+    pub fn kept_windows(&self) -> Result<Vec<KeptWindow>, StoreError> {
+        let e = db_err(&self.dir);
+        let mut st = self
+            .conn
+            .prepare("SELECT rowid, grp, t0, t1 FROM keep ORDER BY t0, rowid")
+            .map_err(&e)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(KeptWindow {
+                    n: r.get(0)?,
+                    group: r.get(1)?,
+                    t0: r.get(2)?,
+                    t1: r.get(3)?,
+                })
+            })
+            .map_err(&e)?;
+        Ok(rows.flatten().collect())
+    }
+
     /// Whether a file was ever recorded.
     pub fn has_series(&self, path: &str) -> bool {
-        self.paths.contains(path)
+        // The table's unique index, not a set of every path in memory: a reader of one
+        // cgroup asks this for each cgroup, not for each of its 25 files.
+        self.conn
+            .prepare_cached("SELECT 1 FROM series WHERE path=?1")
+            .and_then(|mut st| st.exists(params![path]))
+            .unwrap_or(false)
     }
 
     /// Every group name recorded (cgroup directories, /proc/PID, /proc).

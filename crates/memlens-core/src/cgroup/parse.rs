@@ -72,7 +72,18 @@ pub fn counter(text: &str) -> Result<u64, String> {
 /// problem; an implausible value (see [`IMPLAUSIBLE`]) is a problem and left out.
 pub fn flat_keyed(text: &str) -> (KeyValues, Vec<String>) {
     let mut kv: Vec<(String, u64)> = Vec::new();
-    let mut first_line: std::collections::HashMap<String, usize> = Default::default();
+    // The keys kept so far with their line, borrowed from `text`: a linear search while
+    // there are few (a memory.stat has 40-70 keys; hashing each with SipHash and growing a
+    // map cost more than the parse: this runs for every cgroup of the node and for every
+    // sample `history` reads), an index once there are many (a damaged or hostile capture).
+    let mut seen: Vec<(&str, usize)> = Vec::new();
+    let mut index: Option<std::collections::HashMap<&str, usize>> = None;
+    let first_at = |seen: &[(&str, usize)],
+                    index: &Option<std::collections::HashMap<&str, usize>>,
+                    k: &str| match index {
+        Some(m) => m.get(k).copied(),
+        None => seen.iter().find(|(s, _)| *s == k).map(|(_, l)| *l),
+    };
     let mut bad = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -90,10 +101,9 @@ pub fn flat_keyed(text: &str) -> (KeyValues, Vec<String>) {
                     truncate(k)
                 ))
             }
-            (Some(k), Some(_), None) if first_line.contains_key(k) => bad.push(format!(
-                "line {}: {k} appears again (first at line {}); the first value is used",
+            (Some(k), Some(_), None) if let Some(first) = first_at(&seen, &index, k) => bad.push(format!(
+                "line {}: {k} appears again (first at line {first}); the first value is used",
                 i + 1,
-                first_line.get(k).copied().unwrap_or(0)
             )),
             (Some(k), Some(v), None) => match v.parse::<u64>() {
                 Ok(n) if n >= IMPLAUSIBLE => bad.push(format!(
@@ -101,7 +111,17 @@ pub fn flat_keyed(text: &str) -> (KeyValues, Vec<String>) {
                     i + 1
                 )),
                 Ok(n) => {
-                    first_line.insert(k.to_string(), i + 1);
+                    match &mut index {
+                        Some(m) => {
+                            m.insert(k, i + 1);
+                        }
+                        None => {
+                            seen.push((k, i + 1));
+                            if seen.len() > 128 {
+                                index = Some(seen.drain(..).collect());
+                            }
+                        }
+                    }
                     kv.push((k.to_string(), n));
                 }
                 // Negative values occur in some kernels' per-CPU-batched stats; keep them
