@@ -837,8 +837,10 @@ struct RecordArgs {
     /// Hot for this long after a limit hit or a memory.high event.
     #[arg(long, default_value = "60s", value_parser = parse_interval)]
     hot_for: std::time::Duration,
-    /// How often every memory file of an idle cgroup is read; the files that move (usage,
-    /// limit, memory.stat, events, PSI) are read each interval.
+    /// How often every memory file of an idle cgroup is read. A cgroup whose usage has not
+    /// changed to the byte since its last read gets only its usage file read each interval,
+    /// so what moves while usage stays equal (cache turning active on a re-read: the working
+    /// set) is up to this old. Set it to --interval to read every file every tick.
     #[arg(long, default_value = "60s", value_parser = parse_interval)]
     full_interval: std::time::Duration,
     /// How often the top processes' PSS is read (smaps_rollup walks page tables).

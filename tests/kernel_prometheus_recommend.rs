@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn start_recorder(store: &Path) -> (Proc, Arc<Mutex<usize>>) {
-    common::start_recorder_counting(store, "1s")
+    common::start_recorder_counting(store, "1s", &[])
 }
 
 fn samples_in_prometheus(pport: u16, id: &str) -> u64 {

@@ -9,8 +9,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// `memlens record` at 200 ms into `store`; returns the process and its committed ticks.
 fn start_recorder(store: &Path) -> (Proc, Arc<Mutex<usize>>) {
-    common::start_recorder_counting(store, "200ms")
+    // Every file read every tick: the recording here lasts seconds, and the tiered reads
+    // re-read an unchanged cgroup's memory.stat only every --full-interval (default 60 s),
+    // while re-reading cached pages moves them to the active list with usage unchanged to
+    // the byte (the working set stayed at its value before the second read: 73 MiB against
+    // the kernel's 269 MiB, on the host and the guests).
+    common::start_recorder_counting(store, "200ms", &["--full-interval", "200ms"])
 }
 
 fn wait_ticks(n: &Arc<Mutex<usize>>, more: usize) {
@@ -43,7 +49,41 @@ fn recommends_from_what_cannot_be_reclaimed_not_the_working_set() {
             &format!("read={f}:2"),
         ],
     );
-    wait_ticks(&ticks, 15);
+    // The kernel's own figures while the recorder samples: the working set (usage −
+    // inactive_file) and the active page cache, lowest and highest seen.
+    let want = *ticks.lock().unwrap() + 15;
+    let end = Instant::now() + Duration::from_secs(30);
+    let (mut ws_k, mut active_k) = ((u64::MAX, 0u64), (u64::MAX, 0u64));
+    while *ticks.lock().unwrap() < want {
+        assert!(
+            Instant::now() < end,
+            "the recorder wrote fewer ticks than {want}"
+        );
+        let st = common::kstat(&cg);
+        let cur: u64 = common::kfile(&cg, common::usage_file())
+            .trim()
+            .parse()
+            .unwrap();
+        let inactive = st.get(&common::key("inactive_file")).copied().unwrap_or(0);
+        let active = st.get(&common::key("active_file")).copied().unwrap_or(0);
+        let ws_now = cur.saturating_sub(inactive);
+        ws_k = (ws_k.0.min(ws_now), ws_k.1.max(ws_now));
+        active_k = (active_k.0.min(active), active_k.1.max(active));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let avail = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("MemAvailable:"))
+        .unwrap_or_default()
+        .to_string();
+    eprintln!(
+        "kernel while recording: working set {}..{} MiB, active_file {}..{} MiB; {avail}",
+        ws_k.0 / MIB,
+        ws_k.1 / MIB,
+        active_k.0 / MIB,
+        active_k.1 / MIB
+    );
     let path = cg.path().to_string();
     let v = common::json(&["--store", st, "recommend", &path, "--check-limit", "40M"]);
     let r = &v["recommendations"][0];
@@ -58,6 +98,13 @@ fn recommends_from_what_cannot_be_reclaimed_not_the_working_set() {
     assert!(
         (60 * MIB..76 * MIB).contains(&nr),
         "non-reclaimable peak {nr} should be 60 MiB of anon plus a little kernel memory"
+    );
+    // The recorder sampled while the test read the kernel's figures: its peak is at least the
+    // lowest working set the kernel reported meanwhile.
+    assert!(
+        ws + common::stat_slack() >= ws_k.0,
+        "the recorded working set peak {ws} is below the kernel's {} while recording",
+        ws_k.0
     );
     if common::mglru() {
         // Under MGLRU (Debian's 6.12) page cache read with read(2) stays in the older

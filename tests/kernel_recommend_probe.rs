@@ -6,10 +6,21 @@
 
 mod common;
 
-use common::{MIB, hier, kstat};
+use common::{MIB, hier, kstat, release};
 use memlens::model::Version;
 use std::io::Write;
 use std::path::PathBuf;
+
+/// v2 before Linux 5.19 (the 5.10 guest): there is no memory.reclaim, so the v2 probe cannot
+/// run; memlens says so and writes nothing.
+fn no_memory_reclaim() -> bool {
+    hier().version == Version::V2 && !release().at_least(5, 19)
+}
+
+/// What memlens says when the v2 probe cannot run for lack of memory.reclaim.
+fn says_no_memory_reclaim(msg: &str) -> bool {
+    msg.contains("memory.reclaim") && msg.contains("5.19") && msg.contains("nothing was written")
+}
 
 /// A file of `mib` MiB on disk, its cache dropped by the workload's `drop=` step.
 fn cold_file(tag: &str, mib: u64) -> PathBuf {
@@ -59,6 +70,26 @@ fn run_probe_finds_the_hot_set_and_puts_the_limit_back() {
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     let p = &v["probe"];
     eprintln!("{}", serde_json::to_string_pretty(p).unwrap());
+    assert_eq!(v["outcome"], "exited");
+    assert_eq!(v["events"]["oom_kill"], 0);
+    if no_memory_reclaim() {
+        // The command ran; the probe did not, and nothing of it is made up.
+        let stopped = p["stopped"].as_str().unwrap();
+        assert!(
+            stopped.contains("did not run") && says_no_memory_reclaim(stopped),
+            "{stopped}"
+        );
+        assert!(p["steps"].as_array().unwrap().is_empty());
+        for k in [
+            "start_bytes",
+            "hot_bytes",
+            "cold_bytes",
+            "recommended_limit_bytes",
+        ] {
+            assert!(p[k].is_null(), "{k} on {:?}: {}", release(), p[k]);
+        }
+        return;
+    }
     let steps = p["steps"].as_array().unwrap();
     let start = p["start_bytes"].as_u64().unwrap();
     let hot = p["hot_bytes"].as_u64().unwrap();
@@ -110,8 +141,6 @@ fn run_probe_finds_the_hot_set_and_puts_the_limit_back() {
         );
         assert!(p["restored"].is_null());
     }
-    assert_eq!(v["outcome"], "exited");
-    assert_eq!(v["events"]["oom_kill"], 0);
 }
 
 /// v1: `memlens probe` refuses a cgroup memlens did not create this run, and writes nothing.
@@ -134,6 +163,16 @@ fn probe_refuses_on_v1_and_dry_run_writes_nothing() {
         assert!(err.contains("run --probe"), "{err}");
         let (code, _out, err) = common::run(&["probe", &path, "--dry-run"]);
         assert_eq!(code, 2, "{err}");
+    } else if no_memory_reclaim() {
+        assert!(!cg.dir().join("memory.reclaim").exists());
+        // No report possible (exit 1), said with the reason, nothing written.
+        let (code, _out, err) = common::run(&["--json", "probe", &path, "--dry-run"]);
+        assert_eq!(code, 1, "{err}");
+        assert!(says_no_memory_reclaim(&err), "{err}");
+        let (code, _out, err) = common::run(&["probe", &path]);
+        assert_eq!(code, 1, "{err}");
+        assert!(says_no_memory_reclaim(&err), "{err}");
+        assert_eq!(stat_before.get("pgsteal"), kstat(&cg).get("pgsteal"));
     } else {
         let (code, out, err) = common::run(&["--json", "probe", &path, "--dry-run"]);
         assert_eq!(code, 0, "{err}");
@@ -162,8 +201,13 @@ fn probe_finds_the_hot_set_on_v2() {
         return;
     }
     let cg = common::cgroup("probe-v2");
-    if !cg.dir().join("memory.reclaim").exists() {
-        eprintln!("skipped: no memory.reclaim before Linux 5.19");
+    if no_memory_reclaim() {
+        // Before 5.19: refused with the reason, nothing written (asserted in
+        // probe_refuses_on_v1_and_dry_run_writes_nothing, on a cgroup holding memory).
+        assert!(!cg.dir().join("memory.reclaim").exists());
+        let (code, _out, err) = common::run(&["--json", "probe", cg.path()]);
+        assert_eq!(code, 1, "{err}");
+        assert!(says_no_memory_reclaim(&err), "{err}");
         return;
     }
     let swap = common::swap_total() > 0;

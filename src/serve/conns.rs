@@ -9,16 +9,18 @@
 //!   progress, quiet for [`IDLE_GRACE`]) is closed to make room for its newcomer;
 //! - at the server-wide limit, a connection of the address holding the most connections is
 //!   closed (the one quiet longest, never one in a request; if all of that address's are in
-//!   a request, the next heaviest address's): a light client always gets in while a heavy
-//!   one hoards;
+//!   a request, the next heaviest address's), and only of an address that keeps more
+//!   connections than the newcomer's will hold: a light client always gets in while a heavy
+//!   one hoards, and the lightest client's connection is never closed for a newcomer that is
+//!   no lighter;
 //! - when nothing is idle the newcomer gets a `503 Service Unavailable` with `Retry-After`,
 //!   never a silent close.
 //!
-//! A fresh connection is protected for [`IDLE_GRACE`] so that a burst of real requests is
-//! answered (200 or 503), not closed before its request was read. A lighter newcomer may still
-//! take the place of a fresh connection of a heavier address (a hoarder must not keep it out
-//! by reconnecting faster than that): when that connection never began a request, the server
-//! answers it 503 instead of closing it silently (serve.rs).
+//! Within one address, a fresh connection is protected for [`IDLE_GRACE`] so that a burst of
+//! real requests is answered (200 or 503), not closed before its request was read. A lighter
+//! newcomer may still take the place of a fresh connection of a heavier address (a hoarder
+//! must not keep it out by reconnecting faster than that): when that connection never began a
+//! request, the server answers it 503 instead of closing it silently (serve.rs).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -132,19 +134,19 @@ impl Conns {
         } else if g.conns.len() >= self.max_total {
             // The victim comes from the heaviest address that has a connection to spare: when
             // the heaviest one's are all in a request (a burst of slow scrapes), the next
-            // heaviest gives one up, so a light client is not refused while others idle. A
-            // newcomer lighter than the victim's address may close any of its connections not
-            // in a request (a hoarder must not keep a light client out by reconnecting faster
-            // than IDLE_GRACE); otherwise only one idle for IDLE_GRACE, and never one of an
-            // address lighter than the newcomer.
+            // heaviest gives one up, so a light client is not refused while others idle. Only
+            // an address heavier than the newcomer will be once admitted gives one up, and
+            // then any of its connections not in a request, fresh ones too (a hoarder must not
+            // keep a light client out by reconnecting faster than IDLE_GRACE). Never one of an
+            // address that would be no heavier than the newcomer: that frees nothing for a
+            // lighter client, and a fresh connection of a one-connection client can be slow to
+            // send its request (the 5.10 TCG guest under attack: more than IDLE_GRACE), which
+            // reset the legitimate scrape.
             let weight = |e: &Entry| per_ip.get(&e.ip).copied().unwrap_or(0);
             let mut c: Vec<(&u64, &Entry)> = g
                 .conns
                 .iter()
-                .filter(|(_, e)| {
-                    let n = weight(e);
-                    !e.busy && (mine + 1 < n || (n >= mine && idle(e)))
-                })
+                .filter(|(_, e)| !e.busy && weight(e) > mine + 1)
                 .collect();
             c.sort_by_key(|(_, e)| (std::cmp::Reverse(weight(e)), e.last));
             let v = c
@@ -247,6 +249,31 @@ mod tests {
         // A newcomer no lighter than the rest does not close their fresh connections: 503.
         assert!(c.admit_test(ip(2)).is_err());
         assert_eq!(c.len(), 6);
+    }
+
+    /// The 5.10 guest (TCG) under attack: the legitimate client's fresh connection, its
+    /// request not arrived after IDLE_GRACE, was closed for a newcomer of a new address (the
+    /// same one connection once admitted), and its scrape was reset.
+    #[test]
+    fn the_lightest_clients_connection_is_not_closed_for_a_newcomer_no_lighter() {
+        let c = Conns::new(4, 3);
+        let _legit = c.admit_test(ip(1)).unwrap();
+        std::thread::sleep(IDLE_GRACE);
+        let _others: Vec<Slot> = (2..5).map(|n| c.admit_test(ip(n)).unwrap()).collect();
+        // Every address holds one: a fifth would hold as many, so it is refused.
+        let e = c.admit_test(ip(5)).err().unwrap();
+        assert!(e.contains("all busy"), "{e}");
+        // A heavier address gives one up to a newcomer lighter than it will be, fresh or not.
+        let c = Conns::new(4, 3);
+        let _legit = c.admit_test(ip(1)).unwrap();
+        std::thread::sleep(IDLE_GRACE);
+        let _hoard: Vec<Slot> = (0..3).map(|_| c.admit_test(ip(2)).unwrap()).collect();
+        let _a = c.admit_test(ip(5)).unwrap();
+        let _b = c.admit_test(ip(6)).unwrap();
+        // One each now: the light client's is still there, and a newcomer is refused.
+        assert!(c.admit_test(ip(7)).is_err());
+        assert_eq!(c.len(), 4);
+        assert!(c.lock().conns.values().any(|e| e.ip == ip(1)));
     }
 
     #[test]

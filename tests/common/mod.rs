@@ -352,11 +352,12 @@ pub fn mglru() -> bool {
     memlens::kernel::mglru_enabled(&Root::live())
 }
 
-/// `memlens record` into `store` at `interval` (fast interval too, no OOM follower), its
-/// trace on: the process and the number of ticks it has committed so far.
+/// `memlens record` into `store` at `interval` (fast interval too, no OOM follower, `extra`
+/// flags), its trace on: the process and the number of ticks it has committed so far.
 pub fn start_recorder_counting(
     store: &Path,
     interval: &str,
+    extra: &[&str],
 ) -> (Proc, std::sync::Arc<std::sync::Mutex<usize>>) {
     let mut child = Command::new(bin())
         .args(["--store", store.to_str().expect("utf-8 path"), "record"])
@@ -367,6 +368,7 @@ pub fn start_recorder_counting(
             interval,
             "--no-oom",
         ])
+        .args(extra)
         .env("MEMLENS_RECORD_TRACE", "1")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
