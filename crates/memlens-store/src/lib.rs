@@ -1076,6 +1076,71 @@ impl Reader {
         self.group_samples_where(names, since, until, |_| true)
     }
 
+    /// The series of the groups `in_group` takes whose path `want` takes, as a mask by
+    /// series id (ids are dense from 1): the others are skipped undecoded.
+    fn series_mask(
+        &self,
+        in_group: impl Fn(i64) -> bool,
+        want: impl Fn(&str) -> bool,
+    ) -> Vec<bool> {
+        let mut mask = Vec::new();
+        for (sid, (p, g)) in &self.series {
+            if in_group(*g)
+                && want(p)
+                && let Ok(i) = usize::try_from(*sid)
+            {
+                if mask.len() <= i {
+                    mask.resize(i + 1, false);
+                }
+                mask[i] = true;
+            }
+        }
+        mask
+    }
+
+    /// The compacted chunks of group `g` overlapping `[since, until]`, decoded (the series in
+    /// `mask` only) into `out`; a damaged chunk is named in `problems` and skipped. `st` is
+    /// the prepared chunk query (one per read transaction).
+    #[allow(clippy::too_many_arguments)]
+    fn group_chunks(
+        &self,
+        st: &mut rusqlite::Statement<'_>,
+        g: i64,
+        since: i64,
+        until: i64,
+        mask: &[bool],
+        out: &mut BTreeMap<String, Vec<Sample>>,
+        problems: &mut Vec<String>,
+    ) -> rusqlite::Result<()> {
+        let rows = st.query_map(params![g, since, until], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get::<_, Vec<u8>>(4)?,
+            ))
+        })?;
+        for r in rows {
+            let (id, grp, t0, t1, z) = r?;
+            match self.decode_chunk(id, grp, t0, t1, &z, Some(mask)) {
+                Ok(ss) => {
+                    for (sid, samples) in ss {
+                        if let Some((p, _)) = self.series.get(&sid) {
+                            let v = match out.get_mut(p) {
+                                Some(v) => v,
+                                None => out.entry(p.clone()).or_default(),
+                            };
+                            v.extend(samples.into_iter().filter(|s| s.t >= since && s.t <= until));
+                        }
+                    }
+                }
+                Err(p) => problems.push(p),
+            }
+        }
+        Ok(())
+    }
+
     /// [`Reader::group_samples`] of the series whose path passes `want` only: the others
     /// are skipped in the chunks (by their length) and in the frames (without decoding
     /// their values), so a reader pays for what it reads (`history` of one cgroup over a
@@ -1094,19 +1159,7 @@ impl Reader {
             .filter(|(_, n)| names.contains(&n.as_str()))
             .map(|(id, _)| *id)
             .collect();
-        // Series wanted, by id (ids are dense from 1).
-        let mut wanted = Vec::new();
-        for (sid, (p, g)) in &self.series {
-            if gids.contains(g)
-                && want(p)
-                && let Ok(i) = usize::try_from(*sid)
-            {
-                if wanted.len() <= i {
-                    wanted.resize(i + 1, false);
-                }
-                wanted[i] = true;
-            }
-        }
+        let wanted = self.series_mask(|g| gids.contains(&g), want);
         let mut out: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
         let mut problems = Vec::new();
         self.conn.execute_batch("BEGIN").map_err(&e)?;
@@ -1115,36 +1168,7 @@ impl Reader {
                 "SELECT id, grp, t0, t1, data FROM chunks WHERE grp=?1 AND t1>=?2 AND t0<=?3 ORDER BY t0",
             )?;
             for g in &gids {
-                let rows = st.query_map(params![g, since, until], |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get::<_, Vec<u8>>(4)?,
-                    ))
-                })?;
-                for r in rows {
-                    let (id, grp, t0, t1, z) = r?;
-                    match self.decode_chunk(id, grp, t0, t1, &z, Some(&wanted)) {
-                        Ok(ss) => {
-                            for (sid, samples) in ss {
-                                if let Some((p, _)) = self.series.get(&sid) {
-                                    let v = match out.get_mut(p) {
-                                        Some(v) => v,
-                                        None => out.entry(p.clone()).or_default(),
-                                    };
-                                    v.extend(
-                                        samples
-                                            .into_iter()
-                                            .filter(|s| s.t >= since && s.t <= until),
-                                    );
-                                }
-                            }
-                        }
-                        Err(p) => problems.push(p),
-                    }
-                }
+                self.group_chunks(&mut st, *g, since, until, &wanted, &mut out, &mut problems)?;
             }
             for (_, rows) in read_frames(&self.conn, &self.counts, until, Some(&wanted))? {
                 for (sid, s) in rows {
@@ -1190,26 +1214,13 @@ impl Reader {
                 .iter()
                 .filter_map(|n| by_name.get(n).copied())
                 .collect();
-            // Series kept, by id (ids are dense from 1): the others are skipped undecoded.
-            let mut want_v = Vec::new();
-            for (sid, (p, g)) in &self.series {
-                if wanted.contains(g)
-                    && keep(p)
-                    && let Ok(i) = usize::try_from(*sid)
-                {
-                    if want_v.len() <= i {
-                        want_v.resize(i + 1, false);
-                    }
-                    want_v[i] = true;
-                }
-            }
+            let want_v = self.series_mask(|g| wanted.contains(&g), keep);
             let mut framed: HashMap<i64, BTreeMap<String, Vec<Sample>>> = HashMap::new();
             for (_, rows) in read_frames(&self.conn, &self.counts, until, Some(&want_v))? {
                 for (sid, s) in rows {
+                    // Only the masked series come back: no group or path test per row.
                     if let Some((p, g)) = self.series.get(&sid)
                         && s.t >= since
-                        && wanted.contains(g)
-                        && keep(p)
                     {
                         framed
                             .entry(*g)
@@ -1230,32 +1241,7 @@ impl Reader {
                     f(name, (out, problems));
                     continue;
                 };
-                let rows = st.query_map(params![g, since, until], |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get::<_, Vec<u8>>(4)?,
-                    ))
-                })?;
-                for r in rows {
-                    let (id, grp, t0, t1, z) = r?;
-                    match self.decode_chunk(id, grp, t0, t1, &z, Some(&want_v)) {
-                        Ok(ss) => {
-                            for (sid, samples) in ss {
-                                if let Some((p, _)) = self.series.get(&sid) {
-                                    out.entry(p.clone()).or_default().extend(
-                                        samples
-                                            .into_iter()
-                                            .filter(|s| s.t >= since && s.t <= until),
-                                    );
-                                }
-                            }
-                        }
-                        Err(p) => problems.push(p),
-                    }
-                }
+                self.group_chunks(&mut st, g, since, until, &want_v, &mut out, &mut problems)?;
                 for (p, ss) in framed.remove(&g).unwrap_or_default() {
                     out.entry(p).or_default().extend(ss);
                 }
