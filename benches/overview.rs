@@ -4,6 +4,7 @@
 //! Run: `cargo bench --bench overview` (root, cgroup memory controller; creates and removes
 //! `memlens-test-bench-*`). Target: ratio <= 1.5, peak RSS < 20 MB.
 
+mod common;
 use memlens::cgroup::owned::OwnedCgroup;
 use memlens::cgroup::read::{fs_path, overview_files};
 use memlens::cgroup::walk;
@@ -28,17 +29,7 @@ fn main() {
         .unwrap_or(11);
     let root = Root::live();
     let h = memlens::report::hierarchy(&root).expect("memory controller");
-    let parent = OwnedCgroup::create(
-        &h,
-        "/",
-        &format!("memlens-test-bench-{}", std::process::id()),
-    )
-    .expect("create parent");
-    if h.version == memlens::model::Version::V2 {
-        parent
-            .write("cgroup.subtree_control", "+memory")
-            .expect("delegate memory");
-    }
+    let parent = common::parent(&h, "");
     let t = Instant::now();
     let mut kids = Vec::with_capacity(n);
     for i in 0..n {

@@ -16,17 +16,12 @@
 //! Run: `cargo bench --bench recommend` (root; creates and removes `memlens-test-bench-*`).
 //! Target: under 2 s.
 
+mod common;
+use common::*;
 use memlens::cgroup::owned::OwnedCgroup;
 use memlens::store::{Limits, Writer, codec};
 use memlens::sys::Root;
 use std::time::Instant;
-
-fn env(k: &str, d: u64) -> u64 {
-    std::env::var(k)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(d)
-}
 
 struct Rng(u64);
 impl Rng {

@@ -14,6 +14,8 @@
 //! Run: `cargo bench --bench record` (root; creates and removes `memlens-test-bench-*`).
 //! Targets: <= 1 byte per value, < 0.5% of a core, < 40 MB RSS, history < 200 ms.
 
+mod common;
+use common::*;
 use memlens::cgroup::owned::OwnedCgroup;
 use memlens::store::{Limits, Writer, codec};
 use memlens::sys::Root;
@@ -41,17 +43,6 @@ fn proc_stat_ticks(pid: u32) -> u64 {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     n(11) + n(12)
-}
-
-fn status_kb(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// This thread's CPU time (user + system), in seconds.
@@ -201,17 +192,7 @@ fn main() {
     let n = env("MEMLENS_BENCH_CGROUPS", 1000) as usize;
     let root = Root::live();
     let h = memlens::report::hierarchy(&root).expect("memory controller");
-    let parent = OwnedCgroup::create(
-        &h,
-        "/",
-        &format!("memlens-test-bench-record-{}", std::process::id()),
-    )
-    .expect("create parent");
-    if h.version == memlens::model::Version::V2 {
-        parent
-            .write("cgroup.subtree_control", "+memory")
-            .expect("delegate memory");
-    }
+    let parent = common::parent(&h, "record");
     let tpl = template_files(parent.dir());
     println!(
         "template: {} files, {} values per memcg (this host's {:?} file set)",

@@ -22,7 +22,8 @@
 //! them all (also a previous run's, whose PID is gone); checks first that the kernel's memcg
 //! ID space (65535, dying memcgs included: /proc/cgroups num_cgroups) has room.
 
-use memlens::cgroup::owned::OwnedCgroup;
+mod common;
+use common::*;
 use memlens::cgroup::read::{fs_path, metrics_files, overview_files};
 use memlens::cgroup::walk;
 use memlens::sys::Root;
@@ -78,17 +79,6 @@ fn proc_ticks(pid: u32) -> (u64, u64) {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     (n(11), n(12))
-}
-
-fn status_kb(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn fds(pid: u32) -> usize {
@@ -375,17 +365,7 @@ fn main() {
             );
             continue;
         }
-        let parent = OwnedCgroup::create(
-            &h,
-            "/",
-            &format!("memlens-test-bench-scale-{}", std::process::id()),
-        )
-        .expect("create parent");
-        if h.version == memlens::model::Version::V2 {
-            parent
-                .write("cgroup.subtree_control", "+memory")
-                .expect("delegate memory");
-        }
+        let parent = common::parent(&h, "scale");
         let t = Instant::now();
         let mut kids = Vec::with_capacity(n);
         for i in 0..n {

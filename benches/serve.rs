@@ -9,6 +9,8 @@
 //! Run: `cargo bench --bench serve` (root, cgroup memory controller; creates and removes
 //! `memlens-test-bench-*`). Targets: collection <= 1.5x floor, < 1% of a core, < 30 MB RSS.
 
+mod common;
+use common::*;
 use memlens::cgroup::owned::OwnedCgroup;
 use memlens::cgroup::read::{fs_path, metrics_files, overview_files};
 use memlens::cgroup::walk;
@@ -23,13 +25,6 @@ use std::time::{Duration, Instant};
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
-}
-
-fn env(k: &str, d: usize) -> usize {
-    std::env::var(k)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(d)
 }
 
 struct Kill(Child);
@@ -61,34 +56,13 @@ fn proc_stat_ticks(pid: u32) -> u64 {
     n(11) + n(12)
 }
 
-fn status_kb(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 fn main() {
-    let n = env("MEMLENS_BENCH_CGROUPS", 1000);
-    let iters = env("MEMLENS_BENCH_ITERS", 11);
-    let cpu_secs = env("MEMLENS_BENCH_CPU_SECS", 40) as u64;
+    let n = env("MEMLENS_BENCH_CGROUPS", 1000) as usize;
+    let iters = env("MEMLENS_BENCH_ITERS", 11) as usize;
+    let cpu_secs = env("MEMLENS_BENCH_CPU_SECS", 40);
     let root = Root::live();
     let h = memlens::report::hierarchy(&root).expect("memory controller");
-    let parent = OwnedCgroup::create(
-        &h,
-        "/",
-        &format!("memlens-test-bench-serve-{}", std::process::id()),
-    )
-    .expect("create parent");
-    if h.version == memlens::model::Version::V2 {
-        parent
-            .write("cgroup.subtree_control", "+memory")
-            .expect("delegate memory");
-    }
+    let parent = common::parent(&h, "serve");
     let mut kids = Vec::with_capacity(n);
     for i in 0..n {
         kids.push(

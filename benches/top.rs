@@ -17,6 +17,8 @@
 //! Run: `cargo bench --bench top` (root, tmux). Creates `memlens-test-bench-top-PID/cN` and
 //! removes them.
 
+mod common;
+use common::*;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use memlens::cgroup::owned::OwnedCgroup;
 use memlens::sys::Root;
@@ -37,17 +39,6 @@ fn env(k: &str, d: u64) -> u64 {
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1]
-}
-
-fn status_kb(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn cpu_ticks(pid: u32) -> u64 {
@@ -88,17 +79,7 @@ fn main() {
     let secs = env("MEMLENS_BENCH_SECS", 60);
     let root = Root::live();
     let h = memlens::report::hierarchy(&root).expect("memory controller");
-    let parent = OwnedCgroup::create(
-        &h,
-        "/",
-        &format!("memlens-test-bench-top-{}", std::process::id()),
-    )
-    .expect("create parent");
-    if h.version == memlens::model::Version::V2 {
-        parent
-            .write("cgroup.subtree_control", "+memory")
-            .expect("delegate memory");
-    }
+    let parent = common::parent(&h, "top");
     let kids: Vec<OwnedCgroup> = (0..n)
         .map(|i| parent.create_child(&format!("c{i}")).expect("create child"))
         .collect();
