@@ -226,7 +226,7 @@ pub fn collect(root: &Root, h: &Hierarchy, path: &str, opts: &Options) -> CacheR
             Ok(cg) => {
                 problems.extend(cg.problems.iter().cloned());
                 let b = Breakdown::of(&cg);
-                (b.file.bytes, b.file.source, b.shmem.bytes)
+                (b.file.bytes, b.file.source.into_owned(), b.shmem.bytes)
             }
             Err(e) => {
                 problems.push(e.to_string());

@@ -360,7 +360,7 @@ fn problems(out: &mut String, probs: &[String], s: Style) {
 }
 
 fn fig_row(name: &str, f: &Figure) -> Vec<String> {
-    vec![name.to_string(), bytes(f.bytes), f.source.clone()]
+    vec![name.to_string(), bytes(f.bytes), f.source.to_string()]
 }
 
 /// The full `show` report.
@@ -442,7 +442,7 @@ pub fn show(r: &Report, s: Style) -> String {
     rows.push(vec![
         "residual (usage − parts)".into(),
         signed_bytes(b.residual),
-        b.residual_source.clone(),
+        b.residual_source.to_string(),
     ]);
     out.push_str(&itable(&["", "BYTES", "SOURCE"], &rows, &[2], s, 2));
 
@@ -486,7 +486,7 @@ pub fn show(r: &Report, s: Style) -> String {
             } else {
                 bytes(t.figure.bytes)
             };
-            vec![t.tool.to_string(), v, t.figure.source.clone()]
+            vec![t.tool.to_string(), v, t.figure.source.to_string()]
         })
         .collect();
     out.push_str(&itable(&["", "BYTES", "FORMULA"], &rows, &[2], s, 2));

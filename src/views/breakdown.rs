@@ -12,6 +12,7 @@
 use super::Figure;
 use crate::model::{Cgroup, Version};
 use serde::Serialize;
+use std::borrow::Cow;
 
 /// The normalised breakdown of one cgroup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -62,39 +63,96 @@ pub struct Breakdown {
     /// Signed: the parts can exceed a batched usage.
     pub residual: Option<i64>,
     /// How the residual was computed, or why it could not be.
-    pub residual_source: String,
+    pub residual_source: Cow<'static, str>,
 }
 
-fn stat_fig(cg: &Cgroup, key: &str) -> Figure {
-    // Sources by concatenation, the v1 `total_` key found without building it: this runs
-    // some 20 times per cgroup per sample (`history` of a day: 17,280 samples).
-    let src = |k: &str| {
-        let mut s = String::with_capacity(12 + k.len());
-        s.push_str("memory.stat ");
-        s.push_str(k);
-        s
+/// The memory.stat keys the breakdown reads (v2 names and, after [`v1_key`], v1 names),
+/// each with its fixed source texts: the breakdown is built some 20 figures at a time for
+/// every recorded sample (`history`, `recommend` over a day of 1,000 cgroups), so neither a
+/// search per figure nor an allocated source.
+struct Key {
+    local: &'static str,
+    total: &'static str,
+    missing: &'static str,
+}
+
+macro_rules! stat_keys {
+    ($($i:literal => $k:literal),* $(,)?) => {
+        const KEYS: &[Key] = &[$(Key {
+            local: concat!("memory.stat ", $k),
+            total: concat!("memory.stat total_", $k),
+            missing: concat!("memory.stat has no ", $k, " on this kernel"),
+        }),*];
+        /// The index in [`KEYS`] of a memory.stat key.
+        fn slot(k: &str) -> Option<usize> {
+            match k {
+                $($k => Some($i),)*
+                _ => None,
+            }
+        }
     };
+}
+
+stat_keys! {
+    0 => "anon", 1 => "file", 2 => "active_file", 3 => "inactive_file", 4 => "active_anon",
+    5 => "inactive_anon", 6 => "shmem", 7 => "file_mapped", 8 => "file_dirty",
+    9 => "file_writeback", 10 => "kernel", 11 => "slab_reclaimable",
+    12 => "slab_unreclaimable", 13 => "sock", 14 => "pagetables", 15 => "kernel_stack",
+    16 => "swap", 17 => "unevictable", 18 => "anon_thp", 19 => "percpu", 20 => "slab",
+    21 => "vmalloc", 22 => "rss", 23 => "cache", 24 => "mapped_file", 25 => "dirty",
+    26 => "writeback", 27 => "rss_huge",
+}
+
+const NKEYS: usize = 28;
+
+/// The values of [`KEYS`] in one memory.stat, found in one pass: the first line of each
+/// key (as `KeyValues::get`), and for v1 the first `total_` line of each.
+struct Found {
+    local: [Option<u64>; NKEYS],
+    total: [Option<u64>; NKEYS],
+}
+
+impl Found {
+    fn of(s: &crate::model::KeyValues) -> Self {
+        let mut f = Found {
+            local: [None; NKEYS],
+            total: [None; NKEYS],
+        };
+        for (k, v) in &s.0 {
+            if let Some(i) = slot(k) {
+                f.local[i].get_or_insert(*v);
+            } else if let Some(i) = k.strip_prefix("total_").and_then(slot) {
+                f.total[i].get_or_insert(*v);
+            }
+        }
+        f
+    }
+}
+
+fn stat_fig(cg: &Cgroup, found: Option<&Found>, key: &str) -> Figure {
+    let Some(i) = slot(key) else {
+        // Every caller names a key of KEYS; a figure is never invented.
+        return Figure::unavailable(format!("memory.stat has no {key} on this kernel"));
+    };
+    let k = &KEYS[i];
     match cg.version {
-        Version::V1 => match cg.stat.as_ref() {
+        Version::V1 => match found {
             None => Figure::unavailable("memory.stat unreadable"),
-            Some(s) => {
-                let total =
-                    s.0.iter()
-                        .find(|(k, _)| k.strip_prefix("total_") == Some(key));
-                if let Some((k, v)) = total {
-                    Figure::new(Some(*v), src(k))
-                } else if let Some(v) = s.get(key) {
-                    Figure::new(Some(v), src(key))
+            Some(f) => {
+                if let Some(v) = f.total[i] {
+                    Figure::new(Some(v), k.total)
+                } else if let Some(v) = f.local[i] {
+                    Figure::new(Some(v), k.local)
                 } else {
-                    Figure::unavailable(format!("memory.stat has no {key} on this kernel"))
+                    Figure::unavailable(k.missing)
                 }
             }
         },
-        Version::V2 => match cg.stat.as_ref() {
+        Version::V2 => match found {
             None => Figure::unavailable("memory.stat unreadable (the v2 root has none)"),
-            Some(s) => match s.get(key) {
-                Some(v) => Figure::new(Some(v), src(key)),
-                None => Figure::unavailable(format!("memory.stat has no {key} on this kernel")),
+            Some(f) => match f.local[i] {
+                Some(v) => Figure::new(Some(v), k.local),
+                None => Figure::unavailable(k.missing),
             },
         },
     }
@@ -113,10 +171,10 @@ fn v1_key(name: &str) -> &str {
     }
 }
 
-fn fig(cg: &Cgroup, name: &str) -> Figure {
+fn fig(cg: &Cgroup, found: Option<&Found>, name: &str) -> Figure {
     match cg.version {
-        Version::V1 => stat_fig(cg, v1_key(name)),
-        Version::V2 => stat_fig(cg, name),
+        Version::V1 => stat_fig(cg, found, v1_key(name)),
+        Version::V2 => stat_fig(cg, found, name),
     }
 }
 
@@ -129,6 +187,9 @@ impl Breakdown {
     /// Computes the breakdown of `cg`.
     pub fn of(cg: &Cgroup) -> Self {
         let v1 = cg.version == Version::V1;
+        let found = cg.stat.as_ref().map(Found::of);
+        let found = found.as_ref();
+        let fig = |name: &str| fig(cg, found, name);
         let usage = match (cg.version, cg.usage.current) {
             (Version::V1, u) => Figure::new(u, "memory.usage_in_bytes"),
             (Version::V2, Some(u)) => Figure::new(Some(u), "memory.current"),
@@ -153,7 +214,7 @@ impl Breakdown {
                 ),
             }
         } else {
-            let k = fig(cg, "kernel");
+            let k = fig("kernel");
             if k.bytes.is_some() {
                 k
             } else {
@@ -185,10 +246,10 @@ impl Breakdown {
         let sock = if v1 {
             Figure::unavailable("v1 charges socket memory to memory.kmem.tcp, not to memory usage")
         } else {
-            fig(cg, "sock")
+            fig("sock")
         };
         let swap = if v1 {
-            let f = fig(cg, "swap");
+            let f = fig("swap");
             if f.bytes.is_some() {
                 f
             } else {
@@ -208,18 +269,18 @@ impl Breakdown {
             if v1 {
                 Figure::unavailable("v1 memory.stat does not split slab (see memory.kmem.slabinfo)")
             } else {
-                fig(cg, name)
+                fig(name)
             }
         };
         let v1_only_missing = |name: &str| {
             if v1 {
                 Figure::unavailable(format!("v1 memory.stat has no {name}"))
             } else {
-                fig(cg, name)
+                fig(name)
             }
         };
-        let anon = fig(cg, "anon");
-        let file = fig(cg, "file");
+        let anon = fig("anon");
+        let file = fig("file");
         // The v1 root's usage_in_bytes is not a page counter: mem_cgroup_usage() approximates
         // it as file pages + mapped anon (mm/memcontrol-v1.c), kernel memory excluded. Taking
         // kmem off it would make the residual exactly −kmem.
@@ -237,7 +298,7 @@ impl Breakdown {
         let (residual, residual_source) = match (usage.bytes, sum(&parts)) {
             _ if v2_root_estimate => (
                 None,
-                "none for the v2 root: it has no memory.current, and its usage is anon + file (as cAdvisor), so usage − parts would only be −(kernel + sock)".to_string(),
+                "none for the v2 root: it has no memory.current, and its usage is anon + file (as cAdvisor), so usage − parts would only be −(kernel + sock)".into(),
             ),
             (Some(u), Some(p)) => (
                 i64::try_from(u)
@@ -245,30 +306,30 @@ impl Breakdown {
                     .zip(i64::try_from(p).ok())
                     .and_then(|(u, p)| u.checked_sub(p)),
                 if v1_root {
-                    "memory.usage_in_bytes − (total_rss + total_cache): the v1 root's usage is file pages + mapped anon only (mm/memcontrol-v1.c mem_cgroup_usage()), so its kernel memory is not in usage and not subtracted".to_string()
+                    "memory.usage_in_bytes − (total_rss + total_cache): the v1 root's usage is file pages + mapped anon only (mm/memcontrol-v1.c mem_cgroup_usage()), so its kernel memory is not in usage and not subtracted".into()
                 } else if v1 {
-                    "memory.usage_in_bytes − (total_rss + total_cache + memory.kmem.usage_in_bytes); usage_in_bytes is per-CPU batched (cgroup-v1/memory.rst 5.5)".to_string()
+                    "memory.usage_in_bytes − (total_rss + total_cache + memory.kmem.usage_in_bytes); usage_in_bytes is per-CPU batched (cgroup-v1/memory.rst 5.5)".into()
                 } else {
-                    "memory.current − (anon + file + kernel + sock)".to_string()
+                    "memory.current − (anon + file + kernel + sock)".into()
                 },
             ),
             _ => (
                 None,
-                "a part is unavailable, so the residual cannot be computed".to_string(),
+                "a part is unavailable, so the residual cannot be computed".into(),
             ),
         };
         Breakdown {
             usage,
             anon,
             file,
-            active_file: fig(cg, "active_file"),
-            inactive_file: fig(cg, "inactive_file"),
-            active_anon: fig(cg, "active_anon"),
-            inactive_anon: fig(cg, "inactive_anon"),
-            shmem: fig(cg, "shmem"),
-            file_mapped: fig(cg, "file_mapped"),
-            file_dirty: fig(cg, "file_dirty"),
-            file_writeback: fig(cg, "file_writeback"),
+            active_file: fig("active_file"),
+            inactive_file: fig("inactive_file"),
+            active_anon: fig("active_anon"),
+            inactive_anon: fig("inactive_anon"),
+            shmem: fig("shmem"),
+            file_mapped: fig("file_mapped"),
+            file_dirty: fig("file_dirty"),
+            file_writeback: fig("file_writeback"),
             kernel,
             slab_reclaimable: slab("slab_reclaimable"),
             slab_unreclaimable: slab("slab_unreclaimable"),
@@ -276,8 +337,8 @@ impl Breakdown {
             pagetables: v1_only_missing("pagetables"),
             kernel_stack: v1_only_missing("kernel_stack"),
             swap,
-            unevictable: fig(cg, "unevictable"),
-            anon_thp: fig(cg, "anon_thp"),
+            unevictable: fig("unevictable"),
+            anon_thp: fig("anon_thp"),
             residual,
             residual_source,
         }
@@ -316,6 +377,82 @@ impl Breakdown {
 
 #[cfg(test)]
 mod tests {
+    use crate::model::{Cgroup, KeyValues, Version};
+
+    fn cg(v: Version, stat: &[(&str, u64)]) -> Cgroup {
+        Cgroup {
+            path: "/x".into(),
+            fs_path: "/x".into(),
+            version: v,
+            limits: Default::default(),
+            usage: Default::default(),
+            stat: Some(KeyValues(
+                stat.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            )),
+            events: Default::default(),
+            pressure: None,
+            cgroup_stat: None,
+            procs: None,
+            children: vec![],
+            hugetlb: vec![],
+            problems: vec![],
+        }
+    }
+
+    /// The one-pass key table finds what a search per figure found: v1 prefers the first
+    /// `total_` line over the local one, a repeated key gives its first value, a missing key
+    /// is unavailable with the reason, and each figure names its key.
+    #[test]
+    fn keys_are_found_as_a_search_per_figure_finds_them() {
+        let b = super::Breakdown::of(&cg(
+            Version::V1,
+            &[
+                ("rss", 1),
+                ("cache", 2),
+                ("total_rss", 5),
+                ("total_rss", 7),
+                ("mapped_file", 3),
+                ("shmem", 4),
+                ("shmem", 9),
+            ],
+        ));
+        assert_eq!(
+            (b.anon.bytes, &*b.anon.source),
+            (Some(5), "memory.stat total_rss")
+        );
+        assert_eq!(
+            (b.file.bytes, &*b.file.source),
+            (Some(2), "memory.stat cache")
+        );
+        assert_eq!(
+            (b.file_mapped.bytes, &*b.file_mapped.source),
+            (Some(3), "memory.stat mapped_file")
+        );
+        assert_eq!(b.shmem.bytes, Some(4));
+        assert_eq!(
+            (b.unevictable.bytes, &*b.unevictable.source),
+            (None, "memory.stat has no unevictable on this kernel")
+        );
+        let b = super::Breakdown::of(&cg(
+            Version::V2,
+            &[
+                ("anon", 8),
+                ("total_anon", 1),
+                ("anon", 2),
+                ("file_dirty", 6),
+            ],
+        ));
+        assert_eq!(
+            (b.anon.bytes, &*b.anon.source),
+            (Some(8), "memory.stat anon")
+        );
+        assert_eq!(
+            (b.file_dirty.bytes, &*b.file_dirty.source),
+            (Some(6), "memory.stat file_dirty")
+        );
+        assert_eq!(b.file.bytes, None);
+    }
+
     /// active_anon/inactive_anon are the anon LRU, which holds shmem too: they are not parts
     /// of `anon` and must not be listed under it (children up to 800× their parent).
     #[test]

@@ -11,6 +11,7 @@ pub mod tools;
 pub mod waterfall;
 
 use serde::Serialize;
+use std::borrow::Cow;
 
 /// A number with where it came from: the kernel file(s) and the formula. `bytes` is `None`
 /// when the kernel does not provide what the formula needs, and `source` then says what is
@@ -20,8 +21,9 @@ pub struct Figure {
     /// The value in bytes, or `None` when unavailable.
     #[serde(rename = "value_bytes")]
     pub bytes: Option<u64>,
-    /// The file and formula (or, when unavailable, why).
-    pub source: String,
+    /// The file and formula (or, when unavailable, why). Borrowed when it is a fixed text
+    /// (most are): `history` and `recommend` build some 20 figures per recorded sample.
+    pub source: Cow<'static, str>,
     /// True when the value is a count, not bytes (cAdvisor's failcnt).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub count: bool,
@@ -29,7 +31,7 @@ pub struct Figure {
 
 impl Figure {
     /// A figure with a value.
-    pub fn new(bytes: Option<u64>, source: impl Into<String>) -> Self {
+    pub fn new(bytes: Option<u64>, source: impl Into<Cow<'static, str>>) -> Self {
         Figure {
             bytes,
             source: source.into(),
@@ -38,7 +40,7 @@ impl Figure {
     }
 
     /// A figure that counts events rather than bytes.
-    pub fn count(n: Option<u64>, source: impl Into<String>) -> Self {
+    pub fn count(n: Option<u64>, source: impl Into<Cow<'static, str>>) -> Self {
         Figure {
             bytes: n,
             source: source.into(),
@@ -47,7 +49,7 @@ impl Figure {
     }
 
     /// An unavailable figure, with the reason.
-    pub fn unavailable(why: impl Into<String>) -> Self {
+    pub fn unavailable(why: impl Into<Cow<'static, str>>) -> Self {
         Figure {
             bytes: None,
             source: why.into(),

@@ -103,7 +103,7 @@ impl Offload {
                 "memory.stat zswapped / zswap".to_string(),
             ),
             (Some(_), Some(_)) => (None, "zswap pool empty: no ratio yet".to_string()),
-            _ => (None, zswap.source.clone()),
+            _ => (None, zswap.source.to_string()),
         };
         let zswap_current = match cg.usage.zswap {
             Some(v) => Figure::new(Some(v), "memory.zswap.current"),
