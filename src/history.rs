@@ -1,6 +1,7 @@
 //! Reading the flight recorder's store: times (`3m ago`, `03:12`, RFC 3339), a past moment as
 //! a [`Root`] (`--at`), and `memlens history` (the breakdown over time, per step).
 
+use crate::store::codec::{SampleRef, Samples};
 use crate::store::{Reader, StoreError};
 use crate::sys::Root;
 use std::collections::BTreeMap;
@@ -521,7 +522,7 @@ const ONE_NUMBER: &[u8] = b"T\x00\n";
 struct Own<'a> {
     path: PathBuf,
     slot: Slot,
-    samples: &'a [crate::store::codec::Sample],
+    samples: &'a Samples,
     /// The latest sample at or before the point's time.
     cur: usize,
     /// The sample the point's figures hold (from the same tick as the point's).
@@ -539,7 +540,7 @@ impl Own<'_> {
     /// again from the text.
     fn apply(
         &self,
-        s: &crate::store::codec::Sample,
+        s: SampleRef<'_>,
         r: &Reader,
         cg: &mut crate::model::Cgroup,
         cg_tpl: Option<u64>,
@@ -649,8 +650,9 @@ pub fn points(
         .map_err(|e| e.to_string())?;
     let (own, anc): (BTreeMap<_, _>, BTreeMap<_, _>) = series
         .into_iter()
+        .map(|(p, ss)| (p, Samples::from(ss.as_slice())))
         .partition(|(p, _)| crate::store::group_of(p) == dir_s);
-    let anc: Vec<&[crate::store::codec::Sample]> = anc.values().map(Vec::as_slice).collect();
+    let anc: Vec<&Samples> = anc.values().collect();
     Ok((points_of(r, h, path, &own, &anc), problems))
 }
 
@@ -670,8 +672,8 @@ pub fn points_of(
     r: &Reader,
     h: &Hierarchy,
     path: &str,
-    own: &BTreeMap<String, Vec<crate::store::codec::Sample>>,
-    anc: &[&[crate::store::codec::Sample]],
+    own: &BTreeMap<String, Samples>,
+    anc: &[&Samples],
 ) -> Vec<Point> {
     let wanted = point_files(h.version);
     let mut own: Vec<Own> = own
@@ -680,7 +682,7 @@ pub fn points_of(
         .map(|(p, samples)| Own {
             slot: Slot::of(p.rsplit('/').next().unwrap_or("")),
             path: PathBuf::from(p),
-            samples: samples.as_slice(),
+            samples,
             cur: 0,
             taken: None,
             in_root: None,
@@ -710,23 +712,21 @@ pub fn points_of(
     let mut anc_cur: Vec<(usize, Option<Option<u64>>)> = vec![(0, None); anc.len()];
     let mut prev_anc: Option<Option<u64>> = None;
     let text = |f: &Own, i: usize| {
-        r.text(&f.samples[i])
+        r.text_of(f.samples.tpl(i), f.samples.vals(i))
             .map(|b| String::from_utf8_lossy(&b).into_owned())
     };
     for t in times {
         // The files of this tick whose content changed.
         let mut changed: Vec<usize> = Vec::new();
         for (k, f) in own.iter_mut().enumerate() {
-            while f.cur + 1 < f.samples.len() && f.samples[f.cur + 1].t <= t {
+            while f.cur + 1 < f.samples.len() && f.samples.t(f.cur + 1) <= t {
                 f.cur += 1;
             }
             let c = f.cur;
             if f.samples.get(c).is_none_or(|s| s.t != t) {
                 continue;
             }
-            let same = f.taken.is_some_and(|i| {
-                f.samples[i].tpl == f.samples[c].tpl && f.samples[i].vals == f.samples[c].vals
-            });
+            let same = f.taken.is_some_and(|i| f.samples.same(i, c));
             f.taken = Some(c);
             if !same {
                 changed.push(k);
@@ -736,7 +736,7 @@ pub fn points_of(
         let mut anc_limit: Option<u64> = None;
         for (ss, (c, parsed)) in anc.iter().zip(anc_cur.iter_mut()) {
             let before = *c;
-            while *c + 1 < ss.len() && ss[*c + 1].t <= t {
+            while *c + 1 < ss.len() && ss.t(*c + 1) <= t {
                 *c += 1;
             }
             if *c != before {
@@ -746,7 +746,7 @@ pub fn points_of(
                 continue;
             };
             let v = *parsed.get_or_insert_with(|| {
-                r.text(s)
+                r.text_of(s.tpl, s.vals)
                     .and_then(|b| crate::cgroup::parse::limit(&String::from_utf8_lossy(&b)).ok())
                     .and_then(|l| l.bytes())
             });
@@ -787,7 +787,7 @@ pub fn points_of(
                     continue;
                 }
                 let Some(i) = f.taken else { continue };
-                let s = &f.samples[i];
+                let Some(s) = f.samples.get(i) else { continue };
                 if !f.apply(s, r, c, cg_tpl[k], &mut slots) {
                     full = true;
                     break;
@@ -800,13 +800,13 @@ pub fn points_of(
                 if f.taken != f.in_root
                     && let Some(i) = f.taken
                 {
-                    root.set_file(&f.path, r.text(&f.samples[i]));
+                    root.set_file(&f.path, r.text_of(f.samples.tpl(i), f.samples.vals(i)));
                     f.in_root = Some(i);
                 }
             }
             cg = read::read_cgroup(&root, h, path, Level::Metrics).ok();
             for (k, f) in own.iter().enumerate() {
-                cg_tpl[k] = f.taken.map(|i| f.samples[i].tpl);
+                cg_tpl[k] = f.taken.map(|i| f.samples.tpl(i));
             }
         }
         let Some(cg) = cg.as_ref() else {

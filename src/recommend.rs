@@ -6,6 +6,7 @@
 use crate::history::{self, Point};
 use crate::model::Version;
 use crate::store::Reader;
+use crate::store::codec::{SampleRef, Samples};
 use serde::Serialize;
 use std::path::Path;
 
@@ -239,28 +240,29 @@ type Pressure = (Option<u64>, Option<u64>, Option<f32>);
 /// last sample (v1 memory.max_usage_in_bytes, v2 memory.peak), from the group's samples.
 fn pressure_and_peak(
     r: &Reader,
-    series: &std::collections::BTreeMap<String, Vec<crate::store::codec::Sample>>,
+    series: &std::collections::BTreeMap<String, Samples>,
     dir: &str,
     v: Version,
 ) -> (Pressure, Option<u64>) {
     let peak = series
         .get(&format!("{dir}/{}", peak_file(v)))
         .and_then(|ss| ss.last())
-        .and_then(|s| r.text(s))
+        .and_then(|s| r.text_of(s.tpl, s.vals))
         .and_then(|b| crate::cgroup::parse::number(&String::from_utf8_lossy(&b)).ok());
     // An unchanged sample is not rendered and parsed again (most are, in an idle cgroup).
     let mut ps: Vec<crate::model::Pressure> = Vec::new();
-    let mut prev: Option<&crate::store::codec::Sample> = None;
+    let mut prev: Option<SampleRef> = None;
     for s in series
         .get(&format!("{dir}/memory.pressure"))
-        .map_or(&[][..], Vec::as_slice)
+        .into_iter()
+        .flat_map(Samples::iter)
     {
         if prev.is_some_and(|p| p.tpl == s.tpl && p.vals == s.vals) {
             continue;
         }
         prev = Some(s);
         if let Some(p) = r
-            .text(s)
+            .text_of(s.tpl, s.vals)
             .and_then(|b| crate::cgroup::parse::pressure(&String::from_utf8_lossy(&b)).ok())
         {
             ps.push(p);
@@ -454,8 +456,7 @@ pub fn recommend(dir: Option<&Path>, q: &Query) -> Result<Report, (i32, String)>
         dirs.iter().flat_map(|d| ancestors_of(d)).collect();
     let anc_names: Vec<&str> = all_anc.iter().map(String::as_str).collect();
     let limit_file = history::limit_file(v);
-    let mut anc_limits: std::collections::HashMap<String, Vec<crate::store::codec::Sample>> =
-        Default::default();
+    let mut anc_limits: std::collections::HashMap<String, Samples> = Default::default();
     r.each_group(
         &anc_names,
         since,
@@ -487,10 +488,7 @@ pub fn recommend(dir: Option<&Path>, q: &Query) -> Result<Report, (i32, String)>
                 return;
             };
             let anc_dirs = ancestors_of(dir);
-            let anc: Vec<&[crate::store::codec::Sample]> = anc_dirs
-                .iter()
-                .filter_map(|a| anc_limits.get(a).map(Vec::as_slice))
-                .collect();
+            let anc: Vec<&Samples> = anc_dirs.iter().filter_map(|a| anc_limits.get(a)).collect();
             let pts = history::points_of(&r, &h, path, &own, &anc);
             // Without a TARGET, only cgroups that held processes (containers, services),
             // not the empty parents (kubepods.slice, ...).
@@ -729,6 +727,10 @@ mod one_pass {
             assert_eq!(pts.len(), 45, "{}", rec.cgroup);
             let dir = format!("{mp}{}", rec.cgroup);
             let (all, _) = r.group_samples(&[&dir], lo, hi).unwrap();
+            let all = all
+                .into_iter()
+                .map(|(p, ss)| (p, Samples::from(ss.as_slice())))
+                .collect();
             let want = from_points(
                 &rec.cgroup,
                 None,

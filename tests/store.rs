@@ -438,3 +438,108 @@ fn gone_cgroups_are_pruned_and_kept_windows_released_by_oom_forget() {
     assert_eq!(rows(d.path(), "events", "cgroup", "/a"), 0);
     assert_eq!(rows(d.path(), "series", "path", "/memory/b/"), 1);
 }
+
+/// `Reader::each_group` (columns, `recommend`'s one pass) reads exactly what
+/// `group_samples` reads: compacted chunks and frames not yet compacted, a damaged chunk
+/// skipped and named, a template change, an absent file, unchanged runs, a time window
+/// cutting chunks, a series `keep` drops, and a group with no samples.
+#[test]
+fn each_group_columns_equal_group_samples() {
+    let d = tempfile::tempdir().unwrap();
+    let t0 = 1_800_000_000_000i64;
+    let g = |c: &str| format!("/sys/fs/cgroup/memory/{c}");
+    {
+        let mut w = Writer::open(d.path(), limits(i64::MAX / 4, u64::MAX, 1000)).unwrap();
+        for i in 0..40u64 {
+            let t = t0 + i as i64 * 200;
+            let limit = if i < 17 {
+                "max\n".to_string()
+            } else {
+                format!("{}\n", 1000 + i / 9)
+            };
+            let mut files = vec![
+                (format!("{}/memory.stat", g("a")), file(i / 3)),
+                (
+                    format!("{}/memory.limit_in_bytes", g("a")),
+                    limit.into_bytes(),
+                ),
+                (format!("{}/memory.stat", g("b")), file(100 + i)),
+                (format!("{}/memory.numa_stat", g("b")), file(i)),
+            ];
+            let mut absent = vec![];
+            if i % 7 == 3 {
+                absent.push(format!("{}/memory.usage_in_bytes", g("a")));
+            } else {
+                files.push((
+                    format!("{}/memory.usage_in_bytes", g("a")),
+                    format!("{}\n", 4096 * (i / 5)).into_bytes(),
+                ));
+            }
+            w.write(t, &files, &absent, &[]).unwrap();
+        }
+        // No flush: the last span stays in frames.
+    }
+    let c = rusqlite::Connection::open(d.path().join("memlens.db")).unwrap();
+    let frames: i64 = c
+        .query_row("SELECT count(*) FROM frames", [], |r| r.get(0))
+        .unwrap();
+    assert!(frames > 0, "the test needs frames not yet compacted");
+    let (id, mut data): (i64, Vec<u8>) = c
+        .query_row(
+            "SELECT c.id, c.data FROM chunks c JOIN groups g ON g.id=c.grp WHERE g.name=?1 ORDER BY t0 LIMIT 1 OFFSET 2",
+            [g("a")],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    // Damage the rows of the chunk's last series, not its compression: the series before
+    // it decode, and must not be kept (the whole chunk is skipped).
+    let mut raw = zstd::decode_all(&data[..]).unwrap();
+    let n = raw.len();
+    for b in &mut raw[n - 3..] {
+        *b = 0xff;
+    }
+    data = zstd::bulk::compress(&raw, 3).unwrap();
+    c.execute(
+        "UPDATE chunks SET data=?1 WHERE id=?2",
+        rusqlite::params![data, id],
+    )
+    .unwrap();
+    drop(c);
+    let r = Reader::open(d.path()).unwrap();
+    // The slow read through a second reader (each_group holds its read transaction).
+    let r2 = Reader::open(d.path()).unwrap();
+    let keep = |p: &str| !p.ends_with("numa_stat");
+    for (since, until) in [
+        (i64::MIN, i64::MAX),
+        (t0 + 600, t0 + 6_000),
+        (t0 + 7_000, t0 + 7_800),
+    ] {
+        let names = [g("a"), g("b"), g("none")];
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut seen = 0;
+        r.each_group(&names, since, until, &keep, |name, (cols, problems)| {
+            seen += 1;
+            let (want, want_p) = r2.group_samples_where(&[name], since, until, keep).unwrap();
+            assert_eq!(problems, want_p, "{name} {since}..{until}");
+            assert_eq!(
+                cols.keys().collect::<Vec<_>>(),
+                want.keys().collect::<Vec<_>>(),
+                "{name} {since}..{until}"
+            );
+            for (p, ss) in &want {
+                let got: Vec<(i64, u64, Vec<u64>)> = cols[p]
+                    .iter()
+                    .map(|s| (s.t, s.tpl, s.vals.to_vec()))
+                    .collect();
+                let want: Vec<(i64, u64, Vec<u64>)> =
+                    ss.iter().map(|s| (s.t, s.tpl, s.vals.clone())).collect();
+                assert_eq!(got, want, "{p} {since}..{until}");
+            }
+            if name == g("a") && since == i64::MIN {
+                assert_eq!(problems.len(), 1, "{problems:?}");
+            }
+        })
+        .unwrap();
+        assert_eq!(seen, 3);
+    }
+}

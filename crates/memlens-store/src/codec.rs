@@ -355,6 +355,208 @@ pub fn decode_series(
     (pos == buf.len()).then_some(out)
 }
 
+/// One sample of a [`Samples`], borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SampleRef<'a> {
+    /// Wall time, ms since the epoch.
+    pub t: i64,
+    /// Template id (0: the file was absent).
+    pub tpl: u64,
+    /// The numbers.
+    pub vals: &'a [u64],
+}
+
+/// A series' samples in columns, every sample's numbers in one buffer. A `Vec<Sample>`
+/// allocates and frees a vector per sample: `recommend` over a day of 1,000 cgroups decodes
+/// some 38 million samples, and that was a quarter of its time. A sample whose template and
+/// numbers equal its predecessor's (most of an idle cgroup's) shares its numbers.
+#[derive(Debug, Clone, Default)]
+pub struct Samples {
+    t: Vec<i64>,
+    tpl: Vec<u64>,
+    /// Per sample: where its numbers start in `vals` and how many.
+    span: Vec<(usize, u32)>,
+    vals: Vec<u64>,
+}
+
+impl PartialEq for Samples {
+    fn eq(&self, o: &Self) -> bool {
+        self.len() == o.len() && self.iter().zip(o.iter()).all(|(a, b)| a == b)
+    }
+}
+
+impl Eq for Samples {}
+
+impl Samples {
+    /// Samples held.
+    pub fn len(&self) -> usize {
+        self.t.len()
+    }
+
+    /// Whether none are held.
+    pub fn is_empty(&self) -> bool {
+        self.t.is_empty()
+    }
+
+    /// The time of sample `i` (panics when out of range, as indexing does).
+    pub fn t(&self, i: usize) -> i64 {
+        self.t[i]
+    }
+
+    /// The template of sample `i`.
+    pub fn tpl(&self, i: usize) -> u64 {
+        self.tpl[i]
+    }
+
+    /// The numbers of sample `i`.
+    pub fn vals(&self, i: usize) -> &[u64] {
+        let (s, n) = self.span[i];
+        &self.vals[s..s + n as usize]
+    }
+
+    /// Sample `i`, when there is one.
+    pub fn get(&self, i: usize) -> Option<SampleRef<'_>> {
+        (i < self.len()).then(|| SampleRef {
+            t: self.t[i],
+            tpl: self.tpl[i],
+            vals: self.vals(i),
+        })
+    }
+
+    /// The last sample.
+    pub fn last(&self) -> Option<SampleRef<'_>> {
+        self.len().checked_sub(1).and_then(|i| self.get(i))
+    }
+
+    /// Whether samples `i` and `j` hold the same template and numbers.
+    pub fn same(&self, i: usize, j: usize) -> bool {
+        self.tpl[i] == self.tpl[j] && (self.span[i] == self.span[j] || self.vals(i) == self.vals(j))
+    }
+
+    /// The samples in order.
+    pub fn iter(&self) -> impl Iterator<Item = SampleRef<'_>> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+
+    /// Appends a sample.
+    pub fn push(&mut self, t: i64, tpl: u64, vals: &[u64]) {
+        let span = match self.len().checked_sub(1) {
+            Some(l) if self.tpl[l] == tpl && self.vals(l) == vals => self.span[l],
+            _ => {
+                let s = self.vals.len();
+                self.vals.extend_from_slice(vals);
+                (s, vals.len() as u32)
+            }
+        };
+        self.t.push(t);
+        self.tpl.push(tpl);
+        self.span.push(span);
+    }
+
+    /// Keeps the first `n` samples.
+    pub fn truncate(&mut self, n: usize) {
+        if n >= self.len() {
+            return;
+        }
+        self.t.truncate(n);
+        self.tpl.truncate(n);
+        self.span.truncate(n);
+        let end = self.span.last().map_or(0, |(s, l)| s + *l as usize);
+        self.vals.truncate(end);
+    }
+
+    /// Sorts by time, stably (samples of one time keep their order), when they are not
+    /// in order already (a reader appends chunks in time order, then the frames).
+    pub fn sort_by_time(&mut self) {
+        if self.t.windows(2).all(|w| w[0] <= w[1]) {
+            return;
+        }
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        order.sort_by_key(|&i| self.t[i]);
+        let mut out = Samples::default();
+        for i in order {
+            out.push(self.t[i], self.tpl[i], self.vals(i));
+        }
+        *self = out;
+    }
+}
+
+impl From<&[Sample]> for Samples {
+    fn from(ss: &[Sample]) -> Self {
+        let mut out = Samples::default();
+        for s in ss {
+            out.push(s.t, s.tpl, &s.vals);
+        }
+        out
+    }
+}
+
+/// [`decode_series`] into `out`, keeping the samples in `[since, until]` (ms) only, with no
+/// allocation per sample. `None` when the bytes are damaged; `out` is then as it was.
+pub fn decode_series_into(
+    buf: &[u8],
+    rows: u32,
+    count: impl Fn(u64) -> Option<usize>,
+    since: i64,
+    until: i64,
+    row: &mut Vec<u64>,
+    out: &mut Samples,
+) -> Option<()> {
+    let before = out.len();
+    let ok = (|| {
+        let (mut pos, mut t, mut dt) = (0usize, 0i64, 0i64);
+        let mut last_tpl = u64::MAX;
+        row.clear();
+        for _ in 0..rows {
+            dt = dt.checked_add(unzigzag(get_varint(buf, &mut pos)?))?;
+            t = t.checked_add(dt)?;
+            let tpl = get_varint(buf, &mut pos)?;
+            let n = if tpl == 0 { 0 } else { count(tpl)? };
+            // The delta base: the previous row when its template is the same (`row` holds
+            // it), else zeros (as `get_row` against an empty `prev`).
+            if tpl != last_tpl {
+                row.clear();
+            }
+            row.resize(n, 0);
+            apply_row(buf, &mut pos, row)?;
+            last_tpl = tpl;
+            if t >= since && t <= until {
+                out.push(t, tpl, row);
+            }
+        }
+        (pos == buf.len()).then_some(())
+    })();
+    if ok.is_none() {
+        out.truncate(before);
+    }
+    ok
+}
+
+/// Applies a row written by [`put_row`] to `vals` (its delta base, as many values as the
+/// row has), in place: [`get_row`] without the allocation.
+fn apply_row(buf: &[u8], pos: &mut usize, vals: &mut [u64]) -> Option<()> {
+    let n = vals.len();
+    if n == 0 {
+        get_varint(buf, pos)?;
+        return Some(());
+    }
+    let mut j = 0usize;
+    while j < n {
+        let z = usize::try_from(get_varint(buf, pos)?).ok()?;
+        j = j.checked_add(z)?;
+        if j > n {
+            return None;
+        }
+        if j == n {
+            break;
+        }
+        let d = unzigzag(get_varint(buf, pos)?);
+        vals[j] = vals[j].wrapping_add(d as u64);
+        j += 1;
+    }
+    Some(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,6 +615,46 @@ mod tests {
     }
 
     proptest! {
+        /// The columns decode what `decode_series` decodes, over any rows, templates
+        /// (value counts) and time window.
+        #[test]
+        fn columns_equal_the_samples(
+            rows in proptest::collection::vec((0u64..3, proptest::collection::vec(0u64..4, 3)), 0..30),
+            since in 0i64..40_000,
+            len in 0i64..40_000,
+        ) {
+            let mut s = SeriesBuf::default();
+            for (i, (tpl, r)) in rows.iter().enumerate() {
+                let n = if *tpl == 0 { 0 } else { *tpl as usize + 1 };
+                s.push(i as i64 * 1000, *tpl, &r[..n]);
+            }
+            let count = |t: u64| Some(t as usize + 1);
+            let want: Vec<Sample> = decode_series(&s.bytes, s.rows, count)
+                .unwrap()
+                .into_iter()
+                .filter(|x| x.t >= since && x.t <= since + len)
+                .collect();
+            let mut got = Samples::default();
+            got.push(-1, 1, &[7, 7]);
+            decode_series_into(&s.bytes, s.rows, count, since, since + len, &mut Vec::new(), &mut got).unwrap();
+            let mut expect = Samples::default();
+            expect.push(-1, 1, &[7, 7]);
+            for x in &want {
+                expect.push(x.t, x.tpl, &x.vals);
+            }
+            prop_assert_eq!(&got, &expect);
+            prop_assert_eq!(got.iter().skip(1).map(|x| (x.t, x.tpl, x.vals.to_vec())).collect::<Vec<_>>(),
+                want.iter().map(|x| (x.t, x.tpl, x.vals.clone())).collect::<Vec<_>>());
+            // Damaged bytes leave `out` as it was.
+            let n = got.len();
+            if !s.bytes.is_empty() {
+                let cut = &s.bytes[..s.bytes.len() - 1];
+                if decode_series_into(cut, s.rows, count, i64::MIN, i64::MAX, &mut Vec::new(), &mut got).is_none() {
+                    prop_assert_eq!(got.len(), n);
+                }
+            }
+        }
+
         #[test]
         fn any_text_roundtrips(s in "[a-z0-9 .=_:\\-\n\t]{0,80}") {
             let (t, v) = tokenize(s.as_bytes());

@@ -22,7 +22,7 @@
 
 pub mod codec;
 
-use codec::{Sample, SeriesBuf};
+use codec::{Sample, Samples, SeriesBuf};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -900,6 +900,9 @@ pub struct Reader {
 /// Samples of one group's series, by path, in time order; and the chunks that were damaged.
 pub type GroupSamples = (BTreeMap<String, Vec<Sample>>, Vec<String>);
 
+/// [`GroupSamples`] as columns ([`Reader::each_group`]).
+pub type GroupColumns = (BTreeMap<String, Samples>, Vec<String>);
+
 impl Reader {
     /// Opens the store in `dir` read-only.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
@@ -980,10 +983,16 @@ impl Reader {
 
     /// The text of a sample (its template filled), `None` when absent or damaged.
     pub fn text(&self, s: &Sample) -> Option<Vec<u8>> {
-        if s.tpl == 0 {
+        self.text_of(s.tpl, &s.vals)
+    }
+
+    /// The text of template `tpl` filled with `vals` (a [`Samples`] entry), `None` when
+    /// absent or damaged.
+    pub fn text_of(&self, tpl: u64, vals: &[u64]) -> Option<Vec<u8>> {
+        if tpl == 0 {
             return None;
         }
-        codec::render(self.templates.get(&i64::try_from(s.tpl).ok()?)?, &s.vals)
+        codec::render(self.templates.get(&i64::try_from(tpl).ok()?)?, vals)
     }
 
     /// The template `id` (see [`codec`]), when the store has it.
@@ -1064,6 +1073,74 @@ impl Reader {
             out.push((sid, samples));
         }
         Ok(out)
+    }
+
+    /// [`Self::decode_chunk`] into columns: the series in `mask`, their samples in
+    /// `[since, until]`, appended to `out` (by series id). A damaged chunk leaves `out` as
+    /// it was and is named in the error.
+    #[allow(clippy::too_many_arguments)]
+    fn chunk_into(
+        &self,
+        (id, grp, t0, t1): (i64, i64, i64, i64),
+        z: &[u8],
+        mask: &[bool],
+        (since, until): (i64, i64),
+        row: &mut Vec<u64>,
+        out: &mut Vec<(i64, Samples)>,
+    ) -> Result<(), String> {
+        let name = |reason: &str| {
+            format!(
+                "store chunk {id} of {} from {} to {} is damaged ({reason}); skipped",
+                self.groups.get(&grp).map_or("?", String::as_str),
+                memlens_core::units::format_time(t0),
+                memlens_core::units::format_time(t1)
+            )
+        };
+        let raw = decompress(z).map_err(|e| name(&e.to_string()))?;
+        let before: Vec<usize> = out.iter().map(|(_, s)| s.len()).collect();
+        let res = (|| -> Option<()> {
+            let mut pos = 0;
+            let n = codec::get_varint(&raw, &mut pos)?;
+            for _ in 0..n {
+                let sid = codec::get_varint(&raw, &mut pos)? as i64;
+                let rows = u32::try_from(codec::get_varint(&raw, &mut pos)?).ok()?;
+                let len = codec::get_varint(&raw, &mut pos)? as usize;
+                let end = pos.checked_add(len).filter(|e| *e <= raw.len())?;
+                let wanted = usize::try_from(sid)
+                    .ok()
+                    .and_then(|i| mask.get(i))
+                    .copied()
+                    .unwrap_or(false);
+                if wanted {
+                    let k = match out.iter().position(|(s, _)| *s == sid) {
+                        Some(k) => k,
+                        None => {
+                            out.push((sid, Samples::default()));
+                            out.len() - 1
+                        }
+                    };
+                    codec::decode_series_into(
+                        &raw[pos..end],
+                        rows,
+                        |t| self.counts.get(t),
+                        since,
+                        until,
+                        row,
+                        &mut out[k].1,
+                    )?;
+                }
+                pos = end;
+            }
+            Some(())
+        })();
+        if res.is_none() {
+            out.truncate(before.len());
+            for ((_, s), n) in out.iter_mut().zip(before) {
+                s.truncate(n);
+            }
+            return Err(name("bad row encoding"));
+        }
+        Ok(())
     }
 
     /// Every sample of the groups `names` in `[since, until]` (ms): chunks, then frames.
@@ -1190,17 +1267,17 @@ impl Reader {
     }
 
     /// [`Self::group_samples`] of each group in `names` in turn, `f(name, samples)`, keeping
-    /// only the series whose path `keep` takes: the frames not yet compacted are decoded
-    /// once for all the groups, not once per group (they hold every group's rows: over
-    /// 1,000 cgroups that was 1,000 decodes of the same frames). One read transaction, as
-    /// `group_samples`.
+    /// only the series whose path `keep` takes, as columns ([`Samples`]: no allocation per
+    /// sample): the frames not yet compacted are decoded once for all the groups, not once
+    /// per group (they hold every group's rows: over 1,000 cgroups that was 1,000 decodes of
+    /// the same frames). One read transaction, as `group_samples`.
     pub fn each_group(
         &self,
         names: &[&str],
         since: i64,
         until: i64,
         keep: &dyn Fn(&str) -> bool,
-        mut f: impl FnMut(&str, GroupSamples),
+        mut f: impl FnMut(&str, GroupColumns),
     ) -> Result<(), StoreError> {
         let e = db_err(&self.dir);
         let by_name: HashMap<&str, i64> = self
@@ -1215,38 +1292,67 @@ impl Reader {
                 .filter_map(|n| by_name.get(n).copied())
                 .collect();
             let want_v = self.series_mask(|g| wanted.contains(&g), keep);
-            let mut framed: HashMap<i64, BTreeMap<String, Vec<Sample>>> = HashMap::new();
+            // Per group, per series id: the frames' samples.
+            let mut framed: HashMap<i64, Vec<(i64, Samples)>> = HashMap::new();
             for (_, rows) in read_frames(&self.conn, &self.counts, until, Some(&want_v))? {
                 for (sid, s) in rows {
                     // Only the masked series come back: no group or path test per row.
-                    if let Some((p, g)) = self.series.get(&sid)
+                    if let Some((_, g)) = self.series.get(&sid)
                         && s.t >= since
                     {
-                        framed
-                            .entry(*g)
-                            .or_default()
-                            .entry(p.clone())
-                            .or_default()
-                            .push(s);
+                        let cols = framed.entry(*g).or_default();
+                        let k = match cols.iter().position(|(x, _)| *x == sid) {
+                            Some(k) => k,
+                            None => {
+                                cols.push((sid, Samples::default()));
+                                cols.len() - 1
+                            }
+                        };
+                        cols[k].1.push(s.t, s.tpl, &s.vals);
                     }
                 }
             }
             let mut st = self.conn.prepare(
                 "SELECT id, grp, t0, t1, data FROM chunks WHERE grp=?1 AND t1>=?2 AND t0<=?3 ORDER BY t0",
             )?;
+            let mut row = Vec::new();
             for name in names {
-                let mut out: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
+                let mut cols: Vec<(i64, Samples)> = Vec::new();
                 let mut problems = Vec::new();
                 let Some(g) = by_name.get(name).copied() else {
-                    f(name, (out, problems));
+                    f(name, (BTreeMap::new(), problems));
                     continue;
                 };
-                self.group_chunks(&mut st, g, since, until, &want_v, &mut out, &mut problems)?;
-                for (p, ss) in framed.remove(&g).unwrap_or_default() {
-                    out.entry(p).or_default().extend(ss);
+                let rows = st.query_map(params![g, since, until], |r| {
+                    Ok((
+                        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?),
+                        r.get::<_, Vec<u8>>(4)?,
+                    ))
+                })?;
+                for r in rows {
+                    let (key, z) = r?;
+                    if let Err(p) =
+                        self.chunk_into(key, &z, &want_v, (since, until), &mut row, &mut cols)
+                    {
+                        problems.push(p);
+                    }
                 }
-                for v in out.values_mut() {
-                    v.sort_by_key(|s| s.t);
+                for (sid, fs) in framed.remove(&g).unwrap_or_default() {
+                    match cols.iter_mut().find(|(x, _)| *x == sid) {
+                        Some((_, c)) => {
+                            for s in fs.iter() {
+                                c.push(s.t, s.tpl, s.vals);
+                            }
+                        }
+                        None => cols.push((sid, fs)),
+                    }
+                }
+                let mut out = BTreeMap::new();
+                for (sid, mut c) in cols {
+                    if let Some((p, _)) = self.series.get(&sid) {
+                        c.sort_by_time();
+                        out.insert(p.clone(), c);
+                    }
                 }
                 f(name, (out, problems));
             }
