@@ -339,7 +339,7 @@ fn points(g: &Group) -> (Vec<Point>, Option<i64>, Option<u64>, Psi) {
         .keys()
         .map(|&t| Point {
             t,
-            values: COLUMNS.iter().map(|c| at(c, t)).collect(),
+            values: COLUMNS.map(|c| at(c, t)),
             limit_hits: at("#limit_hits", t).or_else(|| at("#limit_hits_v1", t)),
             high_events: at("#high_events", t),
             oom_kills: at("#oom_kills", t),

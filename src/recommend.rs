@@ -572,7 +572,7 @@ mod tests {
     fn counter_rise_survives_a_reset() {
         let p = |v: u64| Point {
             t: 0,
-            values: vec![],
+            values: [None; history::NCOLUMNS],
             limit_hits: Some(v),
             high_events: None,
             oom_kills: None,

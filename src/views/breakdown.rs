@@ -127,6 +127,57 @@ impl Found {
         }
         f
     }
+
+    fn by_index(s: &crate::model::KeyValues, idx: &StatIndex) -> Self {
+        let mut f = Found {
+            local: [None; NKEYS],
+            total: [None; NKEYS],
+        };
+        for &(pos, i, total) in &idx.at {
+            let v = s.0.get(pos).map(|(_, v)| *v);
+            if total {
+                f.total[i] = v;
+            } else {
+                f.local[i] = v;
+            }
+        }
+        f
+    }
+}
+
+/// Where [`Breakdown::of`] finds the memory.stat keys it reads in one list of keys, for
+/// [`Breakdown::of_indexed`]: `history` and `recommend` compute the breakdown for every
+/// recorded sample of a cgroup, whose memory.stat has the same keys in the same order from
+/// one sample to the next (only the numbers change), so the keys are matched once.
+#[derive(Debug, Clone)]
+pub struct StatIndex {
+    keys: usize,
+    /// (position in the list, index in KEYS, a v1 `total_` key): the first of each.
+    at: Vec<(usize, usize, bool)>,
+}
+
+impl StatIndex {
+    /// The index of the keys of `s`.
+    pub fn of(s: &crate::model::KeyValues) -> Self {
+        let mut seen = [[false; 2]; NKEYS];
+        let mut at = Vec::new();
+        for (pos, (k, _)) in s.0.iter().enumerate() {
+            let hit = match slot(k) {
+                Some(i) => Some((i, false)),
+                None => k.strip_prefix("total_").and_then(slot).map(|i| (i, true)),
+            };
+            if let Some((i, total)) = hit
+                && !seen[i][usize::from(total)]
+            {
+                seen[i][usize::from(total)] = true;
+                at.push((pos, i, total));
+            }
+        }
+        StatIndex {
+            keys: s.0.len(),
+            at,
+        }
+    }
 }
 
 fn stat_fig(cg: &Cgroup, found: Option<&Found>, key: &str) -> Figure {
@@ -186,9 +237,27 @@ pub fn sum(figs: &[&Figure]) -> Option<u64> {
 impl Breakdown {
     /// Computes the breakdown of `cg`.
     pub fn of(cg: &Cgroup) -> Self {
+        Self::of_found(cg, cg.stat.as_ref().map(Found::of).as_ref())
+    }
+
+    /// [`Self::of`] with memory.stat's keys found through `idx`, which must be the
+    /// [`StatIndex`] of a memory.stat with the same keys in the same order as `cg`'s (the
+    /// caller knows when they changed: `history::points_of` makes it after each full read
+    /// and updates only the numbers in between). A list of another length is searched.
+    pub fn of_indexed(cg: &Cgroup, idx: &StatIndex) -> Self {
+        let found = cg.stat.as_ref().map(|s| {
+            if s.0.len() == idx.keys {
+                debug_assert!(StatIndex::of(s).at == idx.at, "a stale StatIndex");
+                Found::by_index(s, idx)
+            } else {
+                Found::of(s)
+            }
+        });
+        Self::of_found(cg, found.as_ref())
+    }
+
+    fn of_found(cg: &Cgroup, found: Option<&Found>) -> Self {
         let v1 = cg.version == Version::V1;
-        let found = cg.stat.as_ref().map(Found::of);
-        let found = found.as_ref();
         let fig = |name: &str| fig(cg, found, name);
         let usage = match (cg.version, cg.usage.current) {
             (Version::V1, u) => Figure::new(u, "memory.usage_in_bytes"),
@@ -396,6 +465,43 @@ mod tests {
             children: vec![],
             hugetlb: vec![],
             problems: vec![],
+        }
+    }
+
+    /// The breakdown through a [`super::StatIndex`] equals the searched one, v1 and v2.
+    #[test]
+    fn indexed_equals_searched() {
+        let stats: [(Version, &[(&str, u64)]); 2] = [
+            (
+                Version::V1,
+                &[
+                    ("cache", 2),
+                    ("rss", 1),
+                    ("total_rss", 5),
+                    ("total_rss", 7),
+                    ("total_cache", 9),
+                    ("swap", 3),
+                ],
+            ),
+            (
+                Version::V2,
+                &[
+                    ("anon", 8),
+                    ("file", 3),
+                    ("kernel", 4),
+                    ("anon", 2),
+                    ("slab_reclaimable", 1),
+                    ("sock", 6),
+                ],
+            ),
+        ];
+        for (v, st) in stats {
+            let c = cg(v, st);
+            let idx = super::StatIndex::of(c.stat.as_ref().unwrap());
+            assert_eq!(
+                super::Breakdown::of_indexed(&c, &idx),
+                super::Breakdown::of(&c)
+            );
         }
     }
 

@@ -181,6 +181,7 @@ pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 /// Reads a varint at `*pos`; `None` at the end or on an overlong one.
+#[inline]
 pub fn get_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
     let mut v: u64 = 0;
     for shift in (0..64).step_by(7) {
@@ -198,6 +199,7 @@ fn zigzag(d: i64) -> u64 {
     ((d << 1) ^ (d >> 63)) as u64
 }
 
+#[inline]
 fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
@@ -374,10 +376,16 @@ pub struct SampleRef<'a> {
 pub struct Samples {
     t: Vec<i64>,
     tpl: Vec<u64>,
-    /// Per sample: where its numbers start in `vals` and how many.
-    span: Vec<(usize, u32)>,
-    vals: Vec<u64>,
+    /// Per sample: the block of `vals` holding its numbers, where they start, how many.
+    span: Vec<(u32, u32, u32)>,
+    /// The numbers, in blocks of at least [`BLOCK`] (a day of memory.stat is 10 MB: one
+    /// growing vector was copied on each doubling).
+    vals: Vec<Vec<u64>>,
 }
+
+/// Numbers per block of [`Samples`] (64 KiB: below malloc's mmap threshold, so the blocks
+/// of one cgroup are reused for the next instead of mapped, faulted in and unmapped).
+const BLOCK: usize = 8 * 1024;
 
 impl PartialEq for Samples {
     fn eq(&self, o: &Self) -> bool {
@@ -389,32 +397,39 @@ impl Eq for Samples {}
 
 impl Samples {
     /// Samples held.
+    #[inline]
     pub fn len(&self) -> usize {
         self.t.len()
     }
 
     /// Whether none are held.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.t.is_empty()
     }
 
     /// The time of sample `i` (panics when out of range, as indexing does).
+    #[inline]
     pub fn t(&self, i: usize) -> i64 {
         self.t[i]
     }
 
     /// The template of sample `i`.
+    #[inline]
     pub fn tpl(&self, i: usize) -> u64 {
         self.tpl[i]
     }
 
     /// The numbers of sample `i`.
+    #[inline]
     pub fn vals(&self, i: usize) -> &[u64] {
-        let (s, n) = self.span[i];
-        &self.vals[s..s + n as usize]
+        let (b, s, n) = self.span[i];
+        let s = s as usize;
+        &self.vals[b as usize][s..s + n as usize]
     }
 
     /// Sample `i`, when there is one.
+    #[inline]
     pub fn get(&self, i: usize) -> Option<SampleRef<'_>> {
         (i < self.len()).then(|| SampleRef {
             t: self.t[i],
@@ -424,11 +439,13 @@ impl Samples {
     }
 
     /// The last sample.
+    #[inline]
     pub fn last(&self) -> Option<SampleRef<'_>> {
         self.len().checked_sub(1).and_then(|i| self.get(i))
     }
 
     /// Whether samples `i` and `j` hold the same template and numbers.
+    #[inline]
     pub fn same(&self, i: usize, j: usize) -> bool {
         self.tpl[i] == self.tpl[j] && (self.span[i] == self.span[j] || self.vals(i) == self.vals(j))
     }
@@ -439,18 +456,45 @@ impl Samples {
     }
 
     /// Appends a sample.
+    #[inline]
     pub fn push(&mut self, t: i64, tpl: u64, vals: &[u64]) {
-        let span = match self.len().checked_sub(1) {
-            Some(l) if self.tpl[l] == tpl && self.vals(l) == vals => self.span[l],
+        self.push_known(t, tpl, vals, None);
+    }
+
+    /// [`Self::push`] when the caller knows whether the sample equals the last one held
+    /// (`Some`), so the numbers are not compared.
+    #[inline]
+    fn push_known(&mut self, t: i64, tpl: u64, vals: &[u64], same: Option<bool>) {
+        let last = self.len().checked_sub(1);
+        let same = last
+            .is_some_and(|l| same.unwrap_or_else(|| self.tpl[l] == tpl && self.vals(l) == vals));
+        let span = match last {
+            Some(l) if same => self.span[l],
             _ => {
-                let s = self.vals.len();
-                self.vals.extend_from_slice(vals);
-                (s, vals.len() as u32)
+                let room = self
+                    .vals
+                    .last()
+                    .is_some_and(|b| b.capacity() - b.len() >= vals.len());
+                if !room {
+                    self.vals.push(Vec::with_capacity(BLOCK.max(vals.len())));
+                }
+                let b = self.vals.len() - 1;
+                let block = &mut self.vals[b];
+                let s = block.len();
+                block.extend_from_slice(vals);
+                (b as u32, s as u32, vals.len() as u32)
             }
         };
         self.t.push(t);
         self.tpl.push(tpl);
         self.span.push(span);
+    }
+
+    /// Room for `n` more samples.
+    pub fn reserve(&mut self, n: usize) {
+        self.t.reserve(n);
+        self.tpl.reserve(n);
+        self.span.reserve(n);
     }
 
     /// Keeps the first `n` samples.
@@ -461,8 +505,13 @@ impl Samples {
         self.t.truncate(n);
         self.tpl.truncate(n);
         self.span.truncate(n);
-        let end = self.span.last().map_or(0, |(s, l)| s + *l as usize);
-        self.vals.truncate(end);
+        match self.span.last() {
+            Some(&(b, s, l)) => {
+                self.vals.truncate(b as usize + 1);
+                self.vals[b as usize].truncate((s + l) as usize);
+            }
+            None => self.vals.clear(),
+        }
     }
 
     /// Sorts by time, stably (samples of one time keep their order), when they are not
@@ -503,9 +552,12 @@ pub fn decode_series_into(
     out: &mut Samples,
 ) -> Option<()> {
     let before = out.len();
+    out.reserve(rows as usize);
     let ok = (|| {
         let (mut pos, mut t, mut dt) = (0usize, 0i64, 0i64);
         let mut last_tpl = u64::MAX;
+        // Whether the previous row is the last sample in `out`.
+        let mut pushed = false;
         row.clear();
         for _ in 0..rows {
             dt = dt.checked_add(unzigzag(get_varint(buf, &mut pos)?))?;
@@ -514,15 +566,19 @@ pub fn decode_series_into(
             let n = if tpl == 0 { 0 } else { count(tpl)? };
             // The delta base: the previous row when its template is the same (`row` holds
             // it), else zeros (as `get_row` against an empty `prev`).
-            if tpl != last_tpl {
+            let same_tpl = tpl == last_tpl && row.len() == n;
+            if !same_tpl {
                 row.clear();
+                row.resize(n, 0);
             }
-            row.resize(n, 0);
-            apply_row(buf, &mut pos, row)?;
+            let moved = apply_row(buf, &mut pos, row)?;
             last_tpl = tpl;
-            if t >= since && t <= until {
-                out.push(t, tpl, row);
-            }
+            pushed = if t >= since && t <= until {
+                out.push_known(t, tpl, row, pushed.then_some(same_tpl && !moved));
+                true
+            } else {
+                false
+            };
         }
         (pos == buf.len()).then_some(())
     })();
@@ -533,14 +589,16 @@ pub fn decode_series_into(
 }
 
 /// Applies a row written by [`put_row`] to `vals` (its delta base, as many values as the
-/// row has), in place: [`get_row`] without the allocation.
-fn apply_row(buf: &[u8], pos: &mut usize, vals: &mut [u64]) -> Option<()> {
+/// row has), in place: [`get_row`] without the allocation. Whether a value moved.
+#[inline]
+fn apply_row(buf: &[u8], pos: &mut usize, vals: &mut [u64]) -> Option<bool> {
     let n = vals.len();
     if n == 0 {
         get_varint(buf, pos)?;
-        return Some(());
+        return Some(false);
     }
     let mut j = 0usize;
+    let mut moved = false;
     while j < n {
         let z = usize::try_from(get_varint(buf, pos)?).ok()?;
         j = j.checked_add(z)?;
@@ -551,10 +609,11 @@ fn apply_row(buf: &[u8], pos: &mut usize, vals: &mut [u64]) -> Option<()> {
             break;
         }
         let d = unzigzag(get_varint(buf, pos)?);
+        moved |= d != 0;
         vals[j] = vals[j].wrapping_add(d as u64);
         j += 1;
     }
-    Some(())
+    Some(moved)
 }
 
 #[cfg(test)]
@@ -612,6 +671,30 @@ mod tests {
         assert_eq!(d[1].vals, vec![1, 2, 4]);
         assert_eq!(d[2].vals, vec![9]);
         assert_eq!((d[3].t, d[3].tpl), (4000, 0));
+    }
+
+    /// Numbers across blocks, shared runs and a truncation inside a block read back as pushed.
+    #[test]
+    fn columns_span_blocks_and_truncate() {
+        let mut c = Samples::default();
+        let mut want = Vec::new();
+        for i in 0..6_000u64 {
+            let v = [i / 4, 7, i % 3];
+            c.push(i as i64, 1 + i / 2_500, &v);
+            want.push((i as i64, 1 + i / 2_500, v.to_vec()));
+        }
+        assert!(c.vals.len() > 1, "more than one block");
+        let got = |c: &Samples| -> Vec<(i64, u64, Vec<u64>)> {
+            c.iter().map(|s| (s.t, s.tpl, s.vals.to_vec())).collect()
+        };
+        assert_eq!(got(&c), want);
+        c.truncate(4_000);
+        want.truncate(4_000);
+        assert_eq!(got(&c), want);
+        c.push(-1, 9, &[1, 2, 3]);
+        assert_eq!(c.last().unwrap().vals, &[1, 2, 3]);
+        c.truncate(0);
+        assert!(c.is_empty() && c.vals.is_empty());
     }
 
     proptest! {
