@@ -476,47 +476,96 @@ pub fn recommend(dir: Option<&Path>, q: &Query) -> Result<Report, (i32, String)>
         .copied()
         .zip(targets.iter().map(String::as_str))
         .collect();
+    // One share of the cgroups, read through `rd`: (recommendations, problems, a TARGET
+    // without samples).
+    type Part = (Vec<Recommendation>, Vec<String>, Option<String>);
+    let part_of = |rd: &Reader, part: &[&str]| -> Result<Part, String> {
+        let (mut out, mut problems, mut missing) = (Vec::new(), Vec::new(), None);
+        rd.each_group(
+            part,
+            since,
+            until,
+            &|p| wanted_file(v, p),
+            |dir, (own, p)| {
+                problems.extend(p);
+                let Some(path) = by_dir.get(dir).copied() else {
+                    return;
+                };
+                let anc_dirs = ancestors_of(dir);
+                let anc: Vec<&Samples> =
+                    anc_dirs.iter().filter_map(|a| anc_limits.get(a)).collect();
+                let pts = history::points_of(rd, &h, path, &own, &anc);
+                // Without a TARGET, only cgroups that held processes (containers, services),
+                // not the empty parents (kubepods.slice, ...).
+                if q.target.is_none()
+                    && !pts
+                        .iter()
+                        .any(|p| p.pids.as_ref().is_some_and(|v| !v.is_empty()))
+                {
+                    return;
+                }
+                let (psi, kpeak) = pressure_and_peak(rd, &own, dir, v);
+                match from_points(
+                    path,
+                    names.get(path).cloned(),
+                    &pts,
+                    interval,
+                    q.margin,
+                    kpeak,
+                    psi,
+                    q.check_limit,
+                ) {
+                    Some(x) => out.push(x),
+                    None if q.target.is_some() => missing = Some(path.to_string()),
+                    None => {}
+                }
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        Ok((out, problems, missing))
+    };
+    // The cgroups are independent: on a machine with cores to spare, shares of them (at
+    // least 64 each) are read at once, each through its own connection (a Reader is one
+    // SQLite connection), the first on this thread. The order of the output is kept.
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4)
+        .min(dir_names.len().div_ceil(64))
+        .max(1);
+    let share = dir_names.len().div_ceil(workers).max(1);
+    let parts: Vec<&[&str]> = dir_names.chunks(share).collect();
+    let store_dir = r.dir().to_path_buf();
+    let results: Vec<Result<Part, String>> = std::thread::scope(|sc| {
+        let part_of = &part_of;
+        let store_dir = &store_dir;
+        let handles: Vec<_> = parts
+            .iter()
+            .skip(1)
+            .map(|part| {
+                sc.spawn(move || {
+                    let rd = Reader::open(store_dir).map_err(|e| e.to_string())?;
+                    part_of(&rd, part)
+                })
+            })
+            .collect();
+        let mut res = vec![
+            parts
+                .first()
+                .map_or(Ok(Default::default()), |p| part_of(&r, p)),
+        ];
+        res.extend(handles.into_iter().map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err("a recommend worker panicked".to_string()))
+        }));
+        res
+    });
     let mut missing: Option<String> = None;
-    r.each_group(
-        &dir_names,
-        since,
-        until,
-        &|p| wanted_file(v, p),
-        |dir, (own, p)| {
-            problems.extend(p);
-            let Some(path) = by_dir.get(dir).copied() else {
-                return;
-            };
-            let anc_dirs = ancestors_of(dir);
-            let anc: Vec<&Samples> = anc_dirs.iter().filter_map(|a| anc_limits.get(a)).collect();
-            let pts = history::points_of(&r, &h, path, &own, &anc);
-            // Without a TARGET, only cgroups that held processes (containers, services),
-            // not the empty parents (kubepods.slice, ...).
-            if q.target.is_none()
-                && !pts
-                    .iter()
-                    .any(|p| p.pids.as_ref().is_some_and(|v| !v.is_empty()))
-            {
-                return;
-            }
-            let (psi, kpeak) = pressure_and_peak(&r, &own, dir, v);
-            match from_points(
-                path,
-                names.get(path).cloned(),
-                &pts,
-                interval,
-                q.margin,
-                kpeak,
-                psi,
-                q.check_limit,
-            ) {
-                Some(x) => out.push(x),
-                None if q.target.is_some() => missing = Some(path.to_string()),
-                None => {}
-            }
-        },
-    )
-    .map_err(|e| fail(e.to_string()))?;
+    for res in results {
+        let (o, p, m) = res.map_err(fail)?;
+        out.extend(o);
+        problems.extend(p);
+        missing = missing.or(m);
+    }
     if let Some(path) = missing {
         return Err(fail(format!("{path}: no samples in the range")));
     }
@@ -675,6 +724,84 @@ mod one_pass {
             ]);
         }
         v
+    }
+
+    /// A whole-node recommend, read in shares by several workers when there are cores,
+    /// equals each cgroup's own `recommend TARGET` (one reader, one pass), in the store's
+    /// order.
+    #[test]
+    fn shares_equal_one_target_at_a_time() {
+        let d = tempfile::tempdir().unwrap();
+        let mp = "/sys/fs/cgroup";
+        let mut w = Writer::open(
+            d.path(),
+            Limits {
+                retention_ms: i64::MAX / 4,
+                max_bytes: u64::MAX,
+                chunk_ms: 10_000,
+            },
+        )
+        .unwrap();
+        let t0 = (crate::store::now_ms() / 10_000 - 4) * 10_000;
+        for s in 0..25u64 {
+            let mut v = vec![(format!("{mp}/kp/memory.max"), b"104857600\n".to_vec())];
+            for c in 0..150u64 {
+                let anon = (c + s * (c % 3)) << 20;
+                let d = format!("{mp}/kp/c{c}");
+                v.extend([
+                    (
+                        format!("{d}/memory.current"),
+                        format!("{}\n", anon + 4096).into_bytes(),
+                    ),
+                    (
+                        format!("{d}/memory.stat"),
+                        set(&fixture("memory.stat"), "anon", anon).into_bytes(),
+                    ),
+                    (
+                        format!("{d}/cgroup.procs"),
+                        format!("{}\n", 100 + c).into_bytes(),
+                    ),
+                ]);
+            }
+            w.write(t0 + s as i64 * 1000, &v, &[], &[]).unwrap();
+        }
+        for (k, v) in [
+            ("mount_point", mp),
+            ("cgroup_version", "2"),
+            ("interval_ms", "1000"),
+        ] {
+            w.set_meta(k, v).unwrap();
+        }
+        drop(w);
+        let q = |target: Option<String>| Query {
+            target,
+            since: None,
+            margin: 0.15,
+            check_limit: None,
+        };
+        let all = recommend(Some(d.path()), &q(None)).unwrap();
+        assert_eq!(all.recommendations.len(), 150);
+        let r = history::open_store(Some(d.path())).unwrap();
+        let h = history::recorded_hierarchy(&r).unwrap();
+        let order: Vec<String> = history::recorded_cgroups(&r, &h)
+            .into_iter()
+            .filter(|c| c.starts_with("/kp/c"))
+            .collect();
+        let got: Vec<&str> = all
+            .recommendations
+            .iter()
+            .map(|x| x.cgroup.as_str())
+            .collect();
+        assert_eq!(got, order);
+        for rec in &all.recommendations {
+            let one = recommend(Some(d.path()), &q(Some(rec.cgroup.clone()))).unwrap();
+            assert_eq!(
+                serde_json::to_value(rec).unwrap(),
+                serde_json::to_value(&one.recommendations[0]).unwrap(),
+                "{}",
+                rec.cgroup
+            );
+        }
     }
 
     #[test]
