@@ -30,9 +30,14 @@ pub struct OomCounts {
 
 /// `oom_kill` from a flat keyed file.
 fn oom_kill(root: &Root, file: &Path) -> Option<u64> {
-    let text = root.read(file).ok()?;
+    oom_kill_read(root, file).ok().flatten()
+}
+
+/// `oom_kill` from a flat keyed file; `Err` when the file could not be read.
+fn oom_kill_read(root: &Root, file: &Path) -> Result<Option<u64>, crate::sys::ReadError> {
+    let text = root.read(file)?;
     let (kv, _) = super::parse::flat_keyed(&text);
-    kv.get("oom_kill")
+    Ok(kv.get("oom_kill"))
 }
 
 /// Reads the local OOM-kill count of every cgroup in `paths` (parents before children, as
@@ -49,8 +54,17 @@ pub fn read_counts(root: &Root, h: &Hierarchy, paths: &[String]) -> OomCounts {
         }
         match h.version {
             Version::V1 => {
-                if root.exists(&dir) {
-                    local.insert(p.clone(), oom_kill(root, &dir.join("memory.oom_control")));
+                // The file first: the directory is looked up only when it fails (a cgroup
+                // removed meanwhile is left out). One path walk less per cgroup per poll:
+                // the recorder and `oom --follow` poll every v1 cgroup.
+                match oom_kill_read(root, &dir.join("memory.oom_control")) {
+                    Ok(n) => {
+                        local.insert(p.clone(), n);
+                    }
+                    Err(_) if root.exists(&dir) => {
+                        local.insert(p.clone(), None);
+                    }
+                    Err(_) => {}
                 }
             }
             Version::V2 => {
