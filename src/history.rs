@@ -237,6 +237,11 @@ pub fn moment(r: &Reader, t: i64) -> Result<Moment, String> {
         if s.t < t - limit {
             continue;
         }
+        // The recorder's own interval peaks are not a kernel file: `--at` gives back the
+        // kernel's files only.
+        if path.ends_with(crate::cgroup::peak::RECORDED_FILE) {
+            continue;
+        }
         let group = crate::store::group_of(&path);
         if removed.iter().any(|(rt, dir)| *rt > s.t && dir == group) {
             continue;
@@ -315,6 +320,7 @@ pub const COLUMNS: &[&str] = &[
     "not_reclaimable",
     "limit",
     "high",
+    "usage_interval_peak",
 ];
 
 /// One sample of a cgroup, as figures (`None`: not provided, never 0).
@@ -336,6 +342,10 @@ pub struct Point {
     /// The cgroup's own processes (cgroup.procs).
     #[serde(skip)]
     pub pids: Option<Vec<i32>>,
+    /// Why `usage_interval_peak` is not provided at this point (the recorder's reason: no
+    /// memory.peak, reset refused, cgroup v1, descriptor cap), when it is not.
+    #[serde(skip)]
+    pub interval_peak_why: Option<std::sync::Arc<str>>,
 }
 
 impl Point {
@@ -447,6 +457,7 @@ fn point_files(v: Version) -> &'static [&'static str] {
             "memory.oom_control",
             "memory.failcnt",
             "cgroup.procs",
+            crate::cgroup::peak::RECORDED_FILE,
         ],
         Version::V2 => &[
             "memory.current",
@@ -456,6 +467,7 @@ fn point_files(v: Version) -> &'static [&'static str] {
             "memory.swap.current",
             "memory.events",
             "cgroup.procs",
+            crate::cgroup::peak::RECORDED_FILE,
         ],
     }
 }
@@ -674,9 +686,16 @@ pub fn points_of(
     anc: &[&[crate::store::codec::Sample]],
 ) -> Vec<Point> {
     let wanted = point_files(h.version);
+    let peaks = own
+        .iter()
+        .find(|(p, _)| p.rsplit('/').next() == Some(crate::cgroup::peak::RECORDED_FILE))
+        .map(|(_, s)| s.as_slice());
     let mut own: Vec<Own> = own
         .iter()
-        .filter(|(p, _)| wanted.contains(&p.rsplit('/').next().unwrap_or("")))
+        .filter(|(p, _)| {
+            let name = p.rsplit('/').next().unwrap_or("");
+            wanted.contains(&name) && name != crate::cgroup::peak::RECORDED_FILE
+        })
         .map(|(p, samples)| Own {
             slot: Slot::of(p.rsplit('/').next().unwrap_or("")),
             path: PathBuf::from(p),
@@ -860,9 +879,65 @@ pub fn points_of(
             high_events,
             oom_kills: cg.events.oom_kills(),
             pids: pids.clone(),
+            interval_peak_why: None,
         });
     }
+    interval_peaks(r, peaks.unwrap_or_default(), &mut out);
     out
+}
+
+/// Each point's `usage_interval_peak`: the highest of the recorder's interval peaks
+/// ([`crate::cgroup::peak::RECORDED_FILE`]) taken after the previous point and up to this
+/// one. The recorder takes one at every read of the cgroup, including the reads of its
+/// usage alone that make no point, so together they cover the whole interval: exact, no
+/// spike between samples missed. A point without one says why (the recorder's reason).
+fn interval_peaks(r: &Reader, samples: &[crate::store::codec::Sample], pts: &mut [Point]) {
+    let col = COLUMNS.len() - 1;
+    let mut i = 0;
+    let mut prev_why: Option<(u64, Vec<u64>, std::sync::Arc<str>)> = None;
+    for p in pts.iter_mut() {
+        p.values.resize(COLUMNS.len(), None);
+        let mut peak: Option<u64> = None;
+        let mut why: Option<std::sync::Arc<str>> = None;
+        while let Some(s) = samples.get(i).filter(|s| s.t <= p.t) {
+            i += 1;
+            // A template with one number and nothing else is `N\n`; any other is a reason.
+            let text = r.text(s);
+            match text
+                .as_deref()
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .and_then(|t| t.trim().parse::<u64>().ok())
+            {
+                Some(v) => peak = Some(peak.map_or(v, |x| x.max(v))),
+                None => {
+                    // Reasons repeat sample after sample: rendered once.
+                    if let Some((tpl, vals, w)) = &prev_why
+                        && *tpl == s.tpl
+                        && *vals == s.vals
+                    {
+                        why = Some(w.clone());
+                        continue;
+                    }
+                    let w: std::sync::Arc<str> = match text {
+                        Some(t) => String::from_utf8_lossy(&t)
+                            .trim()
+                            .trim_start_matches("unavailable: ")
+                            .into(),
+                        None => "memlens.interval_peak not recorded".into(),
+                    };
+                    prev_why = Some((s.tpl, s.vals.clone(), w.clone()));
+                    why = Some(w);
+                }
+            }
+        }
+        p.values[col] = peak;
+        p.interval_peak_why = match peak {
+            Some(_) => None,
+            None => Some(why.unwrap_or_else(|| {
+                "not recorded (the recorder did not record interval peaks then)".into()
+            })),
+        };
+    }
 }
 
 /// A least-squares line through (seconds, bytes).
@@ -1010,8 +1085,51 @@ pub struct History {
     pub not_reclaimable_growth: Option<Growth>,
     /// When the cgroup was removed (it no longer exists), if recorded.
     pub removed_at: Option<String>,
+    /// Whether the `usage_interval_peak` column is exact, and why not where it is not.
+    pub usage_interval_peak: PeakSource,
     /// Damaged chunks skipped.
     pub problems: Vec<String>,
+}
+
+/// How a range's usage peak is known: `exact` (memory.peak read and reset per descriptor at
+/// every sample, Linux 6.12+, cgroup v2), `sampled` (the highest sample: the reasons say
+/// why), or `partly exact` (some points each way).
+#[derive(Debug, Clone, Serialize)]
+pub struct PeakSource {
+    pub source: &'static str,
+    /// Points with an exact interval peak, and without.
+    pub exact_points: usize,
+    pub sampled_points: usize,
+    /// The distinct reasons of the points without one.
+    pub reasons: Vec<String>,
+}
+
+impl PeakSource {
+    /// Over `pts`.
+    pub fn of(pts: &[Point]) -> PeakSource {
+        let col = COLUMNS.len() - 1;
+        let exact = pts
+            .iter()
+            .filter(|p| p.values.get(col).copied().flatten().is_some())
+            .count();
+        let mut reasons: Vec<String> = Vec::new();
+        for w in pts.iter().filter_map(|p| p.interval_peak_why.as_deref()) {
+            if !reasons.iter().any(|r| r == w) {
+                reasons.push(w.to_string());
+            }
+        }
+        let sampled = pts.len() - exact;
+        PeakSource {
+            source: match (exact, sampled) {
+                (_, 0) if exact > 0 => "exact",
+                (0, _) => "sampled",
+                _ => "partly exact",
+            },
+            exact_points: exact,
+            sampled_points: sampled,
+            reasons,
+        }
+    }
 }
 
 /// The arguments of `memlens history`.
@@ -1223,6 +1341,7 @@ pub fn history(dir: Option<&Path>, q: &Query) -> Result<History, (i32, String)> 
         events,
         not_reclaimable_growth: growth,
         removed_at,
+        usage_interval_peak: PeakSource::of(&pts),
         problems,
     })
 }

@@ -10,6 +10,7 @@
 //! are stored as events; the killed cgroup's window (10 min before, 1 min after) is kept past
 //! retention.
 
+use crate::cgroup::peak::{IntervalPeak, RECORDED_FILE};
 use crate::cgroup::read::{self, Level};
 use crate::cgroup::tier::{TierOptions, Tiers};
 use crate::cgroup::walk::Tree;
@@ -81,6 +82,149 @@ struct State {
     hot: bool,
     /// When every memory file was last read (see [`Options::full_interval`]).
     last_full: Option<Instant>,
+    /// Usage at the last read of its files.
+    usage: Option<u64>,
+}
+
+/// Why a cgroup's interval peak is exact or not: memory.peak held open and reset per
+/// descriptor at each sample (Linux 6.12+), or the reason it cannot be.
+enum Peak {
+    Open(IntervalPeak),
+    Unavailable(String),
+}
+
+/// The recorder's interval peaks (issue 13/15/17): per cgroup, one more kept-open
+/// descriptor (the usage file is the first, [`Tiers`]), within [`Peaks::cap`].
+struct Peaks {
+    by_cgroup: HashMap<String, Peak>,
+    /// At most this many memory.peak descriptors: a quarter of RLIMIT_NOFILE (the tiers' usage
+    /// descriptors take half), at most [`crate::cgroup::tier::DEFAULT_FD_CAP`].
+    cap: usize,
+    open: usize,
+    /// Reasons already logged (each once, not once per cgroup).
+    logged: HashSet<String>,
+}
+
+/// v1's reason. memory.max_usage_in_bytes has a write handler, but it resets the
+/// high-water mark for every reader (the kubelet's, another tool's), so it is never written.
+const V1_REASON: &str = "cgroup v1: memory.max_usage_in_bytes can only be reset for every reader at once, so the recorder never writes it; the usage peak is the highest sample";
+
+impl Peaks {
+    fn new(nofile: u64) -> Self {
+        Peaks {
+            by_cgroup: HashMap::new(),
+            cap: crate::cgroup::tier::DEFAULT_FD_CAP.min((nofile / 4) as usize),
+            open: 0,
+            logged: HashSet::new(),
+        }
+    }
+
+    fn forget(&mut self, p: &str) {
+        if let Some(Peak::Open(_)) = self.by_cgroup.remove(p) {
+            self.open -= 1;
+        }
+    }
+
+    /// The peak of usage since this cgroup's last sample (then reset), recorded as
+    /// [`RECORDED_FILE`] beside its files, together with `carry` (a peak taken earlier in
+    /// the same tick); `None`, with the reason recorded when `say_why`, where the kernel
+    /// (or the descriptor cap) does not allow it.
+    fn sample(
+        &mut self,
+        root: &Root,
+        h: &Hierarchy,
+        p: &str,
+        say_why: bool,
+        carry: Option<u64>,
+    ) -> Option<u64> {
+        let dir = read::fs_path(h, p);
+        let file = dir.join(RECORDED_FILE);
+        if !self.by_cgroup.contains_key(p) {
+            let peak = if h.version == Version::V1 {
+                Peak::Unavailable(V1_REASON.into())
+            } else if p == "/" {
+                Peak::Unavailable(
+                    "the root cgroup has no memory.peak; its usage peak is the highest sample"
+                        .into(),
+                )
+            } else if self.open >= self.cap {
+                Peak::Unavailable(format!(
+                    "the recorder keeps at most {} memory.peak files open (a quarter of RLIMIT_NOFILE), all in use; this cgroup's usage peak is the highest sample",
+                    self.cap
+                ))
+            } else {
+                match root
+                    .host_file(&dir)
+                    .ok_or_else(|| "not a running system".to_string())
+                    .and_then(|d| IntervalPeak::open(&d))
+                {
+                    Ok(ip) => {
+                        self.open += 1;
+                        Peak::Open(ip)
+                    }
+                    Err(e) => Peak::Unavailable(e),
+                }
+            };
+            let why = match &peak {
+                Peak::Open(_) => "exact (memory.peak read and reset per descriptor at each sample)",
+                Peak::Unavailable(r) => r.as_str(),
+            };
+            if self.logged.insert(why.to_string()) {
+                tracing::info!("interval peaks: {why} (first cgroup: {p})");
+            }
+            self.by_cgroup.insert(p.to_string(), peak);
+        }
+        let peak = self.by_cgroup.get_mut(p)?;
+        let failed = match peak {
+            Peak::Open(ip) => match ip.take() {
+                Ok(v) => {
+                    let v = carry.map_or(v, |c| c.max(v));
+                    root.record_file(&file, format!("{v}\n").into_bytes());
+                    return Some(v);
+                }
+                // Gone between the walk and now, or refused from now on: sampled peaks.
+                Err(e) => format!(
+                    "reading or resetting memory.peak failed ({e}); the usage peak is the highest sample"
+                ),
+            },
+            Peak::Unavailable(r) => {
+                if say_why {
+                    root.record_file(&file, format!("unavailable: {r}\n").into_bytes());
+                }
+                return None;
+            }
+        };
+        self.open -= 1;
+        root.record_file(&file, format!("unavailable: {failed}\n").into_bytes());
+        *peak = Peak::Unavailable(failed);
+        None
+    }
+}
+
+/// Raises the soft open-file limit to the hard one (at most 2^20): the recorder keeps up
+/// to two descriptors per cgroup (usage, memory.peak) and the soft default of 1024 would
+/// cap it at a few hundred cgroups. Returns the soft limit in force.
+fn raise_nofile() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid out pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    let want = lim.rlim_max.min(1 << 20);
+    if lim.rlim_cur < want {
+        let new = libc::rlimit {
+            rlim_cur: want,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: valid pointer; raising the soft limit up to the hard one needs no privilege.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } == 0 {
+            return want;
+        }
+    }
+    lim.rlim_cur
 }
 
 /// The docker config with only the fields memlens reads for names (the file also holds the
@@ -125,6 +269,8 @@ pub struct Recorder {
     /// read is not read again before its --full-interval; only its usage file is (and
     /// recorded), through a kept-open descriptor.
     tiers: Tiers<()>,
+    /// Exact interval peaks where the kernel allows them.
+    peaks: Peaks,
     state: HashMap<String, State>,
     known: HashSet<String>,
     identities: HashMap<String, serde_json::Value>,
@@ -179,6 +325,7 @@ impl Recorder {
         } else {
             None
         };
+        let nofile = raise_nofile();
         let full_every = (opts.full_interval.as_millis() / opts.interval.as_millis().max(1))
             .clamp(1, u128::from(u32::MAX)) as u32;
         Ok(Recorder {
@@ -192,6 +339,7 @@ impl Recorder {
                 full_every,
                 ..Default::default()
             }),
+            peaks: Peaks::new(nofile),
             state: HashMap::new(),
             known: HashSet::new(),
             identities: HashMap::new(),
@@ -339,6 +487,7 @@ impl Recorder {
                     data: serde_json::json!({"dir": read::fs_path(&self.h, p)}),
                 });
                 self.state.remove(p);
+                self.peaks.forget(p);
             }
             self.known = current;
         }
@@ -370,14 +519,21 @@ impl Recorder {
             // recorded by `unchanged`. The tiers read it again after full_interval /
             // interval rounds, staggered, and that read is the full one: the full reads of
             // 10,000 cgroups are spread over the full interval, not one burst.
+            // The interval peak (6.12+) is taken at every read, this one too: a peak above
+            // the usage of the last read means usage moved in between (a spike, or memory
+            // charged and freed), so the cgroup is read in full after all.
+            let mut carry = None;
             if !st.hot
                 && p != "/"
                 && st.last_full.is_some()
                 && self.tiers.unchanged(&self.root, &self.h, p).is_some()
             {
-                st.next_due =
-                    Some(now + self.opts.interval.saturating_sub(Duration::from_millis(50)));
-                continue;
+                carry = self.peaks.sample(&self.root, &self.h, p, false, None);
+                if carry.is_none_or(|pk| st.usage.is_none_or(|u| pk <= u)) {
+                    st.next_due =
+                        Some(now + self.opts.interval.saturating_sub(Duration::from_millis(50)));
+                    continue;
+                }
             }
             // Within half an interval of the full interval counts (the reads fall on ticks).
             let full = st.hot
@@ -390,6 +546,8 @@ impl Recorder {
             };
             self.tiers
                 .store(&self.root, &self.h, p, cg.usage.current, (), t);
+            st.usage = cg.usage.current;
+            self.peaks.sample(&self.root, &self.h, p, true, carry);
             if full {
                 st.last_full = Some(now);
             }

@@ -32,12 +32,13 @@ pub fn human(h: &History, st: Style) -> String {
             None => String::new(),
         }
     );
-    // history's figures in its order; memory.high is left to the JSON (it rarely moves, and
-    // the table already needs 160 columns).
+    // history's figures in its order; memory.high and the usage interval peak are left to
+    // the JSON (the one rarely moves, the other is usage's exact max, and the table already
+    // needs 160 columns).
     let cols: Vec<&str> = crate::history::COLUMNS
         .iter()
         .copied()
-        .filter(|c| *c != "high")
+        .filter(|c| *c != "high" && *c != "usage_interval_peak")
         .collect();
     let mut header = vec!["step (UTC)", "usage min–max"];
     header.extend(cols.iter().copied());
@@ -97,6 +98,37 @@ pub fn human(h: &History, st: Style) -> String {
             g.fit.r2,
             if g.trusted { "" } else { "; not a steady trend" }
         ));
+    }
+    let ip = &h.usage_interval_peak;
+    let peak = h
+        .steps
+        .iter()
+        .filter_map(|s| {
+            s.values
+                .get("usage_interval_peak")?
+                .get("max_bytes")?
+                .as_u64()
+        })
+        .max();
+    match (ip.source, peak) {
+        ("sampled", _) | (_, None) => out.push_str(&format!(
+            "usage peak: sampled (a spike between samples is missed): {}\n",
+            ip.reasons.join("; ")
+        )),
+        (src, Some(pk)) => out.push_str(&format!(
+            "usage peak: {} ({src}: memory.peak read and reset at every sample{})\n",
+            bytes(Some(pk)),
+            if ip.sampled_points > 0 {
+                format!(
+                    "; {} of {} samples sampled: {}",
+                    ip.sampled_points,
+                    ip.sampled_points + ip.exact_points,
+                    ip.reasons.join("; ")
+                )
+            } else {
+                String::new()
+            }
+        )),
     }
     for p in &h.problems {
         out.push_str(&st.warn(&format!("problem: {p}\n")));

@@ -1071,6 +1071,18 @@ impl Root {
         }
     }
 
+    /// Where `sys` is on this machine, when this root is a running system (the live one or
+    /// `--host-root`): for the one file memlens holds open and writes itself
+    /// (`cgroup::peak::IntervalPeak`); `None` for a capture.
+    pub fn host_file(&self, sys: &Path) -> Option<PathBuf> {
+        match &self.backing {
+            Backing::Dir(prefix) if self.is_system() && !self.escapes(sys) => {
+                Some(Self::host_path(prefix, sys))
+            }
+            _ => None,
+        }
+    }
+
     /// Adds a file that is not a kernel file read (the OOM records of a capture) to the
     /// capture being recorded; nothing when not recording.
     pub fn record_file(&self, sys: &Path, bytes: Vec<u8>) {
