@@ -190,6 +190,9 @@ pub struct Moment {
     pub problems: Vec<String>,
     /// The moment (ms).
     pub t: i64,
+    /// The files whose read had failed then, with the recorded error (`permission denied
+    /// (...)`, `not provided by this kernel (or gone)`).
+    pub unreadable: BTreeMap<PathBuf, String>,
 }
 
 /// The files as they were at `t` (ms): each file's latest sample at or before `t` that is
@@ -226,6 +229,7 @@ pub fn moment(r: &Reader, t: i64) -> Result<Moment, String> {
         .filter_map(|e| Some((e.t, e.data.get("dir")?.as_str()?.to_string())))
         .collect();
     let mut files = BTreeMap::new();
+    let mut unreadable = BTreeMap::new();
     for (path, s) in latest {
         let limit = if path.ends_with("/smaps_rollup") {
             pss_stale
@@ -246,8 +250,17 @@ pub fn moment(r: &Reader, t: i64) -> Result<Moment, String> {
         if removed.iter().any(|(rt, dir)| *rt > s.t && dir == group) {
             continue;
         }
-        if let Some(text) = r.text(&s) {
-            files.insert(PathBuf::from(path), text);
+        match r.text(&s) {
+            Some(text) => {
+                files.insert(PathBuf::from(path), text);
+            }
+            // Absent then: the error of that read, when the store kept it (format 2).
+            None if s.tpl == 0 => {
+                if let Some((_, why)) = r.refusal(&path, s.t) {
+                    unreadable.insert(PathBuf::from(path), why);
+                }
+            }
+            None => {}
         }
     }
     if files.is_empty() {
@@ -256,7 +269,12 @@ pub fn moment(r: &Reader, t: i64) -> Result<Moment, String> {
             format_time(t)
         ));
     }
-    Ok(Moment { files, problems, t })
+    Ok(Moment {
+        files,
+        problems,
+        t,
+        unreadable,
+    })
 }
 
 /// Opens the store at `dir` (or the default) for reading.
@@ -273,7 +291,15 @@ pub fn root_at(dir: Option<&Path>, at: &str) -> Result<(Root, Vec<String>), Stri
     let r = open_store(dir).map_err(|e| e.to_string())?;
     let t = parse_time(at, crate::store::now_ms())?;
     let m = moment(&r, t)?;
-    Ok((Root::from_files(m.files), m.problems))
+    let unreadable = m
+        .unreadable
+        .into_iter()
+        .map(|(p, why)| (p, format!("not recorded: {why}")))
+        .collect();
+    Ok((
+        Root::from_files(m.files).with_unreadable(unreadable),
+        m.problems,
+    ))
 }
 
 #[cfg(test)]
@@ -1087,8 +1113,23 @@ pub struct History {
     pub removed_at: Option<String>,
     /// Whether the `usage_interval_peak` column is exact, and why not where it is not.
     pub usage_interval_peak: PeakSource,
+    /// Reads of the cgroup's files that failed (the recorder kept the error), oldest first:
+    /// why a step is "not recorded" or a figure missing.
+    pub refusals: Vec<Refusal>,
     /// Damaged chunks skipped.
     pub problems: Vec<String>,
+}
+
+/// A read of a cgroup file the recorder could not do, from then on until the file was read
+/// again.
+#[derive(Debug, Clone, Serialize)]
+pub struct Refusal {
+    pub at: String,
+    pub t: i64,
+    /// The file's name (`memory.stat`).
+    pub file: String,
+    /// The error (`permission denied (...)`, `not provided by this kernel (or gone)`).
+    pub reason: String,
 }
 
 /// How a range's usage peak is known: `exact` (memory.peak read and reset per descriptor at
@@ -1342,6 +1383,16 @@ pub fn history(dir: Option<&Path>, q: &Query) -> Result<History, (i32, String)> 
         not_reclaimable_growth: growth,
         removed_at,
         usage_interval_peak: PeakSource::of(&pts),
+        refusals: r
+            .refusals_of(&dir_s, since, until)
+            .into_iter()
+            .map(|(t, p, reason)| Refusal {
+                at: format_time(t),
+                t,
+                file: p.rsplit('/').next().unwrap_or(&p).to_string(),
+                reason,
+            })
+            .collect(),
         problems,
     })
 }
@@ -1367,7 +1418,7 @@ pub fn write_capture(
         "target": label,
         "files": m.files.len(),
         "source": "memlens record store",
-        "unreadable": {},
+        "unreadable": m.unreadable.iter().map(|(p, why)| (p.display().to_string(), serde_json::Value::String(format!("{}: {why}", p.display())))).collect::<serde_json::Map<String, serde_json::Value>>(),
     });
     let f = std::fs::File::create(out)?;
     let gz = flate2::write::GzEncoder::new(f, flate2::Compression::default());

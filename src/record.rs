@@ -668,10 +668,20 @@ impl Recorder {
             }
             present.push((p.to_string_lossy().into_owned(), b));
         }
-        let absent: Vec<String> = failures
-            .into_keys()
-            .filter(|p| stored(p, &self.h) && !p.starts_with("/proc/memlens-statfs"))
-            .map(|p| p.to_string_lossy().into_owned())
+        // Each file that could not be read, with the error (without its path): the store
+        // keeps the reason, so `--at` and `history` say "not recorded: permission denied".
+        let absent: Vec<(String, String)> = failures
+            .into_iter()
+            .filter(|(p, _)| stored(p, &self.h) && !p.starts_with("/proc/memlens-statfs"))
+            .map(|(p, why)| {
+                let p = p.to_string_lossy().into_owned();
+                let why = why
+                    .strip_prefix(p.as_str())
+                    .and_then(|w| w.strip_prefix(": "))
+                    .map(str::to_string)
+                    .unwrap_or(why);
+                (p, why)
+            })
             .collect();
         self.writer
             .write(t, &present, &absent, &events)

@@ -7,6 +7,11 @@ fn last(step: &crate::history::Step, col: &str) -> Option<u64> {
     step.values.get(col).and_then(|v| v["last_bytes"].as_u64())
 }
 
+/// A read error's first words (`permission denied`), for a table cell.
+fn short_reason(r: &str) -> &str {
+    r.split(" (").next().unwrap_or(r)
+}
+
 fn range(step: &crate::history::Step, col: &str) -> String {
     let v = step.values.get(col);
     let g = |k: &str| v.and_then(|v| v[k].as_u64());
@@ -49,7 +54,17 @@ pub fn human(h: &History, st: Style) -> String {
         let time = s.start.get(11..19).unwrap_or(&s.start).to_string();
         let mut r = vec![time];
         if s.samples == 0 {
-            r.push("not recorded".into());
+            // The reason the recorder met, when it kept one (the figures need memory.stat).
+            let why = h.refusals.iter().rfind(|f| {
+                f.t < end
+                    && (f.file == "memory.stat"
+                        || f.file.ends_with("usage_in_bytes")
+                        || f.file == "memory.current")
+            });
+            r.push(match why {
+                Some(f) => format!("not recorded: {} on {}", short_reason(&f.reason), f.file),
+                None => "not recorded".into(),
+            });
             r.extend(cols.iter().map(|_| String::new()));
         } else {
             r.push(range(s, "usage"));
@@ -99,6 +114,12 @@ pub fn human(h: &History, st: Style) -> String {
             if g.trusted { "" } else { "; not a steady trend" }
         ));
     }
+    for f in &h.refusals {
+        out.push_str(&format!(
+            "not recorded from {}: {}: {}\n",
+            f.at, f.file, f.reason
+        ));
+    }
     let ip = &h.usage_interval_peak;
     let peak = h
         .steps
@@ -111,6 +132,7 @@ pub fn human(h: &History, st: Style) -> String {
         })
         .max();
     match (ip.source, peak) {
+        _ if h.samples == 0 => {}
         ("sampled", _) | (_, None) => out.push_str(&format!(
             "usage peak: sampled (a spike between samples is missed): {}\n",
             ip.reasons.join("; ")
