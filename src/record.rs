@@ -84,6 +84,24 @@ struct State {
     last_full: Option<Instant>,
     /// Usage at the last read of its files.
     usage: Option<u64>,
+    /// Usage within twice `hot_headroom` of the effective limit at the last read: its
+    /// memory.stat is read every interval, not only when usage moves (see [`warm`]).
+    warm: bool,
+}
+
+/// Whether a cgroup's memory.stat is read at every interval even when its usage has not
+/// moved (the tiers would skip it until --full-interval): when usage is within twice the hot
+/// headroom of the effective limit (60% of it by default). Page cache turning active (a
+/// re-read of cached files) moves inactive_file, and with it the working set (usage −
+/// inactive_file) that the kubelet and krr compare with the limit, without moving usage by a
+/// byte; the tiers then kept a working set up to 60 s old (tests/kernel_record_stale.rs).
+/// The working set is at most usage, so far from the limit its lag does not matter there,
+/// and those cgroups (most of a node, and all without a limit) stay tiered.
+fn warm(usage: Option<u64>, limit: Option<u64>, hot_headroom: f64) -> bool {
+    match (usage, limit) {
+        (Some(u), Some(l)) if l > 0 => (u as f64) >= (1.0 - 2.0 * hot_headroom) * l as f64,
+        _ => false,
+    }
 }
 
 /// Why a cgroup's interval peak is exact or not: memory.peak held open and reset per
@@ -524,6 +542,7 @@ impl Recorder {
             // charged and freed), so the cgroup is read in full after all.
             let mut carry = None;
             if !st.hot
+                && !st.warm
                 && p != "/"
                 && st.last_full.is_some()
                 && self.tiers.unchanged(&self.root, &self.h, p).is_some()
@@ -561,6 +580,7 @@ impl Recorder {
             let hier = cg.limits.hierarchical.and_then(Limit::bytes);
             st.own_limit = [own, hier].into_iter().flatten().min();
             let eff = [parent_limit, st.own_limit].into_iter().flatten().min();
+            st.warm = warm(cg.usage.current, eff, self.opts.hot_headroom);
             // Near the limit needs a limit: without one (most cgroups of a node) the
             // breakdown, whose figures each format their source, is not computed at all.
             let near = match eff {
