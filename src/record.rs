@@ -753,3 +753,60 @@ pub fn run(root: Root, h: Hierarchy, opts: Options) -> Result<u64, String> {
     r.run()?;
     Ok(r.ticks)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v2() -> Hierarchy {
+        Hierarchy {
+            version: Version::V2,
+            mount_point: PathBuf::from("/sys/fs/cgroup"),
+            mount_root: "/".into(),
+        }
+    }
+
+    fn recorded(root: &Root, p: &str) -> String {
+        let (files, _) = root.take_recorded();
+        files
+            .get(&PathBuf::from(p))
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Past the descriptor cap, and wherever the kernel cannot, the interval peak is
+    /// unavailable with its reason (never 0), written at full reads only.
+    #[test]
+    fn interval_peaks_degrade_with_their_reason() {
+        let root = Root::from_files(Default::default()).record();
+        let mut p = Peaks::new(0);
+        assert_eq!(p.cap, 0);
+        assert_eq!(p.sample(&root, &v2(), "/a", true, None), None);
+        let t = recorded(&root, "/sys/fs/cgroup/a/memlens.interval_peak");
+        assert!(
+            t.starts_with("unavailable: the recorder keeps at most 0 memory.peak files open"),
+            "{t}"
+        );
+        // Not written again at a read of the usage alone.
+        assert_eq!(p.sample(&root, &v2(), "/a", false, None), None);
+        assert_eq!(
+            recorded(&root, "/sys/fs/cgroup/a/memlens.interval_peak"),
+            ""
+        );
+        // A capture (not a running system) is never opened for writing.
+        let mut p = Peaks::new(1 << 20);
+        assert_eq!(p.sample(&root, &v2(), "/b", true, None), None);
+        let t = recorded(&root, "/sys/fs/cgroup/b/memlens.interval_peak");
+        assert!(t.contains("not a running system"), "{t}");
+        assert_eq!(p.open, 0);
+        // v1: never, whatever the cap.
+        let h1 = Hierarchy {
+            version: Version::V1,
+            mount_point: PathBuf::from("/sys/fs/cgroup/memory"),
+            mount_root: "/".into(),
+        };
+        assert_eq!(p.sample(&root, &h1, "/c", true, None), None);
+        let t = recorded(&root, "/sys/fs/cgroup/memory/c/memlens.interval_peak");
+        assert!(t.starts_with("unavailable: cgroup v1"), "{t}");
+    }
+}
