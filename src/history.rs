@@ -921,13 +921,31 @@ fn interval_peaks(r: &Reader, samples: &[crate::store::codec::Sample], pts: &mut
     let col = COLUMNS.len() - 1;
     let mut i = 0;
     let mut prev_why: Option<(u64, Vec<u64>, std::sync::Arc<str>)> = None;
+    // The template of `N\n` (one integer, a newline): its value is taken as it is, not
+    // rendered and parsed (a day of 1 s samples is 86,400 of them per cgroup).
+    let number = |s: &crate::store::codec::Sample| {
+        (r.template(s.tpl)
+            == Some(
+                &[
+                    crate::store::codec::TOKENIZED,
+                    crate::store::codec::INT,
+                    b'\n',
+                ][..],
+            )
+            && s.vals.len() == 1)
+            .then(|| s.vals[0])
+    };
     for p in pts.iter_mut() {
         p.values.resize(COLUMNS.len(), None);
         let mut peak: Option<u64> = None;
         let mut why: Option<std::sync::Arc<str>> = None;
         while let Some(s) = samples.get(i).filter(|s| s.t <= p.t) {
             i += 1;
-            // A template with one number and nothing else is `N\n`; any other is a reason.
+            // `N\n` is a peak; any other text is the reason there is none.
+            if let Some(v) = number(s) {
+                peak = Some(peak.map_or(v, |x| x.max(v)));
+                continue;
+            }
             let text = r.text(s);
             match text
                 .as_deref()

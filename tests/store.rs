@@ -520,3 +520,71 @@ fn gone_cgroups_are_pruned_and_kept_windows_released_by_oom_forget() {
     assert_eq!(rows(d.path(), "events", "cgroup", "/a"), 0);
     assert_eq!(rows(d.path(), "series", "path", "/memory/b/"), 1);
 }
+
+/// `history`'s `usage_interval_peak`: the highest interval peak the recorder took since the
+/// previous point, those of the usage-only reads between points included; a point without
+/// one carries the recorder's reason.
+#[test]
+fn interval_peaks_fold_into_the_next_point_with_their_reason() {
+    let d = tempfile::tempdir().unwrap();
+    let t0 = 1_800_000_000_000i64;
+    let dir = "/sys/fs/cgroup/memory/a";
+    let f = |name: &str, text: &str| (format!("{dir}/{name}"), text.as_bytes().to_vec());
+    let full = |peak: &str| {
+        vec![
+            f("memory.usage_in_bytes", "8388608\n"),
+            f("memory.limit_in_bytes", "67108864\n"),
+            f(
+                "memory.stat",
+                "cache 0\nrss 8388608\ninactive_file 0\nactive_file 0\n",
+            ),
+            f("memlens.interval_peak", peak),
+        ]
+    };
+    {
+        let mut w = Writer::open(d.path(), limits(i64::MAX / 4, u64::MAX, 1000)).unwrap();
+        w.write(t0, &full("9000000\n"), &[], &[]).unwrap();
+        // A usage-only read between two points caught a spike.
+        w.write(
+            t0 + 1000,
+            &[f("memlens.interval_peak", "41943040\n")],
+            &[],
+            &[],
+        )
+        .unwrap();
+        w.write(t0 + 2000, &full("8400000\n"), &[], &[]).unwrap();
+        w.write(
+            t0 + 3000,
+            &full("unavailable: reading or resetting memory.peak failed (test)\n"),
+            &[],
+            &[],
+        )
+        .unwrap();
+        w.flush().unwrap();
+    }
+    let r = Reader::open(d.path()).unwrap();
+    let h = memlens::model::Hierarchy {
+        version: memlens::model::Version::V1,
+        mount_point: "/sys/fs/cgroup/memory".into(),
+        mount_root: "/".into(),
+    };
+    let (pts, problems) = memlens::history::points(&r, &h, "/a", t0 - 1, t0 + 4000).unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    let got: Vec<(i64, Option<u64>)> = pts
+        .iter()
+        .map(|p| (p.t - t0, p.get("usage_interval_peak")))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(0, Some(9_000_000)), (2000, Some(41_943_040)), (3000, None)]
+    );
+    assert_eq!(
+        pts[2].interval_peak_why.as_deref(),
+        Some("reading or resetting memory.peak failed (test)")
+    );
+    let src = memlens::history::PeakSource::of(&pts);
+    assert_eq!(
+        (src.source, src.exact_points, src.sampled_points),
+        ("partly exact", 2, 1)
+    );
+}
