@@ -916,7 +916,8 @@ pub fn points_of(
 /// ([`crate::cgroup::peak::RECORDED_FILE`]) taken after the previous point and up to this
 /// one. The recorder takes one at every read of the cgroup, including the reads of its
 /// usage alone that make no point, so together they cover the whole interval: exact, no
-/// spike between samples missed. A point without one says why (the recorder's reason).
+/// spike between samples missed. A point without one says why (the recorder's reason, the
+/// latest one written).
 fn interval_peaks(r: &Reader, samples: &[crate::store::codec::Sample], pts: &mut [Point]) {
     let col = COLUMNS.len() - 1;
     let mut i = 0;
@@ -975,11 +976,16 @@ fn interval_peaks(r: &Reader, samples: &[crate::store::codec::Sample], pts: &mut
             }
         }
         p.values[col] = peak;
+        // The recorder writes a reason at full reads only (it does not change): the last
+        // one stands for the points in between.
         p.interval_peak_why = match peak {
             Some(_) => None,
-            None => Some(why.unwrap_or_else(|| {
-                "not recorded (the recorder did not record interval peaks then)".into()
-            })),
+            None => Some(
+                why.or_else(|| prev_why.as_ref().map(|w| w.2.clone()))
+                    .unwrap_or_else(|| {
+                        "not recorded (the recorder did not record interval peaks then)".into()
+                    }),
+            ),
         };
     }
 }

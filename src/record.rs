@@ -145,14 +145,14 @@ impl Peaks {
 
     /// The peak of usage since this cgroup's last sample (then reset), recorded as
     /// [`RECORDED_FILE`] beside its files, together with `carry` (a peak taken earlier in
-    /// the same tick); `None`, with the reason recorded when `say_why`, where the kernel
-    /// (or the descriptor cap) does not allow it.
+    /// the same tick); `None`, with the reason recorded when `say_why` (at full reads) or
+    /// when it first appears, where the kernel (or the descriptor cap) does not allow it.
     fn sample(
         &mut self,
         root: &Root,
         h: &Hierarchy,
         p: &str,
-        say_why: bool,
+        mut say_why: bool,
         carry: Option<u64>,
     ) -> Option<u64> {
         let dir = read::fs_path(h, p);
@@ -191,6 +191,7 @@ impl Peaks {
                 tracing::info!("interval peaks: {why} (first cgroup: {p})");
             }
             self.by_cgroup.insert(p.to_string(), peak);
+            say_why = true;
         }
         let peak = self.by_cgroup.get_mut(p)?;
         let failed = match peak {
@@ -566,7 +567,9 @@ impl Recorder {
             self.tiers
                 .store(&self.root, &self.h, p, cg.usage.current, (), t);
             st.usage = cg.usage.current;
-            self.peaks.sample(&self.root, &self.h, p, true, carry);
+            // A reason (it does not change) at full reads only: one file per cgroup per
+            // --full-interval on the kernels without exact peaks.
+            self.peaks.sample(&self.root, &self.h, p, full, carry);
             if full {
                 st.last_full = Some(now);
             }
