@@ -225,9 +225,9 @@ impl Peaks {
     }
 }
 
-/// Raises the soft open-file limit to the hard one (at most 2^20): the recorder keeps up
-/// to two descriptors per cgroup (usage, memory.peak) and the soft default of 1024 would
-/// cap it at a few hundred cgroups. Returns the soft limit in force.
+/// Raises the soft open-file limit to the hard one (at most 65536, as `serve` does): the
+/// recorder keeps up to two descriptors per cgroup (usage, memory.peak) and the soft default
+/// of 1024 would cap it at a few hundred cgroups. Returns the soft limit in force.
 fn raise_nofile() -> u64 {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -237,7 +237,7 @@ fn raise_nofile() -> u64 {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
         return 1024;
     }
-    let want = lim.rlim_max.min(1 << 20);
+    let want = lim.rlim_max.min(65536);
     if lim.rlim_cur < want {
         let new = libc::rlimit {
             rlim_cur: want,
