@@ -191,6 +191,9 @@ pub struct Moment {
     pub problems: Vec<String>,
     /// The moment (ms).
     pub t: i64,
+    /// The files whose read had failed then, with the recorded error (`permission denied
+    /// (...)`, `not provided by this kernel (or gone)`).
+    pub unreadable: BTreeMap<PathBuf, String>,
 }
 
 /// The files as they were at `t` (ms): each file's latest sample at or before `t` that is
@@ -227,6 +230,7 @@ pub fn moment(r: &Reader, t: i64) -> Result<Moment, String> {
         .filter_map(|e| Some((e.t, e.data.get("dir")?.as_str()?.to_string())))
         .collect();
     let mut files = BTreeMap::new();
+    let mut unreadable = BTreeMap::new();
     for (path, s) in latest {
         let limit = if path.ends_with("/smaps_rollup") {
             pss_stale
@@ -238,12 +242,26 @@ pub fn moment(r: &Reader, t: i64) -> Result<Moment, String> {
         if s.t < t - limit {
             continue;
         }
+        // The recorder's own interval peaks are not a kernel file: `--at` gives back the
+        // kernel's files only.
+        if path.ends_with(crate::cgroup::peak::RECORDED_FILE) {
+            continue;
+        }
         let group = crate::store::group_of(&path);
         if removed.iter().any(|(rt, dir)| *rt > s.t && dir == group) {
             continue;
         }
-        if let Some(text) = r.text(&s) {
-            files.insert(PathBuf::from(path), text);
+        match r.text(&s) {
+            Some(text) => {
+                files.insert(PathBuf::from(path), text);
+            }
+            // Absent then: the error of that read, when the store kept it (format 2).
+            None if s.tpl == 0 => {
+                if let Some((_, why)) = r.refusal(&path, s.t) {
+                    unreadable.insert(PathBuf::from(path), why);
+                }
+            }
+            None => {}
         }
     }
     if files.is_empty() {
@@ -252,7 +270,12 @@ pub fn moment(r: &Reader, t: i64) -> Result<Moment, String> {
             format_time(t)
         ));
     }
-    Ok(Moment { files, problems, t })
+    Ok(Moment {
+        files,
+        problems,
+        t,
+        unreadable,
+    })
 }
 
 /// Opens the store at `dir` (or the default) for reading.
@@ -269,7 +292,15 @@ pub fn root_at(dir: Option<&Path>, at: &str) -> Result<(Root, Vec<String>), Stri
     let r = open_store(dir).map_err(|e| e.to_string())?;
     let t = parse_time(at, crate::store::now_ms())?;
     let m = moment(&r, t)?;
-    Ok((Root::from_files(m.files), m.problems))
+    let unreadable = m
+        .unreadable
+        .into_iter()
+        .map(|(p, why)| (p, format!("not recorded: {why}")))
+        .collect();
+    Ok((
+        Root::from_files(m.files).with_unreadable(unreadable),
+        m.problems,
+    ))
 }
 
 #[cfg(test)]
@@ -316,10 +347,11 @@ pub const COLUMNS: [&str; NCOLUMNS] = [
     "not_reclaimable",
     "limit",
     "high",
+    "usage_interval_peak",
 ];
 
 /// How many figures a [`Point`] holds.
-pub const NCOLUMNS: usize = 11;
+pub const NCOLUMNS: usize = 12;
 
 /// One sample of a cgroup, as figures (`None`: not provided, never 0). Fixed-size and its
 /// process list shared, so a point is no allocation (`recommend` over a day of 1,000
@@ -342,6 +374,10 @@ pub struct Point {
     /// The cgroup's own processes (cgroup.procs).
     #[serde(skip)]
     pub pids: Option<std::sync::Arc<[i32]>>,
+    /// Why `usage_interval_peak` is not provided at this point (the recorder's reason: no
+    /// memory.peak, reset refused, cgroup v1, descriptor cap), when it is not.
+    #[serde(skip)]
+    pub interval_peak_why: Option<std::sync::Arc<str>>,
 }
 
 impl Point {
@@ -453,6 +489,7 @@ fn point_files(v: Version) -> &'static [&'static str] {
             "memory.oom_control",
             "memory.failcnt",
             "cgroup.procs",
+            crate::cgroup::peak::RECORDED_FILE,
         ],
         Version::V2 => &[
             "memory.current",
@@ -462,6 +499,7 @@ fn point_files(v: Version) -> &'static [&'static str] {
             "memory.swap.current",
             "memory.events",
             "cgroup.procs",
+            crate::cgroup::peak::RECORDED_FILE,
         ],
     }
 }
@@ -682,9 +720,16 @@ pub fn points_of(
     anc: &[&Samples],
 ) -> Vec<Point> {
     let wanted = point_files(h.version);
+    let peaks = own
+        .iter()
+        .find(|(p, _)| p.rsplit('/').next() == Some(crate::cgroup::peak::RECORDED_FILE))
+        .map(|(_, s)| s);
     let mut own: Vec<Own> = own
         .iter()
-        .filter(|(p, _)| wanted.contains(&p.rsplit('/').next().unwrap_or("")))
+        .filter(|(p, _)| {
+            let name = p.rsplit('/').next().unwrap_or("");
+            wanted.contains(&name) && name != crate::cgroup::peak::RECORDED_FILE
+        })
         .map(|(p, samples)| Own {
             slot: Slot::of(p.rsplit('/').next().unwrap_or("")),
             path: PathBuf::from(p),
@@ -872,14 +917,96 @@ pub fn points_of(
                 d.not_reclaimable.bytes,
                 eff,
                 high.and_then(Limit::bytes),
+                // usage_interval_peak: filled by `interval_peaks`.
+                None,
             ],
             limit_hits: hits,
             high_events,
             oom_kills: cg.events.oom_kills(),
             pids: pids.clone(),
+            interval_peak_why: None,
         });
     }
+    let none = Samples::default();
+    interval_peaks(r, peaks.unwrap_or(&none), &mut out);
     out
+}
+
+/// Each point's `usage_interval_peak`: the highest of the recorder's interval peaks
+/// ([`crate::cgroup::peak::RECORDED_FILE`]) taken after the previous point and up to this
+/// one. The recorder takes one at every read of the cgroup, including the reads of its
+/// usage alone that make no point, so together they cover the whole interval: exact, no
+/// spike between samples missed. A point without one says why (the recorder's reason, the
+/// latest one written).
+fn interval_peaks(r: &Reader, samples: &Samples, pts: &mut [Point]) {
+    let col = COLUMNS.len() - 1;
+    let mut i = 0;
+    let mut prev_why: Option<(u64, Vec<u64>, std::sync::Arc<str>)> = None;
+    // The template of `N\n` (one integer, a newline): its value is taken as it is, not
+    // rendered and parsed (a day of 1 s samples is 86,400 of them per cgroup).
+    let number = |s: SampleRef<'_>| {
+        (r.template(s.tpl)
+            == Some(
+                &[
+                    crate::store::codec::TOKENIZED,
+                    crate::store::codec::INT,
+                    b'\n',
+                ][..],
+            )
+            && s.vals.len() == 1)
+            .then(|| s.vals[0])
+    };
+    for p in pts.iter_mut() {
+        let mut peak: Option<u64> = None;
+        let mut why: Option<std::sync::Arc<str>> = None;
+        while let Some(s) = samples.get(i).filter(|s| s.t <= p.t) {
+            i += 1;
+            // `N\n` is a peak; any other text is the reason there is none.
+            if let Some(v) = number(s) {
+                peak = Some(peak.map_or(v, |x| x.max(v)));
+                continue;
+            }
+            let text = r.text_of(s.tpl, s.vals);
+            match text
+                .as_deref()
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .and_then(|t| t.trim().parse::<u64>().ok())
+            {
+                Some(v) => peak = Some(peak.map_or(v, |x| x.max(v))),
+                None => {
+                    // Reasons repeat sample after sample: rendered once.
+                    if let Some((tpl, vals, w)) = &prev_why
+                        && *tpl == s.tpl
+                        && vals.as_slice() == s.vals
+                    {
+                        why = Some(w.clone());
+                        continue;
+                    }
+                    let w: std::sync::Arc<str> = match text {
+                        Some(t) => String::from_utf8_lossy(&t)
+                            .trim()
+                            .trim_start_matches("unavailable: ")
+                            .into(),
+                        None => "memlens.interval_peak not recorded".into(),
+                    };
+                    prev_why = Some((s.tpl, s.vals.to_vec(), w.clone()));
+                    why = Some(w);
+                }
+            }
+        }
+        p.values[col] = peak;
+        // The recorder writes a reason at full reads only (it does not change): the last
+        // one stands for the points in between.
+        p.interval_peak_why = match peak {
+            Some(_) => None,
+            None => Some(
+                why.or_else(|| prev_why.as_ref().map(|w| w.2.clone()))
+                    .unwrap_or_else(|| {
+                        "not recorded (the recorder did not record interval peaks then)".into()
+                    }),
+            ),
+        };
+    }
 }
 
 /// A least-squares line through (seconds, bytes).
@@ -1027,8 +1154,66 @@ pub struct History {
     pub not_reclaimable_growth: Option<Growth>,
     /// When the cgroup was removed (it no longer exists), if recorded.
     pub removed_at: Option<String>,
+    /// Whether the `usage_interval_peak` column is exact, and why not where it is not.
+    pub usage_interval_peak: PeakSource,
+    /// Reads of the cgroup's files that failed (the recorder kept the error), oldest first:
+    /// why a step is "not recorded" or a figure missing.
+    pub refusals: Vec<Refusal>,
     /// Damaged chunks skipped.
     pub problems: Vec<String>,
+}
+
+/// A read of a cgroup file the recorder could not do, from then on until the file was read
+/// again.
+#[derive(Debug, Clone, Serialize)]
+pub struct Refusal {
+    pub at: String,
+    pub t: i64,
+    /// The file's name (`memory.stat`).
+    pub file: String,
+    /// The error (`permission denied (...)`, `not provided by this kernel (or gone)`).
+    pub reason: String,
+}
+
+/// How a range's usage peak is known: `exact` (memory.peak read and reset per descriptor at
+/// every sample, Linux 6.12+, cgroup v2), `sampled` (the highest sample: the reasons say
+/// why), or `partly exact` (some points each way).
+#[derive(Debug, Clone, Serialize)]
+pub struct PeakSource {
+    pub source: &'static str,
+    /// Points with an exact interval peak, and without.
+    pub exact_points: usize,
+    pub sampled_points: usize,
+    /// The distinct reasons of the points without one.
+    pub reasons: Vec<String>,
+}
+
+impl PeakSource {
+    /// Over `pts`.
+    pub fn of(pts: &[Point]) -> PeakSource {
+        let col = COLUMNS.len() - 1;
+        let exact = pts
+            .iter()
+            .filter(|p| p.values.get(col).copied().flatten().is_some())
+            .count();
+        let mut reasons: Vec<String> = Vec::new();
+        for w in pts.iter().filter_map(|p| p.interval_peak_why.as_deref()) {
+            if !reasons.iter().any(|r| r == w) {
+                reasons.push(w.to_string());
+            }
+        }
+        let sampled = pts.len() - exact;
+        PeakSource {
+            source: match (exact, sampled) {
+                (_, 0) if exact > 0 => "exact",
+                (0, _) => "sampled",
+                _ => "partly exact",
+            },
+            exact_points: exact,
+            sampled_points: sampled,
+            reasons,
+        }
+    }
 }
 
 /// The arguments of `memlens history`.
@@ -1240,6 +1425,17 @@ pub fn history(dir: Option<&Path>, q: &Query) -> Result<History, (i32, String)> 
         events,
         not_reclaimable_growth: growth,
         removed_at,
+        usage_interval_peak: PeakSource::of(&pts),
+        refusals: r
+            .refusals_of(&dir_s, since, until)
+            .into_iter()
+            .map(|(t, p, reason)| Refusal {
+                at: format_time(t),
+                t,
+                file: p.rsplit('/').next().unwrap_or(&p).to_string(),
+                reason,
+            })
+            .collect(),
         problems,
     })
 }
@@ -1265,7 +1461,7 @@ pub fn write_capture(
         "target": label,
         "files": m.files.len(),
         "source": "memlens record store",
-        "unreadable": {},
+        "unreadable": m.unreadable.iter().map(|(p, why)| (p.display().to_string(), serde_json::Value::String(format!("{}: {why}", p.display())))).collect::<serde_json::Map<String, serde_json::Value>>(),
     });
     let f = std::fs::File::create(out)?;
     let gz = flate2::write::GzEncoder::new(f, flate2::Compression::default());

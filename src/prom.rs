@@ -344,6 +344,9 @@ fn points(g: &Group) -> (Vec<Point>, Option<i64>, Option<u64>, Psi) {
             high_events: at("#high_events", t),
             oom_kills: at("#oom_kills", t),
             pids: None,
+            interval_peak_why: Some(
+                "not in Prometheus (the recorder's interval peaks are in its store)".into(),
+            ),
         })
         .collect();
     let mut gaps: Vec<i64> = primary

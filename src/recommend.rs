@@ -102,6 +102,9 @@ pub struct Recommendation {
     pub kernel_usage_peak: Option<u64>,
     /// Which peaks are exact and which sampled.
     pub peak_note: String,
+    /// Whether the usage and working-set peaks come from the recorder's exact interval
+    /// peaks (memory.peak reset per descriptor, 6.12+) or the samples, and why not.
+    pub peak_source: history::PeakSource,
     /// Counter rises over the range (None: the kernel has no such counter).
     pub limit_hits: Option<u64>,
     pub high_events: Option<u64>,
@@ -301,6 +304,7 @@ fn wanted_file(v: Version, path: &str) -> bool {
             "cgroup.procs",
             peak_file(v),
             history::limit_file(v),
+            crate::cgroup::peak::RECORDED_FILE,
         ]
         .contains(&name)
 }
@@ -341,8 +345,23 @@ pub fn from_points(
     let first = pts.first()?;
     let last = pts.last()?;
     let not_reclaimable = Dist::of(pts.iter().filter_map(need).collect());
-    let working_set = Dist::of(pts.iter().filter_map(|p| p.get("working_set")).collect());
-    let usage = Dist::of(pts.iter().filter_map(|p| p.get("usage")).collect());
+    let mut working_set = Dist::of(pts.iter().filter_map(|p| p.get("working_set")).collect());
+    let mut usage = Dist::of(pts.iter().filter_map(|p| p.get("usage")).collect());
+    // The exact usage peak (each interval's, from memory.peak) where recorded; the working
+    // set at that peak is the peak less inactive_file at the interval's closing sample.
+    let peak_source = history::PeakSource::of(pts);
+    let exact = |f: &dyn Fn(&Point) -> Option<u64>| pts.iter().filter_map(f).max();
+    if let Some(ip) = exact(&|p| p.get("usage_interval_peak")) {
+        usage.peak = usage.peak.max(Some(ip));
+    }
+    if let Some(ip) = exact(&|p| {
+        Some(
+            p.get("usage_interval_peak")?
+                .saturating_sub(p.get("inactive_file")?),
+        )
+    }) {
+        working_set.peak = working_set.peak.max(Some(ip));
+    }
     let request = not_reclaimable.p99.map(round_up_mib);
     let rec_limit = not_reclaimable
         .peak
@@ -368,9 +387,26 @@ pub fn from_points(
         working_set: working_set.clone(),
         usage,
         kernel_usage_peak,
-        peak_note: format!(
-            "the non-reclaimable and working-set peaks are sampled ({every}): a spike between samples is missed; the kernel usage peak is exact but includes page cache"
-        ),
+        peak_note: match peak_source.source {
+            "exact" => format!(
+                "the usage and working-set peaks are exact (memory.peak read and reset per descriptor at each sample, Linux 6.12+: no spike between samples missed; the working set at a peak is the peak less inactive_file at the interval's closing sample); the non-reclaimable peak is sampled ({every}), since memory.peak counts page cache too and the kernel keeps no peak of anon + shmem + kernel"
+            ),
+            "partly exact" => format!(
+                "the usage and working-set peaks are exact for {} of {} samples (memory.peak reset per descriptor) and sampled ({every}) for the rest ({}); the non-reclaimable peak is sampled, since memory.peak counts page cache too",
+                peak_source.exact_points,
+                peak_source.exact_points + peak_source.sampled_points,
+                peak_source.reasons.join("; ")
+            ),
+            _ => format!(
+                "the usage, working-set and non-reclaimable peaks are sampled ({every}): a spike between samples is missed ({}); the kernel usage peak is exact but includes page cache",
+                if peak_source.reasons.is_empty() {
+                    "no interval peaks recorded".to_string()
+                } else {
+                    peak_source.reasons.join("; ")
+                }
+            ),
+        },
+        peak_source,
         limit_hits: rise(pts, |p| p.limit_hits),
         high_events: rise(pts, |p| p.high_events),
         oom_kills: rise(pts, |p| p.oom_kills),
@@ -626,6 +662,7 @@ mod tests {
             high_events: None,
             oom_kills: None,
             pids: None,
+            interval_peak_why: None,
         };
         assert_eq!(rise(&[p(3), p(5), p(1), p(2)], |p| p.limit_hits), Some(4));
         assert_eq!(rise(&[], |p| p.limit_hits), None);

@@ -88,6 +88,10 @@ fn reference(h: &memlens::model::Hierarchy, path: &str, sample: &[(String, Vec<u
             d.not_reclaimable.bytes,
             eff,
             cg.limits.high.and_then(Limit::bytes),
+            // usage_interval_peak: the recorder's file beside the kernel's, when it has one.
+            root.read(&cg.fs_path.join(memlens::cgroup::peak::RECORDED_FILE))
+                .ok()
+                .and_then(|t| t.trim().parse().ok()),
         ],
         hits,
         cg.events.oom_kills(),

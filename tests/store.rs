@@ -165,14 +165,96 @@ fn newer_format_is_refused_with_a_clear_message() {
     assert!(e.contains("no store at"), "{e}");
 }
 
+/// A store of the previous format (1: the same tables without `refusals`, meta format 1,
+/// made here from a new one by dropping the table, which is all that differs) opens for
+/// reading with no refusals; a writer adds the table, marks it 2 and keeps its samples; and
+/// refusals are stored once when they start, found for the moments they cover, and dropped
+/// when the file reads again.
+#[test]
+fn a_format_1_store_opens_and_refusals_are_kept() {
+    let d = tempfile::tempdir().unwrap();
+    let t0 = 1_800_000_000_000i64;
+    let stat = "/sys/fs/cgroup/memory/a/memory.stat".to_string();
+    let usage = "/sys/fs/cgroup/memory/a/memory.usage_in_bytes".to_string();
+    {
+        let mut w = Writer::open(d.path(), limits(i64::MAX / 4, u64::MAX, 1000)).unwrap();
+        for i in 0..10 {
+            w.write(t0 + i * 200, &[(stat.clone(), file(i as u64))], &[], &[])
+                .unwrap();
+        }
+        w.flush().unwrap();
+    }
+    let c = rusqlite::Connection::open(d.path().join("memlens.db")).unwrap();
+    c.execute_batch("DROP TABLE refusals; UPDATE meta SET value='1' WHERE key='format';")
+        .unwrap();
+    drop(c);
+    let r = Reader::open(d.path()).expect("a format-1 store opens");
+    assert_eq!(r.meta("format"), Some("1"));
+    assert_eq!(r.range().unwrap(), Some((t0, t0 + 9 * 200)));
+    assert_eq!(r.refusal(&stat, t0 + 2000), None);
+    assert!(
+        r.refusals_of("/sys/fs/cgroup/memory/a", 0, i64::MAX)
+            .is_empty()
+    );
+    drop(r);
+    {
+        let mut w = Writer::open(d.path(), limits(i64::MAX / 4, u64::MAX, 1000)).unwrap();
+        let denied = "permission denied (test)".to_string();
+        for i in 10..20 {
+            let t = t0 + i * 200;
+            // Refused from sample 12 to 15, readable again from 16.
+            if (12..16).contains(&i) {
+                w.write(
+                    t,
+                    &[(usage.clone(), b"4096\n".to_vec())],
+                    &[(stat.clone(), denied.clone())],
+                    &[],
+                )
+                .unwrap();
+            } else {
+                w.write(t, &[(stat.clone(), file(i as u64))], &[], &[])
+                    .unwrap();
+            }
+        }
+        w.flush().unwrap();
+    }
+    let r = Reader::open(d.path()).unwrap();
+    assert_eq!(r.meta("format"), Some("2"), "upgraded in place");
+    assert_eq!(
+        r.range().unwrap().map(|x| x.0),
+        Some(t0),
+        "old samples kept"
+    );
+    let rows = r.refusals_of("/sys/fs/cgroup/memory/a", 0, i64::MAX);
+    assert_eq!(
+        rows.len(),
+        1,
+        "one row when the refusal starts, not one a tick: {rows:?}"
+    );
+    assert_eq!(rows[0].0, t0 + 12 * 200);
+    let (m, _) = r.latest_at(t0 + 14 * 200, 600).unwrap();
+    assert_eq!(m[&stat].tpl, 0, "absent then");
+    assert_eq!(
+        r.refusal(&stat, t0 + 14 * 200),
+        Some((t0 + 12 * 200, "permission denied (test)".to_string()))
+    );
+    // `--at` then: the error, worded as not recorded.
+    let at = memlens::units::format_time(t0 + 14 * 200);
+    let (root, _) = memlens::history::root_at(Some(d.path()), &at).unwrap();
+    let e = root.read(Path::new(&stat)).unwrap_err().to_string();
+    assert_eq!(e, format!("{stat}: not recorded: permission denied (test)"));
+    // And after it was read again, the sample is present.
+    let (m, _) = r.latest_at(t0 + 17 * 200, 600).unwrap();
+    assert_ne!(m[&stat].tpl, 0);
+}
+
 /// Takes out what legitimately differs between `--from CAPTURE` and `--at` of its recording
 /// (README "What the store does not keep"):
 /// - the top-level `capture` banner: it describes the capture archive, and `--at` reads none;
 /// - every `cmdline` (set to null): the store does not keep command lines (other users'
 ///   secrets);
 /// - problems about a denied read (`: permission denied`): a capture lists each unreadable
-///   file with its error, the store records a file it could not read as absent, without the
-///   reason (here the statfs answers `show` asks for tmpfs, which the store does not keep, and
+///   file as "unreadable when captured", the store (format 2) as "not recorded" (here the statfs answers `show` asks for tmpfs, which the store does not keep, and
 ///   PID 1's smaps_rollup, which the ptrace check refuses even to root in this sandbox).
 fn strip_unkept(v: &mut serde_json::Value) {
     if let serde_json::Value::Object(m) = v {
@@ -468,7 +550,10 @@ fn each_group_columns_equal_group_samples() {
             ];
             let mut absent = vec![];
             if i % 7 == 3 {
-                absent.push(format!("{}/memory.usage_in_bytes", g("a")));
+                absent.push((
+                    format!("{}/memory.usage_in_bytes", g("a")),
+                    "No such file or directory (os error 2)".to_string(),
+                ));
             } else {
                 files.push((
                     format!("{}/memory.usage_in_bytes", g("a")),
@@ -542,4 +627,72 @@ fn each_group_columns_equal_group_samples() {
         .unwrap();
         assert_eq!(seen, 3);
     }
+}
+
+/// `history`'s `usage_interval_peak`: the highest interval peak the recorder took since the
+/// previous point, those of the usage-only reads between points included; a point without
+/// one carries the recorder's reason.
+#[test]
+fn interval_peaks_fold_into_the_next_point_with_their_reason() {
+    let d = tempfile::tempdir().unwrap();
+    let t0 = 1_800_000_000_000i64;
+    let dir = "/sys/fs/cgroup/memory/a";
+    let f = |name: &str, text: &str| (format!("{dir}/{name}"), text.as_bytes().to_vec());
+    let full = |peak: &str| {
+        vec![
+            f("memory.usage_in_bytes", "8388608\n"),
+            f("memory.limit_in_bytes", "67108864\n"),
+            f(
+                "memory.stat",
+                "cache 0\nrss 8388608\ninactive_file 0\nactive_file 0\n",
+            ),
+            f("memlens.interval_peak", peak),
+        ]
+    };
+    {
+        let mut w = Writer::open(d.path(), limits(i64::MAX / 4, u64::MAX, 1000)).unwrap();
+        w.write(t0, &full("9000000\n"), &[], &[]).unwrap();
+        // A usage-only read between two points caught a spike.
+        w.write(
+            t0 + 1000,
+            &[f("memlens.interval_peak", "41943040\n")],
+            &[],
+            &[],
+        )
+        .unwrap();
+        w.write(t0 + 2000, &full("8400000\n"), &[], &[]).unwrap();
+        w.write(
+            t0 + 3000,
+            &full("unavailable: reading or resetting memory.peak failed (test)\n"),
+            &[],
+            &[],
+        )
+        .unwrap();
+        w.flush().unwrap();
+    }
+    let r = Reader::open(d.path()).unwrap();
+    let h = memlens::model::Hierarchy {
+        version: memlens::model::Version::V1,
+        mount_point: "/sys/fs/cgroup/memory".into(),
+        mount_root: "/".into(),
+    };
+    let (pts, problems) = memlens::history::points(&r, &h, "/a", t0 - 1, t0 + 4000).unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    let got: Vec<(i64, Option<u64>)> = pts
+        .iter()
+        .map(|p| (p.t - t0, p.get("usage_interval_peak")))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(0, Some(9_000_000)), (2000, Some(41_943_040)), (3000, None)]
+    );
+    assert_eq!(
+        pts[2].interval_peak_why.as_deref(),
+        Some("reading or resetting memory.peak failed (test)")
+    );
+    let src = memlens::history::PeakSource::of(&pts);
+    assert_eq!(
+        (src.source, src.exact_points, src.sampled_points),
+        ("partly exact", 2, 1)
+    );
 }

@@ -7,6 +7,11 @@ fn last(step: &crate::history::Step, col: &str) -> Option<u64> {
     step.values.get(col).and_then(|v| v["last_bytes"].as_u64())
 }
 
+/// A read error's first words (`permission denied`), for a table cell.
+fn short_reason(r: &str) -> &str {
+    r.split(" (").next().unwrap_or(r)
+}
+
 fn range(step: &crate::history::Step, col: &str) -> String {
     let v = step.values.get(col);
     let g = |k: &str| v.and_then(|v| v[k].as_u64());
@@ -32,12 +37,13 @@ pub fn human(h: &History, st: Style) -> String {
             None => String::new(),
         }
     );
-    // history's figures in its order; memory.high is left to the JSON (it rarely moves, and
-    // the table already needs 160 columns).
+    // history's figures in its order; memory.high and the usage interval peak are left to
+    // the JSON (the one rarely moves, the other is usage's exact max, and the table already
+    // needs 160 columns).
     let cols: Vec<&str> = crate::history::COLUMNS
         .iter()
         .copied()
-        .filter(|c| *c != "high")
+        .filter(|c| *c != "high" && *c != "usage_interval_peak")
         .collect();
     let mut header = vec!["step (UTC)", "usage min–max"];
     header.extend(cols.iter().copied());
@@ -48,7 +54,17 @@ pub fn human(h: &History, st: Style) -> String {
         let time = s.start.get(11..19).unwrap_or(&s.start).to_string();
         let mut r = vec![time];
         if s.samples == 0 {
-            r.push("not recorded".into());
+            // The reason the recorder met, when it kept one (the figures need memory.stat).
+            let why = h.refusals.iter().rfind(|f| {
+                f.t < end
+                    && (f.file == "memory.stat"
+                        || f.file.ends_with("usage_in_bytes")
+                        || f.file == "memory.current")
+            });
+            r.push(match why {
+                Some(f) => format!("not recorded: {} on {}", short_reason(&f.reason), f.file),
+                None => "not recorded".into(),
+            });
             r.extend(cols.iter().map(|_| String::new()));
         } else {
             r.push(range(s, "usage"));
@@ -97,6 +113,44 @@ pub fn human(h: &History, st: Style) -> String {
             g.fit.r2,
             if g.trusted { "" } else { "; not a steady trend" }
         ));
+    }
+    for f in &h.refusals {
+        out.push_str(&format!(
+            "not recorded from {}: {}: {}\n",
+            f.at, f.file, f.reason
+        ));
+    }
+    let ip = &h.usage_interval_peak;
+    let peak = h
+        .steps
+        .iter()
+        .filter_map(|s| {
+            s.values
+                .get("usage_interval_peak")?
+                .get("max_bytes")?
+                .as_u64()
+        })
+        .max();
+    match (ip.source, peak) {
+        _ if h.samples == 0 => {}
+        ("sampled", _) | (_, None) => out.push_str(&format!(
+            "usage peak: sampled (a spike between samples is missed): {}\n",
+            ip.reasons.join("; ")
+        )),
+        (src, Some(pk)) => out.push_str(&format!(
+            "usage peak: {} ({src}: memory.peak read and reset at every sample{})\n",
+            bytes(Some(pk)),
+            if ip.sampled_points > 0 {
+                format!(
+                    "; {} of {} samples sampled: {}",
+                    ip.sampled_points,
+                    ip.sampled_points + ip.exact_points,
+                    ip.reasons.join("; ")
+                )
+            } else {
+                String::new()
+            }
+        )),
     }
     for p in &h.problems {
         out.push_str(&st.warn(&format!("problem: {p}\n")));

@@ -666,6 +666,14 @@ impl Root {
         }
     }
 
+    /// The files of a [`Root::from_files`] root whose read had failed, with the reason (a
+    /// moment of the flight recorder's store: `not recorded: permission denied (...)`):
+    /// reading one fails with that reason, not as "not provided by this kernel".
+    pub fn with_unreadable(mut self, unreadable: BTreeMap<PathBuf, String>) -> Self {
+        self.unreadable = unreadable;
+        self
+    }
+
     /// Replaces one file of a root made by [`Root::from_files`] (`None` removes it; no
     /// effect on another root): the store's readers step through a day of samples, a file
     /// or two changing at each, without building the map again.
@@ -1009,6 +1017,18 @@ impl Root {
         };
         let res = match res {
             Err(ReadError::Missing { path }) => match (self.unreadable.get(sys), &self.capture) {
+                // A recorded moment (`--at`): what the recorder's read met, as it was.
+                (Some(why), None) if why.starts_with("not recorded: ") => {
+                    match why.strip_prefix("not recorded: ") {
+                        Some(w) if w.contains("not provided by this kernel") => {
+                            Err(ReadError::Missing { path })
+                        }
+                        _ => Err(ReadError::Io {
+                            path,
+                            reason: why.clone(),
+                        }),
+                    }
+                }
                 (Some(why), _) if why.contains("permission denied") => {
                     Err(ReadError::Permission { path })
                 }
@@ -1067,6 +1087,18 @@ impl Root {
                     file,
                     sys: sys.to_path_buf(),
                 }),
+            _ => None,
+        }
+    }
+
+    /// Where `sys` is on this machine, when this root is a running system (the live one or
+    /// `--host-root`): for the one file memlens holds open and writes itself
+    /// (`cgroup::peak::IntervalPeak`); `None` for a capture.
+    pub fn host_file(&self, sys: &Path) -> Option<PathBuf> {
+        match &self.backing {
+            Backing::Dir(prefix) if self.is_system() && !self.escapes(sys) => {
+                Some(Self::host_path(prefix, sys))
+            }
             _ => None,
         }
     }

@@ -14,12 +14,12 @@
 //! "runs of unchanged values, then a delta" this compactly.
 
 /// Template marker: an integer taken out of the text.
-const INT: u8 = 0x00;
+pub const INT: u8 = 0x00;
 /// Template marker: a decimal `I.F` taken out, followed by one byte: the number of fraction
 /// digits (the value is `I·10^d + F`).
 const DEC: u8 = 0x01;
 /// First byte of a template whose numbers were taken out.
-const TOKENIZED: u8 = b'T';
+pub const TOKENIZED: u8 = b'T';
 /// First byte of a template that is the file itself (it held a marker byte).
 const LITERAL: u8 = b'L';
 

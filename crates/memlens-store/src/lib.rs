@@ -27,8 +27,10 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-/// The format this memlens writes; it reads this and every older one.
-pub const FORMAT: i64 = 1;
+/// The format this memlens writes; it reads this and every older one. 2 added the
+/// `refusals` table (format 1 is format 2 without it: a writer adds the table to a format-1
+/// store and marks it 2; a reader of a format-1 store finds no refusals).
+pub const FORMAT: i64 = 2;
 /// The database file in the store directory.
 pub const DB_FILE: &str = "memlens.db";
 
@@ -92,6 +94,8 @@ CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY, t INTEGER NOT NULL, ki
 CREATE INDEX IF NOT EXISTS events_t ON events(t);
 CREATE INDEX IF NOT EXISTS events_kind_cgroup ON events(kind, cgroup, id);
 CREATE TABLE IF NOT EXISTS keep(grp TEXT NOT NULL, t0 INTEGER NOT NULL, t1 INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS refusals(t INTEGER NOT NULL, series INTEGER NOT NULL, reason TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS refusals_series_t ON refusals(series, t);
 ";
 
 /// How the recorder bounds the store.
@@ -170,6 +174,9 @@ pub struct Writer {
     open: HashMap<i64, Open>,
     /// Each series' last file bytes, template and values (see `write_tx`).
     last: HashMap<i64, (Vec<u8>, i64, Vec<u64>)>,
+    /// The reason last stored in `refusals` of each series whose file is refused now (a
+    /// row is written when a file's read starts failing or fails differently, not each tick).
+    refused: HashMap<i64, String>,
     span_start: i64,
     limits: Limits,
 }
@@ -249,6 +256,14 @@ impl Writer {
                     found: f,
                 });
             }
+            // Format 1: the refusals table was added by SCHEMA above; nothing else differs.
+            Some(f) if f < FORMAT => {
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('format', ?1)",
+                    params![FORMAT.to_string()],
+                )
+                .map_err(&e)?;
+            }
             Some(_) => {}
             None => {
                 conn.execute(
@@ -267,6 +282,7 @@ impl Writer {
             counts: Counts::default(),
             open: HashMap::new(),
             last: HashMap::new(),
+            refused: HashMap::new(),
             span_start: 0,
             limits,
         };
@@ -419,7 +435,7 @@ impl Writer {
         &mut self,
         t: i64,
         present: &[(String, Vec<u8>)],
-        absent: &[String],
+        absent: &[(String, String)],
         events: &[Event],
     ) -> Result<(), StoreError> {
         if self.span_start == 0 {
@@ -446,7 +462,7 @@ impl Writer {
         &mut self,
         t: i64,
         present: &[(String, Vec<u8>)],
-        absent: &[String],
+        absent: &[(String, String)],
         events: &[Event],
     ) -> Result<(), StoreError> {
         let mut frame = Vec::new();
@@ -454,10 +470,26 @@ impl Writer {
         let mut body = Vec::new();
         let items = present
             .iter()
-            .map(|(p, b)| (p, Some(b)))
-            .chain(absent.iter().map(|p| (p, None)));
-        for (path, bytes) in items {
+            .map(|(p, b)| (p, Some(b), None))
+            .chain(absent.iter().map(|(p, why)| (p, None, Some(why))));
+        for (path, bytes, why) in items {
             let (sid, gid) = self.intern_series(path)?;
+            match why {
+                Some(why) if self.refused.get(&sid) != Some(why) => {
+                    self.conn
+                        .prepare_cached(
+                            "INSERT INTO refusals(t, series, reason) VALUES (?1, ?2, ?3)",
+                        )
+                        .and_then(|mut st| st.execute(params![t, sid, why]))
+                        .map_err(db_err(&self.dir))?;
+                    self.refused.insert(sid, why.clone());
+                }
+                Some(_) => {}
+                None if !self.refused.is_empty() => {
+                    self.refused.remove(&sid);
+                }
+                None => {}
+            }
             // Most files are unchanged from the series' last sample (idle cgroups): a
             // byte comparison spares the tokenizing and the template lookup.
             let same = match (bytes, self.last.get(&sid)) {
@@ -637,6 +669,15 @@ impl Writer {
                 params![cut],
             )
             .map_err(&e)?;
+        // A refusal is stored once, when it starts: the latest of each series stays (it is
+        // still the reason while the file stays unreadable), older ones go with retention.
+        self.conn
+            .execute(
+                "DELETE FROM refusals WHERE t < ?1 AND EXISTS (SELECT 1 FROM refusals r
+                   WHERE r.series = refusals.series AND r.t > refusals.t)",
+                params![cut],
+            )
+            .map_err(&e)?;
         self.prune_gone().map_err(&e)?;
         for _ in 0..1000 {
             let used = self.used_bytes().map_err(&e)?;
@@ -701,6 +742,10 @@ impl Writer {
             for id in &gone {
                 del.execute(params![id])?;
             }
+            self.conn.execute(
+                "DELETE FROM refusals WHERE NOT EXISTS (SELECT 1 FROM series s WHERE s.id = refusals.series)",
+                [],
+            )?;
             self.conn.execute(
                 "DELETE FROM groups WHERE id < (SELECT max(id) FROM groups)
                    AND NOT EXISTS (SELECT 1 FROM series s WHERE s.grp = groups.id)",
@@ -1478,6 +1523,46 @@ impl Reader {
             .prepare_cached("SELECT 1 FROM series WHERE path=?1")
             .and_then(|mut st| st.exists(params![path]))
             .unwrap_or(false)
+    }
+
+    /// Why the file at `path` was not recorded at `t` (ms), when its sample then is absent:
+    /// the error of the read that failed (`permission denied (...)`, `not provided by this
+    /// kernel (or gone)`), as of the latest refusal stored at or before `t`, and since when.
+    /// `None` in a format-1 store (no refusals kept) or when none was stored.
+    pub fn refusal(&self, path: &str, t: i64) -> Option<(i64, String)> {
+        self.conn
+            .prepare_cached(
+                "SELECT r.t, r.reason FROM refusals r JOIN series s ON s.id = r.series
+                   WHERE s.path = ?1 AND r.t <= ?2 ORDER BY r.t DESC LIMIT 1",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![path, t], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// The refusals stored for the files of `group` (a cgroup directory) in `[since,
+    /// until]`, and the latest before `since`: (t, path, reason), oldest first.
+    pub fn refusals_of(&self, group: &str, since: i64, until: i64) -> Vec<(i64, String, String)> {
+        let like = format!("{}/%", group.replace('%', "\\%").replace('_', "\\_"));
+        let q = self.conn.prepare_cached(
+            "SELECT r.t, s.path, r.reason FROM refusals r JOIN series s ON s.id = r.series
+               WHERE s.path LIKE ?1 ESCAPE '\\' AND r.t <= ?3 AND (r.t >= ?2 OR r.t = (SELECT max(r2.t)
+                 FROM refusals r2 WHERE r2.series = r.series AND r2.t < ?2))
+               ORDER BY r.t",
+        );
+        let Ok(mut st) = q else { return Vec::new() };
+        st.query_map(params![like, since, until], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .map(|rows| {
+            rows.flatten()
+                .filter(|(_, p, _): &(i64, String, String)| group_of(p) == group)
+                .collect()
+        })
+        .unwrap_or_default()
     }
 
     /// Every group name recorded (cgroup directories, /proc/PID, /proc).

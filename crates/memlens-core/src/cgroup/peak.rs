@@ -9,13 +9,26 @@
 //! fails (Debian's 6.1: the write, with EINVAL), and callers fall back to the highest sample,
 //! saying so.
 //!
-//! The one kernel file memlens holds open across reads (the reset is per descriptor, so
-//! `sys::Root`'s read-and-close cannot do it), and only on a cgroup memlens created.
+//! The one kernel file memlens writes without having created the cgroup: `memlens run` on
+//! its own cgroup, and the flight recorder on every v2 cgroup, because the reset is local to
+//! the descriptor (other readers, the kubelet's or systemd's, still see the lifetime peak)
+//! and no kernel resets memory.peak for everyone on a write (before 6.12 the write fails).
+//! The descriptor is checked to be on cgroup2 before the first write, so a `--host-root`
+//! fixture tree (regular files) is never written. v1's memory.max_usage_in_bytes is never
+//! written: its reset is global.
 
 use std::fs::File;
 use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+
+/// The file in a cgroup's directory under which the recorder stores each sample's interval
+/// peak (not a kernel file: `"<bytes>\n"`, or `"unavailable: <reason>\n"`).
+pub const RECORDED_FILE: &str = "memlens.interval_peak";
+
+/// The filesystem magic of cgroup2 (linux/magic.h CGROUP2_SUPER_MAGIC).
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
 /// An open, resettable memory.peak.
 #[derive(Debug)]
@@ -43,6 +56,16 @@ impl IntervalPeak {
                     "memory.peak cannot be reset per file descriptor on this kernel (6.12+; opening it for writing: {e}): interval peaks are the highest samples"
                 )
             })?;
+        // SAFETY: a valid descriptor and out pointer.
+        let mut sfs: libc::statfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstatfs(file.as_raw_fd(), &mut sfs) } != 0
+            || sfs.f_type as i64 != CGROUP2_SUPER_MAGIC
+        {
+            return Err(format!(
+                "{} is not on a cgroup2 file system: not written; interval peaks are the highest samples",
+                p.display()
+            ));
+        }
         let mut ip = IntervalPeak { file };
         // (6.1 opens it for writing but refuses the write with EINVAL.)
         ip.reset().map_err(|e| {
