@@ -374,13 +374,24 @@ async fn serve(state: Arc<State>, std_listener: std::net::TcpListener) -> std::i
             Ok(s) => s,
             Err(why) => {
                 refusals.refused(peer, &why);
-                match refusing.clone().try_acquire_owned() {
+                // Every refusal slot lingering: wait for one (each ends within REFUSE_LINGER)
+                // instead of closing this one unanswered; meanwhile the listen queue holds
+                // the newcomers.
+                let permit = match refusing.clone().try_acquire_owned() {
+                    Ok(p) => Ok(p),
+                    Err(_) => {
+                        Unanswered::count(&UNANSWERED.waited_for_refusal_slot);
+                        refusing.clone().acquire_owned().await
+                    }
+                };
+                match permit {
                     Ok(permit) => {
                         tokio::spawn(async move {
                             refuse(stream, &why).await;
                             drop(permit);
                         });
                     }
+                    // The semaphore is never closed.
                     Err(_) => {
                         Unanswered::count(&UNANSWERED.no_refusal_slot);
                         drop(stream)
@@ -460,8 +471,12 @@ async fn serve(state: Arc<State>, std_listener: std::net::TcpListener) -> std::i
 /// 500) says which path closed them. A keep-alive connection closed idle after its requests
 /// is not counted (it was answered).
 struct Unanswered {
-    /// Refused while [`MAX_REFUSING`] refusals were already lingering: closed at once.
+    /// Refused and no refusal slot could be had (cannot happen: the semaphore is never
+    /// closed; counted so that it would show).
     no_refusal_slot: std::sync::atomic::AtomicU64,
+    /// Not unanswered: refused while [`MAX_REFUSING`] refusals were lingering, so the accept
+    /// loop waited for one to end (the listen queue held the newcomers meanwhile).
+    waited_for_refusal_slot: std::sync::atomic::AtomicU64,
     /// Closed to make room before its request began, likewise without a refusal slot.
     evicted_no_refusal_slot: std::sync::atomic::AtomicU64,
     /// Ended by an error before a request began (the header timeout, a reset, bad input).
@@ -470,6 +485,7 @@ struct Unanswered {
 
 static UNANSWERED: Unanswered = Unanswered {
     no_refusal_slot: std::sync::atomic::AtomicU64::new(0),
+    waited_for_refusal_slot: std::sync::atomic::AtomicU64::new(0),
     evicted_no_refusal_slot: std::sync::atomic::AtomicU64::new(0),
     error_before_request: std::sync::atomic::AtomicU64::new(0),
 };
@@ -492,6 +508,14 @@ impl Unanswered {
                 evicted_without_slot = b,
                 error_before_request = c,
                 "connections closed without an answer"
+            );
+        }
+        let w = UNANSWERED.waited_for_refusal_slot.load(Ordering::Relaxed);
+        if w > 0 {
+            tracing::info!(
+                refusals = w,
+                max_refusing = MAX_REFUSING,
+                "refusals that waited for a refusal slot (answered 503 later)"
             );
         }
     }
