@@ -86,6 +86,8 @@ pub struct Reading {
     /// memory.stat pgscan / pgsteal (pages; v2 only, 5.13+).
     pub pgscan: Option<u64>,
     pub pgsteal: Option<u64>,
+    /// memory.stat pgmajfault (v1 and v2): faults that read their page back from swap or disk.
+    pub major_faults: Option<u64>,
     /// memory.pressure (v2) or /proc/pressure/memory (v1) some total, µs.
     pub psi_some_total_usec: Option<u64>,
     pub psi_some_avg10: Option<f32>,
@@ -101,22 +103,97 @@ fn page_size() -> u64 {
 pub fn reading(root: &Root, h: &Hierarchy, path: &str) -> Result<Reading, String> {
     let c = read::read_cgroup(root, h, path, Level::Sample).map_err(|e| e.to_string())?;
     let s = crate::run::Sample::of(&c, 0.0);
-    let stat = |k: &str| c.stat.as_ref().and_then(|st| st.get(k));
     let psi = match h.version {
         Version::V2 => c.pressure,
         Version::V1 => crate::proc::read_host(root).pressure,
     };
-    Ok(Reading {
+    let mut r = Reading {
         usage: s.usage,
         not_reclaimable: s.not_reclaimable,
         swap: s.swap,
-        refault_anon: stat("workingset_refault_anon"),
-        refault_file: stat("workingset_refault_file"),
-        pgscan: stat("pgscan"),
-        pgsteal: stat("pgsteal"),
         psi_some_total_usec: psi.map(|p| p.some.total_usec),
         psi_some_avg10: psi.map(|p| p.some.avg10),
+        ..Reading::default()
+    };
+    if let Some(st) = &c.stat {
+        r.set_stat(st);
+    }
+    Ok(r)
+}
+
+impl Reading {
+    /// The counters the budget uses, from the cgroup's memory.stat (a key the kernel does not
+    /// print stays None).
+    pub fn set_stat(&mut self, st: &crate::model::KeyValues) {
+        self.refault_anon = st.get("workingset_refault_anon");
+        self.refault_file = st.get("workingset_refault_file");
+        self.pgscan = st.get("pgscan");
+        self.pgsteal = st.get("pgsteal");
+        self.major_faults = st.get("pgmajfault");
+    }
+}
+
+/// What the v1 budget counts as the workload reading back what a step took away, in bytes,
+/// between two readings: the refaults (memory.stat workingset_refault_anon + _file, pages)
+/// where the kernel prints them; else the major faults (pgmajfault: a fault that had to read
+/// its page from swap or disk; one page each, fault-around aside). 5.10's v1 memory.stat has
+/// no workingset_* keys at all (memcg1_stats), so without this the probe saw no pressure and,
+/// with swap, took the hot anon too (the 5.10-v1 guest went to 0.9 MiB of 40 MiB hot anon).
+pub fn read_back(prev: &Reading, now: &Reading, page: u64) -> Option<ReadBack> {
+    if let Some(p) = sum(
+        delta(prev.refault_anon, now.refault_anon),
+        delta(prev.refault_file, now.refault_file),
+    ) {
+        return Some(ReadBack {
+            bytes: p * page,
+            from: "refaults",
+        });
+    }
+    delta(prev.major_faults, now.major_faults).map(|n| ReadBack {
+        bytes: n * page,
+        from: "major faults",
     })
+}
+
+/// Bytes read back in a window, and the counter they come from (see [`read_back`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReadBack {
+    pub bytes: u64,
+    pub from: &'static str,
+}
+
+/// v1: whether a step window is over the budget, and why. `psi_some` is the host's PSI some
+/// in the window and `baseline` its level before the probe (percent); the rise counts only
+/// in a window where this cgroup read something back, since every other cgroup on the host
+/// moves it too.
+pub fn v1_over_budget(
+    o: &ProbeOptions,
+    amount: u64,
+    psi_some: f64,
+    baseline: f64,
+    back: Option<ReadBack>,
+) -> Option<String> {
+    let b = back?;
+    if b.bytes == 0 {
+        return None;
+    }
+    if psi_some - baseline > o.max_psi {
+        return Some(format!(
+            "pressure over budget: the host's some {psi_some:.2}% ({baseline:.2}% before the probe) rose more than {}% while the cgroup read back {} ({})",
+            o.max_psi,
+            crate::render::bytes(Some(b.bytes)),
+            b.from
+        ));
+    }
+    if b.bytes as f64 > o.max_refault * amount as f64 {
+        return Some(format!(
+            "{} over budget: {} read back after a step of {}",
+            b.from,
+            crate::render::bytes(Some(b.bytes)),
+            crate::render::bytes(Some(amount))
+        ));
+    }
+    None
 }
 
 /// How one step changes the cgroup.
@@ -206,6 +283,9 @@ pub struct Step {
     /// Refaults (anon + file) in the window, in bytes.
     #[serde(rename = "refault_bytes")]
     pub refaults: Option<u64>,
+    /// memory.stat pgmajfault gained in the window (a count): what the v1 budget uses where
+    /// the kernel has no refault counters (see [`read_back`]).
+    pub major_faults: Option<u64>,
     /// Share of the window some task stalled (from the some total), percent.
     pub psi_some_percent: Option<f64>,
     pub psi_some_avg10: Option<f32>,
@@ -434,6 +514,13 @@ pub fn probe(
             return rep;
         }
     };
+    if version == Version::V1 && first.refault_anon.is_none() && first.refault_file.is_none() {
+        rep.pressure_source.push_str(if first.major_faults.is_some() {
+            "; this kernel's memory.stat has no workingset_refault_anon/_file (5.10's v1 has no workingset keys), so its major faults (pgmajfault, one page each) stand in for the refaults"
+        } else {
+            "; this kernel's memory.stat has neither workingset_refault_anon/_file nor pgmajfault: only the floor stops the probe"
+        });
+    }
     let step_of = |u: u64| ((u as f64 * o.step) as u64).max(o.min_step) / page_size() * page_size();
     let u0 = first.usage.unwrap_or(0);
     rep.start = first.usage;
@@ -530,6 +617,7 @@ pub fn probe(
             delta(prev.refault_file, now.refault_file),
         )
         .map(|p| p * page);
+        let back = read_back(&prev, &now, page);
         let step = Step {
             n,
             wrote: value,
@@ -544,22 +632,19 @@ pub fn probe(
             stolen: delta(prev.pgsteal, now.pgsteal).map(|p| p * page),
             scanned: delta(prev.pgscan, now.pgscan).map(|p| p * page),
             refaults,
+            major_faults: delta(prev.major_faults, now.major_faults),
             psi_some_percent: psi_percent(&prev, &now, window),
             psi_some_avg10: now.psi_some_avg10,
             seconds: started.elapsed().as_secs_f64(),
         };
         progress(&step);
-        let psi = step.psi_some_percent.unwrap_or(0.0) - baseline;
-        // v1: the host's PSI moves with every cgroup on the node, so its rise counts only
-        // in a window where this cgroup refaulted too.
-        let over_psi = match version {
-            Version::V2 => {
-                psi > o.max_psi || now.psi_some_avg10.is_some_and(|a| f64::from(a) > o.max_psi)
-            }
-            Version::V1 => psi > o.max_psi && refaults.is_some_and(|r| r > 0),
+        let psi = step.psi_some_percent.unwrap_or(0.0);
+        let over = match version {
+            Version::V2 => (psi > o.max_psi
+                || now.psi_some_avg10.is_some_and(|a| f64::from(a) > o.max_psi))
+            .then(|| format!("pressure over budget: some {psi:.2}% > {}%", o.max_psi)),
+            Version::V1 => v1_over_budget(o, amount, psi, baseline, back),
         };
-        let over_refault = version == Version::V1
-            && refaults.is_some_and(|r| r as f64 > o.max_refault * amount as f64);
         let took = match (step.stolen, prev.usage, now.usage) {
             (Some(s), _, _) => s,
             (None, Some(a), Some(b)) => a.saturating_sub(b),
@@ -578,31 +663,14 @@ pub fn probe(
             prev = now;
             break;
         }
-        if over_psi || over_refault {
+        if let Some(why) = over {
             // The workload felt this step: what it holds now (refaults back in) and the level
             // before are both at least its hot set.
             lowest_ok = match (lowest_ok, now.usage) {
                 (Some(a), Some(b)) => Some(a.max(b)),
                 (a, b) => a.or(b),
             };
-            rep.stopped = if over_psi {
-                format!(
-                    "pressure over budget: some {:.2}%{} > {}%",
-                    psi + baseline,
-                    if baseline > 0.0 {
-                        format!(" ({baseline:.2}% before the probe)")
-                    } else {
-                        String::new()
-                    },
-                    o.max_psi
-                )
-            } else {
-                format!(
-                    "refaults over budget: {} refaulted after a step of {}",
-                    crate::render::bytes(refaults),
-                    crate::render::bytes(Some(amount))
-                )
-            };
+            rep.stopped = why;
             prev = now;
             break;
         }
@@ -719,4 +787,93 @@ pub fn probe_target(
         );
     }
     Ok(rep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V1_510: &str = include_str!("../tests/fixtures/kernel/v1-5.10-debian-guest/memory.stat");
+    const V1_618: &str = include_str!("../tests/fixtures/kernel/v1-6.18-this-host/memory.stat");
+    const PAGE: u64 = 4096;
+
+    fn reading_of(text: &str) -> Reading {
+        let (kv, problems) = crate::cgroup::parse::flat_keyed(text);
+        assert!(problems.is_empty(), "{problems:?}");
+        let mut r = Reading::default();
+        r.set_stat(&kv);
+        r
+    }
+
+    /// The same memory.stat with `key` (a line of its own) raised by `by`.
+    fn raised(text: &str, key: &str, by: u64) -> String {
+        text.lines()
+            .map(|l| match l.split_once(' ') {
+                Some((k, v)) if k == key => format!("{k} {}\n", v.parse::<u64>().unwrap() + by),
+                _ => format!("{l}\n"),
+            })
+            .collect()
+    }
+
+    /// 5.10's v1 memory.stat (the guest's, exact) has no refault counters: the hot anon that
+    /// a step swapped out and the workload faulted back in shows as major faults, and they
+    /// stop the probe. Before, nothing stopped it and it took the hot set down to 0.9 MiB.
+    #[test]
+    fn on_5_10_v1_major_faults_stand_in_for_the_missing_refaults() {
+        let before = reading_of(V1_510);
+        assert_eq!((before.refault_anon, before.refault_file), (None, None));
+        assert_eq!(before.major_faults, Some(0));
+        // A 1 MiB step; the workload read 8 MiB back from swap (2,000 faults).
+        let after = reading_of(&raised(V1_510, "pgmajfault", 2000));
+        let back = read_back(&before, &after, PAGE);
+        assert_eq!(
+            back,
+            Some(ReadBack {
+                bytes: 2000 * PAGE,
+                from: "major faults"
+            })
+        );
+        let o = ProbeOptions::default();
+        // The host's PSI flat: the read-back alone is over 10% of the step.
+        let why = v1_over_budget(&o, MIB, 0.0, 0.0, back).expect("over budget");
+        assert!(why.starts_with("major faults over budget"), "{why}");
+        // The host's PSI up with it: pressure.
+        let why = v1_over_budget(&o, 25 * MIB, 58.2, 0.0, back).expect("over budget");
+        assert!(why.starts_with("pressure over budget"), "{why}");
+        // Nothing read back: the host's PSI alone (other cgroups) does not stop it.
+        let none = read_back(&before, &before, PAGE);
+        assert_eq!(none.map(|b| b.bytes), Some(0));
+        assert_eq!(v1_over_budget(&o, MIB, 58.2, 0.0, none), None);
+        // A few faults within 10% of a large step: within budget.
+        let few = reading_of(&raised(V1_510, "pgmajfault", 10));
+        assert_eq!(
+            v1_over_budget(&o, 25 * MIB, 0.0, 0.0, read_back(&before, &few, PAGE)),
+            None
+        );
+    }
+
+    /// Where v1 memory.stat has the refault counters (6.18), they are the budget's measure,
+    /// not the major faults.
+    #[test]
+    fn where_v1_has_refault_counters_they_are_what_counts() {
+        let before = reading_of(V1_618);
+        assert_eq!(before.refault_file, Some(656));
+        let after = reading_of(&raised(
+            &raised(V1_618, "pgmajfault", 2000),
+            "workingset_refault_anon",
+            3,
+        ));
+        assert_eq!(
+            read_back(&before, &after, PAGE),
+            Some(ReadBack {
+                bytes: 3 * PAGE,
+                from: "refaults"
+            })
+        );
+        let o = ProbeOptions::default();
+        assert_eq!(
+            v1_over_budget(&o, MIB, 0.0, 0.0, read_back(&before, &after, PAGE)),
+            None
+        );
+    }
 }

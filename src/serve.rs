@@ -46,12 +46,22 @@ use tokio::sync::Semaphore;
 mod conns;
 
 pub use conns::{MAX_CONNECTIONS, MAX_PER_ADDR};
-/// Refused connections being answered 503 at once; beyond this they are closed unanswered
-/// (each holds a socket for at most `REFUSE_LINGER`).
-const MAX_REFUSING: usize = 1024;
-/// How long a refused connection is kept to read the client's request and let it read the
-/// 503 (closing with unread input would reset the connection before the answer is read).
-const REFUSE_LINGER: Duration = Duration::from_secs(1);
+/// The listen backlog: connections the kernel completes and queues before `accept`. std's
+/// `bind` listens with 128, and a burst of 500 scrapes on top of 600 reconnecting hoarders
+/// overflows that (TcpExt ListenOverflows): on 5.10 and 6.1 the kernel then resets the
+/// connections it never queued (the 6.1 guest: 58 of 500 read `ECONNRESET` with no byte, and
+/// the legitimate scrape on 5.10-v1), where the server would have answered each one. Linux
+/// caps it at net.core.somaxconn (4096 since 5.4).
+pub const LISTEN_BACKLOG: i32 = 4096;
+/// Refused connections being answered 503 at once; beyond this they are closed unanswered.
+/// As deep as the listen queue plus the table: a full queue of refused newcomers (the deep
+/// backlog hands them over as fast as they connect) all get their 503 (with 1,024 the host
+/// closed 9 of a flood silently).
+const MAX_REFUSING: usize = LISTEN_BACKLOG as usize + MAX_CONNECTIONS;
+/// Longest a refused connection is kept to read the client's request (the same time an
+/// admitted one has for its headers, [`HEADER_TIMEOUT`]), so that its close is a FIN after
+/// the 503, not a reset over an unread or late request.
+const REFUSE_LINGER: Duration = HEADER_TIMEOUT;
 /// What `/` answers: the endpoints.
 const INDEX: &str = "memlens exporter\n\n\
 /metrics                     Prometheus text 0.0.4 (OpenMetrics 1.0 when Accept asks for it)\n\
@@ -214,6 +224,7 @@ fn collect(root: &Root, h: &Hierarchy, c: &mut Collector, wanted: [bool; 2]) -> 
 /// before accepting, so `/metrics` never answers without data.
 pub fn run(root: Root, h: Hierarchy, opts: ServeOptions) -> std::io::Result<()> {
     let std_listener = std::net::TcpListener::bind(opts.listen)?;
+    deepen_backlog(&std_listener)?;
     std_listener.set_nonblocking(true)?;
     let bound = std_listener.local_addr()?;
     tracing::info!(listen = %bound, port = bound.port(), "listening");
@@ -295,6 +306,19 @@ pub fn run(root: Root, h: Hierarchy, opts: ServeOptions) -> std::io::Result<()> 
     rt.block_on(serve(state, std_listener))
 }
 
+/// Raises the listen backlog of a listening socket to [`LISTEN_BACKLOG`]: std offers no way
+/// to choose it, and listen(2) again on a listening socket updates it (net/ipv4/af_inet.c
+/// inet_listen: "allow the backlog to be adjusted").
+fn deepen_backlog(l: &std::net::TcpListener) -> std::io::Result<()> {
+    // SAFETY: listen(2) on a socket this listener owns; no memory is passed.
+    let r = unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(l), LISTEN_BACKLOG) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Gives the heap memory freed with the previous snapshot back to the kernel: glibc keeps
 /// freed memory of each thread's arena for reuse, and the snapshot of 10,000 cgroups is tens of
 /// megabytes built on one thread and freed on another (benches/scale.rs: RSS 97 -> MB).
@@ -350,13 +374,24 @@ async fn serve(state: Arc<State>, std_listener: std::net::TcpListener) -> std::i
             Ok(s) => s,
             Err(why) => {
                 refusals.refused(peer, &why);
-                match refusing.clone().try_acquire_owned() {
+                // Every refusal slot lingering: wait for one (each ends within REFUSE_LINGER)
+                // instead of closing this one unanswered; meanwhile the listen queue holds
+                // the newcomers.
+                let permit = match refusing.clone().try_acquire_owned() {
+                    Ok(p) => Ok(p),
+                    Err(_) => {
+                        Unanswered::count(&UNANSWERED.waited_for_refusal_slot);
+                        refusing.clone().acquire_owned().await
+                    }
+                };
+                match permit {
                     Ok(permit) => {
                         tokio::spawn(async move {
                             refuse(stream, &why).await;
                             drop(permit);
                         });
                     }
+                    // The semaphore is never closed.
                     Err(_) => {
                         Unanswered::count(&UNANSWERED.no_refusal_slot);
                         drop(stream)
@@ -436,8 +471,12 @@ async fn serve(state: Arc<State>, std_listener: std::net::TcpListener) -> std::i
 /// 500) says which path closed them. A keep-alive connection closed idle after its requests
 /// is not counted (it was answered).
 struct Unanswered {
-    /// Refused while [`MAX_REFUSING`] refusals were already lingering: closed at once.
+    /// Refused and no refusal slot could be had (cannot happen: the semaphore is never
+    /// closed; counted so that it would show).
     no_refusal_slot: std::sync::atomic::AtomicU64,
+    /// Not unanswered: refused while [`MAX_REFUSING`] refusals were lingering, so the accept
+    /// loop waited for one to end (the listen queue held the newcomers meanwhile).
+    waited_for_refusal_slot: std::sync::atomic::AtomicU64,
     /// Closed to make room before its request began, likewise without a refusal slot.
     evicted_no_refusal_slot: std::sync::atomic::AtomicU64,
     /// Ended by an error before a request began (the header timeout, a reset, bad input).
@@ -446,6 +485,7 @@ struct Unanswered {
 
 static UNANSWERED: Unanswered = Unanswered {
     no_refusal_slot: std::sync::atomic::AtomicU64::new(0),
+    waited_for_refusal_slot: std::sync::atomic::AtomicU64::new(0),
     evicted_no_refusal_slot: std::sync::atomic::AtomicU64::new(0),
     error_before_request: std::sync::atomic::AtomicU64::new(0),
 };
@@ -470,6 +510,14 @@ impl Unanswered {
                 "connections closed without an answer"
             );
         }
+        let w = UNANSWERED.waited_for_refusal_slot.load(Ordering::Relaxed);
+        if w > 0 {
+            tracing::info!(
+                refusals = w,
+                max_refusing = MAX_REFUSING,
+                "refusals that waited for a refusal slot (answered 503 later)"
+            );
+        }
     }
 }
 
@@ -483,7 +531,17 @@ struct RefusalLog {
     logged: u32,
     unlogged: u64,
     last: Option<(SocketAddr, String)>,
+    /// Refusals of the window per client address (at most [`REFUSAL_ADDRS`] kept, the rest
+    /// counted in `other_addrs`): the summary line says whom the server refused, so a light
+    /// client's refusal (the legitimate scraper's) is not lost among a hoarder's.
+    by_addr: std::collections::HashMap<std::net::IpAddr, u64>,
+    other_addrs: u64,
 }
+
+/// Client addresses counted one by one in a window of refusals; the summary line names the
+/// [`REFUSAL_ADDRS_SHOWN`] most refused.
+const REFUSAL_ADDRS: usize = 1024;
+const REFUSAL_ADDRS_SHOWN: usize = 16;
 
 impl RefusalLog {
     fn new() -> Self {
@@ -492,11 +550,40 @@ impl RefusalLog {
             logged: 0,
             unlogged: 0,
             last: None,
+            by_addr: Default::default(),
+            other_addrs: 0,
         }
+    }
+
+    /// The window's refusals per address, most refused first: `127.0.0.2=540 127.0.0.1=1`.
+    fn by_address(&self) -> String {
+        let mut v: Vec<_> = self.by_addr.iter().collect();
+        v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let mut out: Vec<String> = v
+            .iter()
+            .take(REFUSAL_ADDRS_SHOWN)
+            .map(|(a, n)| format!("{a}={n}"))
+            .collect();
+        let more = v.len().saturating_sub(REFUSAL_ADDRS_SHOWN);
+        if more > 0 || self.other_addrs > 0 {
+            out.push(format!(
+                "+{} more addresses",
+                more as u64 + self.other_addrs
+            ));
+        }
+        out.join(" ")
     }
 
     fn refused(&mut self, peer: SocketAddr, why: &str) {
         self.roll();
+        let n = self.by_addr.len();
+        match self.by_addr.get_mut(&peer.ip()) {
+            Some(c) => *c += 1,
+            None if n < REFUSAL_ADDRS => {
+                self.by_addr.insert(peer.ip(), 1);
+            }
+            None => self.other_addrs += 1,
+        }
         if self.logged < REFUSALS_LOGGED {
             self.logged += 1;
             tracing::warn!(%peer, reason = %why, "connection refused with 503");
@@ -521,18 +608,24 @@ impl RefusalLog {
                 window_s = self.since.elapsed().as_secs(),
                 last_peer = %peer,
                 last_reason = %why,
+                by_address = %self.by_address(),
                 "more connections refused with 503 (counted, not logged one by one)"
             );
         }
         self.since = Instant::now();
         self.logged = 0;
         self.unlogged = 0;
+        self.by_addr.clear();
+        self.other_addrs = 0;
     }
 }
 
-/// Answers a connection that cannot be admitted: `503` with `Retry-After`, then reads what
-/// the client sent (briefly) so that closing does not reset the connection before the client
-/// read the answer.
+/// Answers a connection that cannot be admitted: `503` with `Retry-After` and a FIN, then
+/// reads what the client sends until the end of its request headers, its close, or
+/// [`REFUSE_LINGER`]. Closing while a request is unread, or before a late one arrives, makes
+/// the kernel reset the connection, and a client that had not read the 503 yet then reads
+/// `ECONNRESET` instead (the 1 s linger of before was shorter than a TCG guest's client took
+/// under attack).
 async fn refuse(mut stream: tokio::net::TcpStream, why: &str) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let body = serde_json::json!({ "error": format!("busy: {why}; retry") }).to_string();
@@ -544,17 +637,50 @@ async fn refuse(mut stream: tokio::net::TcpStream, why: &str) {
         stream.write_all(head.as_bytes()).await?;
         stream.write_all(body.as_bytes()).await?;
         stream.shutdown().await?;
-        let mut buf = [0u8; 4096];
+        let mut buf = [0u8; 2048];
+        let mut seen = HeadEnd::default();
         let mut total = 0usize;
         while total < 64 * 1024 {
             match stream.read(&mut buf).await? {
                 0 => break,
-                n => total += n,
+                n => {
+                    total += n;
+                    if seen.feed(&buf[..n]) {
+                        break;
+                    }
+                }
             }
         }
         Ok::<_, std::io::Error>(())
     })
     .await;
+    // What arrived meanwhile is read too (a body, a pipelined request): the close stays a FIN.
+    let mut buf = [0u8; 2048];
+    while let Ok(n) = stream.try_read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+/// Finds the end of a request's headers (`\r\n\r\n`, or `\n\n` as hyper also takes it)
+/// across reads.
+#[derive(Default)]
+struct HeadEnd {
+    /// The last 3 bytes fed.
+    tail: Vec<u8>,
+}
+
+impl HeadEnd {
+    /// Feeds the next bytes; true once the headers have ended.
+    fn feed(&mut self, b: &[u8]) -> bool {
+        let mut w = std::mem::take(&mut self.tail);
+        w.extend_from_slice(b);
+        let done = w.windows(4).any(|x| x == b"\r\n\r\n") || w.windows(2).any(|x| x == b"\n\n");
+        let keep = w.len().saturating_sub(3);
+        self.tail = w.split_off(keep);
+        done
+    }
 }
 
 /// Raises the soft limit of open files to the hard one (at most 65536): the connection
@@ -788,6 +914,49 @@ fn stale_after(interval: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A refused connection reads up to the end of the request's headers, wherever the reads
+    /// split it, and no further: then its close is a FIN (nothing unread).
+    #[test]
+    fn a_refusal_reads_up_to_the_end_of_the_headers_across_reads() {
+        let req = b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        for cut in 1..req.len() {
+            let mut h = HeadEnd::default();
+            let (a, b) = req.split_at(cut);
+            assert!(!h.feed(a), "ended early at {cut}");
+            assert!(h.feed(b), "not ended, cut at {cut}");
+        }
+        // One byte at a time.
+        let mut h = HeadEnd::default();
+        let ends: Vec<bool> = req.iter().map(|b| h.feed(&[*b])).collect();
+        assert_eq!(ends.iter().position(|e| *e), Some(req.len() - 1));
+        assert!(HeadEnd::default().feed(b"GET / HTTP/1.0\n\n"));
+        assert!(!HeadEnd::default().feed(b"GET / HTTP/1.1\r\nHost: x\r\n"));
+    }
+
+    /// The refusal summary names whom it refused, a light client's one refusal among a
+    /// hoarder's thousands (the 5.10-v1 guest's legitimate scrape was reset and the log could
+    /// not say whether the server had refused it).
+    #[test]
+    fn the_refusal_summary_counts_per_address() {
+        let mut l = RefusalLog::new();
+        let p = |a: [u8; 4], port| SocketAddr::from((a, port));
+        for i in 0..500 {
+            l.refused(p([127, 0, 0, 2], 1000 + i), "full");
+        }
+        l.refused(p([127, 0, 0, 1], 40000), "full");
+        for i in 0..3 {
+            l.refused(p([127, 0, 0, 3], 2000 + i), "full");
+        }
+        assert_eq!(l.by_address(), "127.0.0.2=500 127.0.0.3=3 127.0.0.1=1");
+        for a in 0..40u8 {
+            l.refused(p([10, 0, 0, a], 1), "full");
+        }
+        let s = l.by_address();
+        assert!(s.ends_with("+27 more addresses"), "{s}");
+        l.flush();
+        assert_eq!(l.by_address(), "");
+    }
 
     #[test]
     fn freshness_follows_the_interval() {

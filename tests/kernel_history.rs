@@ -165,6 +165,7 @@ fn history_figures_equal_reading_every_file_of_each_sample() {
     assert!(problems.is_empty(), "{problems:?}");
     assert_eq!(pts.len(), samples.len());
     let mut moved = 0;
+    let mut moved_at = Vec::new();
     for (i, (p, s)) in pts.iter().zip(&samples).enumerate() {
         let (values, hits, ooms, pids) = reference(&h, cg.path(), s);
         assert_eq!(p.values.to_vec(), values, "sample {i}: figures");
@@ -173,8 +174,14 @@ fn history_figures_equal_reading_every_file_of_each_sample() {
         assert_eq!(p.pids.as_deref(), pids.as_deref(), "sample {i}: processes");
         if i > 0 && pts[i - 1].values != p.values {
             moved += 1;
+            moved_at.push(i);
         }
     }
     // The figures did move (the in-place path was taken, not only the unchanged one).
-    assert!(moved >= 5, "only {moved} samples changed");
+    assert!(
+        moved >= 5,
+        "only {moved} samples changed (at {moved_at:?}; first {:?}, last {:?})",
+        pts.first().map(|p| &p.values),
+        pts.last().map(|p| &p.values)
+    );
 }

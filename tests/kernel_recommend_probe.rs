@@ -118,11 +118,23 @@ fn run_probe_finds_the_hot_set_and_puts_the_limit_back() {
             "{}",
             p["pressure_source"]
         );
-        // Each step wrote a limit below the usage it saw, and the limit was put back.
-        for s in steps {
+        // Each step wrote a limit below the usage it saw, and the limit was put back. Without
+        // swap no limit goes below the anon (it would OOM-kill). With swap (the VM guests'
+        // zram) there is no floor: the step that stopped the probe may go below the hot anon,
+        // which the kernel then swaps out and the workload faults back in (5.10's v1
+        // memory.stat has no refault counters: its major faults are what stops the probe),
+        // and the steps before it may not.
+        let swap = p["swap_possible"].as_bool().unwrap();
+        for (i, s) in steps.iter().enumerate() {
             let w: u64 = s["wrote"].as_str().unwrap().parse().unwrap();
             assert!(w < s["usage_before_bytes"].as_u64().unwrap());
-            assert!(w >= 40 * MIB, "a limit {w} below the anon would OOM-kill");
+            if !swap || i + 1 < steps.len() {
+                assert!(w >= 40 * MIB, "a limit {w} below the anon (step {})", i + 1);
+            }
+        }
+        if swap {
+            let stopped = p["stopped"].as_str().unwrap();
+            assert!(stopped.contains("over budget"), "{stopped}");
         }
         assert!(
             p["restored"]
