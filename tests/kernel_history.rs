@@ -177,9 +177,17 @@ fn history_figures_equal_reading_every_file_of_each_sample() {
             moved_at.push(i);
         }
     }
-    // The figures did move (the in-place path was taken, not only the unchanged one).
+    // The figures did move (the in-place path was taken, not only the unchanged one), at
+    // least at each scripted change: 20, 40, 60 and 80, and on v2 the wrapped counter at 90
+    // and back at 91. On v1 the wrap moves nothing: without `total_inactive_file` the
+    // breakdown takes the cgroup's own `inactive_file`, which equals it in a leaf (the 5.10-v1
+    // guest, where nothing else moved, saw exactly those four).
+    let scripted = match h.version {
+        memlens::model::Version::V1 => 4,
+        memlens::model::Version::V2 => 6,
+    };
     assert!(
-        moved >= 5,
+        moved >= scripted,
         "only {moved} samples changed (at {moved_at:?}; first {:?}, last {:?})",
         pts.first().map(|p| &p.values),
         pts.last().map(|p| &p.values)
