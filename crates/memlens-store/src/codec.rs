@@ -228,24 +228,7 @@ pub fn put_row(out: &mut Vec<u8>, vals: &[u64], prev: &[u64]) {
 /// Reads a row of `n` values written by [`put_row`] against `prev`.
 pub fn get_row(buf: &[u8], pos: &mut usize, n: usize, prev: &[u64]) -> Option<Vec<u64>> {
     let mut out: Vec<u64> = (0..n).map(|j| prev.get(j).copied().unwrap_or(0)).collect();
-    let mut j = 0usize;
-    if n == 0 {
-        get_varint(buf, pos)?;
-        return Some(out);
-    }
-    while j < n {
-        let z = usize::try_from(get_varint(buf, pos)?).ok()?;
-        j = j.checked_add(z)?;
-        if j > n {
-            return None;
-        }
-        if j == n {
-            break;
-        }
-        let d = unzigzag(get_varint(buf, pos)?);
-        out[j] = out[j].wrapping_add(d as u64);
-        j += 1;
-    }
+    apply_row(buf, pos, &mut out)?;
     Some(out)
 }
 
