@@ -580,7 +580,7 @@ impl Own<'_> {
     /// the one `cg` was read with. The result is what `read_cgroup` would give for the
     /// new text (same parse, see `keyed_slots`); `false` when that cannot be shown (another
     /// template, a value at or above IMPLAUSIBLE, another file): then everything is read
-    /// again from the text.
+    /// again from the text (so `cg` may be left partly updated).
     fn apply(
         &self,
         s: SampleRef<'_>,
@@ -621,28 +621,28 @@ impl Own<'_> {
                     _ => None,
                 };
                 let Some(kv) = kv else { return false };
-                if kv.0.len() != map.len()
-                    || map
-                        .iter()
-                        .any(|&i| s.vals.get(i).is_none_or(|v| *v >= IMPLAUSIBLE))
-                {
+                if kv.0.len() != map.len() {
                     return false;
                 }
-                // v1 reads its hierarchical limits from memory.stat: a change there is read
-                // the usual way.
-                // (The value compared first: most do not move, and a key compare per key
-                // per sample was a tenth of `recommend`'s day case.)
-                if self.slot == Slot::Stat
-                    && kv.0.iter().zip(map).any(|((key, old), &i)| {
-                        *old != s.vals[i]
+                // One pass that checks and copies (three passes over memory.stat's numbers
+                // were a fifth of `recommend`'s day case): a refusal part way leaves `cg`
+                // partly updated, and the caller then reads it again from the text.
+                let stat = self.slot == Slot::Stat;
+                for ((key, old), &i) in kv.0.iter_mut().zip(map) {
+                    let Some(&v) = s.vals.get(i).filter(|v| **v < IMPLAUSIBLE) else {
+                        return false;
+                    };
+                    // v1 reads its hierarchical limits from memory.stat: a change there is
+                    // read the usual way. (The value compared first: most do not move.)
+                    if *old != v {
+                        if stat
                             && (key == "hierarchical_memory_limit"
                                 || key == "hierarchical_memsw_limit")
-                    })
-                {
-                    return false;
-                }
-                for ((_, v), &i) in kv.0.iter_mut().zip(map) {
-                    *v = s.vals[i];
+                        {
+                            return false;
+                        }
+                        *old = v;
+                    }
                 }
                 true
             }
@@ -719,6 +719,23 @@ pub fn points_of(
     own: &BTreeMap<String, Samples>,
     anc: &[&Samples],
 ) -> Vec<Point> {
+    let mut out = Vec::new();
+    points_of_into(r, h, path, own, anc, &mut out);
+    out
+}
+
+/// [`points_of`] into `out` (emptied first): `recommend` reuses one vector for every
+/// cgroup (a day of a busy cgroup's points is 5 MB, allocated, faulted in and freed per
+/// cgroup before).
+pub fn points_of_into(
+    r: &Reader,
+    h: &Hierarchy,
+    path: &str,
+    own: &BTreeMap<String, Samples>,
+    anc: &[&Samples],
+    out: &mut Vec<Point>,
+) {
+    out.clear();
     let wanted = point_files(h.version);
     let peaks = own
         .iter()
@@ -759,7 +776,7 @@ pub fn points_of(
     let mut stat_idx: Option<crate::views::breakdown::StatIndex> = None;
     let mut high: Option<Limit> = None;
     let mut pids: Option<std::sync::Arc<[i32]>> = None;
-    let mut out = Vec::with_capacity(times.len());
+    out.reserve(times.len());
     // Per ancestor: its cursor and the limit of the sample under it (parsed once).
     let mut anc_cur: Vec<(usize, Option<Option<u64>>)> = vec![(0, None); anc.len()];
     let mut prev_anc: Option<Option<u64>> = None;
@@ -928,8 +945,7 @@ pub fn points_of(
         });
     }
     let none = Samples::default();
-    interval_peaks(r, peaks.unwrap_or(&none), &mut out);
-    out
+    interval_peaks(r, peaks.unwrap_or(&none), out);
 }
 
 /// Each point's `usage_interval_peak`: the highest of the recorder's interval peaks

@@ -498,8 +498,8 @@ pub fn recommend(dir: Option<&Path>, q: &Query) -> Result<Report, (i32, String)>
         since,
         until,
         &|p| p.ends_with(limit_file),
-        |name, (mut ss, p)| {
-            problems.extend(p);
+        |name, (ss, p)| {
+            problems.append(p);
             if let Some(l) = ss.remove(&format!("{name}/{limit_file}")) {
                 anc_limits.insert(name.to_string(), l);
             }
@@ -517,20 +517,22 @@ pub fn recommend(dir: Option<&Path>, q: &Query) -> Result<Report, (i32, String)>
     type Part = (Vec<Recommendation>, Vec<String>, Option<String>);
     let part_of = |rd: &Reader, part: &[&str]| -> Result<Part, String> {
         let (mut out, mut problems, mut missing) = (Vec::new(), Vec::new(), None);
+        // One cgroup's points after another in the same memory.
+        let mut pts: Vec<Point> = Vec::new();
         rd.each_group(
             part,
             since,
             until,
             &|p| wanted_file(v, p),
             |dir, (own, p)| {
-                problems.extend(p);
+                problems.append(p);
                 let Some(path) = by_dir.get(dir).copied() else {
                     return;
                 };
                 let anc_dirs = ancestors_of(dir);
                 let anc: Vec<&Samples> =
                     anc_dirs.iter().filter_map(|a| anc_limits.get(a)).collect();
-                let pts = history::points_of(rd, &h, path, &own, &anc);
+                history::points_of_into(rd, &h, path, own, &anc, &mut pts);
                 // Without a TARGET, only cgroups that held processes (containers, services),
                 // not the empty parents (kubepods.slice, ...).
                 if q.target.is_none()
@@ -540,7 +542,7 @@ pub fn recommend(dir: Option<&Path>, q: &Query) -> Result<Report, (i32, String)>
                 {
                     return;
                 }
-                let (psi, kpeak) = pressure_and_peak(rd, &own, dir, v);
+                let (psi, kpeak) = pressure_and_peak(rd, own, dir, v);
                 match from_points(
                     path,
                     names.get(path).cloned(),

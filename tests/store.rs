@@ -626,7 +626,7 @@ fn each_group_columns_equal_group_samples() {
         r.each_group(&names, since, until, &keep, |name, (cols, problems)| {
             seen += 1;
             let (want, want_p) = r2.group_samples_where(&[name], since, until, keep).unwrap();
-            assert_eq!(problems, want_p, "{name} {since}..{until}");
+            assert_eq!(*problems, want_p, "{name} {since}..{until}");
             assert_eq!(
                 cols.keys().collect::<Vec<_>>(),
                 want.keys().collect::<Vec<_>>(),

@@ -341,9 +341,10 @@ impl Breakdown {
                 fig(name)
             }
         };
-        let v1_only_missing = |name: &str| {
+        // The reason a fixed text, not formatted: the breakdown is made for every sample.
+        let v1_only_missing = |name: &str, v1_reason: &'static str| {
             if v1 {
-                Figure::unavailable(format!("v1 memory.stat has no {name}"))
+                Figure::unavailable(v1_reason)
             } else {
                 fig(name)
             }
@@ -354,17 +355,17 @@ impl Breakdown {
         // it as file pages + mapped anon (mm/memcontrol-v1.c), kernel memory excluded. Taking
         // kmem off it would make the residual exactly −kmem.
         let v1_root = v1 && cg.is_root();
-        let mut parts = vec![&anon, &file];
-        if !v1_root {
-            parts.push(&kernel);
-        }
-        if !v1 {
-            parts.push(&sock);
-        }
+        // (A slice of the four, not a vector: no allocation per sample.)
+        let all_parts = [&anon, &file, &kernel, &sock];
+        let parts = match (v1_root, v1) {
+            (true, _) => &all_parts[..2],
+            (false, true) => &all_parts[..3],
+            (false, false) => &all_parts[..],
+        };
         // The v2 root has no memory.current: its usage is anon + file (as cAdvisor), so
         // usage − parts would always be −(kernel + sock), a figure about nothing.
         let v2_root_estimate = !v1 && cg.usage.current.is_none() && cg.is_root();
-        let (residual, residual_source) = match (usage.bytes, sum(&parts)) {
+        let (residual, residual_source) = match (usage.bytes, sum(parts)) {
             _ if v2_root_estimate => (
                 None,
                 "none for the v2 root: it has no memory.current, and its usage is anon + file (as cAdvisor), so usage − parts would only be −(kernel + sock)".into(),
@@ -403,8 +404,8 @@ impl Breakdown {
             slab_reclaimable: slab("slab_reclaimable"),
             slab_unreclaimable: slab("slab_unreclaimable"),
             sock,
-            pagetables: v1_only_missing("pagetables"),
-            kernel_stack: v1_only_missing("kernel_stack"),
+            pagetables: v1_only_missing("pagetables", "v1 memory.stat has no pagetables"),
+            kernel_stack: v1_only_missing("kernel_stack", "v1 memory.stat has no kernel_stack"),
             swap,
             unevictable: fig("unevictable"),
             anon_thp: fig("anon_thp"),

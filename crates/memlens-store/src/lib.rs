@@ -948,6 +948,9 @@ pub type GroupSamples = (BTreeMap<String, Vec<Sample>>, Vec<String>);
 /// [`GroupSamples`] as columns ([`Reader::each_group`]).
 pub type GroupColumns = (BTreeMap<String, Samples>, Vec<String>);
 
+/// Emptied columns by file name, for [`Reader::each_group`]'s next group.
+type Pool = HashMap<String, Vec<Samples>>;
+
 impl Reader {
     /// Opens the store in `dir` read-only.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
@@ -1132,6 +1135,7 @@ impl Reader {
         (since, until): (i64, i64),
         row: &mut Vec<u64>,
         out: &mut Vec<(i64, Samples)>,
+        pool: &mut Pool,
     ) -> Result<(), String> {
         let name = |reason: &str| {
             format!(
@@ -1160,7 +1164,12 @@ impl Reader {
                     let k = match out.iter().position(|(s, _)| *s == sid) {
                         Some(k) => k,
                         None => {
-                            out.push((sid, Samples::default()));
+                            let reused = self
+                                .series
+                                .get(&sid)
+                                .and_then(|(p, _)| pool.get_mut(p.rsplit('/').next()?))
+                                .and_then(Vec::pop);
+                            out.push((sid, reused.unwrap_or_default()));
                             out.len() - 1
                         }
                     };
@@ -1315,14 +1324,16 @@ impl Reader {
     /// only the series whose path `keep` takes, as columns ([`Samples`]: no allocation per
     /// sample): the frames not yet compacted are decoded once for all the groups, not once
     /// per group (they hold every group's rows: over 1,000 cgroups that was 1,000 decodes of
-    /// the same frames). One read transaction, as `group_samples`.
+    /// the same frames). One read transaction, as `group_samples`. `f` may take what it
+    /// keeps out of the columns; what it leaves is emptied and its memory reused for the
+    /// next group ([`Samples::clear`]).
     pub fn each_group(
         &self,
         names: &[&str],
         since: i64,
         until: i64,
         keep: &dyn Fn(&str) -> bool,
-        mut f: impl FnMut(&str, GroupColumns),
+        mut f: impl FnMut(&str, &mut GroupColumns),
     ) -> Result<(), StoreError> {
         let e = db_err(&self.dir);
         let by_name: HashMap<&str, i64> = self
@@ -1361,11 +1372,14 @@ impl Reader {
                 "SELECT id, grp, t0, t1, data FROM chunks WHERE grp=?1 AND t1>=?2 AND t0<=?3 ORDER BY t0",
             )?;
             let mut row = Vec::new();
+            // Emptied columns of the groups before, by file name, reused for the same file
+            // (memory.stat's columns for memory.stat: no column holds memory it does not use).
+            let mut pool: Pool = HashMap::new();
             for name in names {
                 let mut cols: Vec<(i64, Samples)> = Vec::new();
                 let mut problems = Vec::new();
                 let Some(g) = by_name.get(name).copied() else {
-                    f(name, (BTreeMap::new(), problems));
+                    f(name, &mut (BTreeMap::new(), problems));
                     continue;
                 };
                 let rows = st.query_map(params![g, since, until], |r| {
@@ -1376,9 +1390,15 @@ impl Reader {
                 })?;
                 for r in rows {
                     let (key, z) = r?;
-                    if let Err(p) =
-                        self.chunk_into(key, &z, &want_v, (since, until), &mut row, &mut cols)
-                    {
+                    if let Err(p) = self.chunk_into(
+                        key,
+                        &z,
+                        &want_v,
+                        (since, until),
+                        &mut row,
+                        &mut cols,
+                        &mut pool,
+                    ) {
                         problems.push(p);
                     }
                 }
@@ -1399,7 +1419,18 @@ impl Reader {
                         out.insert(p.clone(), c);
                     }
                 }
-                f(name, (out, problems));
+                let mut group = (out, problems);
+                f(name, &mut group);
+                for (p, mut c) in group.0 {
+                    c.clear();
+                    let file = p.rsplit('/').next().unwrap_or("");
+                    match pool.get_mut(file) {
+                        Some(v) => v.push(c),
+                        None => {
+                            pool.insert(file.to_string(), vec![c]);
+                        }
+                    }
+                }
             }
             Ok(())
         })();
