@@ -195,12 +195,19 @@ impl Format {
     }
 }
 
-/// One cgroup's encoded sample lines, per per-cgroup family.
+/// One cgroup's encoded sample lines, per per-cgroup family. A line of one of the cgroup's
+/// own families is `NAME LABELS VALUE`, with the same labels in each: it is kept as its
+/// value alone (` VALUE\n`, bit set in `compact`) beside the labels once, a fifth of the
+/// memory of the whole lines at 10,000 cgroups.
 struct Cached {
     series: CgSeries,
+    /// The label block (`{id="..."}`, or empty) of the compact lines.
+    block: String,
     text: String,
     /// Where family `i`'s lines start in `text` (and the end, last).
     offs: [u32; CGROUP_FAMILIES + 1],
+    /// Families whose text is ` VALUE\n` only.
+    compact: u64,
 }
 
 /// The exporter's per-cgroup line cache (issue 20): the exposition of 10,000 cgroups is
@@ -213,8 +220,9 @@ struct Cached {
 pub struct LineCache {
     format: Format,
     entries: HashMap<String, Cached>,
-    /// Each per-cgroup family's `# HELP` / `# TYPE` lines.
+    /// Each per-cgroup family's `# HELP` / `# TYPE` lines, and its samples' name.
     headers: Vec<String>,
+    names: Vec<&'static str>,
     /// Cgroups encoded and reused by the last [`LineCache::encode`].
     pub counts: (usize, usize),
 }
@@ -233,7 +241,9 @@ impl LineCache {
             values: [Some(Value::Int(0)); crate::metrics::N_CGROUP_VALUES],
             faults: vec![("pgfault", "container", 0)],
         };
-        let text = format.encode(cgroup_families(std::slice::from_ref(&dummy)));
+        let fams = cgroup_families(std::slice::from_ref(&dummy));
+        let names = fams.iter().map(|f| f.name).collect();
+        let text = format.encode(fams);
         let mut headers = vec![String::new(); CGROUP_FAMILIES];
         let mut i = 0;
         for l in lines_of(&text) {
@@ -249,6 +259,7 @@ impl LineCache {
             format,
             entries: HashMap::new(),
             headers,
+            names,
             counts: (0, 0),
         }
     }
@@ -271,15 +282,37 @@ impl LineCache {
                 .into_iter()
                 .map(|series| Cached {
                     series,
+                    block: String::new(),
                     text: String::new(),
                     offs: [0; CGROUP_FAMILIES + 1],
+                    compact: 0,
                 })
                 .collect();
             for fi in 0..CGROUP_FAMILIES {
+                let name = self.names.get(fi).copied().unwrap_or_default();
                 for c in &mut new {
                     c.offs[fi] = c.text.len() as u32;
-                    for _ in 0..samples_in(&c.series, fi) {
-                        c.text.push_str(lines.next().unwrap_or_default());
+                    let n = samples_in(&c.series, fi);
+                    for _ in 0..n {
+                        let line = lines.next().unwrap_or_default();
+                        // The labels of the cgroup's own families, once (the page faults'
+                        // lines carry two more labels: kept whole).
+                        let split = line
+                            .strip_prefix(name)
+                            .and_then(|rest| Some((rest, rest.rfind(' ')?)))
+                            .filter(|_| n == 1 && fi < CGROUP_FAMILIES - 1);
+                        if let Some((rest, sp)) = split
+                            && let (Some(block), Some(value)) = (rest.get(..sp), rest.get(sp..))
+                            && (c.compact == 0 || block == c.block)
+                        {
+                            if c.compact == 0 {
+                                c.block = block.to_string();
+                            }
+                            c.compact |= 1 << fi;
+                            c.text.push_str(value);
+                        } else {
+                            c.text.push_str(line);
+                        }
                     }
                 }
             }
@@ -308,8 +341,14 @@ impl LineCache {
                 continue;
             }
             out.push_str(header);
+            let name = self.names.get(fi).copied().unwrap_or_default();
             for c in &cached {
-                out.push_str(slice(c, fi));
+                let s = slice(c, fi);
+                if c.compact & (1 << fi) != 0 && !s.is_empty() {
+                    out.push_str(name);
+                    out.push_str(&c.block);
+                }
+                out.push_str(s);
             }
         }
         let rest = self.format.encode(rest);
@@ -404,6 +443,8 @@ mod tests {
                 .collect();
             assert_eq!(cache.encode(&s, rest()), whole(&s, f), "{f:?}");
             assert_eq!(cache.counts, (5, 0));
+            // The cgroup's own lines are kept as their values beside one label block.
+            assert!(cache.entries.values().all(|c| c.compact != 0 && !c.block.is_empty()));
             assert_eq!(cache.encode(&s, rest()), whole(&s, f), "{f:?}");
             assert_eq!(cache.counts, (0, 5));
             // A value changes, a name appears, one goes, one comes.
