@@ -46,6 +46,10 @@ fn walk(
     out
 }
 
+/// Cgroups created (or removed) in one [`Tree::paths`] call beyond which it walks the whole
+/// hierarchy instead of updating the list one change at a time.
+const MAX_INCREMENTAL: usize = 64;
+
 /// The list of cgroups, kept current by inotify (see the module docs). Falls back to a walk
 /// on every call when inotify is unavailable, a directory cannot be watched (e.g.
 /// `fs.inotify.max_user_watches`), or the root is a capture.
@@ -104,6 +108,7 @@ impl Tree {
     /// rename or an event on an unknown watch.
     pub fn paths(&mut self, root: &Root, h: &Hierarchy) -> &[String] {
         let mut created: Vec<String> = Vec::new();
+        let mut removed = 0usize;
         let mut changed = false;
         match &self.inotify {
             Some(i) => {
@@ -145,6 +150,13 @@ impl Tree {
                             }
                         };
                         changed = true;
+                        removed += usize::from(!m.contains(AddWatchFlags::IN_CREATE));
+                        if removed > MAX_INCREMENTAL {
+                            self.stale = true;
+                        }
+                        if self.stale {
+                            continue;
+                        }
                         if m.contains(AddWatchFlags::IN_CREATE) {
                             created.push(child);
                         } else {
@@ -156,6 +168,11 @@ impl Tree {
                 }
             }
             None => self.stale = true,
+        }
+        // Each change costs a pass over the list: past this many in one call (a burst of
+        // containers started or stopped together), one walk costs less.
+        if created.len() > MAX_INCREMENTAL {
+            self.stale = true;
         }
         if self.stale {
             self.refresh(root, h);
