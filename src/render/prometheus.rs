@@ -444,7 +444,12 @@ mod tests {
             assert_eq!(cache.encode(&s, rest()), whole(&s, f), "{f:?}");
             assert_eq!(cache.counts, (5, 0));
             // The cgroup's own lines are kept as their values beside one label block.
-            assert!(cache.entries.values().all(|c| c.compact != 0 && !c.block.is_empty()));
+            assert!(
+                cache
+                    .entries
+                    .values()
+                    .all(|c| c.compact != 0 && !c.block.is_empty())
+            );
             assert_eq!(cache.encode(&s, rest()), whole(&s, f), "{f:?}");
             assert_eq!(cache.counts, (0, 5));
             // A value changes, a name appears, one goes, one comes.
