@@ -250,6 +250,7 @@ fn a_scrape_succeeds_while_one_client_hoards_connections() {
     let window = (base * 20).clamp(Duration::from_secs(4), Duration::from_secs(20));
     eprintln!("unloaded scrape {base:?}: answers awaited {wait:?}, attack window {window:?}");
     let listen_before = listen_counters();
+    let attack_start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let st = stop.clone();
     let attack = std::thread::spawn(move || {
@@ -273,7 +274,18 @@ fn a_scrape_succeeds_while_one_client_hoards_connections() {
                 st.clone(),
             ));
             tokio::time::sleep(Duration::from_millis(800)).await;
-            let b = burst(Ipv4Addr::new(127, 0, 0, 20), 500, port, wait).await;
+            // The burst waits for its answers up to the longest wait: what it checks is that
+            // none is closed without one, and a guest slowed by a loaded host answers the queue
+            // later than the unloaded scrape predicts (the 5.10 guest at host load 6: 92 of 500
+            // answered in 41 s, the rest still open and answered later). A read that returns
+            // the moment it is answered costs nothing when the server is quick.
+            let b = burst(
+                Ipv4Addr::new(127, 0, 0, 20),
+                500,
+                port,
+                Duration::from_secs(240),
+            )
+            .await;
             (one.await.unwrap_or(0), spread.await.unwrap_or(0), b)
         })
     });
@@ -330,10 +342,14 @@ fn a_scrape_succeeds_while_one_client_hoards_connections() {
     );
     // The server is still fine afterwards.
     assert_eq!(healthy.unwrap(), 200);
-    // A few refusals one by one per 10 s, then one line summing the rest up.
+    // A few refusals one by one per 10 s (5), then one line summing the rest up: at most 6
+    // lines per 10 s window the attack lasted, and one at exit (a slow guest's attack spans
+    // more windows: 22 lines over 4 in the 6.1 guest on a loaded host). A flood is a line
+    // per refusal: hundreds here.
+    let windows = attack_start.elapsed().as_secs() / 10 + 1;
     assert!(
-        refused_lines <= 20,
-        "{refused_lines} log lines for refused connections: a flood"
+        refused_lines as u64 <= 6 * windows + 1,
+        "{refused_lines} log lines for refused connections over {windows} windows of 10 s: a flood"
     );
 }
 

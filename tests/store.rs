@@ -285,6 +285,15 @@ fn drop_denied_lookups(a: &mut serde_json::Value, b: &mut serde_json::Value) {
         if let Some(fs) = v["findings"].as_array_mut() {
             fs.retain(|f| !denied.contains(&f["id"]));
         }
+        // Nor does it keep the mount tables those lookups read: a process that starts while
+        // `capture --all` runs has no mountinfo in the capture, a problem only the live
+        // output can have.
+        if let Some(ps) = v["problems"].as_array_mut() {
+            ps.retain(|p| {
+                !p.as_str()
+                    .is_some_and(|p| p.starts_with("/proc/") && p.contains("/mountinfo: "))
+            });
+        }
     }
 }
 
@@ -294,10 +303,22 @@ fn strip_nested(v: &mut serde_json::Value) {
             for (k, x) in m.iter_mut() {
                 match (k.as_str(), x) {
                     ("cmdline", x) => *x = serde_json::Value::Null,
-                    ("problems", serde_json::Value::Array(p)) => p.retain(|e| {
-                        !e.as_str()
-                            .is_some_and(|e| e.contains(": permission denied"))
-                    }),
+                    ("problems", serde_json::Value::Array(p)) => {
+                        p.retain(|e| {
+                            !e.as_str()
+                                .is_some_and(|e| e.contains(": permission denied"))
+                        });
+                        // A read the recorder met refused is kept as its reason, and `--at`
+                        // lists it as not kept ("PATH: not recorded: WHY" where the live
+                        // command said "PATH: WHY"). A cgroup that appears or goes while
+                        // `capture --all` runs (this sandbox's own process cgroups do) is
+                        // such a read: its files are "not in this capture".
+                        for e in p.iter_mut() {
+                            if let Some(s) = e.as_str().filter(|s| s.contains(": not recorded: ")) {
+                                *e = s.replacen(": not recorded: ", ": ", 1).into();
+                            }
+                        }
+                    }
                     (_, x) => strip_nested(x),
                 }
             }
