@@ -296,6 +296,8 @@ const M_ZSWPWB: usize = 33;
 const M_READ_AT: usize = 34;
 const M_OOM_LOCAL: usize = 35;
 const N_CGROUP: usize = 36;
+/// How many values a [`CgSeries`] has (one per per-cgroup definition).
+pub const N_CGROUP_VALUES: usize = N_CGROUP;
 
 /// The /proc/meminfo fields exported as `memlens_host_meminfo_bytes{field=...}`.
 pub const MEMINFO_FIELDS: &[&str] = &[
@@ -350,7 +352,80 @@ pub struct Snapshot {
 }
 
 /// The per-cgroup values computed inside the overview walk.
-type CgValues = [Option<Value>; N_CGROUP];
+pub type CgValues = [Option<Value>; N_CGROUP];
+
+/// Page-fault samples of one cgroup: (failure_type, scope, count).
+pub type Faults = Vec<(&'static str, &'static str, u64)>;
+
+/// One cgroup's series: its labels, the values of the per-cgroup families, its page faults.
+/// The exporter encodes a cgroup's lines again only when this changed
+/// (`render::prometheus::LineCache`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CgSeries {
+    /// Its cAdvisor labels ([`labels`]).
+    pub labels: Labels,
+    /// One value per per-cgroup family ([`CGROUP_FAMILIES`] without the last).
+    pub values: CgValues,
+    /// `container_memory_failures_total`'s samples.
+    pub faults: Faults,
+}
+
+/// How many per-cgroup families precede the host's in the exposition: the cgroup
+/// definitions, then `container_memory_failures_total`.
+pub const CGROUP_FAMILIES: usize = N_CGROUP + 1;
+
+/// How many samples `series` has in per-cgroup family `i` (< [`CGROUP_FAMILIES`]).
+pub fn samples_in(series: &CgSeries, i: usize) -> usize {
+    match series.values.get(i) {
+        Some(v) => usize::from(v.is_some()),
+        None => series.faults.len(),
+    }
+}
+
+/// The per-cgroup families (exposition order, [`CGROUP_FAMILIES`] of them) of `series`, in
+/// its order.
+pub fn cgroup_families(series: &[CgSeries]) -> Vec<Family> {
+    let mut families: Vec<Family> = CGROUP_DEFS
+        .iter()
+        .map(|d| Family {
+            name: d.0,
+            help: d.2,
+            kind: d.1,
+            samples: Vec::new(),
+        })
+        .collect();
+    for cs in series {
+        for (f, v) in families.iter_mut().zip(cs.values.iter()) {
+            if let Some(v) = v {
+                f.samples.push(Sample {
+                    labels: cs.labels.clone(),
+                    value: *v,
+                });
+            }
+        }
+    }
+    let failures_samples: Vec<Sample> = series
+        .iter()
+        .flat_map(|cs| {
+            cs.faults.iter().map(move |(ty, scope, v)| {
+                let mut l: Vec<(&'static str, String)> = cs.labels.to_vec();
+                l.push(("failure_type", (*ty).to_string()));
+                l.push(("scope", (*scope).to_string()));
+                Sample {
+                    labels: Arc::from(l),
+                    value: Value::Int(*v),
+                }
+            })
+        })
+        .collect();
+    families.push(Family {
+        name: FAILURES,
+        help: "cAdvisor memory failures: page faults (memory.stat pgfault, pgmajfault); scope container = the cgroup's own (v1 only), hierarchy = with its descendants (v1 total_pgfault; v2 pgfault).",
+        kind: Counter,
+        samples: failures_samples,
+    });
+    families
+}
 
 fn cgroup_values(row: &Row, cg: &Cgroup, mem_total: Option<u64>) -> CgValues {
     let mut v: CgValues = [None; N_CGROUP];
@@ -523,7 +598,7 @@ pub fn collect_tree(root: &Root, h: &Hierarchy, tree: &mut Tree) -> Snapshot {
 
 /// What the tiers keep per cgroup for the exporter: its values and page-fault samples.
 #[derive(Debug, Clone)]
-pub struct CgExtra(CgValues, Vec<(&'static str, &'static str, u64)>);
+pub struct CgExtra(CgValues, Faults);
 
 /// The exporter's tiers ([`crate::cgroup::tier`]).
 pub type MetricTiers = Tiers<overview::Kept<CgExtra>>;
@@ -535,8 +610,25 @@ pub fn collect_tiered(
     root: &Root,
     h: &Hierarchy,
     tree: &mut Tree,
-    mut tiers: Option<&mut MetricTiers>,
+    tiers: Option<&mut MetricTiers>,
 ) -> Snapshot {
+    let (mut snap, series) = collect_series(root, h, tree, tiers);
+    let mut families = cgroup_families(&series);
+    families.append(&mut snap.families);
+    snap.families = families;
+    snap
+}
+
+/// [`collect_tiered`] with the per-cgroup series left unbuilt as families: the snapshot's
+/// families are the host's and the collection's (those after the per-cgroup ones), the
+/// second result the cgroups' series in row order (what `memlens serve` encodes through its
+/// line cache).
+pub fn collect_series(
+    root: &Root,
+    h: &Hierarchy,
+    tree: &mut Tree,
+    mut tiers: Option<&mut MetricTiers>,
+) -> (Snapshot, Vec<CgSeries>) {
     let t = Instant::now();
     let (paths, changed) = tree.paths_changed(root, h);
     if changed && let Some(ti) = tiers.as_mut() {
@@ -554,52 +646,23 @@ pub fn collect_tiered(
     let (values, faults): (Vec<CgValues>, Vec<_>) =
         extras.into_iter().map(|CgExtra(v, f)| (v, f)).unzip();
     let dying = read::dying_cgroups(root, h, overview.rows.len());
-    let mut families: Vec<Family> = CGROUP_DEFS
-        .iter()
-        .map(|d| Family {
-            name: d.0,
-            help: d.2,
-            kind: d.1,
-            samples: Vec::new(),
-        })
-        .collect();
+    let mut families: Vec<Family> = Vec::new();
     let mut problems = overview.host.host.problems.len();
-    for (row, vals) in overview.rows.iter().zip(&values) {
-        problems += row.problems.len();
-        let l = labels(&row.path, &row.identity);
-        for (f, v) in families.iter_mut().zip(vals.iter()) {
-            if let Some(v) = v {
-                f.samples.push(Sample {
-                    labels: l.clone(),
-                    value: *v,
-                });
-            }
-        }
-    }
     // Names are added to rows after the walk: take the final labels by position.
-    let failures_samples: Vec<Sample> = overview
+    let series: Vec<CgSeries> = overview
         .rows
         .iter()
-        .zip(&faults)
-        .flat_map(|(row, f)| {
-            let base = labels(&row.path, &row.identity);
-            f.iter().map(move |(ty, scope, v)| {
-                let mut l: Vec<(&'static str, String)> = base.to_vec();
-                l.push(("failure_type", (*ty).to_string()));
-                l.push(("scope", (*scope).to_string()));
-                Sample {
-                    labels: Arc::from(l),
-                    value: Value::Int(*v),
-                }
-            })
+        .zip(values)
+        .zip(faults)
+        .map(|((row, values), faults)| {
+            problems += row.problems.len();
+            CgSeries {
+                labels: labels(&row.path, &row.identity),
+                values,
+                faults,
+            }
         })
         .collect();
-    families.push(Family {
-        name: FAILURES,
-        help: "cAdvisor memory failures: page faults (memory.stat pgfault, pgmajfault); scope container = the cgroup's own (v1 only), hierarchy = with its descendants (v1 total_pgfault; v2 pgfault).",
-        kind: Counter,
-        samples: failures_samples,
-    });
     let none: Labels = Arc::from(Vec::new());
     let one = |v: Option<Value>| -> Vec<Sample> {
         v.map(|value| Sample {
@@ -677,11 +740,14 @@ pub fn collect_tiered(
         kind: Gauge,
         samples: one(Some(Value::Int(problems as u64))),
     });
-    Snapshot {
-        overview,
-        families,
-        duration,
-    }
+    (
+        Snapshot {
+            overview,
+            families,
+            duration,
+        },
+        series,
+    )
 }
 
 /// memlens's own cost (issue 20): the names [`own_families`] emits.

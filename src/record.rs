@@ -342,8 +342,13 @@ impl Recorder {
             // of the recorder's CPU (issue 13's 0.5% target). An idle cgroup is recorded at
             // that interval anyway. At most 10 s: the follower matches a counter increase to
             // the report that explains it for 30 s, so a later read would count it twice.
+            // On v1 the follower keeps no cgroup list of its own and reads no counter: the
+            // recorder gives it its list and the oom_kill counts of its own reads
+            // (`Follower::fed`); the poll is left for v2 without a working inotify watch.
             let poll = opts.interval.min(Duration::from_secs(10));
-            match crate::oom::follow::Follower::start(at).map(|f| f.with_poll(poll)) {
+            match crate::oom::follow::Follower::start(at)
+                .map(|f| f.with_poll(poll).fed(opts.full_interval + opts.interval))
+            {
                 Ok(f) => {
                     tracing::info!("OOM kills recorded from {}", f.describe());
                     Some(f)
@@ -464,6 +469,9 @@ impl Recorder {
         if walked || self.ticks == 0 {
             self.paths = ps.to_vec();
             self.tiers.retain(&self.paths);
+            if let Some(f) = self.follower.as_mut() {
+                f.feed_paths(&self.paths);
+            }
         }
         // Nothing due (no hot cgroup, no cgroup come or gone, no OOM kill): no tick. The
         // loop ticks at the fast interval; at 10,000 cgroups a tick reading and writing the
@@ -534,12 +542,19 @@ impl Recorder {
         }
         let mut drop_status: Vec<PathBuf> = Vec::new();
         let mut ids: Vec<String> = Vec::new();
+        // v1 oom_kill counts of this tick's reads, for the OOM follower (`Follower::fed`).
+        let mut oom_counts: Vec<(String, u64)> = Vec::new();
         for p in paths {
-            let parent_limit = parent_of(p).and_then(|pp| self.effective(pp));
-            let st = self.state.entry(p.clone()).or_default();
-            if st.next_due.is_some_and(|d| d > now) {
+            // Not due: nothing else per cgroup (no key clone, no walk up the limits).
+            if self
+                .state
+                .get(p.as_str())
+                .is_some_and(|st| st.next_due.is_some_and(|d| d > now))
+            {
                 continue;
             }
+            let parent_limit = parent_of(p).and_then(|pp| self.effective(pp));
+            let st = self.state.entry(p.clone()).or_default();
             // Every memory file but no readdir of the children (the walk knows them and
             // the store does not keep listings); cgroup.procs read below.
             // The files that move (usage, limit, stat, events, PSI: `Level::Metrics`) at
@@ -584,6 +599,14 @@ impl Recorder {
             };
             self.tiers
                 .store(&self.root, &self.h, p, cg.usage.current, (), t);
+            if let Some(n) = cg
+                .events
+                .oom_control
+                .as_ref()
+                .and_then(|e| e.get("oom_kill"))
+            {
+                oom_counts.push((p.clone(), n));
+            }
             st.usage = cg.usage.current;
             // A reason (it does not change) at full reads only: one file per cgroup per
             // --full-interval on the kernels without exact peaks.
@@ -669,6 +692,9 @@ impl Recorder {
                         .read(&PathBuf::from(format!("/proc/{pid}/smaps_rollup")));
                 }
             }
+        }
+        if let Some(f) = self.follower.as_mut() {
+            f.feed_counts(oom_counts);
         }
         let names_due = changed
             || self

@@ -103,13 +103,17 @@ struct Collector {
     tiers: MetricTiers,
     kills: KillLog,
     hist: DurationHistogram,
+    /// Each format's per-cgroup lines, re-encoded only for cgroups whose series changed.
+    lines: [prometheus::LineCache; 2],
 }
 
 /// One collection, rendered.
 #[derive(Debug)]
 pub struct Rendered {
-    /// The families, until both formats are rendered.
+    /// The families after the per-cgroup ones (host, collection, own cost), and the
+    /// cgroups' series, for a format first asked for after the collection.
     families: Arc<Vec<metrics::Family>>,
+    series: Arc<Vec<metrics::CgSeries>>,
     /// Prometheus text 0.0.4, rendered on first request (or by the collector, when the
     /// previous snapshot was asked for it).
     text: OnceLock<Bytes>,
@@ -125,10 +129,16 @@ pub struct Rendered {
 }
 
 impl Rendered {
-    /// Renders a snapshot in both exposition formats.
-    pub fn new(mut snapshot: Snapshot, text: bool, openmetrics: bool) -> Self {
+    /// A collection: `snapshot`'s families follow the per-cgroup ones of `series`; `done`
+    /// holds the formats the collector rendered already (0.0.4, OpenMetrics).
+    pub fn new(
+        mut snapshot: Snapshot,
+        series: Vec<metrics::CgSeries>,
+        done: [Option<String>; 2],
+    ) -> Self {
         let r = Rendered {
             families: Arc::new(std::mem::take(&mut snapshot.families)),
+            series: Arc::new(series),
             text: OnceLock::new(),
             openmetrics: OnceLock::new(),
             snapshot,
@@ -136,26 +146,34 @@ impl Rendered {
             overview_containers: OnceLock::new(),
             at: Instant::now(),
         };
-        if text {
-            r.text();
+        let [text, om] = done;
+        if let Some(t) = text {
+            let _ = r.text.set(Bytes::from(t));
         }
-        if openmetrics {
-            r.openmetrics();
+        if let Some(t) = om {
+            let _ = r.openmetrics.set(Bytes::from(t));
         }
         r
+    }
+
+    /// Every family, the per-cgroup ones first (a format the collector did not render).
+    fn all_families(&self) -> Vec<metrics::Family> {
+        let mut f = metrics::cgroup_families(&self.series);
+        f.extend(self.families.iter().cloned());
+        f
     }
 
     /// The Prometheus text 0.0.4.
     pub fn text(&self) -> Bytes {
         self.text
-            .get_or_init(|| Bytes::from(prometheus::text_004(&self.families)))
+            .get_or_init(|| Bytes::from(prometheus::text_004(&self.all_families())))
             .clone()
     }
 
     /// The OpenMetrics 1.0 text.
     pub fn openmetrics(&self) -> Bytes {
         self.openmetrics
-            .get_or_init(|| Bytes::from(prometheus::openmetrics(self.families.clone())))
+            .get_or_init(|| Bytes::from(prometheus::openmetrics(Arc::new(self.all_families()))))
             .clone()
     }
 
@@ -201,7 +219,7 @@ impl State {
 }
 
 fn collect(root: &Root, h: &Hierarchy, c: &mut Collector, wanted: [bool; 2]) -> Rendered {
-    let mut snap = metrics::collect_tiered(root, h, &mut c.tree, Some(&mut c.tiers));
+    let (mut snap, series) = metrics::collect_series(root, h, &mut c.tree, Some(&mut c.tiers));
     snap.families
         .push(metrics::oom_kills_family(c.kills.refresh(root)));
     crate::trend::add_forecast_family(&mut snap, h);
@@ -216,7 +234,15 @@ fn collect(root: &Root, h: &Hierarchy, c: &mut Collector, wanted: [bool; 2]) -> 
         duration_ms = snap.duration.as_secs_f64() * 1e3,
         "collected"
     );
-    Rendered::new(snap, wanted[0], wanted[1])
+    // The formats scraped since the last collection, through the line caches: a cgroup the
+    // tiers kept costs a copy of its lines.
+    let mut done: [Option<String>; 2] = [None, None];
+    for (i, cache) in c.lines.iter_mut().enumerate() {
+        if wanted[i] {
+            done[i] = Some(cache.encode(&series, snap.families.clone()));
+        }
+    }
+    Rendered::new(snap, series, done)
 }
 
 /// Runs the exporter until SIGTERM or SIGINT (then it logs a line and returns `Ok`). Binds
@@ -249,6 +275,10 @@ pub fn run(root: Root, h: Hierarchy, opts: ServeOptions) -> std::io::Result<()> 
         tiers: MetricTiers::new(opts.tiers),
         kills,
         hist: DurationHistogram::default(),
+        lines: [
+            prometheus::LineCache::new(prometheus::Format::Text004),
+            prometheus::LineCache::new(prometheus::Format::OpenMetrics),
+        ],
     };
     let first = collect(&root, &h, &mut c, [false, false]);
     trim();

@@ -19,10 +19,19 @@ struct Recorder {
 }
 
 fn start_recorder(store: &Path, extra: &[&str]) -> Recorder {
+    start_recorder_env(store, extra, &[])
+}
+
+fn start_recorder_env(store: &Path, extra: &[&str], env: &[(&str, &str)]) -> Recorder {
     let mut child = Command::new(common::bin())
         .args(["--store", store.to_str().unwrap(), "record"])
-        .args(["--interval", "200ms", "--fast-interval", "200ms"])
+        .args(if extra.contains(&"--interval") {
+            &[][..]
+        } else {
+            &["--interval", "200ms", "--fast-interval", "200ms"][..]
+        })
         .args(extra)
+        .envs(env.iter().copied())
         .env("MEMLENS_RECORD_TRACE", "1")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -490,4 +499,70 @@ fn record_under_host_root_follows_the_hosts_kernel_log() {
         .find(|l| l.contains("OOM kills recorded from"))
         .unwrap_or_else(|| panic!("no OOM source in the log:\n{err}"));
     assert!(line.contains(&want), "{want} not followed: {line}");
+}
+
+/// The recorder's OOM follower takes the cgroup list and the v1 oom_kill counts from the
+/// recorder's own reads (no tree or counter reads of its own, issue 20): a kill is still
+/// stored once, from the kernel log with its post-mortem, and, with the log taken away
+/// (MEMLENS_KMSG), from the counter alone, within a few intervals of the kernel counting it,
+/// also in a cgroup the tiers had found idle (only its usage read).
+#[test]
+fn the_recorder_stores_each_kill_once_from_the_log_or_the_counter_alone() {
+    for (tag, env, by) in [
+        ("rec-oomlog", None, "kernel-log"),
+        ("rec-oomctr", Some("/nonexistent/kmsg"), "counter"),
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        let st = d.path().to_str().unwrap().to_string();
+        let cg = common::cgroup(tag);
+        common::limit(&cg, 32 * MIB);
+        let env: Vec<(&str, &str)> = env.map(|k| ("MEMLENS_KMSG", k)).into_iter().collect();
+        // 1 s intervals and a 3 s full interval: the idle cgroup is tiered before the kill.
+        let rec = start_recorder_env(
+            d.path(),
+            &[
+                "--interval",
+                "1s",
+                "--fast-interval",
+                "1s",
+                "--full-interval",
+                "3s",
+            ],
+            &env,
+        );
+        rec.wait_ticks(2);
+        std::thread::sleep(Duration::from_secs(4));
+        let mut w = Command::new(common::bin());
+        w.args(["__workload", "grow=128M"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        cg.join_before_exec(&mut w).expect("join");
+        let st_w = w.spawn().expect("workload").wait().expect("wait");
+        assert!(!st_w.success(), "the workload should have been OOM-killed");
+        let killed = Instant::now();
+        // Seen within a few intervals (the counter at the next read of the cgroup, whose
+        // usage moved), and not a second time later (up to past the full interval).
+        std::thread::sleep(Duration::from_secs(6));
+        rec.stop();
+        let waited = killed.elapsed();
+        // The stored events themselves (`history` merges a counter's rise with the report).
+        let events = Reader::open(Path::new(&st))
+            .expect("the store opens")
+            .events(0, i64::MAX)
+            .expect("events");
+        let kills: Vec<&memlens::store::Event> = events
+            .iter()
+            .filter(|e| e.kind == "oom-kill" && e.cgroup.as_deref() == Some(cg.path()))
+            .collect();
+        assert_eq!(
+            kills.len(),
+            1,
+            "{tag}: {kills:?} ({waited:?} after the kill)"
+        );
+        assert_eq!(kills[0].data["detected_by"], by, "{tag}: {:?}", kills[0]);
+        // The kill's moment (the workload's exit, after the kernel counted it) to its event.
+        let after = waited.as_millis() as i64 - (memlens::store::now_ms() - kills[0].t);
+        assert!(after <= 3000, "{tag}: stored {after} ms after the kill");
+        drop(cg);
+    }
 }

@@ -297,3 +297,55 @@ fn kept_descriptors_are_capped_and_closed_when_their_cgroup_goes() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// `walk::Tree` follows a mkdir or rmdir by walking only the new subtree or dropping the
+/// removed one (issue 20: a whole walk per container started or stopped): its list stays
+/// what a fresh walk lists, parents before children, and the hierarchy is not walked again.
+#[test]
+fn the_tree_follows_mkdir_and_rmdir_without_walking_the_hierarchy_again() {
+    use memlens::cgroup::walk::{Tree, all_paths};
+    let root = memlens::sys::Root::live();
+    let h = hier();
+    let parent = cgroup("tree-inc");
+    let mine = |v: &[String]| -> Vec<String> {
+        let under = format!("{}/", parent.path());
+        v.iter()
+            .filter(|p| **p == parent.path() || p.starts_with(&under))
+            .cloned()
+            .collect()
+    };
+    let mut t = Tree::new();
+    t.paths(&root, &h);
+    let walks = t.walks();
+    let check = |t: &mut Tree, n: usize| {
+        let got = mine(t.paths(&root, &h));
+        for (i, p) in got.iter().enumerate() {
+            if let Some(k) = p.rfind('/').filter(|k| *k > 0) {
+                assert!(
+                    got[..i].contains(&p[..k].to_string()),
+                    "{p} before its parent: {got:?}"
+                );
+            }
+        }
+        let mut want = mine(&all_paths(&root, &h, "/"));
+        let mut sorted = got.clone();
+        sorted.sort();
+        want.sort();
+        assert_eq!(sorted, want);
+        assert_eq!(got.len(), n, "{got:?}");
+    };
+    check(&mut t, 1);
+    let a = parent.create_child("a").expect("child");
+    let b = a.create_child("b").expect("grandchild");
+    let c = parent.create_child("c").expect("child");
+    check(&mut t, 4);
+    drop(b);
+    check(&mut t, 3);
+    drop(a);
+    let d = c.create_child("d").expect("grandchild");
+    check(&mut t, 3);
+    drop(d);
+    drop(c);
+    check(&mut t, 1);
+    assert_eq!(t.walks(), walks, "the hierarchy was walked again");
+}
