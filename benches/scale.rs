@@ -258,6 +258,12 @@ struct Agent {
     hwm: f64,
     fds: usize,
     extra: String,
+    /// Collections in the window: serve's own count (`memlens_collection_seconds_count`,
+    /// first to last scrape, scaled to the window); for record the window over the interval
+    /// (it has no endpoint; a guest under TCG that cannot keep up makes this an overcount).
+    collections: f64,
+    /// The process's user + system CPU seconds per collection.
+    cpu_per: f64,
 }
 
 /// Runs the release binary with `args`, waits `settle` for its first collection, then
@@ -268,6 +274,7 @@ fn agent(
     port_file: Option<&Path>,
     settle: Duration,
     window: Duration,
+    interval: Duration,
 ) -> Agent {
     let child = Kill(
         Command::new(bin)
@@ -299,6 +306,13 @@ fn agent(
     let rss0 = status_kb(pid, "VmRSS:") as f64 / 1024.0;
     let t0 = Instant::now();
     let mut last = String::new();
+    let count = |doc: &str| {
+        doc.lines()
+            .find(|l| l.starts_with("memlens_collection_seconds_count"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+    };
+    // (seconds into the window, collection count) of the first and last scrape.
+    let (mut first, mut latest) = (None, None);
     while t0.elapsed() < window {
         if port != 0 {
             // As Prometheus asks (OpenMetrics first).
@@ -308,6 +322,11 @@ fn agent(
                 "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
             )
             .unwrap_or_default();
+            if let Some(c) = count(&last) {
+                let at = t0.elapsed().as_secs_f64();
+                first.get_or_insert((at, c));
+                latest = Some((at, c));
+            }
         }
         let left = window.saturating_sub(t0.elapsed());
         std::thread::sleep(left.min(Duration::from_secs(10)));
@@ -317,6 +336,10 @@ fn agent(
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let user = (u1 - u0) as f64 / hz / secs * 100.0;
     let sys = (s1 - s0) as f64 / hz / secs * 100.0;
+    let collections = match (first, latest) {
+        (Some((a, ca)), Some((b, cb))) if cb > ca && b > a => (cb - ca) / (b - a) * secs,
+        _ => secs / interval.as_secs_f64(),
+    };
     let extra = last
         .lines()
         .filter(|l| {
@@ -330,6 +353,8 @@ fn agent(
         .collect::<Vec<_>>()
         .join("; ");
     Agent {
+        collections,
+        cpu_per: (user + sys) / 100.0 * secs / collections,
         cpu: user + sys,
         user,
         sys,
@@ -545,8 +570,16 @@ fn main() {
                 Some(&pfile),
                 settle,
                 window,
+                Duration::from_secs(10),
             );
             let _ = std::fs::remove_file(&pfile);
+            println!(
+                "  serve per collection: {:.1} ms of CPU ({:.1} collections in the window) = {:.2}x the periodic floor ({:.1} ms)",
+                s.cpu_per * 1e3,
+                s.collections,
+                s.cpu_per / pf,
+                pf * 1e3
+            );
             println!(
                 "  serve --interval 10s over {} s: {:.3}% of a core (user {:.3}, sys {:.3}); floor {:.3}% -> {:.2}x; RSS {:.1} -> {:.1} MB (peak {:.1}); {} fds\n    {}",
                 window.as_secs(),
@@ -574,6 +607,14 @@ fn main() {
                 None,
                 settle,
                 window,
+                Duration::from_secs(10),
+            );
+            println!(
+                "  record per collection: {:.1} ms of CPU ({:.1} collections assumed: window / interval) = {:.2}x the periodic floor ({:.1} ms)",
+                r.cpu_per * 1e3,
+                r.collections,
+                r.cpu_per / pf,
+                pf * 1e3
             );
             let size = memlens::store::Reader::open(store.path())
                 .and_then(|r| r.used_bytes())
@@ -605,6 +646,7 @@ fn main() {
             tu + ts,
             serve,
             record,
+            pf,
         ));
 
         let t = Instant::now();
@@ -619,11 +661,25 @@ fn main() {
         );
     }
 
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    println!(
+        "\ncgroup v{}, kernel {}; serve/record CPU: % of one core (CPU per collection = ratio to the periodic floor)",
+        h.version.number(),
+        kernel.trim()
+    );
     println!(
         "\n| memcgs | floor (one-shot) | `--all --json` | ratio | µs/cgroup | top refresh (1 s) | serve 10 s CPU | serve RSS | serve fds | record 10 s CPU | record RSS | record fds |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (n, fl, ov, pr, rss, cpu_ratio, top, s, r) in &table {
+    for (n, fl, ov, pr, rss, cpu_ratio, top, s, r, pf) in &table {
+        let per = |a: &Agent| {
+            format!(
+                "{:.2}% ({:.0} ms = {:.1}x)",
+                a.cpu,
+                a.cpu_per * 1e3,
+                a.cpu_per / pf
+            )
+        };
         let a =
             |x: &Option<Agent>, f: &dyn Fn(&Agent) -> String| x.as_ref().map_or("-".to_string(), f);
         println!(
@@ -636,10 +692,10 @@ fn main() {
             cpu_ratio,
             pr * 1e6 / *n as f64,
             top * 100.0,
-            a(s, &|a| format!("{:.2}%", a.cpu)),
+            a(s, &per),
             a(s, &|a| format!("{:.1}→{:.1} MB", a.rss0, a.rss1)),
             a(s, &|a| a.fds.to_string()),
-            a(r, &|a| format!("{:.2}%", a.cpu)),
+            a(r, &per),
             a(r, &|a| format!("{:.1}→{:.1} MB", a.rss0, a.rss1)),
             a(r, &|a| a.fds.to_string()),
         );
