@@ -29,7 +29,7 @@ use crate::report::{self, Options};
 use crate::sys::Root;
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -115,11 +115,12 @@ pub struct Rendered {
     families: Arc<Vec<metrics::Family>>,
     series: Arc<Vec<metrics::CgSeries>>,
     /// Prometheus text 0.0.4, rendered on first request (or by the collector, when the
-    /// previous snapshot was asked for it).
-    text: OnceLock<Bytes>,
+    /// previous snapshot was asked for it: then it is the line cache's lines, not a copy).
+    text: OnceLock<Arc<prometheus::Document>>,
     /// OpenMetrics 1.0 text, likewise. With 10,000 cgroups each text is ~25 MB: a scraper
-    /// asks for one of them (Prometheus: OpenMetrics), so only that one is held.
-    openmetrics: OnceLock<Bytes>,
+    /// asks for one of them (Prometheus: OpenMetrics), so only that one is rendered, and the
+    /// line cache's document is written out in chunks ([`MetricsBody`]), never whole.
+    openmetrics: OnceLock<Arc<prometheus::Document>>,
     /// The snapshot's overview, rendered to JSON on first request (at most once each).
     snapshot: Snapshot,
     overview_all: OnceLock<Bytes>,
@@ -134,7 +135,7 @@ impl Rendered {
     pub fn new(
         mut snapshot: Snapshot,
         series: Vec<metrics::CgSeries>,
-        done: [Option<String>; 2],
+        done: [Option<prometheus::Document>; 2],
     ) -> Self {
         let r = Rendered {
             families: Arc::new(std::mem::take(&mut snapshot.families)),
@@ -148,10 +149,10 @@ impl Rendered {
         };
         let [text, om] = done;
         if let Some(t) = text {
-            let _ = r.text.set(Bytes::from(t));
+            let _ = r.text.set(Arc::new(t));
         }
         if let Some(t) = om {
-            let _ = r.openmetrics.set(Bytes::from(t));
+            let _ = r.openmetrics.set(Arc::new(t));
         }
         r
     }
@@ -164,16 +165,24 @@ impl Rendered {
     }
 
     /// The Prometheus text 0.0.4.
-    pub fn text(&self) -> Bytes {
+    pub fn text(&self) -> Arc<prometheus::Document> {
         self.text
-            .get_or_init(|| Bytes::from(prometheus::text_004(&self.all_families())))
+            .get_or_init(|| {
+                Arc::new(prometheus::Document::whole(prometheus::text_004(
+                    &self.all_families(),
+                )))
+            })
             .clone()
     }
 
     /// The OpenMetrics 1.0 text.
-    pub fn openmetrics(&self) -> Bytes {
+    pub fn openmetrics(&self) -> Arc<prometheus::Document> {
         self.openmetrics
-            .get_or_init(|| Bytes::from(prometheus::openmetrics(Arc::new(self.all_families()))))
+            .get_or_init(|| {
+                Arc::new(prometheus::Document::whole(prometheus::openmetrics(
+                    Arc::new(self.all_families()),
+                )))
+            })
             .clone()
     }
 
@@ -236,7 +245,7 @@ fn collect(root: &Root, h: &Hierarchy, c: &mut Collector, wanted: [bool; 2]) -> 
     );
     // The formats scraped since the last collection, through the line caches: a cgroup the
     // tiers kept costs a copy of its lines.
-    let mut done: [Option<String>; 2] = [None, None];
+    let mut done: [Option<prometheus::Document>; 2] = [None, None];
     for (i, cache) in c.lines.iter_mut().enumerate() {
         if wanted[i] {
             done[i] = Some(cache.encode(&series, snap.families.clone()));
@@ -729,15 +738,76 @@ fn raise_fd_limit() {
     }
 }
 
-fn respond(status: StatusCode, ctype: &'static str, body: Bytes) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body));
+/// Bytes of a `/metrics` response body chunk: the socket takes it in one or two writes.
+const METRICS_CHUNK: usize = 64 * 1024;
+
+/// A response body: a small one whole, or a `/metrics` document written out chunk by chunk
+/// as the connection takes it (a 25 MB exposition at 10,000 cgroups is not copied into one
+/// buffer per response). Its size is exact, so the response carries a Content-Length, as
+/// when the body was one buffer.
+pub enum MetricsBody {
+    /// A body in one buffer.
+    Full(Full<Bytes>),
+    /// A document and where its writing is.
+    Doc(Arc<prometheus::Document>, prometheus::Cursor, u64),
+}
+
+impl MetricsBody {
+    fn doc(d: Arc<prometheus::Document>) -> Self {
+        let n = d.len() as u64;
+        MetricsBody::Doc(d, prometheus::Cursor::default(), n)
+    }
+}
+
+impl Body for MetricsBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            MetricsBody::Full(f) => std::pin::Pin::new(f).poll_frame(cx),
+            MetricsBody::Doc(d, cur, left) => {
+                let c = d.next_chunk(cur, METRICS_CHUNK);
+                *left = left.saturating_sub(c.as_ref().map_or(0, |c| c.len() as u64));
+                std::task::Poll::Ready(c.map(|c| Ok(Frame::data(c))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            MetricsBody::Full(f) => f.is_end_stream(),
+            MetricsBody::Doc(_, _, left) => *left == 0,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            MetricsBody::Full(f) => f.size_hint(),
+            MetricsBody::Doc(_, _, left) => SizeHint::with_exact(*left),
+        }
+    }
+}
+
+fn respond_doc(ctype: &'static str, doc: Arc<prometheus::Document>) -> Response<MetricsBody> {
+    let mut r = Response::new(MetricsBody::doc(doc));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
+    r
+}
+
+fn respond(status: StatusCode, ctype: &'static str, body: Bytes) -> Response<MetricsBody> {
+    let mut r = Response::new(MetricsBody::Full(Full::new(body)));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
     r
 }
 
-fn error(status: StatusCode, msg: &str) -> Response<Full<Bytes>> {
+fn error(status: StatusCode, msg: &str) -> Response<MetricsBody> {
     let body = serde_json::json!({ "error": msg });
     respond(
         status,
@@ -784,7 +854,7 @@ fn query_param(query: Option<&str>, key: &str) -> Option<String> {
     query_value(query, key).and_then(Result::ok)
 }
 
-async fn handle(st: &Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(st: &Arc<State>, req: Request<Incoming>) -> Response<MetricsBody> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "read-only: GET only");
         r.headers_mut()
@@ -803,14 +873,10 @@ async fn handle(st: &Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>
                 .unwrap_or("");
             if prometheus::wants_openmetrics(accept) {
                 st.wanted[1].store(true, Ordering::Relaxed);
-                respond(
-                    StatusCode::OK,
-                    prometheus::CONTENT_TYPE_OPENMETRICS,
-                    latest.openmetrics(),
-                )
+                respond_doc(prometheus::CONTENT_TYPE_OPENMETRICS, latest.openmetrics())
             } else {
                 st.wanted[0].store(true, Ordering::Relaxed);
-                respond(StatusCode::OK, prometheus::CONTENT_TYPE_004, latest.text())
+                respond_doc(prometheus::CONTENT_TYPE_004, latest.text())
             }
         }
         "/healthz" => {
@@ -1015,5 +1081,57 @@ mod tests {
         assert_eq!(query_param(Some("path=%zz"), "path"), None);
         assert_eq!(query_param(Some("all"), "all").as_deref(), Some(""));
         assert_eq!(query_param(None, "path"), None);
+    }
+
+    /// The `/metrics` body written out chunk by chunk from the line cache is byte for byte
+    /// the String the encoders write for the whole model (what the response was before it
+    /// was streamed), with its exact size announced (a Content-Length, not chunked).
+    #[test]
+    fn the_streamed_metrics_body_is_the_encoders_text() {
+        use http_body_util::BodyExt;
+        let series: Vec<metrics::CgSeries> = (0..300u64)
+            .map(|i| metrics::CgSeries {
+                labels: Arc::from(vec![
+                    ("id", format!("/memlens-c{i}")),
+                    ("namespace", String::new()),
+                    ("name", format!("n\"{i}")),
+                ]),
+                values: [Some(metrics::Value::Int(i * 4096)); metrics::N_CGROUP_VALUES],
+                faults: vec![("pgfault", "container", i), ("pgmajfault", "hierarchy", 1)],
+            })
+            .collect();
+        let rest0 = metrics::own_families(
+            &crate::proc::own_cost(),
+            &DurationHistogram::default(),
+            None,
+        );
+        let rest = || rest0.clone();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for f in [prometheus::Format::Text004, prometheus::Format::OpenMetrics] {
+            let mut fams = metrics::cgroup_families(&series);
+            fams.extend(rest());
+            let want = match f {
+                prometheus::Format::Text004 => prometheus::text_004(&fams),
+                prometheus::Format::OpenMetrics => prometheus::openmetrics(Arc::new(fams)),
+            };
+            let mut cache = prometheus::LineCache::new(f);
+            for round in 0..2 {
+                let body = MetricsBody::doc(Arc::new(cache.encode(&series, rest())));
+                assert_eq!(body.size_hint().exact(), Some(want.len() as u64));
+                let got = rt.block_on(body.collect()).unwrap().to_bytes();
+                assert!(got.len() > 4 * METRICS_CHUNK, "{}", got.len());
+                assert_eq!(
+                    std::str::from_utf8(&got).unwrap(),
+                    want,
+                    "{f:?} round {round}"
+                );
+            }
+            // A format the collector did not render: the whole text, as it was.
+            let body = MetricsBody::doc(Arc::new(prometheus::Document::whole(want.clone())));
+            let got = rt.block_on(body.collect()).unwrap().to_bytes();
+            assert_eq!(got, want.as_bytes());
+        }
     }
 }

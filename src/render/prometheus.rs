@@ -11,6 +11,7 @@
 //! against Prometheus itself by tests/kernel_serve.rs.
 
 use crate::metrics::{CGROUP_FAMILIES, CgSeries, Family, Kind, Value, cgroup_families, samples_in};
+use bytes::Bytes;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -219,10 +220,12 @@ struct Cached {
 /// document is byte for byte what the encoder writes for the whole model.
 pub struct LineCache {
     format: Format,
-    entries: HashMap<String, Cached>,
+    /// Shared with the [`Document`]s still being served: an entry replaced here stays alive
+    /// until the last response that writes it is done.
+    entries: HashMap<String, Arc<Cached>>,
     /// Each per-cgroup family's `# HELP` / `# TYPE` lines, and its samples' name.
-    headers: Vec<String>,
-    names: Vec<&'static str>,
+    headers: Arc<[String]>,
+    names: Arc<[&'static str]>,
     /// Cgroups encoded and reused by the last [`LineCache::encode`].
     pub counts: (usize, usize),
 }
@@ -242,7 +245,7 @@ impl LineCache {
             faults: vec![("pgfault", "container", 0)],
         };
         let fams = cgroup_families(std::slice::from_ref(&dummy));
-        let names = fams.iter().map(|f| f.name).collect();
+        let names: Vec<&str> = fams.iter().map(|f| f.name).collect();
         let text = format.encode(fams);
         let mut headers = vec![String::new(); CGROUP_FAMILIES];
         let mut i = 0;
@@ -258,15 +261,17 @@ impl LineCache {
         LineCache {
             format,
             entries: HashMap::new(),
-            headers,
-            names,
+            headers: headers.into(),
+            names: names.into(),
             counts: (0, 0),
         }
     }
 
     /// The whole document: the per-cgroup families of `series` (in its order) from the
-    /// cache, then `rest` encoded as usual.
-    pub fn encode(&mut self, series: &[CgSeries], rest: Vec<Family>) -> String {
+    /// cache, then `rest` encoded as usual. It refers to the cache's lines rather than
+    /// copying them (at 10,000 cgroups the text is ~25 MB, and a String of it was built at
+    /// each collection and held twice during the swap): [`Document::chunks`] writes it out.
+    pub fn encode(&mut self, series: &[CgSeries], rest: Vec<Family>) -> Document {
         let id = |cs: &CgSeries| cs.labels.first().map(|l| l.1.clone()).unwrap_or_default();
         let changed: Vec<&CgSeries> = series
             .iter()
@@ -318,41 +323,178 @@ impl LineCache {
             }
             for mut c in new {
                 c.offs[CGROUP_FAMILIES] = c.text.len() as u32;
-                self.entries.insert(id(&c.series), c);
+                c.text.shrink_to_fit();
+                self.entries.insert(id(&c.series), Arc::new(c));
             }
         }
         if self.entries.len() > series.len() {
             let keep: std::collections::HashSet<String> = series.iter().map(id).collect();
             self.entries.retain(|k, _| keep.contains(k));
         }
-        let cached: Vec<&Cached> = series
+        let cached: Vec<Arc<Cached>> = series
             .iter()
-            .filter_map(|cs| self.entries.get(&id(cs)))
+            .filter_map(|cs| self.entries.get(&id(cs)).cloned())
             .collect();
-        let size: usize = cached.iter().map(|c| c.text.len()).sum();
-        let mut out = String::with_capacity(size + 64 * 1024);
-        for (fi, header) in self.headers.iter().enumerate() {
-            fn slice(c: &Cached, fi: usize) -> &str {
-                c.text
-                    .get(c.offs[fi] as usize..c.offs[fi + 1] as usize)
-                    .unwrap_or_default()
-            }
-            if cached.iter().all(|c| slice(c, fi).is_empty()) {
-                continue;
-            }
-            out.push_str(header);
-            let name = self.names.get(fi).copied().unwrap_or_default();
-            for c in &cached {
+        let shown = (0..CGROUP_FAMILIES)
+            .filter(|&fi| cached.iter().any(|c| !slice(c, fi).is_empty()))
+            .fold(0u64, |m, fi| m | 1 << fi);
+        let mut d = Document {
+            headers: self.headers.clone(),
+            names: self.names.clone(),
+            cached,
+            shown,
+            rest: Bytes::from(self.format.encode(rest)),
+            len: 0,
+        };
+        d.len = d.rest.len()
+            + (0..CGROUP_FAMILIES)
+                .filter(|&fi| d.shown & (1 << fi) != 0)
+                .map(|fi| {
+                    let name = d.names.get(fi).map_or(0, |n| n.len());
+                    d.headers.get(fi).map_or(0, |h| h.len())
+                        + d.cached
+                            .iter()
+                            .map(|c| {
+                                let s = slice(c, fi).len();
+                                let compact = c.compact & (1 << fi) != 0 && s > 0;
+                                s + if compact { name + c.block.len() } else { 0 }
+                            })
+                            .sum::<usize>()
+                })
+                .sum::<usize>();
+        d
+    }
+}
+
+fn slice(c: &Cached, fi: usize) -> &str {
+    c.text
+        .get(c.offs[fi] as usize..c.offs[fi + 1] as usize)
+        .unwrap_or_default()
+}
+
+/// One exposition of the [`LineCache`]: its per-cgroup families' lines are the cache entries'
+/// own (shared), the rest (host, collection, own cost) one short text. Byte for byte what the
+/// encoder writes for the whole model, written out in chunks ([`Document::chunks`]) so that
+/// serving 10,000 cgroups never holds the whole ~25 MB text.
+pub struct Document {
+    headers: Arc<[String]>,
+    names: Arc<[&'static str]>,
+    cached: Vec<Arc<Cached>>,
+    /// Per-cgroup families with at least one sample (the encoders leave empty ones out).
+    shown: u64,
+    rest: Bytes,
+    len: usize,
+}
+
+impl std::fmt::Debug for Document {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Document")
+            .field("cgroups", &self.cached.len())
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+/// Where a [`Document`]'s writing is: family, cgroup (the header first), then the rest.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cursor {
+    family: usize,
+    cgroup: usize,
+    header_done: bool,
+    rest: usize,
+}
+
+impl Document {
+    /// A document of an already encoded text (a format the collector did not render).
+    pub fn whole(text: String) -> Self {
+        let len = text.len();
+        Document {
+            headers: Arc::from(Vec::new()),
+            names: Arc::from(Vec::new()),
+            cached: Vec::new(),
+            shown: 0,
+            rest: Bytes::from(text),
+            len,
+        }
+    }
+
+    /// Its size in bytes (the response's Content-Length).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when it has no byte.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends to `out` from `cur` until `out` holds at least `max` bytes (a cgroup's lines
+    /// are not split) or the document ends; false once nothing is left.
+    pub fn fill(&self, cur: &mut Cursor, out: &mut Vec<u8>, max: usize) -> bool {
+        while out.len() < max {
+            if let Some(header) = self.headers.get(cur.family) {
+                let fi = cur.family;
+                if self.shown & (1 << fi) == 0 || cur.cgroup >= self.cached.len() {
+                    cur.family += 1;
+                    cur.cgroup = 0;
+                    cur.header_done = false;
+                    continue;
+                }
+                if !cur.header_done {
+                    out.extend_from_slice(header.as_bytes());
+                    cur.header_done = true;
+                }
+                let c = &self.cached[cur.cgroup];
                 let s = slice(c, fi);
                 if c.compact & (1 << fi) != 0 && !s.is_empty() {
-                    out.push_str(name);
-                    out.push_str(&c.block);
+                    out.extend_from_slice(
+                        self.names.get(fi).copied().unwrap_or_default().as_bytes(),
+                    );
+                    out.extend_from_slice(c.block.as_bytes());
                 }
-                out.push_str(s);
+                out.extend_from_slice(s.as_bytes());
+                cur.cgroup += 1;
+            } else if cur.rest < self.rest.len() {
+                let end = self
+                    .rest
+                    .len()
+                    .min(cur.rest.saturating_add(max - out.len()));
+                out.extend_from_slice(&self.rest[cur.rest..end]);
+                cur.rest = end;
+            } else {
+                return !out.is_empty();
             }
         }
-        let rest = self.format.encode(rest);
-        out.push_str(&rest);
+        true
+    }
+
+    /// The next chunk of about `size` bytes (it may pass `size` by one cgroup's lines; the
+    /// rest's bytes are handed out as slices of it, not copied), `None` at the end.
+    pub fn next_chunk(&self, cur: &mut Cursor, size: usize) -> Option<Bytes> {
+        let size = size.max(1);
+        if cur.family >= self.headers.len() {
+            if cur.rest >= self.rest.len() {
+                return None;
+            }
+            let end = self.rest.len().min(cur.rest.saturating_add(size));
+            let b = self.rest.slice(cur.rest..end);
+            cur.rest = end;
+            return Some(b);
+        }
+        let mut out = Vec::with_capacity(size.min(self.len).saturating_add(4096));
+        self.fill(cur, &mut out, size).then(|| Bytes::from(out))
+    }
+
+    /// The document in chunks of about `size` bytes ([`Document::next_chunk`]).
+    pub fn chunks(&self, size: usize) -> impl Iterator<Item = Bytes> + '_ {
+        let mut cur = Cursor::default();
+        std::iter::from_fn(move || self.next_chunk(&mut cur, size))
+    }
+
+    /// The whole document in one buffer (tests, and a caller that wants the text).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len);
+        self.fill(&mut Cursor::default(), &mut out, usize::MAX);
         out
     }
 }
@@ -426,6 +568,18 @@ mod tests {
         }
     }
 
+    /// `doc`, whole and in chunks of every size, is `want` (the String the encoder writes
+    /// for the whole model, what `/metrics` served before the streamed body).
+    fn same(doc: &Document, want: &str, f: Format) {
+        assert_eq!(doc.len(), want.len(), "{f:?}");
+        assert_eq!(String::from_utf8(doc.to_vec()).unwrap(), want, "{f:?}");
+        for size in [1, 7, 100, 333, 4096, 64 * 1024, usize::MAX] {
+            let chunks: Vec<Bytes> = doc.chunks(size).collect();
+            assert!(chunks.iter().all(|c| !c.is_empty()), "{f:?} {size}");
+            assert_eq!(chunks.concat(), want.as_bytes(), "{f:?} chunks of {size}");
+        }
+    }
+
     /// The cached document is byte for byte the encoders' over the whole model, as cgroups
     /// change, are renamed, come and go; only the changed cgroups are encoded again.
     #[test]
@@ -441,7 +595,7 @@ mod tests {
             let mut s: Vec<CgSeries> = (0..5)
                 .map(|i| series(&format!("/c{i}"), "n\"x", i))
                 .collect();
-            assert_eq!(cache.encode(&s, rest()), whole(&s, f), "{f:?}");
+            same(&cache.encode(&s, rest()), &whole(&s, f), f);
             assert_eq!(cache.counts, (5, 0));
             // The cgroup's own lines are kept as their values beside one label block.
             assert!(
@@ -450,18 +604,18 @@ mod tests {
                     .values()
                     .all(|c| c.compact != 0 && !c.block.is_empty())
             );
-            assert_eq!(cache.encode(&s, rest()), whole(&s, f), "{f:?}");
+            same(&cache.encode(&s, rest()), &whole(&s, f), f);
             assert_eq!(cache.counts, (0, 5));
             // A value changes, a name appears, one goes, one comes.
             s[1].values[0] = Some(Value::Int(99));
             s[2].labels = series("/c2", "renamed", 2).labels;
             s.remove(3);
             s.push(series("/new", "", 6));
-            assert_eq!(cache.encode(&s, rest()), whole(&s, f), "{f:?}");
+            same(&cache.encode(&s, rest()), &whole(&s, f), f);
             assert_eq!(cache.counts, (3, 2));
             assert_eq!(cache.entries.len(), 5);
             // No cgroup at all, and none but the rest.
-            assert_eq!(cache.encode(&[], rest()), whole(&[], f), "{f:?}");
+            same(&cache.encode(&[], rest()), &whole(&[], f), f);
             assert!(cache.entries.is_empty());
         }
     }
