@@ -180,6 +180,8 @@ pub struct Writer {
     span_start: i64,
     limits: Limits,
     zc: Zc,
+    /// Chunks were deleted since the last [`Writer::prune_gone`] (or none has run yet).
+    prune_due: bool,
 }
 
 /// The writer's compression context: one zstd frame (level 3) per call, with its content
@@ -298,6 +300,7 @@ impl Writer {
             refused: HashMap::new(),
             span_start: 0,
             limits,
+            prune_due: true,
             zc: Zc::new().map_err(|x| StoreError::Db {
                 path: dir.display().to_string(),
                 reason: x.to_string(),
@@ -551,10 +554,8 @@ impl Writer {
         })?;
         let e = db_err(&self.dir);
         self.conn
-            .execute(
-                "INSERT OR REPLACE INTO frames(t, data) VALUES (?1, ?2)",
-                params![t, z],
-            )
+            .prepare_cached("INSERT OR REPLACE INTO frames(t, data) VALUES (?1, ?2)")
+            .and_then(|mut st| st.execute(params![t, z]))
             .map_err(&e)?;
         for ev in events {
             self.insert_event(ev)?;
@@ -590,11 +591,26 @@ impl Writer {
     }
 
     fn apply_keep(&self) -> rusqlite::Result<()> {
-        self.conn.execute(
-            "UPDATE chunks SET keep=1 WHERE keep=0 AND EXISTS (SELECT 1 FROM keep k JOIN groups g
-               ON g.name=k.grp WHERE g.id=chunks.grp AND chunks.t0<=k.t1 AND chunks.t1>=k.t0)",
-            [],
-        )?;
+        self.apply_keep_from(0)
+    }
+
+    /// [`Self::apply_keep`] for the chunks with an id above `after` (a compaction's new
+    /// ones: the older were marked when their window was added). Every chunk was a scan of
+    /// the whole table each compaction: a week at 1,000 cgroups is a million chunks.
+    fn apply_keep_from(&self, after: i64) -> rusqlite::Result<()> {
+        let any: bool = self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM keep)")?
+            .query_row([], |r| r.get(0))?;
+        if !any {
+            return Ok(());
+        }
+        self.conn
+            .prepare_cached(
+                "UPDATE chunks SET keep=1 WHERE id > ?1 AND keep=0 AND EXISTS (SELECT 1 FROM keep k
+                   JOIN groups g ON g.name=k.grp WHERE g.id=chunks.grp AND chunks.t0<=k.t1 AND chunks.t1>=k.t0)",
+            )?
+            .execute(params![after])?;
         Ok(())
     }
 
@@ -617,6 +633,10 @@ impl Writer {
         self.groups.retain(|_, g| live_groups.contains(g));
         self.conn.execute_batch("BEGIN IMMEDIATE").map_err(&e)?;
         let mut res = Ok(());
+        let before: i64 = self
+            .conn
+            .query_row("SELECT coalesce(max(id), 0) FROM chunks", [], |r| r.get(0))
+            .map_err(&e)?;
         for (gid, o) in &open {
             let mut raw = Vec::new();
             codec::put_varint(&mut raw, o.series.len() as u64);
@@ -638,10 +658,11 @@ impl Writer {
                     break;
                 }
             };
-            if let Err(x) = self.conn.execute(
-                "INSERT INTO chunks(grp, t0, t1, data) VALUES (?1, ?2, ?3, ?4)",
-                params![gid, o.t0, t1, z],
-            ) {
+            if let Err(x) = self
+                .conn
+                .prepare_cached("INSERT INTO chunks(grp, t0, t1, data) VALUES (?1, ?2, ?3, ?4)")
+                .and_then(|mut st| st.execute(params![gid, o.t0, t1, z]))
+            {
                 res = Err(e(x));
                 break;
             }
@@ -650,7 +671,7 @@ impl Writer {
             res = self
                 .conn
                 .execute("DELETE FROM frames", [])
-                .and_then(|_| self.apply_keep())
+                .and_then(|_| self.apply_keep_from(before))
                 .map_err(&e);
         }
         match res {
@@ -670,9 +691,11 @@ impl Writer {
     fn bound(&mut self, now: i64) -> Result<(), StoreError> {
         let e = db_err(&self.dir);
         let cut = now - self.limits.retention_ms;
-        self.conn
+        let gone = self
+            .conn
             .execute("DELETE FROM chunks WHERE t1 < ?1 AND keep=0", params![cut])
             .map_err(&e)?;
+        self.prune_due |= gone > 0;
         // Events go with retention, except OOM kills and, while any sample of its cgroup
         // remains (a kept window), the cgroup's last identity: `history` still finds a gone
         // container by name.
@@ -695,7 +718,15 @@ impl Writer {
                 params![cut],
             )
             .map_err(&e)?;
-        self.prune_gone().map_err(&e)?;
+        // Only chunks going can leave a group without samples (the index rows of the series
+        // not written since the last compaction stay while their chunks do): without a
+        // deletion there is nothing to prune, and the query probes every series (25,000 at
+        // 1,000 cgroups). Due at the first compaction of each writer (another process, e.g.
+        // the writer before it, may have deleted).
+        if self.prune_due {
+            self.prune_gone().map_err(&e)?;
+            self.prune_due = false;
+        }
         for _ in 0..1000 {
             let used = self.used_bytes().map_err(&e)?;
             if used <= self.limits.max_bytes {
@@ -718,6 +749,8 @@ impl Writer {
                     params![k],
                 )
                 .map_err(&e)?;
+            // Pruned at the next compaction.
+            self.prune_due = true;
             self.conn
                 .execute_batch("PRAGMA incremental_vacuum")
                 .map_err(&e)?;
@@ -1628,5 +1661,39 @@ impl Reader {
     /// The store's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The writer's one compression context gives the bytes a fresh context gives, frame
+    /// after frame of any size (what `compress` made before it was kept), and they decode.
+    #[test]
+    fn a_reused_context_compresses_as_a_fresh_one() {
+        let mut zc = Zc::new().unwrap();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for n in [0usize, 1, 100, 5_000, 300_000, 40, 70_000] {
+            let raw: Vec<u8> = (0..n)
+                .map(|i| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    if i % 3 == 0 {
+                        (x & 0xff) as u8
+                    } else {
+                        (i % 7) as u8
+                    }
+                })
+                .collect();
+            let mut fresh = zstd::bulk::Compressor::new(3).unwrap();
+            fresh
+                .set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))
+                .unwrap();
+            let z = zc.compress(&raw).unwrap();
+            assert_eq!(z, fresh.compress(&raw).unwrap(), "{n} bytes");
+            assert_eq!(decompress(&z).unwrap(), raw);
+        }
     }
 }
