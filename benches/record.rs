@@ -7,7 +7,10 @@
 //!   (between the half and the end) extrapolate to a day;
 //! - the real recorder (`memlens record`, release) on 1,000 real memcgs at a 10 s interval:
 //!   CPU share (utime + stime over MEMLENS_BENCH_CPU_SECS, default 60) and RSS at the start
-//!   and the end (it must not grow);
+//!   and the end (it must not grow). The store compacts on wall-clock multiples of its chunk
+//!   span (10 min), so only a window of 600 s or more is sure to hold a compaction: the
+//!   printed line says how many the window held; use MEMLENS_BENCH_CPU_SECS=1200 for the
+//!   figure (two compactions);
 //! - `history --since 24h` of one cgroup over a day-sized store (a day at 5 s, the default
 //!   interval: 17,280 samples of a busy cgroup and of an idle one, 9 more idle neighbours).
 //!
@@ -347,16 +350,26 @@ fn recorder(h: &memlens::model::Hierarchy, parent: &OwnedCgroup, n: usize, cpu_s
     // The first tick (reads and interns every file) is start-up, not steady state.
     std::thread::sleep(Duration::from_secs(12));
     let (c0, t0) = (proc_stat_ticks(pid), Instant::now());
+    let w0 = memlens::store::now_ms();
     let rss0 = status_kb(pid, "VmRSS:");
-    std::thread::sleep(Duration::from_secs(cpu_secs));
+    // RSS each 10 s for the peak (a compaction's buffers).
+    let mut peak = rss0;
+    while t0.elapsed() < Duration::from_secs(cpu_secs) {
+        let left = Duration::from_secs(cpu_secs).saturating_sub(t0.elapsed());
+        std::thread::sleep(left.min(Duration::from_secs(10)));
+        peak = peak.max(status_kb(pid, "VmRSS:"));
+    }
     let c1 = proc_stat_ticks(pid);
     let rss1 = status_kb(pid, "VmRSS:");
+    // Compactions (the recorder's default --chunk 10m, on wall-clock multiples) in the window.
+    let compactions = memlens::store::now_ms() / 600_000 - w0 / 600_000;
     let hz = 100.0; // USER_HZ
     let share = (c1 - c0) as f64 / hz / t0.elapsed().as_secs_f64() * 100.0;
     println!(
-        "recorder, {n} memcgs at 10 s: {share:.3}% of one core over {cpu_secs} s; RSS {:.1} MB after the first tick, {:.1} MB at the end; store {} bytes",
+        "recorder, {n} memcgs at 10 s: {share:.3}% of one core over {cpu_secs} s ({compactions} compactions); RSS {:.1} MB after the first tick, {:.1} MB at the end, {:.1} MB peak; store {} bytes",
         rss0 as f64 / 1024.0,
         rss1 as f64 / 1024.0,
+        peak as f64 / 1024.0,
         memlens::store::Reader::open(st.path())
             .and_then(|r| r.used_bytes())
             .unwrap_or(0)

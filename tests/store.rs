@@ -717,3 +717,53 @@ fn interval_peaks_fold_into_the_next_point_with_their_reason() {
         ("partly exact", 2, 1)
     );
 }
+
+/// A window kept around an OOM kill reaches past the span being written: the chunks
+/// compacted after it was added are marked by that compaction (the marking looks at the new
+/// chunks only), and they alone outlive retention with the window's samples.
+#[test]
+fn a_kept_window_marks_the_chunks_compacted_after_it() {
+    let d = tempfile::tempdir().unwrap();
+    let now = memlens::store::now_ms();
+    let mp = "/sys/fs/cgroup/memory";
+    let t = |i: i64| now - 60_000 + i * 200;
+    {
+        let mut w = Writer::open(d.path(), limits(5_000, u64::MAX, 1000)).unwrap();
+        w.set_meta("mount_point", mp).unwrap();
+        for i in 0..300 {
+            let files = [
+                (format!("{mp}/a/memory.stat"), file(i as u64)),
+                (format!("{mp}/b/memory.stat"), file(i as u64)),
+            ];
+            w.write(t(i), &files, &[], &[]).unwrap();
+            if i == 50 {
+                // From this tick to 5 s ahead: five spans not written yet.
+                w.keep(&format!("{mp}/a"), t(50), t(75)).unwrap();
+            }
+        }
+        w.flush().unwrap();
+    }
+    let r = Reader::open(d.path()).unwrap();
+    let (a, _) = r.group_samples(&[&format!("{mp}/a")], 0, now).unwrap();
+    let a = &a[&format!("{mp}/a/memory.stat")];
+    // The window's 26 samples are there (in chunks that may begin a little before it),
+    // nothing between the window's last chunk and retention's cut.
+    let inside = a.iter().filter(|s| s.t >= t(50) && s.t <= t(75)).count();
+    assert_eq!(
+        inside,
+        26,
+        "{:?}",
+        a.iter().map(|s| s.t - now).collect::<Vec<_>>()
+    );
+    assert!(
+        !a.iter().any(|s| s.t > t(75) + 1_000 && s.t < now - 7_000),
+        "a sample outside the kept window outlived retention"
+    );
+    // b has no window: retention alone.
+    let (b, _) = r.group_samples(&[&format!("{mp}/b")], 0, now).unwrap();
+    let b = &b[&format!("{mp}/b/memory.stat")];
+    assert!(
+        b.iter().all(|s| s.t >= now - 7_000),
+        "b kept past retention"
+    );
+}
