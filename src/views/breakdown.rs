@@ -157,6 +157,12 @@ pub struct StatIndex {
 }
 
 impl StatIndex {
+    /// The positions in the list of keys that [`Breakdown::of_indexed`] reads (no other
+    /// number of memory.stat goes into the breakdown).
+    pub fn positions(&self) -> impl Iterator<Item = usize> + '_ {
+        self.at.iter().map(|&(pos, _, _)| pos)
+    }
+
     /// The index of the keys of `s`.
     pub fn of(s: &crate::model::KeyValues) -> Self {
         let mut seen = [[false; 2]; NKEYS];
