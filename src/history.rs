@@ -683,17 +683,24 @@ fn keyed_slots(tpl: &[u8]) -> Option<Vec<usize>> {
 /// those [`Breakdown::of_indexed`] reads through `idx` (the same list's index), and v1's
 /// hierarchical limits (a change there is read again in full, see [`Own::apply`]). A busy
 /// cgroup's memory.stat has some 70 numbers per sample and the figures read about 30.
+/// Each with whether it is a hierarchical limit (found here once, not by comparing the key
+/// at every change).
 fn stat_read_of(
     idx: &crate::views::breakdown::StatIndex,
     st: &crate::model::KeyValues,
-) -> Vec<usize> {
+) -> Vec<(usize, bool)> {
+    let limit = |k: &str| k == "hierarchical_memory_limit" || k == "hierarchical_memsw_limit";
     let mut v: Vec<usize> = idx.positions().collect();
-    v.extend(st.0.iter().enumerate().filter_map(|(pos, (k, _))| {
-        (k == "hierarchical_memory_limit" || k == "hierarchical_memsw_limit").then_some(pos)
-    }));
+    v.extend(
+        st.0.iter()
+            .enumerate()
+            .filter_map(|(pos, (k, _))| limit(k).then_some(pos)),
+    );
     v.sort_unstable();
     v.dedup();
-    v
+    v.into_iter()
+        .map(|pos| (pos, st.0.get(pos).is_some_and(|(k, _)| limit(k))))
+        .collect()
 }
 
 /// The one-number template (`123\n`: usage, kernel memory, swap, failcnt).
@@ -726,7 +733,7 @@ impl Own<'_> {
         cg: &mut crate::model::Cgroup,
         cg_tpl: Option<u64>,
         slots: &mut std::collections::HashMap<u64, Option<Vec<usize>>>,
-        stat_read: Option<&[usize]>,
+        stat_read: Option<&[(usize, bool)]>,
     ) -> bool {
         use crate::cgroup::parse::IMPLAUSIBLE;
         let one = || {
@@ -775,16 +782,14 @@ impl Own<'_> {
                     if s.vals.iter().fold(false, |a, v| a | (*v >= IMPLAUSIBLE)) {
                         return false;
                     }
-                    for &pos in read {
-                        let (Some((key, old)), Some(&v)) =
+                    for &(pos, limit) in read {
+                        let (Some((_, old)), Some(&v)) =
                             (kv.0.get_mut(pos), map.get(pos).and_then(|&i| s.vals.get(i)))
                         else {
                             return false;
                         };
                         if *old != v {
-                            if key == "hierarchical_memory_limit"
-                                || key == "hierarchical_memsw_limit"
-                            {
+                            if limit {
                                 return false;
                             }
                             *old = v;
@@ -938,7 +943,7 @@ pub fn points_of_into(
     let mut cg_tpl: Vec<Option<u64>> = vec![None; own.len()];
     let mut slots = std::collections::HashMap::new();
     let mut stat_idx: Option<crate::views::breakdown::StatIndex> = None;
-    let mut stat_read: Option<Vec<usize>> = None;
+    let mut stat_read: Option<Vec<(usize, bool)>> = None;
     let mut high: Option<Limit> = None;
     let mut pids: Option<std::sync::Arc<[i32]>> = None;
     out.reserve(times.len());
