@@ -323,6 +323,127 @@ mod tests {
         assert_eq!(parse_span("7d"), Ok(7 * 86_400_000));
         assert_eq!(parse_span("500ms"), Ok(500));
     }
+
+    /// A busy cgroup's points (memory.stat updated in place between full reads, only the
+    /// keys the figures read: `Own::apply`, `stat_read_of`) equal each sample's point read
+    /// alone (a window of that one sample: every file parsed from its text), v1 and v2.
+    /// Every number of memory.stat moves, most at every sample; v1's hierarchical limit
+    /// changes once and one number is implausible once (both read again in full).
+    #[test]
+    fn busy_points_equal_each_sample_read_alone() {
+        use crate::store::{Limits, Writer, codec};
+        for (ver, dir) in [("1", "v1-6.18-this-host"), ("2", "v2-6.x-fedora-session")] {
+            let fx = |f: &str| {
+                std::fs::read(format!(
+                    "{}/tests/fixtures/kernel/{dir}/{f}",
+                    env!("CARGO_MANIFEST_DIR")
+                ))
+                .unwrap()
+            };
+            let d = tempfile::tempdir().unwrap();
+            let mp = "/sys/fs/cgroup/memory";
+            let mut w = Writer::open(
+                d.path(),
+                Limits {
+                    retention_ms: i64::MAX / 4,
+                    max_bytes: u64::MAX,
+                    chunk_ms: 10_000,
+                },
+            )
+            .unwrap();
+            let (tpl, base) = codec::tokenize(&fx("memory.stat"));
+            let text = String::from_utf8(fx("memory.stat")).unwrap();
+            let key_at = |k: &str| {
+                text.lines()
+                    .position(|l| l.split_whitespace().next() == Some(k))
+                    .unwrap()
+            };
+            let t0 = (crate::store::now_ms() / 10_000 - 6) * 10_000;
+            let c = format!("{mp}/kp/c");
+            let ticks = 40u64;
+            for s in 0..ticks {
+                let mut vals = base.clone();
+                for (j, v) in vals.iter_mut().enumerate() {
+                    let j = j as u64;
+                    if !(s * 7 + j * 3).is_multiple_of(4) && *v < 1 << 50 {
+                        *v += ((s * 7919 + j * 31) % 13) * 4096;
+                    }
+                }
+                if ver == "1" && s >= 20 {
+                    vals[key_at("hierarchical_memory_limit")] = 256 << 20;
+                }
+                if s == 30 {
+                    let n = vals.len();
+                    vals[n - 1] = crate::cgroup::parse::IMPLAUSIBLE;
+                }
+                let stat = codec::render(&tpl, &vals).unwrap();
+                let usage = format!("{}\n", (200 << 20) + s * 8192).into_bytes();
+                let mut files = vec![
+                    (
+                        format!("{mp}/kp/memory.limit_in_bytes"),
+                        b"1073741824\n".to_vec(),
+                    ),
+                    (format!("{mp}/kp/memory.max"), b"1073741824\n".to_vec()),
+                    (format!("{c}/memory.stat"), stat),
+                    (
+                        format!("{c}/cgroup.procs"),
+                        format!("{}\n", 100 + s % 3).into_bytes(),
+                    ),
+                ];
+                if ver == "1" {
+                    files.extend([
+                        (format!("{c}/memory.usage_in_bytes"), usage),
+                        (
+                            format!("{c}/memory.limit_in_bytes"),
+                            b"536870912\n".to_vec(),
+                        ),
+                        (
+                            format!("{c}/memory.failcnt"),
+                            format!("{}\n", s / 5).into_bytes(),
+                        ),
+                        (format!("{c}/memory.oom_control"), fx("memory.oom_control")),
+                        (
+                            format!("{c}/memory.kmem.usage_in_bytes"),
+                            fx("memory.kmem.usage_in_bytes"),
+                        ),
+                    ]);
+                } else {
+                    files.extend([
+                        (format!("{c}/memory.current"), usage),
+                        (format!("{c}/memory.max"), b"536870912\n".to_vec()),
+                        (format!("{c}/memory.high"), b"max\n".to_vec()),
+                        (format!("{c}/memory.events"), fx("memory.events")),
+                    ]);
+                }
+                w.write(t0 + s as i64 * 1000, &files, &[], &[]).unwrap();
+            }
+            for (k, v) in [
+                ("mount_point", mp),
+                ("cgroup_version", ver),
+                ("interval_ms", "1000"),
+            ] {
+                w.set_meta(k, v).unwrap();
+            }
+            drop(w);
+            let r = open_store(Some(d.path())).unwrap();
+            let h = recorded_hierarchy(&r).unwrap();
+            let (all, problems) = points(&r, &h, "/kp/c", i64::MIN, i64::MAX).unwrap();
+            assert!(problems.is_empty(), "{problems:?}");
+            assert_eq!(all.len(), ticks as usize, "v{ver}");
+            let json = |p: &Point| serde_json::to_value(p).unwrap();
+            let mut moved = 0;
+            for (i, p) in all.iter().enumerate() {
+                let (one, _) = points(&r, &h, "/kp/c", p.t, p.t).unwrap();
+                assert_eq!(one.len(), 1);
+                assert_eq!(json(p), json(&one[0]), "v{ver}, sample {i}");
+                moved += usize::from(i > 0 && json(p)["values"] != json(&all[i - 1])["values"]);
+            }
+            assert!(
+                moved > ticks as usize / 2,
+                "v{ver}: the figures move ({moved})"
+            );
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -558,6 +679,30 @@ fn keyed_slots(tpl: &[u8]) -> Option<Vec<usize>> {
         .collect()
 }
 
+/// The positions in memory.stat's list of keys that a point reads between two full reads:
+/// those [`Breakdown::of_indexed`] reads through `idx` (the same list's index), and v1's
+/// hierarchical limits (a change there is read again in full, see [`Own::apply`]). A busy
+/// cgroup's memory.stat has some 70 numbers per sample and the figures read about 30.
+/// Each with whether it is a hierarchical limit (found here once, not by comparing the key
+/// at every change).
+fn stat_read_of(
+    idx: &crate::views::breakdown::StatIndex,
+    st: &crate::model::KeyValues,
+) -> Vec<(usize, bool)> {
+    let limit = |k: &str| k == "hierarchical_memory_limit" || k == "hierarchical_memsw_limit";
+    let mut v: Vec<usize> = idx.positions().collect();
+    v.extend(
+        st.0.iter()
+            .enumerate()
+            .filter_map(|(pos, (k, _))| limit(k).then_some(pos)),
+    );
+    v.sort_unstable();
+    v.dedup();
+    v.into_iter()
+        .map(|pos| (pos, st.0.get(pos).is_some_and(|(k, _)| limit(k))))
+        .collect()
+}
+
 /// The one-number template (`123\n`: usage, kernel memory, swap, failcnt).
 const ONE_NUMBER: &[u8] = b"T\x00\n";
 
@@ -588,6 +733,7 @@ impl Own<'_> {
         cg: &mut crate::model::Cgroup,
         cg_tpl: Option<u64>,
         slots: &mut std::collections::HashMap<u64, Option<Vec<usize>>>,
+        stat_read: Option<&[(usize, bool)]>,
     ) -> bool {
         use crate::cgroup::parse::IMPLAUSIBLE;
         let one = || {
@@ -628,6 +774,29 @@ impl Own<'_> {
                 // were a fifth of `recommend`'s day case): a refusal part way leaves `cg`
                 // partly updated, and the caller then reads it again from the text.
                 let stat = self.slot == Slot::Stat;
+                if stat && let Some(read) = stat_read {
+                    // Only the keys the figures read (`stat_read`, see `stat_read_of`) are
+                    // updated, the others left as the last full read had them (nothing
+                    // reads them before the next one, which reads every key again); every
+                    // number is still checked, in one pass without a branch per number.
+                    if s.vals.iter().fold(false, |a, v| a | (*v >= IMPLAUSIBLE)) {
+                        return false;
+                    }
+                    for &(pos, limit) in read {
+                        let (Some((_, old)), Some(&v)) =
+                            (kv.0.get_mut(pos), map.get(pos).and_then(|&i| s.vals.get(i)))
+                        else {
+                            return false;
+                        };
+                        if *old != v {
+                            if limit {
+                                return false;
+                            }
+                            *old = v;
+                        }
+                    }
+                    return true;
+                }
                 for ((key, old), &i) in kv.0.iter_mut().zip(map) {
                     let Some(&v) = s.vals.get(i).filter(|v| **v < IMPLAUSIBLE) else {
                         return false;
@@ -774,6 +943,7 @@ pub fn points_of_into(
     let mut cg_tpl: Vec<Option<u64>> = vec![None; own.len()];
     let mut slots = std::collections::HashMap::new();
     let mut stat_idx: Option<crate::views::breakdown::StatIndex> = None;
+    let mut stat_read: Option<Vec<(usize, bool)>> = None;
     let mut high: Option<Limit> = None;
     let mut pids: Option<std::sync::Arc<[i32]>> = None;
     out.reserve(times.len());
@@ -859,7 +1029,7 @@ pub fn points_of_into(
                 }
                 let Some(i) = f.taken else { continue };
                 let Some(s) = f.samples.get(i) else { continue };
-                if !f.apply(s, r, c, cg_tpl[k], &mut slots) {
+                if !f.apply(s, r, c, cg_tpl[k], &mut slots, stat_read.as_deref()) {
                     full = true;
                     break;
                 }
@@ -884,6 +1054,10 @@ pub fn points_of_into(
                 .as_ref()
                 .and_then(|c| c.stat.as_ref())
                 .map(crate::views::breakdown::StatIndex::of);
+            stat_read = match (&stat_idx, cg.as_ref().and_then(|c| c.stat.as_ref())) {
+                (Some(idx), Some(st)) => Some(stat_read_of(idx, st)),
+                _ => None,
+            };
         }
         let Some(cg) = cg.as_ref() else {
             continue;

@@ -512,19 +512,28 @@ pub fn recommend(dir: Option<&Path>, q: &Query) -> Result<Report, (i32, String)>
         .copied()
         .zip(targets.iter().map(String::as_str))
         .collect();
-    // One share of the cgroups, read through `rd`: (recommendations, problems, a TARGET
-    // without samples).
-    type Part = (Vec<Recommendation>, Vec<String>, Option<String>);
-    let part_of = |rd: &Reader, part: &[&str]| -> Result<Part, String> {
+    // The cgroups a reader is handed, read through `rd`: (index of the cgroup in
+    // `dir_names`, recommendation), problems, a TARGET without samples.
+    type Part = (Vec<(usize, Recommendation)>, Vec<String>, Option<String>);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    // Cgroups handed out at a time: consecutive groups share the store's pages (a reader's
+    // page cache), and the last batch is what one reader may still work on alone.
+    const BATCH: usize = 8;
+    let claim = || {
+        let i = next.fetch_add(BATCH, std::sync::atomic::Ordering::Relaxed);
+        (i < dir_names.len()).then(|| i..(i + BATCH).min(dir_names.len()))
+    };
+    let part_of = |rd: &Reader| -> Result<Part, String> {
         let (mut out, mut problems, mut missing) = (Vec::new(), Vec::new(), None);
         // One cgroup's points after another in the same memory.
         let mut pts: Vec<Point> = Vec::new();
-        rd.each_group(
-            part,
+        rd.each_group_claimed(
+            &dir_names,
+            claim,
             since,
             until,
             &|p| wanted_file(v, p),
-            |dir, (own, p)| {
+            |ix, dir, (own, p)| {
                 problems.append(p);
                 let Some(path) = by_dir.get(dir).copied() else {
                     return;
@@ -553,7 +562,7 @@ pub fn recommend(dir: Option<&Path>, q: &Query) -> Result<Report, (i32, String)>
                     psi,
                     q.check_limit,
                 ) {
-                    Some(x) => out.push(x),
+                    Some(x) => out.push((ix, x)),
                     None if q.target.is_some() => missing = Some(path.to_string()),
                     None => {}
                 }
@@ -562,35 +571,29 @@ pub fn recommend(dir: Option<&Path>, q: &Query) -> Result<Report, (i32, String)>
         .map_err(|e| e.to_string())?;
         Ok((out, problems, missing))
     };
-    // The cgroups are independent: on a machine with cores to spare, shares of them (at
-    // least 64 each) are read at once, each through its own connection (a Reader is one
-    // SQLite connection), the first on this thread. The order of the output is kept.
+    // The cgroups are independent: on a machine with cores to spare, readers (at most one
+    // per core, and one per 64 cgroups) take batches of them from one counter, each
+    // through its own connection (a Reader is one SQLite connection), the first on this
+    // thread: a reader done with its cgroups takes the next, so none is left alone with
+    // the busy ones (a fixed share each was). The output is put back in the store's order.
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(4)
         .min(dir_names.len().div_ceil(64))
         .max(1);
-    let share = dir_names.len().div_ceil(workers).max(1);
-    let parts: Vec<&[&str]> = dir_names.chunks(share).collect();
     let store_dir = r.dir().to_path_buf();
     let results: Vec<Result<Part, String>> = std::thread::scope(|sc| {
         let part_of = &part_of;
         let store_dir = &store_dir;
-        let handles: Vec<_> = parts
-            .iter()
-            .skip(1)
-            .map(|part| {
+        let handles: Vec<_> = (1..workers)
+            .map(|_| {
                 sc.spawn(move || {
                     let rd = Reader::open(store_dir).map_err(|e| e.to_string())?;
-                    part_of(&rd, part)
+                    part_of(&rd)
                 })
             })
             .collect();
-        let mut res = vec![
-            parts
-                .first()
-                .map_or(Ok(Default::default()), |p| part_of(&r, p)),
-        ];
+        let mut res = vec![part_of(&r)];
         res.extend(handles.into_iter().map(|h| {
             h.join()
                 .unwrap_or_else(|_| Err("a recommend worker panicked".to_string()))
@@ -598,12 +601,15 @@ pub fn recommend(dir: Option<&Path>, q: &Query) -> Result<Report, (i32, String)>
         res
     });
     let mut missing: Option<String> = None;
+    let mut indexed = Vec::new();
     for res in results {
         let (o, p, m) = res.map_err(fail)?;
-        out.extend(o);
+        indexed.extend(o);
         problems.extend(p);
         missing = missing.or(m);
     }
+    indexed.sort_unstable_by_key(|(ix, _)| *ix);
+    out.extend(indexed.into_iter().map(|(_, x)| x));
     if let Some(path) = missing {
         return Err(fail(format!("{path}: no samples in the range")));
     }
@@ -765,7 +771,8 @@ mod one_pass {
         v
     }
 
-    /// A whole-node recommend, read in shares by several workers when there are cores,
+    /// A whole-node recommend, read by several workers taking batches of cgroups from one
+    /// counter when there are cores (`Reader::each_group_claimed`, then put back in order),
     /// equals each cgroup's own `recommend TARGET` (one reader, one pass), in the store's
     /// order.
     #[test]

@@ -83,6 +83,8 @@ macro_rules! stat_keys {
             total: concat!("memory.stat total_", $k),
             missing: concat!("memory.stat has no ", $k, " on this kernel"),
         }),*];
+        /// The names of [`KEYS`], for [`key_at`].
+        const NAMES: &[&str] = &[$($k),*];
         /// The index in [`KEYS`] of a memory.stat key.
         fn slot(k: &str) -> Option<usize> {
             match k {
@@ -157,6 +159,12 @@ pub struct StatIndex {
 }
 
 impl StatIndex {
+    /// The positions in the list of keys that [`Breakdown::of_indexed`] reads (no other
+    /// number of memory.stat goes into the breakdown).
+    pub fn positions(&self) -> impl Iterator<Item = usize> + '_ {
+        self.at.iter().map(|&(pos, _, _)| pos)
+    }
+
     /// The index of the keys of `s`.
     pub fn of(s: &crate::model::KeyValues) -> Self {
         let mut seen = [[false; 2]; NKEYS];
@@ -180,12 +188,64 @@ impl StatIndex {
     }
 }
 
-fn stat_fig(cg: &Cgroup, found: Option<&Found>, key: &str) -> Figure {
-    let Some(i) = slot(key) else {
-        // Every caller names a key of KEYS; a figure is never invented.
-        return Figure::unavailable(format!("memory.stat has no {key} on this kernel"));
+/// `a == b`, at compile time.
+const fn same_str(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The index in [`KEYS`] of `k`, at compile time (the figures name their keys as literals:
+/// a name that is not in KEYS does not compile, and no key is searched per sample).
+const fn key_at(k: &str) -> usize {
+    let mut i = 0;
+    while i < NAMES.len() {
+        if same_str(NAMES[i], k) {
+            return i;
+        }
+        i += 1;
+    }
+    panic!("not a key of KEYS")
+}
+
+/// A figure's memory.stat key as indices in [`KEYS`]: its v2 name and its v1 name
+/// ([`v1_key`]).
+#[derive(Clone, Copy)]
+struct StatKey {
+    v2: usize,
+    v1: usize,
+}
+
+impl StatKey {
+    const fn of(name: &str) -> Self {
+        StatKey {
+            v2: key_at(name),
+            v1: key_at(v1_key(name)),
+        }
+    }
+}
+
+/// [`StatKey::of`] evaluated at compile time.
+macro_rules! key {
+    ($k:literal) => {
+        const { StatKey::of($k) }
     };
-    let k = &KEYS[i];
+}
+
+fn stat_fig(cg: &Cgroup, found: Option<&Found>, i: usize) -> Figure {
+    let Some(k) = KEYS.get(i) else {
+        // Every index comes from `key_at`; a figure is never invented.
+        return Figure::unavailable("memory.stat key unknown");
+    };
     match cg.version {
         Version::V1 => match found {
             None => Figure::unavailable("memory.stat unreadable"),
@@ -210,22 +270,29 @@ fn stat_fig(cg: &Cgroup, found: Option<&Found>, key: &str) -> Figure {
 }
 
 /// v1 key names for the normalised names.
-fn v1_key(name: &str) -> &str {
-    match name {
-        "anon" => "rss",
-        "file" => "cache",
-        "file_mapped" => "mapped_file",
-        "file_dirty" => "dirty",
-        "file_writeback" => "writeback",
-        "anon_thp" => "rss_huge",
-        other => other,
+const fn v1_key(name: &str) -> &str {
+    const V1: [(&str, &str); 6] = [
+        ("anon", "rss"),
+        ("file", "cache"),
+        ("file_mapped", "mapped_file"),
+        ("file_dirty", "dirty"),
+        ("file_writeback", "writeback"),
+        ("anon_thp", "rss_huge"),
+    ];
+    let mut i = 0;
+    while i < V1.len() {
+        if same_str(V1[i].0, name) {
+            return V1[i].1;
+        }
+        i += 1;
     }
+    name
 }
 
-fn fig(cg: &Cgroup, found: Option<&Found>, name: &str) -> Figure {
+fn fig(cg: &Cgroup, found: Option<&Found>, key: StatKey) -> Figure {
     match cg.version {
-        Version::V1 => stat_fig(cg, found, v1_key(name)),
-        Version::V2 => stat_fig(cg, found, name),
+        Version::V1 => stat_fig(cg, found, key.v1),
+        Version::V2 => stat_fig(cg, found, key.v2),
     }
 }
 
@@ -258,7 +325,7 @@ impl Breakdown {
 
     fn of_found(cg: &Cgroup, found: Option<&Found>) -> Self {
         let v1 = cg.version == Version::V1;
-        let fig = |name: &str| fig(cg, found, name);
+        let fig = |key: StatKey| fig(cg, found, key);
         let usage = match (cg.version, cg.usage.current) {
             (Version::V1, u) => Figure::new(u, "memory.usage_in_bytes"),
             (Version::V2, Some(u)) => Figure::new(Some(u), "memory.current"),
@@ -283,7 +350,7 @@ impl Breakdown {
                 ),
             }
         } else {
-            let k = fig("kernel");
+            let k = fig(key!("kernel"));
             if k.bytes.is_some() {
                 k
             } else {
@@ -315,10 +382,10 @@ impl Breakdown {
         let sock = if v1 {
             Figure::unavailable("v1 charges socket memory to memory.kmem.tcp, not to memory usage")
         } else {
-            fig("sock")
+            fig(key!("sock"))
         };
         let swap = if v1 {
-            let f = fig("swap");
+            let f = fig(key!("swap"));
             if f.bytes.is_some() {
                 f
             } else {
@@ -334,23 +401,23 @@ impl Breakdown {
                 ),
             }
         };
-        let slab = |name: &str| {
+        let slab = |key: StatKey| {
             if v1 {
                 Figure::unavailable("v1 memory.stat does not split slab (see memory.kmem.slabinfo)")
             } else {
-                fig(name)
+                fig(key)
             }
         };
         // The reason a fixed text, not formatted: the breakdown is made for every sample.
-        let v1_only_missing = |name: &str, v1_reason: &'static str| {
+        let v1_only_missing = |key: StatKey, v1_reason: &'static str| {
             if v1 {
                 Figure::unavailable(v1_reason)
             } else {
-                fig(name)
+                fig(key)
             }
         };
-        let anon = fig("anon");
-        let file = fig("file");
+        let anon = fig(key!("anon"));
+        let file = fig(key!("file"));
         // The v1 root's usage_in_bytes is not a page counter: mem_cgroup_usage() approximates
         // it as file pages + mapped anon (mm/memcontrol-v1.c), kernel memory excluded. Taking
         // kmem off it would make the residual exactly −kmem.
@@ -392,23 +459,26 @@ impl Breakdown {
             usage,
             anon,
             file,
-            active_file: fig("active_file"),
-            inactive_file: fig("inactive_file"),
-            active_anon: fig("active_anon"),
-            inactive_anon: fig("inactive_anon"),
-            shmem: fig("shmem"),
-            file_mapped: fig("file_mapped"),
-            file_dirty: fig("file_dirty"),
-            file_writeback: fig("file_writeback"),
+            active_file: fig(key!("active_file")),
+            inactive_file: fig(key!("inactive_file")),
+            active_anon: fig(key!("active_anon")),
+            inactive_anon: fig(key!("inactive_anon")),
+            shmem: fig(key!("shmem")),
+            file_mapped: fig(key!("file_mapped")),
+            file_dirty: fig(key!("file_dirty")),
+            file_writeback: fig(key!("file_writeback")),
             kernel,
-            slab_reclaimable: slab("slab_reclaimable"),
-            slab_unreclaimable: slab("slab_unreclaimable"),
+            slab_reclaimable: slab(key!("slab_reclaimable")),
+            slab_unreclaimable: slab(key!("slab_unreclaimable")),
             sock,
-            pagetables: v1_only_missing("pagetables", "v1 memory.stat has no pagetables"),
-            kernel_stack: v1_only_missing("kernel_stack", "v1 memory.stat has no kernel_stack"),
+            pagetables: v1_only_missing(key!("pagetables"), "v1 memory.stat has no pagetables"),
+            kernel_stack: v1_only_missing(
+                key!("kernel_stack"),
+                "v1 memory.stat has no kernel_stack",
+            ),
             swap,
-            unevictable: fig("unevictable"),
-            anon_thp: fig("anon_thp"),
+            unevictable: fig(key!("unevictable")),
+            anon_thp: fig(key!("anon_thp")),
             residual,
             residual_source,
         }
@@ -466,6 +536,99 @@ mod tests {
             children: vec![],
             hugetlb: vec![],
             problems: vec![],
+        }
+    }
+
+    /// Each figure read through its key's index in KEYS (`key!`, at compile time) is the
+    /// value a search of memory.stat by the figure's name gives (v1: its v1 name, the
+    /// `total_` line first), and names that key in its source; every key distinct.
+    #[test]
+    fn figures_read_the_key_they_name() {
+        let names = [
+            "anon",
+            "file",
+            "active_file",
+            "inactive_file",
+            "active_anon",
+            "inactive_anon",
+            "shmem",
+            "file_mapped",
+            "file_dirty",
+            "file_writeback",
+            "slab_reclaimable",
+            "slab_unreclaimable",
+            "pagetables",
+            "kernel_stack",
+            "swap",
+            "unevictable",
+            "anon_thp",
+            "sock",
+        ];
+        fn v1_name(n: &str) -> &str {
+            match n {
+                "anon" => "rss",
+                "file" => "cache",
+                "file_mapped" => "mapped_file",
+                "file_dirty" => "dirty",
+                "file_writeback" => "writeback",
+                "anon_thp" => "rss_huge",
+                o => o,
+            }
+        }
+        for v in [Version::V1, Version::V2] {
+            let keys: Vec<String> = names
+                .iter()
+                .map(|n| match v {
+                    Version::V1 => format!("total_{}", v1_name(n)),
+                    Version::V2 => n.to_string(),
+                })
+                .collect();
+            let stat: Vec<(&str, u64)> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (k.as_str(), 1000 + i as u64))
+                .collect();
+            let b = super::Breakdown::of(&cg(v, &stat));
+            let figs = [
+                &b.anon,
+                &b.file,
+                &b.active_file,
+                &b.inactive_file,
+                &b.active_anon,
+                &b.inactive_anon,
+                &b.shmem,
+                &b.file_mapped,
+                &b.file_dirty,
+                &b.file_writeback,
+                &b.slab_reclaimable,
+                &b.slab_unreclaimable,
+                &b.pagetables,
+                &b.kernel_stack,
+                &b.swap,
+                &b.unevictable,
+                &b.anon_thp,
+                &b.sock,
+            ];
+            for ((n, k), f) in names.iter().zip(&keys).zip(figs) {
+                // Not from memory.stat: v1 has no such key, v2's swap is memory.swap.current.
+                let absent = (v == Version::V1
+                    && matches!(
+                        *n,
+                        "slab_reclaimable"
+                            | "slab_unreclaimable"
+                            | "pagetables"
+                            | "kernel_stack"
+                            | "sock"
+                    ))
+                    || (v == Version::V2 && *n == "swap");
+                if absent {
+                    assert_eq!(f.bytes, None, "{v:?} {n}");
+                    continue;
+                }
+                let want = stat.iter().find(|(x, _)| x == k).map(|(_, v)| *v);
+                assert_eq!(f.bytes, want, "{v:?} {n}");
+                assert_eq!(&*f.source, format!("memory.stat {k}"), "{v:?} {n}");
+            }
         }
     }
 

@@ -1388,6 +1388,27 @@ impl Reader {
         keep: &dyn Fn(&str) -> bool,
         mut f: impl FnMut(&str, &mut GroupColumns),
     ) -> Result<(), StoreError> {
+        let mut given = false;
+        let all = || (!std::mem::replace(&mut given, true)).then_some(0..names.len());
+        self.each_group_claimed(names, all, since, until, keep, |_, name, g| f(name, g))
+    }
+
+    /// [`Self::each_group`] of the groups `claim` hands out, a range of indices into
+    /// `names` at a time, until it gives `None`; `f(index, name, samples)`. Readers on
+    /// several threads (a connection each) share the groups through one claim (an atomic
+    /// next index): a group with moving counters costs a hundred times an idle one, so
+    /// fixed shares leave one thread working alone at the end. Each reader decodes the
+    /// frames not yet compacted for every group of `names` (it cannot know which it will
+    /// be handed); they are the open span only, minutes against the chunks' day.
+    pub fn each_group_claimed(
+        &self,
+        names: &[&str],
+        mut claim: impl FnMut() -> Option<std::ops::Range<usize>>,
+        since: i64,
+        until: i64,
+        keep: &dyn Fn(&str) -> bool,
+        mut f: impl FnMut(usize, &str, &mut GroupColumns),
+    ) -> Result<(), StoreError> {
         let e = db_err(&self.dir);
         let by_name: HashMap<&str, i64> = self
             .groups
@@ -1428,59 +1449,61 @@ impl Reader {
             // Emptied columns of the groups before, by file name, reused for the same file
             // (memory.stat's columns for memory.stat: no column holds memory it does not use).
             let mut pool: Pool = HashMap::new();
-            for name in names {
-                let mut cols: Vec<(i64, Samples)> = Vec::new();
-                let mut problems = Vec::new();
-                let Some(g) = by_name.get(name).copied() else {
-                    f(name, &mut (BTreeMap::new(), problems));
-                    continue;
-                };
-                let rows = st.query_map(params![g, since, until], |r| {
-                    Ok((
-                        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?),
-                        r.get::<_, Vec<u8>>(4)?,
-                    ))
-                })?;
-                for r in rows {
-                    let (key, z) = r?;
-                    if let Err(p) = self.chunk_into(
-                        key,
-                        &z,
-                        &want_v,
-                        (since, until),
-                        &mut row,
-                        &mut cols,
-                        &mut pool,
-                    ) {
-                        problems.push(p);
-                    }
-                }
-                for (sid, fs) in framed.remove(&g).unwrap_or_default() {
-                    match cols.iter_mut().find(|(x, _)| *x == sid) {
-                        Some((_, c)) => {
-                            for s in fs.iter() {
-                                c.push(s.t, s.tpl, s.vals);
-                            }
+            while let Some(range) = claim() {
+                for (name, ix) in names.get(range.clone()).into_iter().flatten().zip(range) {
+                    let mut cols: Vec<(i64, Samples)> = Vec::new();
+                    let mut problems = Vec::new();
+                    let Some(g) = by_name.get(name).copied() else {
+                        f(ix, name, &mut (BTreeMap::new(), problems));
+                        continue;
+                    };
+                    let rows = st.query_map(params![g, since, until], |r| {
+                        Ok((
+                            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?),
+                            r.get::<_, Vec<u8>>(4)?,
+                        ))
+                    })?;
+                    for r in rows {
+                        let (key, z) = r?;
+                        if let Err(p) = self.chunk_into(
+                            key,
+                            &z,
+                            &want_v,
+                            (since, until),
+                            &mut row,
+                            &mut cols,
+                            &mut pool,
+                        ) {
+                            problems.push(p);
                         }
-                        None => cols.push((sid, fs)),
                     }
-                }
-                let mut out = BTreeMap::new();
-                for (sid, mut c) in cols {
-                    if let Some((p, _)) = self.series.get(&sid) {
-                        c.sort_by_time();
-                        out.insert(p.clone(), c);
+                    for (sid, fs) in framed.remove(&g).unwrap_or_default() {
+                        match cols.iter_mut().find(|(x, _)| *x == sid) {
+                            Some((_, c)) => {
+                                for s in fs.iter() {
+                                    c.push(s.t, s.tpl, s.vals);
+                                }
+                            }
+                            None => cols.push((sid, fs)),
+                        }
                     }
-                }
-                let mut group = (out, problems);
-                f(name, &mut group);
-                for (p, mut c) in group.0 {
-                    c.clear();
-                    let file = p.rsplit('/').next().unwrap_or("");
-                    match pool.get_mut(file) {
-                        Some(v) => v.push(c),
-                        None => {
-                            pool.insert(file.to_string(), vec![c]);
+                    let mut out = BTreeMap::new();
+                    for (sid, mut c) in cols {
+                        if let Some((p, _)) = self.series.get(&sid) {
+                            c.sort_by_time();
+                            out.insert(p.clone(), c);
+                        }
+                    }
+                    let mut group = (out, problems);
+                    f(ix, name, &mut group);
+                    for (p, mut c) in group.0 {
+                        c.clear();
+                        let file = p.rsplit('/').next().unwrap_or("");
+                        match pool.get_mut(file) {
+                            Some(v) => v.push(c),
+                            None => {
+                                pool.insert(file.to_string(), vec![c]);
+                            }
                         }
                     }
                 }
