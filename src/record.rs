@@ -160,6 +160,11 @@ impl Peaks {
         mut say_why: bool,
         carry: Option<u64>,
     ) -> Option<u64> {
+        // Unavailable (every cgroup on v1) and nothing to record at this read: no path
+        // built, no file noted (most of the recorder's reads on v1 are of idle cgroups).
+        if !say_why && matches!(self.by_cgroup.get(p), Some(Peak::Unavailable(_))) {
+            return None;
+        }
         let dir = read::fs_path(h, p);
         let file = dir.join(RECORDED_FILE);
         if !self.by_cgroup.contains_key(p) {
@@ -727,13 +732,18 @@ impl Recorder {
         let drop: HashSet<PathBuf> = drop_status.into_iter().collect();
         let mut present = Vec::with_capacity(files.len());
         for (p, mut b) in files {
-            if drop.contains(&p) || !stored(&p, &self.h) {
+            if (!drop.is_empty() && drop.contains(&p)) || !stored(&p, &self.h) {
                 continue;
             }
             if p.file_name().is_some_and(|n| n == "config.v2.json") {
                 b = docker_names_only(&b);
             }
-            present.push((p.to_string_lossy().into_owned(), b));
+            // The path's own bytes when they are UTF-8 (always, for kernel files): no copy.
+            let p = p
+                .into_os_string()
+                .into_string()
+                .unwrap_or_else(|o| o.to_string_lossy().into_owned());
+            present.push((p, b));
         }
         // Each file that could not be read, with the error (without its path): the store
         // keeps the reason, so `--at` and `history` say "not recorded: permission denied".

@@ -362,3 +362,53 @@ fn interval_peaks_from_a_resettable_memory_peak() {
         assert!(src.contains(why), "{why}: {v}");
     }
 }
+
+/// `THP_enabled` of a /proc/PID/status text (Linux 5.0+ prints it; 0 also when the kernel
+/// has no transparent huge pages at all).
+fn thp_enabled(status: &str) -> Option<String> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .map(|v| v.trim().to_string())
+}
+
+/// The recorder turns transparent huge pages off for itself (its RSS, mimalloc's arenas),
+/// and that must not reach the commands `run` starts: the flag is inherited across fork and
+/// exec, and `run` measures the user's command as it runs without memlens.
+#[test]
+fn huge_pages_are_off_for_the_recorder_only() {
+    let own = std::fs::read_to_string("/proc/self/status").unwrap();
+    let Some(own) = thp_enabled(&own) else {
+        panic!("/proc/self/status has no THP_enabled line (Linux 5.0+ prints it)");
+    };
+    let store = tempfile::tempdir().unwrap();
+    let rec = Command::new(bin())
+        .args(["--store", &store.path().display().to_string(), "record"])
+        .args(["--interval", "1s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rec = Proc(rec);
+    let status = format!("/proc/{}/status", rec.pid());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = None;
+    while Instant::now() < deadline {
+        if let Ok(s) = std::fs::read_to_string(&status) {
+            seen = thp_enabled(&s);
+            if seen.as_deref() == Some("0") {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(rec);
+    assert_eq!(seen.as_deref(), Some("0"), "the recorder's THP_enabled");
+    let (code, out, err) = run(&["run", "--", "grep", "THP_enabled", "/proc/self/status"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        thp_enabled(&out),
+        Some(own.clone()),
+        "a command under `memlens run` has THP_enabled as memlens's caller has it ({own}): {out}"
+    );
+}
