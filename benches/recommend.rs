@@ -33,11 +33,6 @@ impl Rng {
     }
 }
 
-/// The allocator the memlens binary uses (src/main.rs): the bench runs `recommend` in this
-/// process, so without it the figure would be glibc's, not the shipped command's.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() {
     let n = env("MEMLENS_BENCH_CGROUPS", 1000) as usize;
     let every = env("MEMLENS_BENCH_INTERVAL_S", 5) as i64;
